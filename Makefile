@@ -1,0 +1,36 @@
+# lmforge: the commands a new user runs. Everything installs into .venv.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+# torch is pinned here (a CPU build on this machine); pyproject.toml holds the range.
+TORCH   ?= torch==2.13.0
+
+.PHONY: install run test test-slow bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: install
+	$(BIN)/lmforge run $(ARGS)
+
+test: install
+	$(BIN)/pytest -q $(ARGS)
+
+test-slow: install
+	$(BIN)/pytest -q -m slow $(ARGS)
+
+bench: install
+	$(BIN)/python bench/default_run.py $(ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,146 @@
+"""The `lmforge` command line. Thin: parse arguments, resolve the config, call one stage function."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lmforge.config import Config, load_config, preset_names
+from lmforge.errors import LmforgeError
+from lmforge.monitor.console import console
+from lmforge.rundir import RunDir
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="lmforge: the whole training flow of a language model, measured and explained.")
+
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="a preset from `lmforge presets`")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="a YAML config file")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="rerun even if the stage is unchanged")]
+RunArg = Annotated[Path, typer.Argument(help="the run directory")]
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="overrides such as train.steps=500")]
+
+
+def _split_config_arg(args: list[str]) -> tuple[Path | None, list[str]]:
+    """`lmforge run [CONFIG] [key=value ...]`: the first argument without '=' is the config file."""
+    if args and "=" not in args[0]:
+        return Path(args[0]), args[1:]
+    return None, args
+
+
+def resolve(run: RunDir, config: Path | None, preset: str | None, overrides: list[str]) -> Config:
+    """Config for a stage command: an explicit file or preset, else the run's own config.yaml."""
+    if config is None and preset is None and run.config.is_file():
+        return load_config(run.config, None, overrides)
+    return load_config(config, preset, overrides)
+
+
+def _stage(name: str, run_dir: Path, config: Path | None, preset: str | None, overrides: list[str] | None,
+           force: bool, **opts: object) -> None:
+    from lmforge.pipeline import run_stage, write_config
+
+    run = RunDir(run_dir)
+    cfg = resolve(run, config, preset, overrides or [])
+    write_config(run, cfg)
+    run_stage(run, cfg, name, force=force, **opts)
+
+
+@app.command()
+def run(
+    args: Annotated[Optional[list[str]], typer.Argument(help="[CONFIG] [section.key=value ...]")] = None,
+    preset: PresetOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory (default runs/NAME)")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Run the whole flow: data, tokenize, train, eval, report."""
+    from lmforge.pipeline import run_all
+
+    config, overrides = _split_config_arg(args or [])
+    cfg = load_config(config, preset, overrides)
+    run_dir = RunDir(out or Path("runs") / cfg.name)
+    run_all(run_dir, cfg, force=force)
+    console.print(f"[bold green]done[/]: report at {run_dir.report / 'index.html'}")
+
+
+@app.command()
+def data(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
+         force: ForceOpt = False) -> None:
+    """Read, clean, deduplicate and split documents into RUN_DIR/data."""
+    _stage("data", run_dir, config, preset, overrides, force)
+
+
+@app.command()
+def tokenize(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
+             force: ForceOpt = False) -> None:
+    """Train the tokenizer and pack every split into token files."""
+    _stage("tokenize", run_dir, config, preset, overrides, force)
+
+
+@app.command()
+def train(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
+          force: ForceOpt = False,
+          resume: Annotated[bool, typer.Option("--resume", help="continue from the newest valid checkpoint")] = False,
+          ) -> None:
+    """Train the model on RUN_DIR/tokens, writing checkpoints, metrics.jsonl and TensorBoard logs."""
+    _stage("train", run_dir, config, preset, overrides, force, resume=resume)
+
+
+@app.command("eval")
+def eval_(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
+          force: ForceOpt = False) -> None:
+    """Score the newest checkpoint: loss, perplexity, bits per byte (eval.json) and samples."""
+    _stage("eval", run_dir, config, preset, overrides, force)
+
+
+@app.command()
+def report(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
+           force: ForceOpt = False) -> None:
+    """Write RUN_DIR/report/index.html from what the run directory holds."""
+    _stage("report", run_dir, config, preset, overrides, force)
+
+
+@app.command()
+def generate(
+    run_dir: RunArg,
+    prompt: Annotated[str, typer.Option(help="text to continue")] = "ROMEO:",
+    max_tokens: Annotated[int, typer.Option(min=1, help="tokens to generate")] = 200,
+    temperature: Annotated[float, typer.Option(min=1e-3, help="sampling temperature")] = 0.8,
+    top_k: Annotated[Optional[int], typer.Option(min=1, help="keep the k likeliest tokens")] = 50,
+    top_p: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="nucleus sampling mass")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """Sample text from the newest checkpoint of RUN_DIR."""
+    from lmforge.evaluate.generate import sample
+    from lmforge.evaluate.stage import load_trained
+
+    run = RunDir(run_dir)
+    cfg = resolve(run, None, None, [])
+    model, tok, _ = load_trained(run, cfg)
+    typer.echo(sample(model, tok, prompt, max_tokens, temperature, top_k, top_p, seed, cfg.model.block_size))
+
+
+@app.command()
+def presets() -> None:
+    """List the built-in presets."""
+    for name in preset_names():
+        typer.echo(name)
+
+
+def main() -> None:
+    """Entry point: user mistakes end with one clear message and exit code 2, never a traceback."""
+    try:
+        app()
+    except LmforgeError as exc:
+        console.print(f"[bold red]error:[/] {exc.message}")
+        if exc.hint:
+            console.print(f"  [yellow]hint:[/] {exc.hint}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

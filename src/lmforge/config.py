@@ -1,0 +1,282 @@
+"""Typed configuration: one pydantic model per stage section, presets, and key=value overrides.
+
+Unknown keys are errors that name the key path, its line in the YAML file, and the nearest
+valid key; bad values name the allowed range. Nothing in a config is ever executed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lmforge.errors import LmforgeError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+class Section(BaseModel):
+    """Base for every section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    """Where documents come from, how they are cleaned, and how they are split."""
+
+    corpus: Literal["shakespeare", "none"] = "shakespeare"
+    authors: list[Literal["shakespeare", "milton"]] = ["shakespeare"]
+    editions: list[Literal["modern", "folio"]] = ["modern"]
+    paths: list[str] = Field(default_factory=list, description="your own .txt/.md files, folders, globs or .jsonl")
+    text_field: str = "text"
+    normalize: Literal["NFC", "NFKC", "none"] = "NFC"
+    strip_gutenberg: bool = True
+    min_chars: int = Field(200, ge=0)
+    dedup: Literal["exact", "none"] = "exact"
+    val_fraction: float = Field(0.05, ge=0.0, lt=0.5)
+    test_fraction: float = Field(0.05, ge=0.0, lt=0.5)
+    min_val_docs: int = Field(1, ge=0)
+    min_test_docs: int = Field(1, ge=0)
+    max_docs: int | None = Field(None, ge=1, description="keep only the first N documents (for tiny runs)")
+    seed: int = 1337
+
+
+class TokenizerConfig(Section):
+    """Which tokenizer to train with the `tokenizers` library."""
+
+    kind: Literal["bytelevel_bpe", "char"] = "bytelevel_bpe"
+    vocab_size: int = Field(2048, ge=64, le=1_000_000)
+    min_frequency: int = Field(2, ge=1)
+    eos_token: str = "<|endoftext|>"
+
+
+class ModelConfig(Section):
+    """The model's family and shape."""
+
+    family: Literal["gpt"] = "gpt"
+    n_layer: int = Field(4, ge=1, le=256)
+    n_head: int = Field(4, ge=1, le=256)
+    n_embd: int = Field(128, ge=8, le=65536)
+    block_size: int = Field(128, ge=4, le=131072)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    bias: bool = False
+    init_std: float = Field(0.02, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelConfig:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        return self
+
+
+class TrainConfig(Section):
+    """Optimizer, schedule, batch and the loop's rhythm."""
+
+    steps: int = Field(2000, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(3e-3, gt=0.0, le=10.0)
+    min_lr: float = Field(3e-4, ge=0.0)
+    warmup_steps: int = Field(100, ge=0)
+    weight_decay: float = Field(0.1, ge=0.0, le=10.0)
+    beta1: float = Field(0.9, ge=0.0, lt=1.0)
+    beta2: float = Field(0.99, ge=0.0, lt=1.0)
+    grad_clip: float = Field(1.0, ge=0.0, description="max gradient norm; 0 turns clipping off")
+    eval_interval: int = Field(250, ge=1)
+    eval_batches: int = Field(20, ge=1)
+    log_interval: int = Field(10, ge=1)
+    checkpoint_interval: int = Field(500, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    threads: int = Field(0, ge=0, description="CPU threads; 0 uses every core")
+    seed: int = 1337
+    max_seconds: float | None = Field(None, gt=0, description="stop training after this wall time")
+
+
+class EvalConfig(Section):
+    """What `lmforge eval` measures and samples."""
+
+    splits: list[Literal["val", "test"]] = ["val", "test"]
+    max_tokens: int | None = Field(None, ge=1, description="evaluate at most this many tokens per split")
+    batch_size: int = Field(16, ge=1)
+    samples: int = Field(3, ge=0)
+    sample_tokens: int = Field(200, ge=1)
+    prompt: str = "ROMEO:"
+    temperature: float = Field(0.8, gt=0.0, le=10.0)
+    top_k: int | None = Field(50, ge=1)
+    seed: int = 1337
+
+
+class ReportConfig(Section):
+    """The run report."""
+
+    title: str | None = None
+
+
+class Config(Section):
+    """The whole run: one section per stage."""
+
+    name: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$")
+    data: DataConfig = Field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A section as plain JSON-ready data (for stage identities)."""
+        return getattr(self, name).model_dump(mode="json")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_path(name: str) -> Path:
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        near = difflib.get_close_matches(name, preset_names(), n=1)
+        hint = f"did you mean '{near[0]}'? " if near else ""
+        raise LmforgeError(f"unknown preset '{name}'", f"{hint}presets: {', '.join(preset_names())}")
+    return path
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path in a YAML document to its 1-based line, so errors can point at it."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = path + (str(key.value),)
+                lines[sub] = key.start_mark.line + 1
+                walk(value, sub)
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    if not path.is_file():
+        raise LmforgeError(f"config file not found: {path}", "give a path to a YAML file, or use --preset")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise LmforgeError(f"malformed YAML at {where}: {problem}", "check indentation and 'key: value' syntax") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise LmforgeError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data, _key_lines(text)
+
+
+def _fields_at(path: tuple[str | int, ...]) -> list[str]:
+    """Valid keys of the model that owns `path` (used to suggest the nearest key)."""
+    model: type[BaseModel] = Config
+    for part in path[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def _explain(exc: ValidationError, source: str, lines: dict[tuple[str, ...], int]) -> LmforgeError:
+    messages = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        line = lines.get(tuple(str(p) for p in loc))
+        where = f"{source}:{line}" if line else source
+        if err["type"] == "extra_forbidden":
+            near = difflib.get_close_matches(str(loc[-1]), _fields_at(loc), n=1, cutoff=0.5)
+            tip = f" (did you mean '{'.'.join([*map(str, loc[:-1]), near[0]])}'?)" if near else ""
+            messages.append(f"{where}: unknown key '{key}'{tip}")
+        else:
+            messages.append(f"{where}: {key}: {err['msg']} (got {err.get('input')!r})")
+    return LmforgeError("invalid config:\n  " + "\n  ".join(messages), "see docs/config.md for every key")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`train.lr=1e-3` -> (['train', 'lr'], 0.001). Values are parsed as YAML scalars or lists."""
+    if "=" not in item:
+        raise LmforgeError(f"override '{item}' is not of the form section.key=value", "example: train.steps=500")
+    key, raw = item.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise LmforgeError(f"override '{item}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise LmforgeError(f"override '{item}': '{part}' is not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(
+    path: str | Path | None = None,
+    preset: str | None = None,
+    overrides: list[str] | None = None,
+) -> Config:
+    """Resolve a config: preset (or 'default'), then the user's file on top, then key=value overrides."""
+    data: dict[str, Any] = {}
+    lines: dict[tuple[str, ...], int] = {}
+    source = "<defaults>"
+    if preset or path is None:
+        name = preset or "default"
+        data, lines = _read_yaml(preset_path(name))
+        data.setdefault("name", name)
+        source = f"preset '{name}'"
+    if path is not None:
+        user, lines = _read_yaml(Path(path))
+        data = _merge(data, user)
+        data.setdefault("name", Path(path).stem)
+        source = str(path)
+    data = apply_overrides(data, overrides or [])
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, source, lines) from None
+
+
+def dump_config(cfg: Config) -> str:
+    """The fully resolved config as YAML, every default written out."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,37 @@
+"""Sampling text from a trained model (temperature, top-k, top-p, seeded)."""
+
+from __future__ import annotations
+
+import torch
+from tokenizers import Tokenizer
+from torch import nn
+
+
+@torch.no_grad()
+def sample(model: nn.Module, tok: Tokenizer, prompt: str, max_tokens: int, temperature: float = 1.0,
+           top_k: int | None = None, top_p: float | None = None, seed: int = 0,
+           block_size: int | None = None) -> str:
+    """Continue `prompt` by max_tokens tokens; returns prompt + continuation as text."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    ids = tok.encode(prompt).ids or [0]
+    idx = torch.tensor([ids], dtype=torch.long, device=device)
+    block = block_size or idx.shape[1] + max_tokens
+    for _ in range(max_tokens):
+        logits = model(idx[:, -block:])[0, -1].float().cpu() / temperature
+        if top_k is not None:
+            kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
+            logits[logits < kth] = float("-inf")
+        probs = torch.softmax(logits, dim=-1)
+        if top_p is not None and top_p < 1.0:
+            sorted_p, order = probs.sort(descending=True)
+            cut = sorted_p.cumsum(0) - sorted_p > top_p  # keep the smallest set reaching top_p
+            sorted_p[cut] = 0.0
+            probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
+            probs /= probs.sum()
+        nxt = torch.multinomial(probs, 1, generator=gen)
+        idx = torch.cat([idx, nxt.view(1, 1).to(device)], dim=1)
+    model.train(was_training)
+    return tok.decode(idx[0].tolist(), skip_special_tokens=False)

@@ -1,0 +1,77 @@
+"""The flow: which stages, in which order, skipped when their identity is unchanged."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lmforge.config import Config, dump_config
+from lmforge.corpora import shakespeare
+from lmforge.data.stage import run_data
+from lmforge.evaluate.stage import run_eval
+from lmforge.monitor.console import console
+from lmforge.report.build import run_report
+from lmforge.rundir import RunDir, atomic_write_text, identity
+from lmforge.tokens.pack import run_tokenize
+from lmforge.train.stage import run_train
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    sections: tuple[str, ...]
+    upstream: tuple[str, ...]
+    output: Callable[[RunDir], Path]
+    fn: Callable[[RunDir, Config, dict[str, Any]], Any]
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in [
+    Stage("data", ("data",), (), lambda r: r.ledger, lambda r, c, o: run_data(r, c.data)),
+    Stage("tokenize", ("tokenizer",), ("data",), lambda r: r.tokens / "meta.json",
+          lambda r, c, o: run_tokenize(r, c.tokenizer)),
+    Stage("train", ("model", "train"), ("tokenize",), lambda r: r.checkpoints,
+          lambda r, c, o: run_train(r, c, resume=o.get("resume", False))),
+    Stage("eval", ("eval",), ("train",), lambda r: r.eval, lambda r, c, o: run_eval(r, c)),
+    Stage("report", ("report",), ("data", "tokenize", "train", "eval"), lambda r: r.report / "index.html",
+          lambda r, c, o: run_report(r, c.report.title)),
+]}
+ORDER = list(STAGES)
+
+
+def stage_identity(run: RunDir, cfg: Config, stage: Stage) -> str:
+    """Hash of the stage's config sections and the identities of the stages it reads."""
+    extra = [f"{shakespeare.PACKAGE}=={shakespeare.VERSION}"] if stage.name == "data" else []
+    return identity(stage.name, [cfg.section(s) for s in stage.sections],
+                    [run.stage_identity(u) for u in stage.upstream], extra)
+
+
+def write_config(run: RunDir, cfg: Config) -> None:
+    run.create()
+    atomic_write_text(run.config, dump_config(cfg))
+
+
+def run_stage(run: RunDir, cfg: Config, name: str, force: bool = False, **opts: Any) -> bool:
+    """Run one stage unless its identity is unchanged and its output exists. Returns whether it ran."""
+    stage = STAGES[name]
+    ident = stage_identity(run, cfg, stage)
+    resume = opts.get("resume", False)
+    if not force and not resume and run.stage_identity(name) == ident and stage.output(run).exists():
+        console.print(f"[dim]{name}: unchanged (identity {ident}), skipped — use --force to rerun")
+        return False
+    console.print(f"[bold cyan]{name}[/]: running")
+    run.invalidate(name)
+    start = time.time()
+    summary = stage.fn(run, cfg, opts)
+    seconds = time.time() - start
+    run.mark_done(name, ident, seconds, summary if isinstance(summary, dict) else {"output": str(summary)})
+    console.print(f"[green]{name}[/]: done in {seconds:.1f}s")
+    return True
+
+
+def run_all(run: RunDir, cfg: Config, force: bool = False, stages: list[str] | None = None) -> dict[str, bool]:
+    """The whole flow, in order; each stage is skipped when unchanged."""
+    write_config(run, cfg)
+    return {name: run_stage(run, cfg, name, force) for name in (stages or ORDER)}

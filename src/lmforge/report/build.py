@@ -1,0 +1,42 @@
+"""The `report` stage: report/index.html with the config, data ledger, curves, eval and samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from lmforge.rundir import RunDir, atomic_write_text
+from lmforge.report.figures import loss_curve
+
+
+def _load_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_report(run: RunDir, title: str | None = None) -> Path:
+    out = run.report
+    out.mkdir(parents=True, exist_ok=True)
+    figure = loss_curve(run.metrics, out / "loss.png")
+    stages = {p.stem: _load_json(p) for p in sorted(run.stages.glob("*.json"))} if run.stages.is_dir() else {}
+    env = Environment(loader=PackageLoader("lmforge.report", "templates"), autoescape=select_autoescape())
+    html = env.get_template("index.html").render(
+        title=title or f"lmforge run: {run.root.name}",
+        config=run.config.read_text() if run.config.is_file() else "",
+        ledger=_load_json(run.ledger),
+        tokens=_load_json(run.tokens / "meta.json"),
+        evaluation=_load_json(run.eval),
+        events=_events(run.events),
+        stages=stages,
+        figure=figure.name if figure else None,
+    )
+    atomic_write_text(out / "index.html", html)
+    return out / "index.html"

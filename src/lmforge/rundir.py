@@ -1,0 +1,209 @@
+"""The run directory: its paths, atomic writes, and stage identities for caching.
+
+Stages meet only here. A stage's identity is the hash of its config section(s) plus the
+identities of the stages it reads from; a stage whose identity is unchanged and whose outputs
+exist is skipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from lmforge.errors import LmforgeError
+
+
+@contextmanager
+def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+    """Write to a temporary file in the same folder, flush and fsync, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    binary = "b" in mode
+    try:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl_gz(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write records as gzip-compressed JSON lines, atomically. Returns the count."""
+    n = 0
+    with atomic_open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        for rec in records:
+            gz.write((json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8"))
+            n += 1
+    return n
+
+
+def read_jsonl_gz(path: Path) -> Iterator[dict[str, Any]]:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and flush: a crash loses at most the line being written."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        fh.flush()
+
+
+def identity(*parts: Any) -> str:
+    """A short stable hash of JSON-serialisable parts."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class RunDir:
+    """Paths of one run directory (see DESIGN.md for the layout)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # layout ---------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def rejected(self) -> Path:
+        return self.data / "rejected"
+
+    @property
+    def ledger(self) -> Path:
+        return self.data / "ledger.json"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / "tokenizer" / "tokenizer.json"
+
+    @property
+    def tokens(self) -> Path:
+        return self.root / "tokens"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events.jsonl"
+
+    @property
+    def tb(self) -> Path:
+        return self.root / "tb"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
+
+    @property
+    def stages(self) -> Path:
+        return self.root / ".stages"
+
+    def split_file(self, split: str) -> Path:
+        return self.data / f"{split}.jsonl.gz"
+
+    def token_file(self, split: str) -> Path:
+        return self.tokens / f"{split}.bin"
+
+    # creation ------------------------------------------------------
+    def create(self) -> None:
+        """Make the folder, or fail with a clear message if it cannot be written."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-probe-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise LmforgeError(
+                f"cannot write the run directory {self.root}: {exc.strerror or exc}",
+                "choose another folder with -o, or fix its permissions",
+            ) from None
+
+    def require(self, path: Path, stage: str) -> Path:
+        """Fail clearly when an earlier stage's output is missing."""
+        if not path.exists():
+            raise LmforgeError(
+                f"{path} is missing: the '{stage}' stage has not run in {self.root}",
+                f"run `lmforge {stage} {self.root}` first, or `lmforge run -o {self.root}`",
+            )
+        return path
+
+    # stage cache ---------------------------------------------------
+    def stage_record(self, stage: str) -> dict[str, Any] | None:
+        path = self.stages / f"{stage}.json"
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            return None
+
+    def stage_identity(self, stage: str) -> str | None:
+        rec = self.stage_record(stage)
+        return rec["identity"] if rec else None
+
+    def mark_done(self, stage: str, ident: str, seconds: float, summary: dict[str, Any] | None = None) -> None:
+        atomic_write_json(
+            self.stages / f"{stage}.json",
+            {"stage": stage, "identity": ident, "seconds": round(seconds, 3),
+             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "summary": summary or {}},
+        )
+
+    def invalidate(self, stage: str) -> None:
+        (self.stages / f"{stage}.json").unlink(missing_ok=True)
+
+    def event(self, kind: str, message: str, **fields: Any) -> None:
+        """Record a decision or adjustment in events.jsonl."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        append_jsonl(self.events, {"time": time.time(), "kind": kind, "message": message, **fields})
