@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,11 +16,11 @@ from lmforge.rundir import RunDir
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="lmforge: the whole training flow of a language model, measured and explained.")
 
-PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="a preset from `lmforge presets`")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="a YAML config file")]
+PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help="a preset from `lmforge presets`")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="a YAML config file")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="rerun even if the stage is unchanged")]
 RunArg = Annotated[Path, typer.Argument(help="the run directory")]
-Overrides = Annotated[Optional[list[str]], typer.Argument(help="overrides such as train.steps=500")]
+Overrides = Annotated[list[str] | None, typer.Argument(help="overrides such as train.steps=500")]
 
 
 def _split_config_arg(args: list[str]) -> tuple[Path | None, list[str]]:
@@ -49,9 +49,9 @@ def _stage(name: str, run_dir: Path, config: Path | None, preset: str | None, ov
 
 @app.command()
 def run(
-    args: Annotated[Optional[list[str]], typer.Argument(help="[CONFIG] [section.key=value ...]")] = None,
+    args: Annotated[list[str] | None, typer.Argument(help="[CONFIG] [section.key=value ...]")] = None,
     preset: PresetOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory (default runs/NAME)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default runs/NAME)")] = None,
     force: ForceOpt = False,
 ) -> None:
     """Run the whole flow: data, tokenize, train, eval, report."""
@@ -107,8 +107,8 @@ def generate(
     prompt: Annotated[str, typer.Option(help="text to continue")] = "ROMEO:",
     max_tokens: Annotated[int, typer.Option(min=1, help="tokens to generate")] = 200,
     temperature: Annotated[float, typer.Option(min=1e-3, help="sampling temperature")] = 0.8,
-    top_k: Annotated[Optional[int], typer.Option(min=1, help="keep the k likeliest tokens")] = 50,
-    top_p: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="nucleus sampling mass")] = None,
+    top_k: Annotated[int | None, typer.Option(min=1, help="keep the k likeliest tokens")] = 50,
+    top_p: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="nucleus sampling mass")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
 ) -> None:
     """Sample text from the newest checkpoint of RUN_DIR."""

@@ -6,7 +6,6 @@ Outputs: data/{train,val,test}.jsonl.gz, data/rejected/rejected.jsonl.gz, data/l
 from __future__ import annotations
 
 import hashlib
-import random
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -15,6 +14,7 @@ from lmforge.data import clean
 from lmforge.data.sources import Item, read_items
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_write_json, write_jsonl_gz
+from lmforge.tokens.splits import split_documents
 
 
 def clean_item(item: Item, cfg: DataConfig) -> tuple[str, str | None, bool]:
@@ -25,26 +25,6 @@ def clean_item(item: Item, cfg: DataConfig) -> tuple[str, str | None, bool]:
         text, cut = clean.strip_gutenberg(text)
     text = clean.normalize_whitespace(text)
     return text, clean.too_short(text, cfg.min_chars), cut
-
-
-def split_documents(n: int, cfg: DataConfig) -> list[str]:
-    """Assign each of n documents to train/val/test, by document, seeded."""
-    order = list(range(n))
-    random.Random(cfg.seed).shuffle(order)
-    n_val = max(cfg.min_val_docs, round(n * cfg.val_fraction)) if cfg.val_fraction > 0 else 0
-    n_test = max(cfg.min_test_docs, round(n * cfg.test_fraction)) if cfg.test_fraction > 0 else 0
-    if n_val + n_test >= n:
-        raise LmforgeError(
-            f"only {n} documents survived cleaning: too few to hold out {n_val} validation and "
-            f"{n_test} test documents and still train",
-            "add data (data.paths), or lower data.val_fraction / data.test_fraction",
-        )
-    split = ["train"] * n
-    for i in order[:n_val]:
-        split[i] = "val"
-    for i in order[n_val:n_val + n_test]:
-        split[i] = "test"
-    return split
 
 
 def run_data(run: RunDir, cfg: DataConfig) -> dict[str, Any]:

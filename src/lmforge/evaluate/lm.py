@@ -58,7 +58,7 @@ def summarize(losses: np.ndarray, targets: np.ndarray, byte_lengths: np.ndarray,
     bpb = float(losses.sum() / max(1, nbytes.sum()) / math.log(2))
     ci = bootstrap_ci(doc_nats, doc_bytes)
     return {
-        "tokens": int(len(losses)), "bytes": int(nbytes.sum()), "documents": n_docs,
+        "tokens": len(losses), "bytes": int(nbytes.sum()), "documents": n_docs,
         "loss": mean_loss, "perplexity": math.exp(mean_loss),
         "bits_per_byte": bpb, "bits_per_byte_ci95": list(ci) if ci else None,
     }

@@ -8,8 +8,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from lmforge.rundir import RunDir, atomic_write_text
 from lmforge.report.figures import loss_curve
+from lmforge.rundir import RunDir, atomic_write_text
 
 
 def _load_json(path: Path) -> Any:
