@@ -16,6 +16,11 @@ from lmforge.rundir import RunDir
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="lmforge: the whole training flow of a language model, measured and explained.")
 
+compare_app = typer.Typer(no_args_is_help=True, help="Measured comparisons that feed the course tables.")
+model_app = typer.Typer(no_args_is_help=True, help="Model families, sizes and initialisation.")
+app.add_typer(compare_app, name="compare")
+app.add_typer(model_app, name="model")
+
 PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help="a preset from `lmforge presets`")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="a YAML config file")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="rerun even if the stage is unchanged")]
