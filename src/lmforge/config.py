@@ -53,23 +53,86 @@ class TokenizerConfig(Section):
     eos_token: str = "<|endoftext|>"
 
 
-class ModelConfig(Section):
-    """The model's family and shape."""
+Family = Literal["gpt", "llama", "lstm", "gru", "cnn"]
+InitScheme = Literal["auto", "torch", "normal", "gpt2", "small", "xavier_uniform", "xavier_normal",
+                     "kaiming_uniform", "kaiming_normal", "orthogonal", "zero_residual"]
+InitOverride = Literal["torch", "normal", "scaled", "small", "xavier_uniform", "xavier_normal",
+                       "kaiming_uniform", "kaiming_normal", "orthogonal", "zero", "ones"]
+TRANSFORMERS = ("gpt", "llama")
 
-    family: Literal["gpt"] = "gpt"
+
+class ModelConfig(Section):
+    """The model's family, shape and initialisation (docs/models.md explains every key).
+
+    `size` names a preset in lmforge.models.sizes; it fills only the keys not given here.
+    """
+
+    family: Family = "gpt"
+    size: str | None = Field(None, description="a size preset of the family (see `lmforge model sizes`)")
     n_layer: int = Field(4, ge=1, le=256)
-    n_head: int = Field(4, ge=1, le=256)
-    n_embd: int = Field(128, ge=8, le=65536)
+    n_head: int = Field(4, ge=1, le=256, description="attention heads (transformers)")
+    n_kv_head: int | None = Field(None, ge=1, le=256, description="key/value heads for grouped-query attention (llama)")
+    n_embd: int = Field(128, ge=8, le=65536, description="width; the hidden size of RNN and CNN layers")
+    ffn_dim: int | None = Field(None, ge=1, description="MLP hidden size (gpt: 4·n_embd, llama: ≈8/3·n_embd)")
     block_size: int = Field(128, ge=4, le=131072)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     bias: bool = False
+    activation: Literal["gelu", "gelu_tanh"] = Field("gelu", description="gpt MLP activation")
+    norm_eps: float = Field(1e-5, gt=0.0, le=1e-1)
+    rope_theta: float = Field(10000.0, gt=0.0, description="llama rotary base")
+    qk_norm: bool = Field(False, description="RMS-normalise queries and keys per head (llama)")
+    tie_embeddings: bool = True
+    kernel_size: int = Field(4, ge=2, le=64, description="cnn convolution width")
+    dilation_cycle: int = Field(4, ge=1, le=16, description="cnn dilations 1,2,4,.. restart every N layers")
+    tbptt: bool = Field(True, description="rnn: carry the hidden state across consecutive training windows")
+    init: InitScheme = Field("auto", description="'auto' = the family default (docs/models.md)")
     init_std: float = Field(0.02, gt=0.0, le=1.0)
+    init_fan_mode: Literal["fan_in", "fan_out"] = "fan_in"
+    init_overrides: dict[str, InitOverride] = Field(
+        default_factory=dict, description="parameter-name glob -> scheme, e.g. {'*.proj.weight': zero}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_size(cls, data: Any) -> Any:
+        """Expand `size` into its preset's keys, leaving the user's own keys on top."""
+        if not isinstance(data, dict) or not data.get("size"):
+            return data
+        from lmforge.models.sizes import SIZES, size_names
+
+        family = data.get("family", "gpt")
+        preset = SIZES.get(family, {}).get(data["size"])
+        if preset is None:
+            near = difflib.get_close_matches(str(data["size"]), size_names(family), n=1)
+            tip = f"did you mean '{near[0]}'? " if near else ""
+            raise ValueError(f"unknown size '{data['size']}' for family '{family}'; {tip}"
+                             f"sizes: {', '.join(size_names(family)) or 'none'}")
+        return {**preset, **data}
 
     @model_validator(mode="after")
-    def _heads_divide_width(self) -> ModelConfig:
-        if self.n_embd % self.n_head:
+    def _shapes_fit(self) -> ModelConfig:
+        if self.family in TRANSFORMERS and self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.family == "llama":
+            kv = self.n_kv_head or self.n_head
+            if self.n_head % kv:
+                raise ValueError(f"n_head ({self.n_head}) must be divisible by n_kv_head ({kv})")
+            if (self.n_embd // self.n_head) % 2:
+                raise ValueError(f"llama head width n_embd/n_head = {self.n_embd // self.n_head} must be even (RoPE)")
         return self
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_head or self.n_head
+
+    @property
+    def mlp_dim(self) -> int:
+        """MLP hidden size: GPT-2's 4·d; LLaMA's 2/3·4·d rounded up to a multiple of 32 (Shazeer 2020
+        keeps SwiGLU's parameter count equal to a 4·d GELU MLP with the 2/3 factor)."""
+        if self.ffn_dim:
+            return self.ffn_dim
+        if self.family == "llama":
+            return -(-int(8 * self.n_embd / 3) // 32) * 32
+        return 4 * self.n_embd
 
 
 class TrainConfig(Section):

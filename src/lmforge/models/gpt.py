@@ -1,26 +1,24 @@
-"""GPT-style decoder: learned positions, pre-norm LayerNorm blocks, GELU MLP, tied embeddings.
+"""GPT-2 style decoder (Radford et al. 2019): learned positions, pre-norm LayerNorm blocks, GELU MLP.
 
-Attention uses `scaled_dot_product_attention` with a causal mask. Output projections are
-initialised with std / sqrt(2 * n_layer), as in GPT-2, so the residual stream does not grow
-with depth.
+Attention is `scaled_dot_product_attention` with a causal mask. By default the output projection
+of each residual branch starts at std / sqrt(2 * n_layer), as in GPT-2, so the residual stream
+does not grow with depth (models/init.py).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lmforge.config import ModelConfig
+from lmforge.models.common import LanguageModel, output_head
+from lmforge.models.init import initialize
 
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        if cfg.n_embd % cfg.n_head:
-            raise ValueError(f"model.n_embd ({cfg.n_embd}) must be divisible by model.n_head ({cfg.n_head})")
         self.n_head = cfg.n_head
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
@@ -37,19 +35,22 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
-        self.proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.fc = nn.Linear(cfg.n_embd, cfg.mlp_dim, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.mlp_dim, cfg.n_embd, bias=cfg.bias)
+        # exact GELU is several times cheaper on CPU than GPT-2's tanh form (ANCHORS.md); the tanh
+        # form is kept for loading GPT-2 checkpoints ("gelu_new" in transformers)
+        self.approximate = "tanh" if cfg.activation == "gelu_tanh" else "none"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(F.gelu(self.fc(x)))
+        return self.proj(F.gelu(self.fc(x), approximate=self.approximate))
 
 
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.ln1 = nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps, bias=cfg.bias)
         self.attn = CausalSelfAttention(cfg)
-        self.ln2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.ln2 = nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps, bias=cfg.bias)
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
@@ -58,35 +59,22 @@ class Block(nn.Module):
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
-class GPT(nn.Module):
+class GPT(LanguageModel):
     """Token ids (batch, time) in, logits (batch, time, vocab) out."""
 
     def __init__(self, cfg: ModelConfig, vocab_size: int) -> None:
-        super().__init__()
-        self.cfg, self.vocab_size = cfg, vocab_size
+        super().__init__(cfg, vocab_size)
         self.tok_emb = nn.Embedding(vocab_size, cfg.n_embd)
         self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.head = nn.Linear(cfg.n_embd, vocab_size, bias=False)
-        self.head.weight = self.tok_emb.weight  # weight tying
-        self.apply(self._init)
-        for name, p in self.named_parameters():
-            if name.endswith("proj.weight"):
-                nn.init.normal_(p, 0.0, cfg.init_std / math.sqrt(2 * cfg.n_layer))
-
-    def _init(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, 0.0, self.cfg.init_std)
-            if getattr(module, "bias", None) is not None:
-                nn.init.zeros_(module.bias)
+        self.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps, bias=cfg.bias)
+        self.head = output_head(cfg, vocab_size, self.tok_emb)
+        self.init_report = initialize(self, cfg)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        t = idx.shape[1]
-        if t > self.cfg.block_size:
-            raise ValueError(f"sequence of {t} tokens is longer than model.block_size={self.cfg.block_size}")
-        pos = torch.arange(t, device=idx.device)
+        self.check_length(idx)
+        pos = torch.arange(idx.shape[1], device=idx.device)
         x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
         for block in self.blocks:
             x = block(x)

@@ -130,6 +130,8 @@ class Trainer:
 
     def fit(self) -> None:
         self.model.train()
+        if hasattr(self.model, "reset_state"):  # recurrent models: truncated BPTT starts from zeros
+            self.model.reset_state()
         self._emit("on_train_start")
         start, window_t, window_tokens = time.time(), time.time(), 0
         tokens_per_step = self.loader.batch_size * self.loader.block_size

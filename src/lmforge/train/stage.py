@@ -11,6 +11,7 @@ import torch
 from lmforge.config import Config
 from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model, count_parameters
+from lmforge.models.stream import StreamWindows
 from lmforge.monitor.console import ProgressBar, console
 from lmforge.monitor.sinks import JsonlSink, TensorBoardSink
 from lmforge.rundir import RunDir
@@ -35,7 +36,9 @@ def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = 
     optimizer = build_optimizer(model, cfg.train)
     train_tokens = load_tokens(run.tokens, "train")
     try:
-        loader = RandomWindows(train_tokens, cfg.model.block_size, cfg.train.batch_size, cfg.train.seed)
+        # state-carrying models (truncated BPTT) need row i of each batch to continue row i of the last
+        windows = StreamWindows if getattr(model, "carries_state", False) else RandomWindows
+        loader = windows(train_tokens, cfg.model.block_size, cfg.train.batch_size, cfg.train.seed)
     except ValueError as exc:
         raise LmforgeError(f"training split too small: {exc}", "lower model.block_size or add data") from None
     val = load_tokens(run.tokens, "val") if meta["splits"]["val"]["tokens"] > cfg.model.block_size else None
