@@ -1,64 +1,126 @@
-"""Language-model evaluation: loss, perplexity and bits per byte, with bootstrap intervals over documents.
+"""Language-model evaluation: loss, perplexity, bits per byte, next-token and top-k accuracy.
 
-Bits per byte divides the summed loss (in bits) by the UTF-8 bytes of the predicted tokens, so
-runs with different tokenizers compare on the same footing.
+Every number comes with a bootstrap 95% interval over documents (tokens of one document are not
+independent, so documents are the resampling unit). Bits per byte divides the summed loss (in
+bits) by the UTF-8 bytes of the predicted tokens, so runs with different tokenizers compare on
+the same footing. Numbers are also given per data source when a split mixes sources.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from lmforge.evaluate.stats import DEFAULT_ROUNDS, ratio_interval
 from lmforge.tokens.loader import sequential_windows
 from lmforge.train.loop import autocast, lm_loss
 
+TOP_K = 5
+
+
+@dataclass
+class TokenScores:
+    """Per predicted token, in stream order: loss in nats, argmax hit, top-k hit."""
+
+    losses: np.ndarray
+    correct: np.ndarray
+    topk: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.losses)
+
 
 @torch.no_grad()
-def token_losses(model: nn.Module, data: np.ndarray, block_size: int, batch_size: int,
-                 max_tokens: int | None, dtype: str = "float32") -> np.ndarray:
-    """Loss in nats of every predicted token (token i+1 given the window before it), in order."""
+def score_tokens(model: nn.Module, data: np.ndarray, block_size: int, batch_size: int,
+                 max_tokens: int | None, dtype: str = "float32", k: int = TOP_K) -> TokenScores:
+    """Score every predicted token (token i+1 given its window) of a split, in order."""
+    was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    out = []
+    losses, correct, topk = [], [], []
     for x, y in sequential_windows(data, block_size, batch_size, max_tokens):
+        y = y.to(device)
         with autocast(device, dtype):
             logits = model(x.to(device))
-        out.append(lm_loss(logits, y.to(device), "none").cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+        losses.append(lm_loss(logits, y, "none").cpu().numpy())
+        top = logits.float().topk(min(k, logits.shape[-1]), dim=-1).indices
+        correct.append((top[..., 0] == y).flatten().cpu().numpy())
+        topk.append((top == y[..., None]).any(-1).flatten().cpu().numpy())
+    model.train(was_training)
+    if not losses:
+        return TokenScores(np.zeros(0), np.zeros(0, bool), np.zeros(0, bool))
+    return TokenScores(np.concatenate(losses), np.concatenate(correct), np.concatenate(topk))
 
 
-def bootstrap_ci(nats: np.ndarray, nbytes: np.ndarray, rounds: int = 1000, seed: int = 0
-                 ) -> tuple[float, float] | None:
-    """95% percentile interval of bits per byte, resampling documents with replacement
-    (None with fewer than two documents: one document gives no spread to resample)."""
-    if len(nats) < 2:
-        return None
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(nats), size=(rounds, len(nats)))
-    values = nats[picks].sum(1) / np.maximum(1, nbytes[picks].sum(1)) / math.log(2)
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
+def token_losses(model: nn.Module, data: np.ndarray, block_size: int, batch_size: int,
+                 max_tokens: int | None, dtype: str = "float32") -> np.ndarray:
+    """Loss in nats of every predicted token (kept for callers that need only the loss)."""
+    return score_tokens(model, data, block_size, batch_size, max_tokens, dtype).losses
 
 
-def summarize(losses: np.ndarray, targets: np.ndarray, byte_lengths: np.ndarray,
-              doc_starts: np.ndarray) -> dict[str, float]:
-    """Loss, perplexity and bits per byte of one split, with a per-document bootstrap interval."""
-    if len(losses) == 0:
+def document_of(n_predicted: int, doc_starts: np.ndarray) -> np.ndarray:
+    """Document index of each predicted token: the target at stream position p+1 belongs to the
+    last document whose start is <= p+1."""
+    return np.searchsorted(doc_starts, np.arange(1, n_predicted + 1), side="right") - 1
+
+
+def per_document(scores: TokenScores, targets: np.ndarray, byte_lengths: np.ndarray,
+                 doc_starts: np.ndarray) -> dict[str, np.ndarray]:
+    """Sums per document (nats, tokens, bytes, hits): the units every interval resamples."""
+    doc = document_of(len(scores), doc_starts)
+    n = int(doc.max()) + 1 if len(doc) else 0
+
+    def total(w: np.ndarray) -> np.ndarray:
+        return np.bincount(doc, weights=w.astype(np.float64), minlength=n)
+
+    return {"nats": total(scores.losses), "tokens": total(np.ones(len(doc))),
+            "bytes": total(byte_lengths[targets]), "correct": total(scores.correct),
+            "topk": total(scores.topk)}
+
+
+def summarize_documents(docs: dict[str, np.ndarray], rounds: int = DEFAULT_ROUNDS, seed: int = 0,
+                        k: int = TOP_K) -> dict[str, Any]:
+    """Split-level metrics from per-document sums, each with a document-bootstrap interval."""
+    tokens = docs["tokens"].sum()
+    if tokens == 0:
         return {"tokens": 0}
-    nbytes = byte_lengths[targets]
-    # the target at stream position p+1 belongs to the document whose start is <= p+1
-    doc_of = np.searchsorted(doc_starts, np.arange(1, len(losses) + 1), side="right") - 1
-    n_docs = int(doc_of.max()) + 1
-    doc_nats = np.bincount(doc_of, weights=losses, minlength=n_docs)
-    doc_bytes = np.bincount(doc_of, weights=nbytes, minlength=n_docs)
-    mean_loss = float(losses.mean())
-    bpb = float(losses.sum() / max(1, nbytes.sum()) / math.log(2))
-    ci = bootstrap_ci(doc_nats, doc_bytes)
+    loss = float(docs["nats"].sum() / tokens)
+    bits = 1 / math.log(2)
+
+    def ci(num: str, den: str, transform: Any = None) -> list[float] | None:
+        return ratio_interval(docs[num], docs[den], rounds, seed, transform)
+
     return {
-        "tokens": len(losses), "bytes": int(nbytes.sum()), "documents": n_docs,
-        "loss": mean_loss, "perplexity": math.exp(mean_loss),
-        "bits_per_byte": bpb, "bits_per_byte_ci95": list(ci) if ci else None,
+        "tokens": int(tokens), "bytes": int(docs["bytes"].sum()), "documents": len(docs["tokens"]),
+        "loss": loss, "loss_ci95": ci("nats", "tokens"),
+        "perplexity": math.exp(loss), "perplexity_ci95": ci("nats", "tokens", np.exp),
+        "bits_per_byte": float(docs["nats"].sum() / max(1.0, docs["bytes"].sum()) * bits),
+        "bits_per_byte_ci95": ci("nats", "bytes", lambda v: v * bits),
+        "accuracy": float(docs["correct"].sum() / tokens), "accuracy_ci95": ci("correct", "tokens"),
+        f"top{k}_accuracy": float(docs["topk"].sum() / tokens), f"top{k}_accuracy_ci95": ci("topk", "tokens"),
     }
+
+
+def summarize(scores: TokenScores | np.ndarray, targets: np.ndarray, byte_lengths: np.ndarray,
+              doc_starts: np.ndarray, sources: Sequence[str] | None = None,
+              rounds: int = DEFAULT_ROUNDS, seed: int = 0) -> dict[str, Any]:
+    """All metrics of one split; with `sources` (one per document), also per source."""
+    if isinstance(scores, np.ndarray):  # losses only: accuracy unknown, reported as 0 hits
+        scores = TokenScores(scores, np.zeros(len(scores), bool), np.zeros(len(scores), bool))
+    if len(scores) == 0:
+        return {"tokens": 0}
+    docs = per_document(scores, targets, byte_lengths, doc_starts)
+    out = summarize_documents(docs, rounds, seed)
+    if sources is not None and len(set(sources)) > 1:
+        names = np.asarray(list(sources))[: len(docs["tokens"])]
+        out["sources"] = {
+            src: summarize_documents({k: v[names == src] for k, v in docs.items()}, rounds, seed)
+            for src in sorted(set(names.tolist()))
+        }
+    return out
