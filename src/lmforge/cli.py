@@ -127,6 +127,34 @@ def generate(
 
 
 @app.command()
+def watch(
+    run_dir: RunArg,
+    once: Annotated[bool, typer.Option("--once", help="print one frame and exit")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="keep watching after training ends")] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="seconds between refreshes")] = 1.0,
+) -> None:
+    """Live view of a running or finished run, read from its files (works from another shell)."""
+    from lmforge.monitor.watch import watch as watch_run
+
+    watch_run(RunDir(run_dir), interval, once, follow)
+
+
+@app.command()
+def ctl(
+    run_dir: RunArg,
+    action: Annotated[str, typer.Argument(help="set | pause | resume | save | stop | eval")],
+    changes: Annotated[list[str] | None, typer.Argument(help="for set: live keys such as train.lr=1e-4")] = None,
+    reason: Annotated[str | None, typer.Option(help="why (recorded in events.jsonl)")] = None,
+    wait: Annotated[float, typer.Option(min=0.0, help="seconds to wait for the trainer's answer; 0 = don't")] = 60.0,
+) -> None:
+    """Steer a running training at its next logging step; every change lands in events.jsonl."""
+    from lmforge.monitor.control import command
+
+    outcome = command(RunDir(run_dir), action, changes or [], reason, wait)
+    typer.echo(f"step {outcome['step']}: {outcome['message']}" if outcome else "sent")
+
+
+@app.command()
 def presets() -> None:
     """List the built-in presets."""
     for name in preset_names():

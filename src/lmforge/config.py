@@ -173,6 +173,62 @@ class EvalConfig(Section):
     seed: int = 1337
 
 
+class EarlyStopConfig(Section):
+    """Stop when a metric stops improving. Defaults follow Lightning's EarlyStopping
+    (patience 3 checks, min_delta 0, mode min); `target` is its stopping_threshold."""
+
+    enabled: bool = False
+    metric: Literal["val_loss", "loss"] = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int = Field(3, ge=1, description="checks without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0.0, description="smallest change that counts as improvement")
+    target: float | None = Field(None, description="stop as soon as the metric reaches this value")
+    restore_best: bool = Field(False, description="put the best weights back before the last checkpoint")
+
+
+class PlateauConfig(Section):
+    """Cut the LR when a metric plateaus. Defaults follow Keras' ReduceLROnPlateau
+    (factor 0.1, patience 10, min_delta 1e-4 absolute, cooldown 0, min_lr 0)."""
+
+    enabled: bool = False
+    metric: Literal["val_loss", "loss"] = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    factor: float = Field(0.1, gt=0.0, lt=1.0)
+    patience: int = Field(10, ge=0)
+    threshold: float = Field(1e-4, ge=0.0)
+    cooldown: int = Field(0, ge=0)
+    min_lr: float = Field(0.0, ge=0.0)
+
+
+class AverageConfig(Section):
+    """Weight averaging: an EMA of the weights or stochastic weight averaging (SWA)."""
+
+    kind: Literal["none", "ema", "swa"] = "none"
+    ema_decay: float = Field(0.999, gt=0.0, lt=1.0)
+    start: float = Field(0.75, ge=0.0, lt=1.0, description="fraction of steps before averaging starts")
+    every: int = Field(10, ge=1, description="update the average every N steps")
+
+
+class MonitorConfig(Section):
+    """Dashboards, training statistics and live adjustment (docs/monitoring.md)."""
+
+    console: Literal["auto", "panel", "bar", "none"] = "auto"
+    tensorboard: bool = True
+    wandb: bool = False
+    wandb_mode: Literal["offline", "online"] = Field("offline", description="offline sends nothing anywhere")
+    wandb_project: str = "lmforge"
+    mlflow: bool = False
+    mlflow_uri: str | None = Field(None, description="tracking URI; default a SQLite file in the run directory")
+    stats_interval: int = Field(100, ge=0, description="steps between training statistics; 0 turns them off")
+    histogram_interval: int = Field(0, ge=0, description="steps between weight/gradient histograms; 0 = off")
+    sample_tokens: int = Field(0, ge=0, description="tokens of text sample logged at each eval; 0 = off")
+    peak_flops: float | None = Field(None, gt=0, description="for MFU; default: measured matmul rate")
+    control: bool = Field(True, description="poll RUN/control/ for `lmforge ctl` commands")
+    early_stop: EarlyStopConfig = Field(default_factory=EarlyStopConfig)
+    plateau: PlateauConfig = Field(default_factory=PlateauConfig)
+    average: AverageConfig = Field(default_factory=AverageConfig)
+
+
 class ReportConfig(Section):
     """The run report."""
 
@@ -189,6 +245,7 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
     def section(self, name: str) -> dict[str, Any]:
         """A section as plain JSON-ready data (for stage identities)."""

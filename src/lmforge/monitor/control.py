@@ -1,0 +1,241 @@
+"""Live control: `lmforge ctl RUN ...` drops a command file; the running trainer polls and applies it.
+
+Protocol (files only, so it works from any shell and needs no server):
+  RUN/control/trainer.json        written at train start: pid, start time; removed at the end
+  RUN/control/cmd-<ns>-<pid>.json one command, written atomically:
+                                  {"id", "action", "changes": {"train.lr": 1e-4}, "reason", "time"}
+The trainer polls at every logging step (a step boundary), validates each command against the
+typed TrainConfig, applies it or rejects it, deletes the file, and records the outcome in
+events.jsonl as kind "control" or "control_rejected" with the command id, step and reason.
+Nothing in a command is ever executed: values are parsed as YAML scalars and validated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from lmforge.config import TrainConfig, parse_override
+from lmforge.errors import LmforgeError
+from lmforge.rundir import RunDir, atomic_write_json
+from lmforge.train.callbacks import Callback
+
+ACTIONS = ("set", "pause", "resume", "save", "stop", "eval")
+# keys that can change while training runs; the rest (batch, device, dtype, seed...) shape the
+# run itself and need a restart
+LIVE_KEYS = ("lr", "min_lr", "warmup_steps", "weight_decay", "beta1", "beta2", "grad_clip", "steps",
+             "eval_interval", "log_interval", "checkpoint_interval", "max_seconds")
+PAUSE_POLL_S = 0.2
+
+
+def control_dir(run: RunDir) -> Path:
+    return run.root / "control"
+
+
+def trainer_file(run: RunDir) -> Path:
+    return control_dir(run) / "trainer.json"
+
+
+def parse_changes(assignments: list[str], current: TrainConfig | None = None) -> dict[str, Any]:
+    """`["train.lr=1e-4"]` -> {"train.lr": 0.0001}, validated against TrainConfig.
+    Raises LmforgeError naming the bad key or value and what is allowed."""
+    if not assignments:
+        raise LmforgeError("`set` needs at least one key=value", "example: lmforge ctl RUN set train.lr=1e-4")
+    changes: dict[str, Any] = {}
+    for item in assignments:
+        parts, value = parse_override(item)
+        key = ".".join(parts)
+        if len(parts) != 2 or parts[0] != "train" or parts[1] not in LIVE_KEYS:
+            raise LmforgeError(f"'{key}' cannot be changed while training runs",
+                               f"live keys: {', '.join('train.' + k for k in LIVE_KEYS)}")
+        changes[key] = value
+    validate_changes(changes, current or TrainConfig())
+    return changes
+
+
+def validate_changes(changes: dict[str, Any], current: TrainConfig) -> TrainConfig:
+    """The config that would result, or LmforgeError. The running config is never touched here."""
+    data = current.model_dump()
+    for key, value in changes.items():
+        section, _, field = str(key).partition(".")
+        if section != "train" or field not in LIVE_KEYS or field not in TrainConfig.model_fields:
+            raise LmforgeError(f"'{key}' cannot be changed while training runs",
+                               f"live keys: {', '.join('train.' + k for k in LIVE_KEYS)}")
+        data[field] = value
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        msgs = [f"train.{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()]
+        raise LmforgeError("invalid value: " + "; ".join(msgs)) from None
+
+
+def send(run: RunDir, action: str, changes: dict[str, Any] | None = None, reason: str | None = None) -> str:
+    """Write one command file atomically; returns its id."""
+    if action not in ACTIONS:
+        raise LmforgeError(f"unknown control action '{action}'", f"actions: {', '.join(ACTIONS)}")
+    cid = f"{time.time_ns()}-{os.getpid()}"
+    atomic_write_json(control_dir(run) / f"cmd-{cid}.json",
+                      {"id": cid, "action": action, "changes": changes or {},
+                       "reason": reason or f"lmforge ctl {action}", "time": time.time()})
+    return cid
+
+
+def trainer_alive(run: RunDir) -> dict[str, Any] | None:
+    """The running trainer's record, or None when no live trainer owns this run."""
+    path = trainer_file(run)
+    try:
+        info = json.loads(path.read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        return None
+    return info
+
+
+def wait_outcome(run: RunDir, cid: str, timeout: float) -> dict[str, Any] | None:
+    """The events.jsonl record answering command `cid`, or None after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        if run.events.is_file():
+            for line in run.events.read_text().splitlines():
+                if cid in line:
+                    rec = json.loads(line)
+                    if rec.get("id") == cid:
+                        return rec
+        if time.time() >= deadline:
+            return None
+        time.sleep(0.1)
+
+
+class Controller(Callback):
+    """Applies `lmforge ctl` commands at step boundaries (every logging step)."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self.dir = control_dir(run)
+        self.paused = False
+
+    def on_train_start(self, trainer: Any) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.dir.glob("cmd-*.json"):  # left by an earlier run: never replay a stale "stop"
+            self.run.event("control_rejected", f"ignored a command left from before this run: {stale.name}",
+                           step=trainer.step, reason="stale")
+            stale.unlink(missing_ok=True)
+        atomic_write_json(trainer_file(self.run), {"pid": os.getpid(), "started": time.time()})
+
+    def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
+        self.poll(trainer)
+        while self.paused and not trainer.should_stop:
+            time.sleep(PAUSE_POLL_S)
+            self.poll(trainer)
+
+    def on_train_end(self, trainer: Any) -> None:
+        trainer_file(self.run).unlink(missing_ok=True)
+
+    def poll(self, trainer: Any) -> None:
+        """Apply every waiting command, oldest first."""
+        for path in sorted(self.dir.glob("cmd-*.json")):
+            try:
+                cmd = json.loads(path.read_text())
+                if not isinstance(cmd, dict):
+                    raise TypeError("not a JSON object")
+            except (json.JSONDecodeError, OSError, UnicodeDecodeError, TypeError) as exc:
+                self._record(trainer, "control_rejected", f"unreadable command {path.name}: {exc}", {})
+                path.unlink(missing_ok=True)
+                continue
+            try:
+                self.apply(trainer, cmd)
+            except LmforgeError as exc:
+                self._record(trainer, "control_rejected", f"rejected: {exc}", cmd)
+            except Exception as exc:  # noqa: BLE001 -- a command must never kill the run it steers
+                self._record(trainer, "control_rejected", f"failed: {type(exc).__name__}: {exc}", cmd)
+            path.unlink(missing_ok=True)
+
+    def apply(self, trainer: Any, cmd: dict[str, Any]) -> None:
+        action = cmd.get("action")
+        if action in ("set", "save") and getattr(getattr(trainer, "dist", None), "world", 1) > 1:
+            # only rank 0 reads commands: a new LR would split the ranks, a save would wait for them
+            raise LmforgeError(f"`{action}` is not available under torchrun yet",
+                               "use pause/resume/stop/eval, or train in one process")
+        if action == "set":
+            changes = cmd.get("changes")
+            if not isinstance(changes, dict) or not changes:
+                raise LmforgeError("`set` needs a mapping of key -> value")
+            new = validate_changes(changes, trainer.cfg)
+            if new.steps <= trainer.step:
+                raise LmforgeError(f"train.steps={new.steps} is not after the current step {trainer.step}")
+            old = {k: getattr(trainer.cfg, k.split(".", 1)[1]) for k in changes}
+            # `new` was validated as a whole; copying field by field through validate_assignment
+            # could fail half-way on a cross-field rule (e.g. lr and min_lr changed together)
+            trainer.cfg.__dict__.update({k.split(".", 1)[1]: getattr(new, k.split(".", 1)[1]) for k in changes})
+            sync_optimizer(trainer.optimizer, trainer.cfg)
+            desc = ", ".join(f"{k}: {old[k]} -> {getattr(new, k.split('.', 1)[1])}" for k in changes)
+            self._record(trainer, "control", f"set {desc}", cmd, changes={k: getattr(new, k.split('.', 1)[1])
+                                                                           for k in changes}, old=old)
+        elif action == "pause":
+            self.paused = True
+            self._record(trainer, "control", "paused", cmd)
+        elif action == "resume":
+            self.paused = False
+            self._record(trainer, "control", "resumed", cmd)
+        elif action == "stop":
+            trainer.should_stop = True
+            self.paused = False
+            self._record(trainer, "control", "stop requested: a checkpoint is written and training ends", cmd)
+        elif action == "save":
+            path = trainer.save()
+            self._record(trainer, "control", f"saved {Path(path).name}", cmd)
+        elif action == "eval":
+            if trainer.val_data is None:
+                raise LmforgeError("this run has no validation split to evaluate on")
+            loss = trainer.evaluate()
+            self._record(trainer, "control", f"evaluated: val_loss {loss:.4f}", cmd, val_loss=loss)
+        else:
+            raise LmforgeError(f"unknown control action '{action}'", f"actions: {', '.join(ACTIONS)}")
+
+    def _record(self, trainer: Any, kind: str, message: str, cmd: dict[str, Any], **extra: Any) -> None:
+        self.run.event(kind, message, step=trainer.step, id=cmd.get("id"), action=cmd.get("action"),
+                       reason=cmd.get("reason", "lmforge ctl"), **extra)
+
+
+def sync_optimizer(optimizer: Any, cfg: TrainConfig) -> None:
+    """Push optimizer settings that live in the param groups (the LR is set by the loop each step)."""
+    for group in optimizer.param_groups:
+        decays = group.get("name") == "decay" or (group.get("name") is None and group.get("weight_decay", 0) > 0)
+        if "weight_decay" in group and decays:
+            group["weight_decay"] = cfg.weight_decay
+        if "betas" in group:
+            group["betas"] = (cfg.beta1, cfg.beta2)
+
+
+def command(run: RunDir, action: str, assignments: list[str], reason: str | None = None,
+            wait: float = 30.0) -> dict[str, Any] | None:
+    """`lmforge ctl`: check the command here (so a typo fails at once), send it, and wait for the
+    trainer's answer. Returns the answering event, or None when not waiting."""
+    from lmforge.config import load_config
+
+    if action not in ACTIONS:
+        raise LmforgeError(f"unknown control action '{action}'", f"actions: {', '.join(ACTIONS)}")
+    if action != "set" and assignments:
+        raise LmforgeError(f"`{action}` takes no key=value arguments (got {' '.join(assignments)})")
+    if trainer_alive(run) is None:
+        raise LmforgeError(f"no training is running in {run.root}",
+                           f"start one with `lmforge train {run.root}`; `lmforge watch {run.root}` shows its state")
+    changes = None
+    if action == "set":
+        current = load_config(run.config).train if run.config.is_file() else None
+        changes = parse_changes(assignments, current)
+    cid = send(run, action, changes, reason)
+    if wait <= 0:
+        return None
+    outcome = wait_outcome(run, cid, wait)
+    if outcome is None:
+        raise LmforgeError(f"the trainer did not answer within {wait:g}s; the command stays queued",
+                           "it is read at the next logging step (train.log_interval); a paused or slow run answers later")
+    if outcome["kind"] == "control_rejected":
+        raise LmforgeError(f"the trainer rejected the command: {outcome['message']}")
+    return outcome
