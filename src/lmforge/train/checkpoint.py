@@ -8,6 +8,8 @@ the previous valid one is used instead.
 from __future__ import annotations
 
 import json
+import math
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,25 +25,40 @@ STEP_PREFIX = "step-"
 
 def _model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     """State dict without tied duplicates (safetensors refuses shared storage)."""
-    out, seen = {}, {}
-    for name, t in model.state_dict().items():
-        key = t.data_ptr()
-        if key in seen and t.shape == out[seen[key]].shape:
-            continue
-        seen[key] = name
-        out[name] = t.detach().contiguous().cpu()
-    return out
+    return _dedupe(model.state_dict())
 
 
-def save_checkpoint(folder: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+def tied_aliases(model: nn.Module) -> set[str]:
+    """Names of parameters that are another parameter under a second name (tied weights)."""
+    seen: set[int] = set()
+    aliases: set[str] = set()
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            aliases.add(name)
+        seen.add(id(p))
+    return aliases
+
+
+def save_checkpoint(folder: Path, step: int, model: nn.Module | dict[str, torch.Tensor],
+                    optimizer: torch.optim.Optimizer | dict[str, Any] | None,
                     extra_state: dict[str, Any], rng: dict[str, torch.Tensor], keep: int) -> Path:
+    """Write checkpoints/step-N/ under a temporary name, then rename it into place.
+
+    `model` and `optimizer` may be modules/optimizers or ready state dicts (the trainer passes
+    full, gathered state dicts so one format serves one process, DDP and FSDP)."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{STEP_PREFIX}{step}"
     tmp = folder / f".{STEP_PREFIX}{step}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(_model_tensors(model), str(tmp / "model.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    tensors = _model_tensors(model) if isinstance(model, nn.Module) else _dedupe(model)
+    save_file(tensors, str(tmp / "model.safetensors"))
+    if optimizer is not None:
+        optim_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
+        with open(tmp / "optimizer.pt", "wb") as fh:
+            torch.save(optim_state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
     save_file({k: v.contiguous() for k, v in rng.items()}, str(tmp / "rng.safetensors"))
     files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir())}
     atomic_write_json(tmp / "state.json", {"step": step, "files": files, **extra_state})
@@ -52,9 +69,42 @@ def save_checkpoint(folder: Path, step: int, model: nn.Module, optimizer: torch.
     return final
 
 
+def _dedupe(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies without tied duplicates (safetensors refuses shared storage)."""
+    out: dict[str, torch.Tensor] = {}
+    seen: dict[int, str] = {}
+    for name, t in state.items():
+        key = t.data_ptr()
+        if key in seen and t.shape == out[seen[key]].shape:
+            continue
+        seen[key] = name
+        out[name] = t.detach().contiguous().cpu()
+    return out
+
+
+def checkpoint_val_loss(path: Path) -> float | None:
+    try:
+        val = json.loads((path / "state.json").read_text()).get("val_loss")
+    except (OSError, json.JSONDecodeError):
+        return None
+    return float(val) if val is not None else None
+
+
 def _prune(folder: Path, keep: int) -> None:
-    for old in list_checkpoints(folder)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    """Keep the newest `keep` checkpoints and the one with the lowest validation loss."""
+    found = list_checkpoints(folder)
+    scored = [(v, p) for p in found if (v := checkpoint_val_loss(p)) is not None and math.isfinite(v)]
+    best = min(scored, key=lambda vp: vp[0])[1] if scored else None
+    for old in found[:-keep]:
+        if old != best:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def best_checkpoint(folder: Path) -> Path | None:
+    """The valid checkpoint with the lowest recorded validation loss."""
+    scored = [(v, p) for p in list_checkpoints(folder)
+              if (v := checkpoint_val_loss(p)) is not None and verify(p) is None]
+    return min(scored, key=lambda vp: vp[0])[1] if scored else None
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
@@ -72,6 +122,8 @@ def verify(path: Path) -> str | None:
         state = json.loads((path / "state.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         return f"state.json unreadable ({exc})"
+    if state.get("good") is False:
+        return f"marked not good ({state.get('why', 'non-finite values')})"
     for name, digest in state.get("files", {}).items():
         f = path / name
         if not f.is_file():
@@ -92,11 +144,29 @@ def latest_valid(folder: Path, warn: Any = print) -> Path | None:
 
 
 def load_weights(path: Path, model: nn.Module) -> None:
+    """Load model.safetensors into `model`; a checkpoint of another shape is a clear error."""
     tensors = load_file(str(path / "model.safetensors"))
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    tied = {n for n in missing if n.endswith("head.weight")}
-    if set(missing) - tied or unexpected:
-        raise RuntimeError(f"checkpoint {path} does not fit the model: missing {missing}, unexpected {unexpected}")
+    check_fits(path, tensors, model)
+    model.load_state_dict(tensors, strict=False)
+
+
+def check_fits(path: Path, tensors: dict[str, torch.Tensor], model: nn.Module) -> None:
+    """Fail before training when a checkpoint's names or shapes differ from the model's."""
+    own = model.state_dict()
+    missing = set(own) - set(tensors) - tied_aliases(model)
+    unexpected = set(tensors) - set(own)
+    wrong = [f"{k} {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}" for k in tensors
+             if k in own and tuple(tensors[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        detail = "; ".join(filter(None, [
+            f"missing {sorted(missing)[:4]}" if missing else "",
+            f"unexpected {sorted(unexpected)[:4]}" if unexpected else "",
+            f"shape {wrong[:3]}" if wrong else ""]))
+        from lmforge.errors import LmforgeError
+
+        raise LmforgeError(f"checkpoint {path} does not fit this model: {detail}",
+                           "the model section differs from the run that wrote it; restore that config, "
+                           "or train afresh without --resume")
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None

@@ -1,11 +1,21 @@
 """The one training loop. Pretraining, fine-tuning, search trials and doctor scenarios all use it;
-they differ by configuration and by callbacks, never by a copy of this loop."""
+they differ by configuration and by callbacks, never by a copy of this loop.
+
+One optimizer step sees one global batch, drawn whole from the seeded loader by every process;
+each process keeps its rows and splits them into micro-batches. The loss is summed over tokens
+and divided by the global batch's token count, so any split into micro-batches and processes
+gives the same loss and gradients (the bug of transformers #37766 cannot happen here).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import math
+import signal
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmforge.config import TrainConfig
+from lmforge.errors import LmforgeError
 from lmforge.tokens.loader import RandomWindows, sequential_windows
 from lmforge.train import checkpoint as ckpt
 from lmforge.train.callbacks import Callback
-from lmforge.train.schedule import warmup_cosine
+from lmforge.train.distributed import DistInfo, all_reduce_sum, barrier, unwrap
+from lmforge.train.schedule import lr_at as schedule_lr_at
+
+IGNORE_INDEX = -100
 
 
 def pick_device(name: str) -> torch.device:
@@ -30,14 +44,18 @@ def pick_device(name: str) -> torch.device:
 
 
 def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CPU or GPU; fp16 autocast on GPU (pair it with a GradScaler)."""
     if dtype == "bfloat16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
+    if dtype == "float16":
+        return torch.autocast(device.type, dtype=torch.float16)
     return contextlib.nullcontext()
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy per token, in float32 whatever the autocast dtype."""
-    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction=reduction)
+    """Cross-entropy per token, in float32 whatever the autocast dtype; targets of -100 are ignored."""
+    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction=reduction,
+                           ignore_index=IGNORE_INDEX)
 
 
 @torch.no_grad()
@@ -58,23 +76,109 @@ def estimate_loss(model: nn.Module, data: np.ndarray, block_size: int, batch_siz
     return total / max(1, count)
 
 
-class Trainer:
-    """Runs `cfg.steps` optimizer steps of next-token prediction with callbacks on named events."""
+# ------------------------------------------------------------------ batch arithmetic
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, loader: RandomWindows,
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How one optimizer step's global batch is cut: rows = micro x accum x world."""
+
+    rows: int
+    micro: int
+    accum: int
+    world: int
+
+
+def plan_batch(rows: int, cfg: TrainConfig, world: int = 1) -> BatchPlan:
+    """Check that the global batch divides into processes and micro-batches, or say how to fix it."""
+    if rows % world:
+        raise LmforgeError(f"train.batch_size={rows} does not divide among {world} processes",
+                           f"use a multiple of {world}")
+    share = rows // world
+    micro, accum = cfg.micro_batch_size, cfg.grad_accum
+    if micro is not None:
+        if share % micro:
+            raise LmforgeError(
+                f"train.micro_batch_size={micro} does not divide the {share} sequences per process "
+                f"(batch_size {rows} / {world} processes)",
+                f"choose a divisor of {share}: {', '.join(str(d) for d in range(1, share + 1) if share % d == 0)}")
+        if accum is not None and micro * accum != share:
+            raise LmforgeError(f"train.micro_batch_size={micro} x train.grad_accum={accum} != {share} sequences "
+                               f"per process", "set only one of the two")
+        return BatchPlan(rows, micro, share // micro, world)
+    if accum is not None:
+        if share % accum:
+            raise LmforgeError(f"train.grad_accum={accum} does not divide the {share} sequences per process",
+                               "choose a divisor, or set train.micro_batch_size instead")
+        return BatchPlan(rows, share // accum, accum, world)
+    return BatchPlan(rows, share, 1, world)
+
+
+def global_rows(cfg: TrainConfig, block_size: int) -> int:
+    """Sequences per optimizer step, from batch_tokens when it is set."""
+    if cfg.batch_tokens is None:
+        return cfg.batch_size
+    if cfg.batch_tokens % block_size:
+        raise LmforgeError(f"train.batch_tokens={cfg.batch_tokens} is not a multiple of model.block_size={block_size}",
+                           f"use e.g. {max(1, cfg.batch_tokens // block_size) * block_size}")
+    return cfg.batch_tokens // block_size
+
+
+def warmup_rows(step: int, plan: BatchPlan, warmup_steps: int) -> int:
+    """Batch-size warmup (GPT-3, Brown et al. 2020): grow the global batch linearly from one
+    micro-batch per process to the full batch, in whole micro-batches."""
+    if not warmup_steps or step >= warmup_steps:
+        return plan.rows
+    unit = plan.micro * plan.world
+    units = max(1, math.ceil(plan.rows // unit * (step + 1) / warmup_steps))
+    return min(plan.rows, units * unit)
+
+
+# ------------------------------------------------------------------ the trainer
+
+
+class Trainer:
+    """Runs `cfg.steps` optimizer steps of next-token prediction with callbacks on named events.
+
+    `model` may be wrapped (DDP, FSDP2, torch.compile: see distributed.wrap_model); checkpoints
+    always hold the plain model's full weights. `loader.batch_size` is the global batch.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: Any, loader: RandomWindows,
                  cfg: TrainConfig, val_data: np.ndarray | None, checkpoint_dir: Path,
                  callbacks: list[Callback] | None = None,
-                 lr_at: Callable[[int, TrainConfig], float] = warmup_cosine,
-                 extra_state: dict[str, Any] | None = None) -> None:
+                 lr_at: Callable[[int, TrainConfig], float] = schedule_lr_at,
+                 extra_state: dict[str, Any] | None = None,
+                 dist: DistInfo | None = None) -> None:
         self.model, self.optimizer, self.loader, self.cfg = model, optimizer, loader, cfg
+        self.raw_model = unwrap(model)
         self.val_data, self.checkpoint_dir = val_data, checkpoint_dir
         self.callbacks = callbacks or []
         self.lr_at = lr_at
         self.extra_state = extra_state or {}
-        self.device = next(model.parameters()).device
+        self.dist = dist or DistInfo()
+        self.device = next(self.raw_model.parameters()).device
+        self.plan = plan_batch(loader.batch_size, cfg, self.dist.world)
+        if cfg.dtype == "float16" and self.device.type != "cuda":
+            raise LmforgeError(f"train.dtype=float16 needs a CUDA GPU (this run is on {self.device.type})",
+                               "use train.dtype=bfloat16 on CPU: it needs no loss scaling")
+        if getattr(self.raw_model, "carries_state", False) and (
+                self.plan.accum > 1 or self.plan.world > 1 or cfg.batch_warmup_steps):
+            raise LmforgeError("this model carries state across batches (truncated BPTT): each row must meet "
+                               "the same rows every step, so gradient accumulation, several processes and "
+                               "batch-size warmup are not available for it",
+                               "unset train.micro_batch_size/grad_accum/batch_warmup_steps and run one process")
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.dtype == "float16" else None
         self.step = 0
+        self.tokens_seen = 0
         self.should_stop = False
+        self.interrupted = False
+        self.bad_steps = 0
+        self.skipped_steps = 0
+        self.last_loss: float | None = None
+        self.last_lr = 0.0
         self.last_val: float | None = None
+        self.last_val_step: int | None = None
         self.best_val: float | None = None
 
     # events ----------------------------------------------------------
@@ -82,76 +186,246 @@ class Trainer:
         for cb in self.callbacks:
             getattr(cb, event)(self, *args)
 
-    # checkpoints -----------------------------------------------------
-    def save(self) -> Path:
+    # state -------------------------------------------------------------
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        return list(getattr(self.optimizer, "optimizers", [self.optimizer]))
+
+    def _full_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Full (gathered) model and optimizer state dicts, keyed by parameter name: the same
+        format from one process, DDP or FSDP, so a run resumes on any number of processes."""
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
+        )
+
+        opts = StateDictOptions(full_state_dict=True, cpu_offload=self.dist.mode == "fsdp")
+        model_sd = get_model_state_dict(self.raw_model, options=opts)
+        optim_sd = get_optimizer_state_dict(self.raw_model, self._optimizers(), options=opts)
+        return model_sd, optim_sd
+
+    def _rng_state(self) -> dict[str, torch.Tensor]:
         rng = {"torch": torch.get_rng_state(), "loader": self.loader.gen.get_state()}
-        state = {"loader_batches": self.loader.batches, "best_val": self.best_val,
-                 "last_val": self.last_val, **self.extra_state}
-        path = ckpt.save_checkpoint(self.checkpoint_dir, self.step, self.model, self.optimizer,
-                                    state, rng, self.cfg.keep_checkpoints)
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p.detach()).all()) for p in self.raw_model.parameters())
+
+    def save(self) -> Path:
+        """Write checkpoints/step-N (rank 0 writes; every rank takes part in gathering)."""
+        model_sd, optim_sd = self._full_state()
+        good = self.weights_finite() and (self.last_loss is None or math.isfinite(self.last_loss))
+        state = {"loader_batches": self.loader.batches, "best_val": self.best_val, "last_val": self.last_val,
+                 "val_loss": self.last_val if self.last_val_step == self.step else None,
+                 "tokens_seen": self.tokens_seen, "loss": self.last_loss, "good": good,
+                 "skipped_steps": self.skipped_steps, "world_size": self.dist.world,
+                 "scaler": self.scaler.state_dict() if self.scaler else None, **self.extra_state}
+        if not good:
+            state["why"] = "non-finite loss or weights"
+        path = self.checkpoint_dir / f"{ckpt.STEP_PREFIX}{self.step}"
+        if self.dist.is_main:
+            path = ckpt.save_checkpoint(self.checkpoint_dir, self.step, model_sd, optim_sd, state,
+                                        self._rng_state(), self.cfg.keep_checkpoints)
+        barrier(self.dist)
         self._emit("on_checkpoint", path)
         return path
 
     def restore(self, path: Path) -> None:
-        state, rng = ckpt.load_checkpoint(path, self.model, self.optimizer)
+        """Continue exactly from a checkpoint: weights, optimizer, step, RNG and loader position."""
+        import json
+
+        from safetensors.torch import load_file
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
+
+        tensors = load_file(str(path / "model.safetensors"))
+        ckpt.check_fits(path, tensors, self.raw_model)
+        opts = StateDictOptions(full_state_dict=True, strict=False)
+        set_model_state_dict(self.raw_model, tensors, options=opts)
+        optim_sd = torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu")
+        set_optimizer_state_dict(self.raw_model, self._optimizers(), optim_sd, options=opts)
+        state = json.loads((path / "state.json").read_text())
+        rng = load_file(str(path / "rng.safetensors"))
         self.step = int(state["step"])
+        self.tokens_seen = int(state.get("tokens_seen", 0))
+        self.skipped_steps = int(state.get("skipped_steps", 0))
         self.best_val, self.last_val = state.get("best_val"), state.get("last_val")
+        self.last_loss = state.get("loss")
+        if self.scaler and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
         self.loader.load_state_dict({"batches": state["loader_batches"], "generator": rng["loader"]})
 
     # the loop ----------------------------------------------------------
     def evaluate(self) -> float:
-        assert self.val_data is not None
-        loss = estimate_loss(self.model, self.val_data, self.loader.block_size, self.loader.batch_size,
-                             self.cfg.eval_batches, self.device, self.cfg.dtype)
-        self.last_val = loss
+        """Validation loss on the same windows every time, whatever the micro-batch split."""
+        if self.val_data is None:
+            raise LmforgeError("evaluate() needs validation data", "pass val_data to Trainer")
+        loss = estimate_loss(self.raw_model, self.val_data, self.loader.block_size, self.plan.micro,
+                             self.cfg.eval_batches * self.plan.rows // self.plan.micro, self.device, self.cfg.dtype)
+        self.last_val, self.last_val_step = loss, self.step
         self.best_val = loss if self.best_val is None else min(self.best_val, loss)
         self._emit("on_eval_end", {"step": self.step, "val_loss": loss})
         return loss
 
-    def train_step(self) -> tuple[float, float]:
-        x, y = self.loader.next()
-        x, y = x.to(self.device), y.to(self.device)
+    def _set_lr(self) -> float:
         lr = self.lr_at(self.step, self.cfg)
+        self.last_lr = lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_mult", 1.0)
-        with autocast(self.device, self.cfg.dtype):
-            logits = self.model(x)
-        loss = lm_loss(logits, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        return lr
+
+    def _sync_context(self, last: bool) -> contextlib.AbstractContextManager:
+        """Skip the gradient all-reduce on all but the last micro-batch (DDP no_sync / FSDP2)."""
+        if self.dist.world == 1:
+            return contextlib.nullcontext()
+        if self.dist.mode == "fsdp":
+            self.raw_model.set_requires_gradient_sync(last)
+            return contextlib.nullcontext()
+        return contextlib.nullcontext() if last else unwrap_ddp(self.model).no_sync()
+
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Accumulate gradients of the global batch (x, y) for this process's rows. Returns the
+        global-batch mean loss over this process's tokens (sum over processes = the batch loss)."""
+        share = x.shape[0] // self.dist.world
+        n_tokens = max(1, int((y != IGNORE_INDEX).sum()))
+        lo = self.dist.rank * share
+        xs, ys = x[lo: lo + share], y[lo: lo + share]
+        # DDP and FSDP average gradients over processes; scaling by world turns that into a sum
+        scale = self.dist.world / n_tokens
+        total = torch.zeros((), device=self.device)
+        chunks = max(1, share // self.plan.micro)
+        for k in range(chunks):
+            xm = xs[k * self.plan.micro: (k + 1) * self.plan.micro].to(self.device, non_blocking=True)
+            ym = ys[k * self.plan.micro: (k + 1) * self.plan.micro].to(self.device, non_blocking=True)
+            with self._sync_context(k == chunks - 1):
+                with autocast(self.device, self.cfg.dtype):
+                    logits = self.model(xm)
+                loss_sum = lm_loss(logits, ym, "sum")
+                scaled = loss_sum * scale
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            total += loss_sum.detach()
+        return total / n_tokens
+
+    def _grad_norm(self) -> torch.Tensor:
+        """Total gradient norm; clip by norm or by value as configured (Pascanu et al. 2013)."""
+        params = [p for p in self.raw_model.parameters() if p.grad is not None]
+        if self.scaler:
+            for opt in self._optimizers():
+                self.scaler.unscale_(opt)
+        grads = [p.grad for p in params]
+        norm = torch.nn.utils.get_total_norm(grads)
+        if hasattr(norm, "full_tensor"):  # FSDP2: a DTensor partial norm -> the global one
+            norm = norm.full_tensor()
         if self.cfg.grad_clip > 0:
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            if self.cfg.clip_mode == "norm":
+                torch.nn.utils.clip_grads_with_norm_(params, self.cfg.grad_clip, norm)
+            else:
+                torch.nn.utils.clip_grad_value_(params, self.cfg.grad_clip)
+        return norm
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[float, float]:
+        """One optimizer step on `batch` (default: the loader's next global batch).
+        A step whose gradients are not finite is skipped, never applied (OLMo-core skips bad steps)."""
+        if batch is None:
+            self.loader.batch_size = warmup_rows(self.step, self.plan, self.cfg.batch_warmup_steps)
+            batch = self.loader.next()
+        x, y = batch
+        lr = self._set_lr()
+        loss_t = self.forward_backward(x, y)
+        norm = self._grad_norm()
+        finite = bool(torch.isfinite(norm))
+        if self.scaler:  # fp16: the scaler skips steps with inf gradients and lowers its scale
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            finite = bool(torch.isfinite(loss_t))
+        elif finite:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.tokens_seen += int(x.numel())
+        if self.dist.world > 1:
+            loss_t = all_reduce_sum(loss_t.detach().clone(), self.dist)
+        loss = float(loss_t)
+        if finite:
+            self.bad_steps = 0
         else:
-            grad_norm = torch.linalg.vector_norm(
-                torch.stack([p.grad.norm() for p in self.model.parameters() if p.grad is not None]))
-        self.optimizer.step()
-        return loss.item(), float(grad_norm)
+            self.bad_steps += 1
+            self.skipped_steps += 1
+            if self.bad_steps >= self.cfg.max_bad_steps:
+                raise LmforgeError(
+                    f"loss or gradients were NaN/Inf for {self.bad_steps} steps in a row (up to step {self.step + 1}, "
+                    f"lr {lr:.3g}); those steps were skipped and no checkpoint holds them",
+                    "lower train.lr, keep train.grad_clip > 0, prefer bfloat16 to float16, "
+                    "or run `lmforge doctor` on this run")
+        return loss, float(norm)
+
+    def _stop_requested(self, started: float) -> bool:
+        """Stop flags agreed by every process (callbacks, Ctrl-C, max_seconds)."""
+        timed_out = self.cfg.max_seconds is not None and time.time() - started > self.cfg.max_seconds
+        flag = self.should_stop or self.interrupted or timed_out
+        if self.dist.world > 1:
+            t = all_reduce_sum(torch.tensor([float(flag), float(self.interrupted)], device=self.device), self.dist)
+            flag, self.interrupted = bool(t[0] > 0), bool(t[1] > 0)
+        return flag
+
+    @contextlib.contextmanager
+    def _catch_ctrl_c(self) -> Any:
+        """First Ctrl-C: finish the step, save a checkpoint and stop. Second: stop at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def fit(self) -> None:
         self.model.train()
-        if hasattr(self.model, "reset_state"):  # recurrent models: truncated BPTT starts from zeros
-            self.model.reset_state()
+        if hasattr(self.raw_model, "reset_state"):  # recurrent models: truncated BPTT starts from zeros
+            self.raw_model.reset_state()
         self._emit("on_train_start")
         start, window_t, window_tokens = time.time(), time.time(), 0
-        tokens_per_step = self.loader.batch_size * self.loader.block_size
-        while self.step < self.cfg.steps and not self.should_stop:
-            loss, grad_norm = self.train_step()
-            lr = self.optimizer.param_groups[0]["lr"]
-            self.step += 1
-            window_tokens += tokens_per_step
-            if self.step % self.cfg.log_interval == 0 or self.step == self.cfg.steps:
-                now = time.time()
-                metrics = {"step": self.step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
-                           "tokens_per_s": window_tokens / max(1e-9, now - window_t),
-                           "elapsed_s": now - start}
-                window_t, window_tokens = now, 0
-                self._emit("on_step_end", metrics)
-            if self.val_data is not None and (self.step % self.cfg.eval_interval == 0 or self.step == self.cfg.steps):
-                self.evaluate()
-            if self.step % self.cfg.checkpoint_interval == 0 and self.step < self.cfg.steps:
-                self.save()
-            if self.cfg.max_seconds is not None and time.time() - start > self.cfg.max_seconds:
-                self.should_stop = True
+        with self._catch_ctrl_c():
+            while self.step < self.cfg.steps:
+                tokens_before = self.tokens_seen
+                loss, grad_norm = self.train_step()
+                lr = self.last_lr
+                self.last_loss = loss
+                self.step += 1
+                window_tokens += self.tokens_seen - tokens_before
+                if self.step % self.cfg.log_interval == 0 or self.step == self.cfg.steps:
+                    now = time.time()
+                    metrics = {"step": self.step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
+                               "tokens_per_s": window_tokens / max(1e-9, now - window_t),
+                               "elapsed_s": now - start, "tokens": self.tokens_seen,
+                               "batch_size": self.loader.batch_size, "skipped_steps": self.skipped_steps}
+                    window_t, window_tokens = now, 0
+                    self._emit("on_step_end", metrics)
+                if self.val_data is not None and (self.step % self.cfg.eval_interval == 0
+                                                  or self.step == self.cfg.steps):
+                    self.evaluate()
+                if self._stop_requested(start):
+                    break
+                if self.step % self.cfg.checkpoint_interval == 0 and self.step < self.cfg.steps:
+                    self.save()
         self.save()
         self._emit("on_train_end")
+
+
+def unwrap_ddp(model: nn.Module) -> nn.Module:
+    """The DDP module under torch.compile (it owns no_sync)."""
+    return getattr(model, "_orig_mod", model)

@@ -1,26 +1,171 @@
-"""Optimizer construction with parameter groups."""
+"""Optimizers with parameter groups: AdamW, Adam, SGD, Lion, Adafactor and Muon.
+
+PyTorch's own implementations are used wherever the installed version has them (AdamW, Adam,
+SGD, Adafactor, Muon); Lion is written here (PyTorch has none) from the paper's update rule.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
 from lmforge.config import TrainConfig
+from lmforge.errors import LmforgeError
+
+GROUPS = ("matrix", "embedding", "norm_bias")
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay only matrices of linear layers: norms, biases and embeddings are left alone,
-    since shrinking them toward zero only hurts (they are not over-parameterised weights)."""
-    decay, no_decay, seen = [], [], set()
+def param_kind(name: str, p: torch.Tensor) -> str:
+    """Which group a parameter belongs to: norms and biases (ndim < 2), embeddings, or matrices."""
+    if p.ndim < 2:
+        return "norm_bias"
+    if "emb" in name:
+        return "embedding"
+    return "matrix"
+
+
+def param_groups(model: nn.Module, weight_decay: float, lr_mult: dict[str, float] | None = None,
+                 kinds: Iterable[str] = GROUPS) -> list[dict[str, Any]]:
+    """Decay only weight matrices: norms, biases and embeddings are left alone, since pulling them
+    toward zero only hurts (GPT-2/nanoGPT, OLMo). Each group carries an `lr_mult` the loop applies."""
+    by_kind: dict[str, list[torch.Tensor]] = {k: [] for k in GROUPS}
+    seen: set[int] = set()
     for name, p in model.named_parameters():
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
-        (no_decay if p.ndim < 2 or "emb" in name else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay, "name": "decay"},
-            {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"}]
+        by_kind[param_kind(name, p)].append(p)
+    mult = lr_mult or {}
+    return [{"params": by_kind[k], "name": k, "weight_decay": weight_decay if k == "matrix" else 0.0,
+             "lr_mult": float(mult.get(k, 1.0))} for k in kinds if by_kind[k]]
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                             betas=(cfg.beta1, cfg.beta2), foreach=True)
+class Lion(torch.optim.Optimizer):
+    """Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms": the update is the sign of
+    an interpolation of momentum and gradient, so every coordinate moves by exactly lr. The paper
+    advises an lr 3-10x smaller and a weight decay 3-10x larger than AdamW's."""
+
+    def __init__(self, params: Any, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(p)
+                m = state["exp_avg"]
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+                update = m.mul(b1).add_(p.grad, alpha=1 - b1).sign_()
+                p.add_(update, alpha=-group["lr"])
+                m.mul_(b2).add_(p.grad, alpha=1 - b2)
+        return loss
+
+
+class Chained:
+    """Several optimizers stepped as one (Muon for matrices, AdamW for the rest). Exposes the
+    attributes the loop, GradScaler and torch.distributed.checkpoint use."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    @property
+    def state(self) -> dict[Any, Any]:
+        return {k: v for o in self.optimizers for k, v in o.state.items()}
+
+    def step(self, closure: Any = None) -> None:
+        for o in self.optimizers:
+            o.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {str(i): o.state_dict() for i, o in enumerate(self.optimizers)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for i, o in enumerate(self.optimizers):
+            o.load_state_dict(state[str(i)])
+
+
+def _impl(cfg: TrainConfig, device: torch.device) -> dict[str, bool]:
+    """fused/foreach flags. 'auto': fused kernels on CUDA and CPU where PyTorch has them (AdamW/Adam/SGD)."""
+    if cfg.fused == "off":
+        return {"foreach": False}
+    if cfg.fused == "foreach":
+        return {"foreach": True}
+    if cfg.fused == "fused" or device.type in ("cuda", "cpu"):
+        return {"fused": True}
+    return {"foreach": True}
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer | Chained:
+    """The optimizer `cfg.optimizer` names, over parameter groups with no decay on norms,
+    biases and embeddings and with per-group LR multipliers."""
+    device = next(model.parameters()).device
+    groups = param_groups(model, cfg.weight_decay, cfg.lr_mult)
+    betas = (cfg.beta1, cfg.beta2)
+    name = cfg.optimizer
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas, eps=cfg.eps, **_impl(cfg, device))
+    if name == "adam":
+        # Adam's weight decay is L2 in the gradient (Loshchilov & Hutter 2019 explain why AdamW decouples it)
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=betas, eps=cfg.eps, **_impl(cfg, device))
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                               **_impl(cfg, device))
+    if name == "lion":
+        return Lion(groups, lr=cfg.lr, betas=betas)
+    if name == "adafactor":
+        # Shazeer & Stern 2018 as PyTorch implements it: factored second moments, no first moment
+        return torch.optim.Adafactor(groups, lr=cfg.lr, eps=(None, 1e-3))
+    if name == "muon":
+        return _muon(model, cfg)
+    raise LmforgeError(f"train.optimizer: unknown optimizer '{name}'")
+
+
+def _muon(model: nn.Module, cfg: TrainConfig) -> Chained:
+    """Muon (Jordan et al. 2024) orthogonalises the update of hidden weight matrices only;
+    embeddings, the output head, norms and biases go to AdamW, as its authors advise.
+    adjust_lr_fn='match_rms_adamw' (Liu et al. 2025, Moonshot) lets both share one LR."""
+    if not hasattr(torch.optim, "Muon"):
+        raise LmforgeError(f"train.optimizer=muon needs PyTorch >= 2.9 (installed: {torch.__version__})",
+                           "upgrade torch or choose train.optimizer=adamw")
+    device = next(model.parameters()).device
+    groups = param_groups(model, cfg.weight_decay, cfg.lr_mult)
+    head = {id(p) for n, p in model.named_parameters() if "head" in n}
+    muon_group, rest = None, []
+    for g in groups:
+        if g["name"] == "matrix":
+            mats = [p for p in g["params"] if p.ndim == 2 and id(p) not in head]
+            others = [p for p in g["params"] if p.ndim != 2 or id(p) in head]
+            muon_group = {**g, "params": mats}
+            if others:
+                rest.append({**g, "params": others, "name": "matrix_adamw"})
+        else:
+            rest.append(g)
+    opts: list[torch.optim.Optimizer] = []
+    if muon_group and muon_group["params"]:
+        opts.append(torch.optim.Muon([muon_group], lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                     momentum=0.95, nesterov=True, adjust_lr_fn="match_rms_adamw"))
+    if rest:
+        opts.append(torch.optim.AdamW(rest, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
+                                      **_impl(cfg, device)))
+    return Chained(opts)

@@ -1,4 +1,7 @@
-"""The `train` stage: build the model and loader from the run directory and run the loop."""
+"""The `train` stage: build the model and loader from the run directory and run the loop.
+
+Under torchrun every process runs this; rank 0 alone logs, shows progress and writes checkpoints.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +15,13 @@ from lmforge.config import Config
 from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model, count_parameters
 from lmforge.models.stream import StreamWindows
-from lmforge.monitor.console import ProgressBar, console
-from lmforge.monitor.sinks import JsonlSink, TensorBoardSink
+from lmforge.monitor.console import console
 from lmforge.rundir import RunDir
 from lmforge.tokens.loader import RandomWindows, load_tokens
 from lmforge.train import checkpoint as ckpt
-from lmforge.train.loop import Trainer, pick_device
+from lmforge.train.callbacks import Callback
+from lmforge.train.distributed import DistInfo, device_for, init_distributed, wrap_model
+from lmforge.train.loop import Trainer, global_rows
 from lmforge.train.optim import build_optimizer
 
 
@@ -26,46 +30,96 @@ def setup_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = True) -> Trainer:
+class SinkCallback(Callback):
+    """Feeds a metric sink (monitor/sinks.py: log/close) from the loop's events."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+
+    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        self.sink.log("train", metrics["step"], metrics)
+
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        self.sink.log("eval", metrics["step"], metrics)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.sink.close({}, {"loss": trainer.last_loss or float("nan"), "val_loss": trainer.last_val or float("nan")})
+
+
+def default_callbacks(run: RunDir, cfg: Config, start: int, show_progress: bool,
+                      model: torch.nn.Module) -> list[Callback]:
+    """Rank 0's monitoring: sinks, console, statistics, live control and adjustments (monitor/)."""
+    from lmforge.monitor import build_callbacks
+
+    return build_callbacks(run, cfg, model, start, show_progress)
+
+
+def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = True,
+                  callbacks: list[Callback] | None = None) -> Trainer:
+    """Everything the loop needs, from the run directory; restores the newest valid checkpoint
+    when `resume` is set (a corrupt newest one is reported and the previous one used)."""
     meta_path = run.require(run.tokens / "meta.json", "tokenize")
     meta = json.loads(meta_path.read_text())
     setup_threads(cfg.train.threads)
+    info = init_distributed(cfg.train)
+    device = device_for(cfg.train, info)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls for float32 runs on Ampere and later
     torch.manual_seed(cfg.train.seed)
-    device = pick_device(cfg.train.device)
     model = build_model(cfg.model, meta["vocab_size"]).to(device)
+    params = count_parameters(model)
+    wrapped = wrap_model(model, cfg.train, info)
     optimizer = build_optimizer(model, cfg.train)
     train_tokens = load_tokens(run.tokens, "train")
+    rows = global_rows(cfg.train, cfg.model.block_size)
     try:
         # state-carrying models (truncated BPTT) need row i of each batch to continue row i of the last
         windows = StreamWindows if getattr(model, "carries_state", False) else RandomWindows
-        loader = windows(train_tokens, cfg.model.block_size, cfg.train.batch_size, cfg.train.seed)
+        loader = windows(train_tokens, cfg.model.block_size, rows, cfg.train.seed)
     except ValueError as exc:
         raise LmforgeError(f"training split too small: {exc}", "lower model.block_size or add data") from None
     val = load_tokens(run.tokens, "val") if meta["splits"]["val"]["tokens"] > cfg.model.block_size else None
 
     start = 0
-    latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: console.print(f"[yellow]{m}"))
-    if resume and latest is not None:
-        start = int(json.loads((latest / "state.json").read_text())["step"])
-    elif not resume:
+    latest = None
+    if resume:
+        latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: console.print(f"[yellow]{m}"))
+        if latest is None:
+            console.print(f"[yellow]no valid checkpoint in {run.checkpoints}: starting from step 0")
+        else:
+            start = int(json.loads((latest / "state.json").read_text())["step"])
+    elif info.is_main:
         for old in ckpt.list_checkpoints(run.checkpoints):
             shutil.rmtree(old)  # a fresh run must never resume from a stale checkpoint
-    callbacks = [JsonlSink(run.metrics, resume_step=start), TensorBoardSink(run.tb)]
-    if show_progress:
-        callbacks.append(ProgressBar(cfg.train.steps, start))
-    trainer = Trainer(model, optimizer, loader, cfg.train, val, run.checkpoints, callbacks,
-                      extra_state={"params": count_parameters(model)})
-    if resume and latest is not None:
+    cbs = default_callbacks(run, cfg, start, show_progress, model) if info.is_main else []
+    cbs += callbacks or []
+    trainer = Trainer(wrapped, optimizer, loader, cfg.train, val, run.checkpoints, cbs,
+                      extra_state={"params": params, "model": cfg.section("model"),
+                                   "vocab_size": meta["vocab_size"]},
+                      dist=info)
+    if latest is not None:
         trainer.restore(latest)
-        run.event("resume", f"resumed from {latest.name}", step=trainer.step)
+        if info.is_main:
+            run.event("resume", f"resumed from {latest.name}", step=trainer.step)
     return trainer
 
 
 def run_train(run: RunDir, cfg: Config, resume: bool = False, show_progress: bool = True) -> dict[str, Any]:
     trainer = build_trainer(run, cfg, resume, show_progress)
-    params = count_parameters(trainer.model)
-    run.event("train_start", f"training {params['total']:,} parameters for {cfg.train.steps} steps",
-              step=trainer.step, params=params)
+    info: DistInfo = trainer.dist
+    params = count_parameters(trainer.raw_model)
+    plan = trainer.plan
+    if info.is_main:
+        run.event("train_start", f"training {params['total']:,} parameters for {cfg.train.steps} steps "
+                  f"(global batch {plan.rows} = {plan.micro} x {plan.accum} accumulation x {plan.world} processes)",
+                  step=trainer.step, params=params, world_size=plan.world, micro_batch=plan.micro,
+                  grad_accum=plan.accum)
     trainer.fit()
-    run.event("train_end", f"stopped at step {trainer.step}", step=trainer.step, val_loss=trainer.last_val)
+    if info.is_main:
+        run.event("train_end", f"stopped at step {trainer.step}", step=trainer.step, val_loss=trainer.last_val,
+                  skipped_steps=trainer.skipped_steps, interrupted=trainer.interrupted)
+    if trainer.interrupted:
+        console.print(f"[yellow]interrupted at step {trainer.step}; checkpoint saved. "
+                      f"Continue with `lmforge train {run.root} --resume`")
+        raise KeyboardInterrupt
     return {"step": trainer.step, "val_loss": trainer.last_val, "params": params}

@@ -1,0 +1,83 @@
+"""Exact resume: a run killed with SIGKILL and resumed ends bit-identical to one never stopped."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from lmforge.errors import LmforgeError
+from lmforge.rundir import RunDir
+from lmforge.train import checkpoint as ckpt
+from lmforge.train.stage import build_trainer
+
+from .conftest import make_tokens, tiny_config
+
+WORKER = Path(__file__).parent / "_worker.py"
+# dropout: the RNG must be restored too; micro-batches: accumulation state must not leak
+OVERRIDES = ("model.dropout=0.1", "train.micro_batch_size=4")
+
+
+def _train(run: Path, kill_at: int = 0, resume: bool = False, *overrides: str) -> int:
+    cmd = [sys.executable, str(WORKER), str(run), str(kill_at), "1" if resume else "0", *OVERRIDES, *overrides]
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300).returncode
+
+
+def _losses(run: Path) -> list[tuple[int, float]]:
+    lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+    return [(r["step"], r["loss"] if r["kind"] == "train" else r["val_loss"]) for r in lines]
+
+
+def _final(run: Path) -> dict:
+    return load_file(str(ckpt.list_checkpoints(run / "checkpoints")[-1] / "model.safetensors"))
+
+
+def _assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name, value in a.items():
+        assert value.equal(b[name]), f"{name} differs after resume"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted 20-step run (checkpoints every 5 steps)."""
+    ref = make_tokens(tmp_path_factory.mktemp("ref") / "run").root
+    assert _train(ref) == 0
+    return ref
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path: Path, reference: Path) -> None:
+    run = make_tokens(tmp_path / "killed").root
+    assert _train(run, 13) == -signal.SIGKILL  # between checkpoints 10 and 15
+    assert _train(run, 0, True) == 0
+    _assert_same_weights(_final(reference), _final(run))
+    assert _losses(reference) == _losses(run)
+
+
+def test_corrupt_latest_checkpoint_falls_back(tmp_path: Path, reference: Path) -> None:
+    run = make_tokens(tmp_path / "run").root
+    assert _train(run, 17) == -signal.SIGKILL
+    newest = ckpt.list_checkpoints(run / "checkpoints")[-1]
+    assert newest.name == "step-15"
+    weights = newest / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a truncated write
+    assert "checksum" in (ckpt.verify(newest) or "")
+    warnings: list[str] = []
+    assert ckpt.latest_valid(run / "checkpoints", warn=warnings.append).name == "step-10"
+    assert "step-15" in warnings[0]
+    assert _train(run, 0, True) == 0
+    _assert_same_weights(_final(reference), _final(run))
+
+
+def test_resume_with_another_model_shape_is_refused(tmp_path: Path, reference: Path) -> None:
+    run = tmp_path / "copy"
+    shutil.copytree(reference, run)
+    cfg = tiny_config(*OVERRIDES, "model.n_embd=48")
+    with pytest.raises(LmforgeError, match="does not fit this model"):
+        build_trainer(RunDir(run), cfg, resume=True, show_progress=False)
