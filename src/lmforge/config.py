@@ -135,25 +135,65 @@ class ModelConfig(Section):
         return 4 * self.n_embd
 
 
+OptimizerName = Literal["adamw", "adam", "sgd", "lion", "adafactor", "muon"]
+ScheduleName = Literal["constant", "linear", "cosine", "wsd", "step", "exponential", "inverse_sqrt",
+                       "triangular", "triangular2", "exp_range", "one_cycle"]
+
+
 class TrainConfig(Section):
-    """Optimizer, schedule, batch and the loop's rhythm."""
+    """Optimizer, schedule, batch, precision, checkpoints and the loop's rhythm (docs/training.md)."""
 
     steps: int = Field(2000, ge=1)
-    batch_size: int = Field(16, ge=1)
+    # batch: the global batch is what one optimizer step sees, over every micro-batch and process
+    batch_size: int = Field(16, ge=1, description="global batch in sequences per optimizer step")
+    batch_tokens: int | None = Field(None, ge=1, description="global batch in tokens; sets batch_size = "
+                                     "batch_tokens / model.block_size (must divide)")
+    micro_batch_size: int | None = Field(None, ge=1, description="sequences per forward pass and process; "
+                                         "default: the whole share of the batch (no accumulation)")
+    grad_accum: int | None = Field(None, ge=1, description="micro-batches per optimizer step; an alternative "
+                                   "to micro_batch_size")
+    batch_warmup_steps: int = Field(0, ge=0, description="ramp the global batch linearly from one micro-batch "
+                                    "per process to batch_size over these steps (GPT-3)")
+    # optimizer
+    optimizer: OptimizerName = "adamw"
     lr: float = Field(3e-3, gt=0.0, le=10.0)
-    min_lr: float = Field(3e-4, ge=0.0)
-    warmup_steps: int = Field(100, ge=0)
     weight_decay: float = Field(0.1, ge=0.0, le=10.0)
     beta1: float = Field(0.9, ge=0.0, lt=1.0)
     beta2: float = Field(0.99, ge=0.0, lt=1.0)
-    grad_clip: float = Field(1.0, ge=0.0, description="max gradient norm; 0 turns clipping off")
+    eps: float = Field(1e-8, gt=0.0, le=1.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum; Muon uses 0.95")
+    nesterov: bool = False
+    lr_mult: dict[Literal["matrix", "embedding", "norm_bias"], float] = Field(
+        default_factory=dict, description="per-group LR multipliers, e.g. {embedding: 0.5}")
+    fused: Literal["auto", "fused", "foreach", "off"] = "auto"
+    # schedule
+    schedule: ScheduleName = "cosine"
+    warmup_steps: int = Field(100, ge=0)
+    min_lr: float = Field(3e-4, ge=0.0, description="floor of decaying schedules; base LR of cyclical ones")
+    decay_fraction: float = Field(0.2, gt=0.0, le=1.0, description="wsd: share of steps spent decaying")
+    step_size: int = Field(500, ge=1, description="step: steps between drops; cyclical: half a cycle")
+    gamma: float | None = Field(None, gt=0.0, le=1.0, description="step: drop factor (0.1); exponential and "
+                                "exp_range: per-step factor (default reaches min_lr at the last step)")
+    pct_start: float = Field(0.3, gt=0.0, lt=1.0, description="one_cycle: share of steps rising")
+    div_factor: float = Field(25.0, ge=1.0, description="one_cycle: start at lr / div_factor")
+    final_div_factor: float = Field(1e4, ge=1.0, description="one_cycle: end at start / final_div_factor")
+    # gradients and precision
+    grad_clip: float = Field(1.0, ge=0.0, description="max gradient norm (or value); 0 turns clipping off")
+    clip_mode: Literal["norm", "value"] = "norm"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    compile: bool = False
+    activation_checkpointing: bool = False
+    max_bad_steps: int = Field(5, ge=1, description="stop after this many non-finite losses in a row "
+                               "(each such step is skipped, never applied)")
+    # rhythm, checkpoints
     eval_interval: int = Field(250, ge=1)
     eval_batches: int = Field(20, ge=1)
     log_interval: int = Field(10, ge=1)
     checkpoint_interval: int = Field(500, ge=1)
-    keep_checkpoints: int = Field(2, ge=1)
+    keep_checkpoints: int = Field(2, ge=1, description="keep the newest K, plus the best by validation loss")
+    # where and how
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    distributed: Literal["ddp", "fsdp"] = Field("ddp", description="under torchrun: how to spread the model")
     threads: int = Field(0, ge=0, description="CPU threads; 0 uses every core")
     seed: int = 1337
     max_seconds: float | None = Field(None, gt=0, description="stop training after this wall time")
