@@ -1,7 +1,8 @@
-"""Text cleaning rules. Each rule returns the new text; `verdict` rules return a reason to drop."""
+"""Text cleaning rules. Each takes text and returns text; none decides to drop a document."""
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
@@ -11,9 +12,21 @@ _START = re.compile(r"^\*{3}\s*START OF (THE|THIS) PROJECT GUTENBERG.*$|^\*END\*
                     re.IGNORECASE | re.MULTILINE)
 _END = re.compile(r"^\*{3}\s*END OF (THE|THIS) PROJECT GUTENBERG.*$|^End of (the )?Project Gutenberg.*$",
                   re.IGNORECASE | re.MULTILINE)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_TRAILING_WS = re.compile(r"[ \t]+$", re.MULTILINE)
+# C0/C1 control characters except tab and newlines, plus zero-width and bidi controls that are
+# invisible in text but split words and break hashing (Unicode TR #36 lists them as spoofing risks).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_TRAILING_WS = re.compile(r"[ \t\u3000]+$", re.MULTILINE)
 _BLANK_RUNS = re.compile(r"\n{3,}")
+# Full-width ASCII letters and digits (U+FF10..U+FF5A) -> ASCII; the ideographic space -> space.
+# Chinese full-width punctuation (，。！？) is kept: it is the correct form in Chinese text.
+_FULLWIDTH = {cp: cp - 0xFEE0 for cp in [*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)]}
+_FULLWIDTH[0x3000] = 0x20
+_SCRIPT_STYLE = re.compile(r"<(script|style|noscript)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_BLOCK_TAG = re.compile(r"<\s*/?\s*(p|div|br|li|ul|ol|h[1-6]|tr|table|section|article|blockquote|pre)\b[^>]*>",
+                        re.IGNORECASE)
+_TAG = re.compile(r"<[^>]{0,2000}>")
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_HTML_HINT = re.compile(r"<\s*(html|body|p|div|br|span|a|script|style)\b", re.IGNORECASE)
 
 
 def normalize_unicode(text: str, form: str) -> str:
@@ -21,9 +34,14 @@ def normalize_unicode(text: str, form: str) -> str:
     return text if form == "none" else unicodedata.normalize(form, text)
 
 
+def fold_fullwidth(text: str) -> str:
+    """Ｈｅｌｌｏ１２３ -> Hello123, so the same word is one word in dedup and in the tokenizer."""
+    return text.translate(_FULLWIDTH)
+
+
 def normalize_whitespace(text: str) -> str:
     """Unix newlines, no control characters, no trailing spaces, at most one blank line in a row."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub("", text)
     text = _TRAILING_WS.sub("", text)
     text = _BLANK_RUNS.sub("\n\n", text)
@@ -40,10 +58,30 @@ def strip_gutenberg(text: str) -> tuple[str, bool]:
     return body, True
 
 
+def strip_html(text: str) -> tuple[str, bool]:
+    """Remove tags, scripts and styles, keep block breaks as newlines, unescape entities."""
+    if not _HTML_HINT.search(text):
+        return text, False
+    text = _COMMENT.sub("", text)
+    text = _SCRIPT_STYLE.sub("", text)
+    text = _BLOCK_TAG.sub("\n", text)
+    text = _TAG.sub("", text)
+    return html.unescape(text), True
+
+
+def fix_mojibake(text: str) -> str:
+    """Repair UTF-8 decoded as Latin-1/cp1252 and similar, with ftfy (an optional dependency)."""
+    try:
+        import ftfy
+    except ImportError:  # checked before the run starts; see stage.check_ready
+        return text
+    return ftfy.fix_text(text, normalization="NFC")
+
+
 def too_short(text: str, min_chars: int) -> str | None:
     """A reason to drop a document that is (nearly) empty after cleaning."""
     if not text.strip():
-        return "empty"
+        return "empty after cleaning"
     if len(text) < min_chars:
-        return f"shorter than {min_chars} characters"
+        return f"{len(text)} characters, shorter than data.min_chars={min_chars}"
     return None

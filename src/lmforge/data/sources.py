@@ -1,23 +1,33 @@
-"""Where documents come from: the built-in corpus and the user's own files.
+"""Where documents come from: the built-in corpus and the user's files in six formats.
 
-Every record read is either yielded as a document or yielded as a rejection with a reason and
-its place (file and line), so the ledger can prove that nothing was lost.
+Inputs are resolved into `Unit`s (one file, or one corpus text) before any work starts, so a
+config error stops the run early. Reading a unit yields `Item`s: a document, or a record that
+could not be read, with the reason and its place (file and line) — nothing is dropped here.
 """
 
 from __future__ import annotations
 
+import csv
 import glob
+import gzip
+import io
 import json
+import re
+import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmforge.config import DataConfig
+from lmforge.config import DataConfig, FieldRule, SourceConfig
 from lmforge.corpora import shakespeare
+from lmforge.data.encoding import decode, looks_binary
 from lmforge.errors import LmforgeError
 
-TEXT_SUFFIXES = {".txt", ".md"}
+TEXT_SUFFIXES = {".txt", ".md", ".text", ".markdown", ".html", ".htm"}
+RECORD_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+_PREVIEW = 2000  # characters of a bad record kept in rejected/, enough to see what was wrong
 
 
 @dataclass
@@ -29,76 +39,331 @@ class Item:
     text: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None
+    rule: str = "read"
 
 
-def _read_text_file(path: Path) -> tuple[str, str | None]:
+@dataclass(frozen=True)
+class Unit:
+    """One thing to read: a file of a source, or a text of the built-in corpus."""
+
+    source: str
+    path: str
+    format: str
+    spec: SourceConfig | None = None
+    meta: tuple[tuple[str, str], ...] = ()
+    problem: str | None = None  # e.g. a symlink pointing outside its folder
+
+
+# ------------------------------------------------------------------ resolving inputs
+
+
+def _format_of(path: Path, declared: str) -> str:
+    """The reader for a file: the declared format, or one inferred from the (inner) extension."""
+    if declared != "auto":
+        return declared
+    if path.is_dir():
+        return "hf"
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".zst"):
+        suffixes = suffixes[:-1]
+    return RECORD_SUFFIXES.get(suffixes[-1] if suffixes else "", "text")
+
+
+def _is_hf_dir(path: Path) -> bool:
+    return (path / "state.json").is_file() or (path / "dataset_dict.json").is_file()
+
+
+def _folder_files(root: Path) -> Iterator[tuple[Path, str | None]]:
+    """Files under a folder, in a stable order; symlinks leaving the folder are flagged, not read."""
+    base = root.resolve()
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            target = path.resolve()
+            if not target.is_relative_to(base):
+                yield path, f"symlink points outside the input folder ({target})"
+                continue
+        if path.is_file() and not any(p.startswith(".") for p in path.relative_to(root).parts):
+            yield path, None
+
+
+def _expand(pattern: str, where: str) -> list[tuple[Path, str | None]]:
+    path = Path(pattern).expanduser()
+    if path.is_dir():
+        return [(path, None)] if _is_hf_dir(path) else list(_folder_files(path))
+    if path.is_file():
+        return [(path, None)]
+    if path.is_symlink():
+        return [(path, "broken symlink")]
+    matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+    if not matches:
+        raise LmforgeError(f"{where}: '{pattern}' matches no file",
+                           "give a file, a folder or a glob such as 'texts/**/*.txt'")
+    return [(m, None) for m in matches if m.is_file() or _is_hf_dir(m)]
+
+
+def source_specs(cfg: DataConfig) -> list[tuple[str, SourceConfig]]:
+    """Every user source as (ledger name, spec); `paths` is shorthand for auto-format sources."""
+    specs = [(p, SourceConfig(path=p, text_field=cfg.text_field)) for p in cfg.paths]
+    specs += [(s.name or s.path, s) for s in cfg.sources]
+    return specs
+
+
+def resolve_units(cfg: DataConfig) -> list[Unit]:
+    """All units of all sources, in a stable order. Raises LmforgeError on a path that matches nothing."""
+    units: list[Unit] = []
+    if cfg.corpus == "shakespeare":
+        for doc in shakespeare.documents(list(cfg.authors), list(cfg.editions)):
+            meta = (("id", doc.id), ("title", doc.title), ("author", doc.author), ("edition", doc.edition))
+            units.append(Unit(f"shakespeare:{doc.author}", str(doc.path), "corpus", None, meta))
+    for i, (name, spec) in enumerate(source_specs(cfg)):
+        where = f"data.paths[{i}]" if i < len(cfg.paths) else f"data.sources[{i - len(cfg.paths)}].path"
+        for path, problem in _expand(spec.path, where):
+            units.append(Unit(name, str(path), _format_of(path, spec.format), spec, (), problem))
+    return units
+
+
+# ------------------------------------------------------------------ reading units
+
+
+def _open_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed by extension; a truncated archive raises ValueError."""
     raw = path.read_bytes()
+    suffix = path.suffix.lower()
     try:
-        return raw.decode("utf-8-sig"), None
-    except UnicodeDecodeError as exc:
-        return raw.decode("utf-8", errors="replace"), f"not valid UTF-8 at byte {exc.start}"
+        if suffix == ".gz":
+            return gzip.decompress(raw)
+        if suffix == ".zst":
+            import zstandard
+
+            return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"not a valid or complete {suffix[1:]} file: {exc}") from None
+    except Exception as exc:  # zstandard.ZstdError has no common base we can name without the import
+        raise ValueError(f"not a valid or complete {suffix[1:]} file: {exc}") from None
+    return raw
 
 
-def corpus_items(cfg: DataConfig) -> Iterator[Item]:
-    for doc in shakespeare.documents(list(cfg.authors), list(cfg.editions)):
-        text, problem = _read_text_file(doc.path)
-        meta = {"title": doc.title, "author": doc.author, "edition": doc.edition}
-        yield Item(doc.id, f"shakespeare:{doc.author}", text, meta, problem)
+def _split_text(text: str, spec: SourceConfig | None) -> list[tuple[int, str]]:
+    """(first line number, text) of each document in a text file."""
+    if spec is None or spec.split_docs == "file":
+        return [(1, text)]
+    pattern = r"\n\s*\n" if spec.split_docs == "blank_lines" else spec.split_pattern
+    parts, start = [], 0
+    for m in re.finditer(pattern, text, flags=re.MULTILINE):
+        parts.append((text.count("\n", 0, start) + 1, text[start:m.start()]))
+        start = m.end()
+    parts.append((text.count("\n", 0, start) + 1, text[start:]))
+    return [(line, part) for line, part in parts if part.strip()]
 
 
-def expand_paths(patterns: list[str]) -> list[Path]:
-    """Files named by paths, folders (searched recursively) and globs, in a stable order."""
-    files: list[Path] = []
-    for pattern in patterns:
-        path = Path(pattern).expanduser()
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in TEXT_SUFFIXES | {".jsonl"})
-        elif path.is_file():
-            files.append(path)
+def _text_items(unit: Unit) -> Iterator[Item]:
+    path = Path(unit.path)
+    spec = unit.spec
+    try:
+        raw = _open_bytes(path)
+    except ValueError as exc:
+        yield Item(unit.path, unit.source, "", {}, str(exc))
+        return
+    if not raw:
+        yield Item(unit.path, unit.source, "", {}, "empty file")
+        return
+    if looks_binary(raw):
+        yield Item(unit.path, unit.source, "", {}, "binary file (NUL bytes), not text")
+        return
+    text, encoding, replaced = decode(raw, spec.encoding if spec else "auto")
+    meta: dict[str, Any] = dict(unit.meta)
+    doc_id = str(meta.pop("id", unit.path))
+    meta.setdefault("title", path.stem)
+    meta["encoding"] = encoding
+    if replaced:
+        meta["replaced_bytes"] = replaced
+        if spec is not None and spec.on_decode_error == "reject":
+            yield Item(doc_id, unit.source, text[:_PREVIEW], meta,
+                       f"{replaced} bytes are not valid {encoding} (data.sources on_decode_error=reject)", "decode")
+            return
+    parts = _split_text(text, spec)
+    for n, (line, part) in enumerate(parts):
+        item_id = doc_id if len(parts) == 1 else f"{doc_id}:{line}"
+        yield Item(item_id, unit.source, part, {**meta, "origin": f"{unit.path}:{line}"})
+
+
+# --------------------------------------------------------------- record formats
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    """(line number, record or None, problem or raw line)."""
+    data = _open_bytes(path)
+    if looks_binary(data):
+        raise ValueError("binary file (NUL bytes), not JSON lines")
+    text, _, _ = decode(data, "auto")
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield lineno, None, f"malformed JSON ({exc.msg} at column {exc.colno}): {line[:200]}"
+            continue
+        if not isinstance(rec, dict):
+            yield lineno, None, f"a JSONL line must be an object, got {type(rec).__name__}"
+            continue
+        yield lineno, rec, ""
+
+
+def _csv_records(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    data = _open_bytes(path)
+    if looks_binary(data):
+        raise ValueError("binary file (NUL bytes), not CSV")
+    text, _, _ = decode(data, "auto")
+    csv.field_size_limit(1 << 30)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    header: list[str] | None = None
+    while True:
+        line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield line, None, f"broken CSV quoting: {exc}"
+            return  # the reader cannot resynchronise after a quoting error
+        if header is None:
+            header = row
+            continue
+        if not row:
+            continue
+        if len(row) > len(header):
+            yield line, None, f"row has {len(row)} fields but the header has {len(header)}"
+            continue
+        # Missing trailing fields become missing values, for the per-field rules to handle.
+        yield line, dict(zip(header, row)), ""
+
+
+def _arrow_tables(path: Path, fmt: str) -> Iterator[Any]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        yield from pq.ParquetFile(path).iter_batches(batch_size=1024)
+        return
+    # A `datasets` folder from save_to_disk: arrow stream files, one folder per split for a DatasetDict.
+    folders = [path] if (path / "state.json").is_file() else sorted(p for p in path.iterdir() if (p / "state.json").is_file())
+    for folder in folders:
+        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        for shard in state.get("_data_files", []):
+            file = (folder / shard["filename"]).resolve()
+            if not file.is_relative_to(folder.resolve()):
+                raise ValueError(f"state.json names a file outside the dataset folder: {shard['filename']}")
+            with pa.memory_map(str(file)) as source:
+                yield from pa.ipc.open_stream(source)
+
+
+def _arrow_records(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    row = 0
+    try:
+        for batch in _arrow_tables(path, fmt):
+            for rec in batch.to_pylist():
+                row += 1
+                yield row, rec, ""
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a readable {fmt} input: {exc}") from None
+    except Exception as exc:  # pyarrow.ArrowInvalid and friends
+        raise ValueError(f"not a readable {fmt} input: {type(exc).__name__}: {exc}") from None
+
+
+def _missing(value: Any, kind: str) -> str | None:
+    """Why a field value counts as missing, or None when it is usable."""
+    if value is None:
+        return "missing or null"
+    if isinstance(value, str) and not value.strip():
+        return "empty"
+    types = {"str": str, "int": int, "float": (int, float), "bool": bool}
+    if kind != "any" and (not isinstance(value, types[kind]) or (kind in ("int", "float") and isinstance(value, bool))):
+        return f"of type {type(value).__name__}, not {kind}"
+    return None
+
+
+def _majorities(records: list[dict[str, Any]], rules: dict[str, FieldRule]) -> dict[str, Any]:
+    """The most common usable value of each field whose rule is 'majority'."""
+    out = {}
+    for name, rule in rules.items():
+        if rule.action == "majority":
+            values = Counter(json.dumps(r.get(name), sort_keys=True) for r in records
+                             if _missing(r.get(name), rule.type) is None)
+            out[name] = json.loads(values.most_common(1)[0][0]) if values else None
+    return out
+
+
+def _record_items(unit: Unit) -> Iterator[Item]:
+    spec = unit.spec
+    assert spec is not None  # record formats only come from user sources
+    path = Path(unit.path)
+    try:
+        if unit.format == "jsonl":
+            rows = list(_jsonl_records(path))
+        elif unit.format in ("csv", "tsv"):
+            rows = list(_csv_records(path, "," if unit.format == "csv" else "\t"))
         else:
-            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
-            if not matches:
-                raise LmforgeError(f"data.paths: '{pattern}' matches no file",
-                                   "give a file, a folder or a glob such as 'texts/**/*.txt'")
-            files += [m for m in matches if m.is_file()]
-    return files
+            rows = list(_arrow_records(path, unit.format))
+    except ValueError as exc:
+        yield Item(unit.path, unit.source, "", {}, str(exc))
+        return
+    if not rows:
+        yield Item(unit.path, unit.source, "", {}, f"empty {unit.format} file: no records")
+        return
+    rules = dict(spec.fields)
+    rules.setdefault(spec.text_field, FieldRule(action="reject", type="str"))
+    majority = _majorities([r for _, r, _ in rows if r is not None], rules)
+    for line, rec, problem in rows:
+        where = f"{unit.path}:{line}"
+        if rec is None:
+            yield Item(where, unit.source, problem[:_PREVIEW], {"origin": where}, problem)
+            continue
+        yield _apply_rules(rec, where, unit, spec, rules, majority)
 
 
-def _jsonl_items(path: Path, text_field: str) -> Iterator[Item]:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            where = f"{path}:{lineno}"
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield Item(where, str(path), line, {}, f"malformed JSON: {exc.msg}")
-                continue
-            if not isinstance(rec, dict):
-                yield Item(where, str(path), line, {}, "a JSONL line must be an object")
-                continue
-            text = rec.get(text_field)
-            doc_id = str(rec.get("id", where))
-            meta = {k: v for k, v in rec.items() if k not in (text_field, "id")}
-            if not isinstance(text, str):
-                reason = f"field '{text_field}' is missing" if text is None else f"field '{text_field}' is not a string"
-                yield Item(doc_id, str(path), json.dumps(rec)[:2000], meta, reason)
-                continue
-            yield Item(doc_id, str(path), text, meta)
+def _apply_rules(rec: dict[str, Any], where: str, unit: Unit, spec: SourceConfig,
+                 rules: dict[str, FieldRule], majority: dict[str, Any]) -> Item:
+    """Handle missing values field by field, then map fields to text, id, label and metadata."""
+    rec = dict(rec)
+    filled: dict[str, str] = {}
+    doc_id = str(rec[spec.id_field]) if spec.id_field and _missing(rec.get(spec.id_field), "any") is None else where
+    for name, rule in rules.items():
+        why = _missing(rec.get(name), rule.type)
+        if why is None:
+            continue
+        fill = rule.value if rule.action == "fill" else majority.get(name)
+        if rule.action == "reject" or fill is None:
+            detail = f"field '{name}' is {why}" + ("" if rule.action == "reject" else " and has no majority value")
+            preview = json.dumps(rec, ensure_ascii=False, default=str)[:_PREVIEW]
+            return Item(doc_id, unit.source, preview, {"origin": where, "field": name}, detail, "missing_value")
+        rec[name] = fill
+        filled[name] = rule.action
+    text = rec.pop(spec.text_field)
+    if not isinstance(text, str):
+        text = str(text)  # a filled non-string text (e.g. fill value 0) is still text
+    rec.pop(spec.id_field, None) if spec.id_field else None
+    meta: dict[str, Any] = {"origin": where}
+    if spec.label_field:
+        meta["label"] = rec.pop(spec.label_field, None)
+    keep = rec if spec.meta_fields is None else {k: rec[k] for k in spec.meta_fields if k in rec}
+    meta.update({k: v for k, v in keep.items() if not k.startswith("_")})
+    if filled:
+        meta["filled"] = filled
+    return Item(doc_id, unit.source, text, meta)
 
 
-def path_items(cfg: DataConfig) -> Iterator[Item]:
-    for path in expand_paths(cfg.paths):
-        if path.suffix == ".jsonl":
-            yield from _jsonl_items(path, cfg.text_field)
-        else:
-            text, problem = _read_text_file(path)
-            yield Item(str(path), str(path), text, {"title": path.stem}, problem)
+def read_unit(unit: Unit) -> Iterator[Item]:
+    """Every record of one unit, as documents or read failures."""
+    if unit.problem:
+        yield Item(unit.path, unit.source, "", {}, unit.problem)
+    elif unit.format in ("text", "corpus"):
+        yield from _text_items(unit)
+    else:
+        yield from _record_items(unit)
 
 
 def read_items(cfg: DataConfig) -> Iterator[Item]:
-    """All records of all configured sources."""
-    if cfg.corpus == "shakespeare":
-        yield from corpus_items(cfg)
-    yield from path_items(cfg)
+    """All records of all configured sources (a convenience for tools outside the pipeline)."""
+    for unit in resolve_units(cfg):
+        yield from read_unit(unit)

@@ -205,7 +205,7 @@ class Controller(Callback):
 def sync_optimizer(optimizer: Any, cfg: TrainConfig) -> None:
     """Push optimizer settings that live in the param groups (the LR is set by the loop each step)."""
     for group in optimizer.param_groups:
-        decays = group.get("name") == "decay" or (group.get("name") is None and group.get("weight_decay", 0) > 0)
+        decays = group.get("name") in ("decay", "matrix") or (group.get("name") is None and group.get("weight_decay", 0) > 0)
         if "weight_decay" in group and decays:
             group["weight_decay"] = cfg.weight_decay
         if "betas" in group:

@@ -1,0 +1,62 @@
+"""Script-aware text units shared by filters, dedup and the ledger.
+
+English rules count words split at spaces; Chinese and Japanese are written without spaces, so
+for them a "word" is one CJK character. These helpers make every rule work on both, and on
+mixed text, without a word segmenter (no spaCy, no jieba).
+"""
+
+from __future__ import annotations
+
+import re
+
+# CJK Unified Ideographs (+ extension A, compatibility), kana and Hangul syllables.
+CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
+_CJK = re.compile(f"[{CJK_CLASS}]")
+# A token: one CJK character, a run of other letters/digits (with inner apostrophes, so
+# "don't" is one word as Gopher counts it), or one punctuation/symbol character.
+_TOKEN = re.compile(f"[{CJK_CLASS}]|[^\\W{CJK_CLASS}]+(?:['’][^\\W{CJK_CLASS}]+)*|[^\\w\\s]", re.UNICODE)
+_WORD = re.compile(f"[{CJK_CLASS}]|[^\\W{CJK_CLASS}]+(?:['’][^\\W{CJK_CLASS}]+)*", re.UNICODE)
+# Sentence ends, Western and Chinese (。！？ and the full-width forms), with closing quotes.
+SENTENCE_END = re.compile(r"[.!?。！？…]+[\"'”’」』）)]*(?=\s|$)|[。！？]+")
+TERMINAL_PUNCT = (".", "!", "?", '"', "'", "”", "’", "。", "！", "？", "…", "」", "』", "）")
+
+
+def cjk_ratio(text: str, sample: int = 20_000) -> float:
+    """Fraction of non-space characters that are CJK (on a prefix, for speed on long texts)."""
+    head = text[:sample]
+    visible = len(head) - sum(head.count(c) for c in " \n\t")
+    return len(_CJK.findall(head)) / visible if visible else 0.0
+
+
+def is_cjk(text: str, threshold: float = 0.3) -> bool:
+    """Treat a text as CJK when at least 30% of its visible characters are CJK (a mixed-text rule)."""
+    return cjk_ratio(text) >= threshold
+
+
+def tokens(text: str) -> list[str]:
+    """Words, CJK characters and punctuation marks, in order."""
+    return _TOKEN.findall(text)
+
+
+def words(text: str) -> list[str]:
+    """Words and CJK characters, without punctuation."""
+    return _WORD.findall(text)
+
+
+def count_tokens(text: str) -> int:
+    """The ledger's token count: words + CJK characters + punctuation (a tokenizer-free proxy)."""
+    return len(_TOKEN.findall(text))
+
+
+def sentences(text: str) -> list[str]:
+    """Split at Western and Chinese sentence ends."""
+    parts, start = [], 0
+    for m in SENTENCE_END.finditer(text):
+        chunk = text[start:m.end()].strip()
+        if chunk:
+            parts.append(chunk)
+        start = m.end()
+    tail = text[start:].strip()
+    if tail:
+        parts.append(tail)
+    return parts
