@@ -6,7 +6,9 @@ valid key; bad values name the allowed range. Nothing in a config is ever execut
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,22 +26,112 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class FieldRule(Section):
+    """What to do when a record's field is missing, null, empty or of the wrong type."""
+
+    action: Literal["reject", "fill", "majority"] = "reject"
+    value: str | int | float | bool | None = Field(None, description="the constant for action 'fill'")
+    type: Literal["str", "int", "float", "bool", "any"] = "any"
+
+    @model_validator(mode="after")
+    def _fill_has_value(self) -> FieldRule:
+        if self.action == "fill" and self.value is None:
+            raise ValueError("action 'fill' needs a value")
+        return self
+
+
+class SourceConfig(Section):
+    """One input: a file, folder or glob, read in one format, with its field mapping."""
+
+    path: str
+    name: str | None = Field(None, description="name in the ledger (default: the path)")
+    format: Literal["auto", "text", "jsonl", "csv", "tsv", "parquet", "hf"] = "auto"
+    text_field: str = "text"
+    id_field: str | None = "id"
+    label_field: str | None = None
+    meta_fields: list[str] | None = Field(None, description="fields kept as metadata; None keeps all")
+    split_docs: Literal["file", "blank_lines", "regex"] = "file"
+    split_pattern: str | None = Field(None, description="regex separating documents when split_docs=regex")
+    encoding: str = Field("auto", description="'auto' detects it (charset-normalizer), else a codec name")
+    on_decode_error: Literal["replace", "reject"] = "replace"
+    weight: float = Field(1.0, gt=0.0, description="relative share of tokens when sources are mixed")
+    max_tokens: int | None = Field(None, ge=1, description="token budget for this source")
+    fields: dict[str, FieldRule] = Field(default_factory=dict, description="missing-value rule per field")
+
+    @model_validator(mode="after")
+    def _regex_compiles(self) -> SourceConfig:
+        if self.split_docs == "regex":
+            if not self.split_pattern:
+                raise ValueError("split_docs=regex needs split_pattern")
+            try:
+                re.compile(self.split_pattern)
+            except re.error as exc:
+                raise ValueError(f"split_pattern is not a valid regex: {exc}") from None
+        if self.encoding != "auto":
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise ValueError(f"unknown encoding '{self.encoding}'") from None
+        return self
+
+
+class NearDedupConfig(Section):
+    """MinHash LSH near-duplicate removal (Broder 1997; bands/rows as in datasketch)."""
+
+    threshold: float = Field(0.8, gt=0.0, lt=1.0, description="Jaccard similarity of shingle sets")
+    num_perm: int = Field(128, ge=16, le=1024)
+    ngram: int = Field(5, ge=1, le=32, description="word n-gram shingles (datatrove and text-dedup use 5)")
+    cjk_ngram: int = Field(5, ge=1, le=32, description="character n-grams for CJK text")
+    verify: Literal["exact", "estimate", "none"] = "exact"
+    keep: Literal["first", "longest", "quality"] = "first"
+    action: Literal["remove", "cluster"] = Field(
+        "remove", description="remove duplicates, or keep them tagged with one cluster id")
+
+
 class DataConfig(Section):
     """Where documents come from, how they are cleaned, and how they are split."""
 
     corpus: Literal["shakespeare", "none"] = "shakespeare"
     authors: list[Literal["shakespeare", "milton"]] = ["shakespeare"]
     editions: list[Literal["modern", "folio"]] = ["modern"]
+    corpus_weight: float = Field(1.0, gt=0.0)
     paths: list[str] = Field(default_factory=list, description="your own .txt/.md files, folders, globs or .jsonl")
     text_field: str = "text"
+    sources: list[SourceConfig] = Field(default_factory=list, description="inputs with formats and field maps")
+    # cleaning
     normalize: Literal["NFC", "NFKC", "none"] = "NFC"
+    fullwidth: bool = Field(True, description="fold full-width letters, digits and spaces to half-width")
+    fix_mojibake: bool = Field(False, description="repair mojibake with ftfy (pip install lmforge[data-extra])")
+    strip_html: bool = False
     strip_gutenberg: bool = True
+    boilerplate_min_docs: int = Field(0, ge=0, description="drop lines repeated in at least N documents; 0 = off")
+    pii: list[Literal["email", "phone", "ip", "credit_card", "national_id"]] = [
+        "email", "phone", "ip", "credit_card", "national_id"]
     min_chars: int = Field(200, ge=0)
-    dedup: Literal["exact", "none"] = "exact"
+    # quality
+    quality: Literal["off", "books", "web", "code"] = "off"
+    filters: list[Literal["gopher_quality", "gopher_repetition", "c4", "fineweb", "code"]] | None = Field(
+        None, description="which quality filters run; None uses the preset's list")
+    thresholds: dict[str, float] = Field(default_factory=dict, description="override one rule, e.g. c4.min_sentences")
+    languages: list[str] = Field(default_factory=list, description="keep only these ISO 639-1 languages")
+    language_threshold: float = Field(0.65, ge=0.0, le=1.0)
+    detect_language: bool = Field(False, description="record each document's language (always on with languages)")
+    # dedup
+    dedup: Literal["exact", "near", "none"] = "near"
+    near: NearDedupConfig = Field(default_factory=NearDedupConfig)
+    dedup_against: list[str] = Field(default_factory=list, description="existing corpus to deduplicate against")
+    # engine
+    tasks: int = Field(1, ge=1, description="datatrove tasks (input shards)")
+    workers: int = Field(1, ge=1, description="datatrove tasks run at once")
+    # splits
     val_fraction: float = Field(0.05, ge=0.0, lt=0.5)
     test_fraction: float = Field(0.05, ge=0.0, lt=0.5)
     min_val_docs: int = Field(1, ge=0)
     min_test_docs: int = Field(1, ge=0)
+    split_stratify: Literal["none", "source", "label"] = Field(
+        "none", description="split each source (or label) in the same ratios")
+    split_group: Literal["cluster", "none"] = Field(
+        "cluster", description="keep each near-duplicate cluster in one split")
     max_docs: int | None = Field(None, ge=1, description="keep only the first N documents (for tiny runs)")
     seed: int = 1337
 
