@@ -94,9 +94,17 @@ def train(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None
 
 @app.command("eval")
 def eval_(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
-          force: ForceOpt = False) -> None:
-    """Score the newest checkpoint: loss, perplexity, bits per byte (eval.json) and samples."""
-    _stage("eval", run_dir, config, preset, overrides, force)
+          force: ForceOpt = False,
+          cv: Annotated[int, typer.Option("--cv", min=0, help="k-fold cross-validation: train and score K models")] = 0,
+          stratified: Annotated[bool, typer.Option("--stratified", help="stratify the folds by source")] = False,
+          repeats: Annotated[int, typer.Option("--repeats", min=1, help="repeat the K folds R times")] = 1,
+          cv_steps: Annotated[int | None, typer.Option("--cv-steps", min=1, help="training steps per fold")] = None,
+          ) -> None:
+    """Score the newest checkpoint (eval.json: every metric with its 95% interval, tasks, samples);
+    with --cv K, also train and score K models on k folds of the train+val documents."""
+    extra = [f"eval.cv_folds={cv}", f"eval.cv_stratified={stratified}", f"eval.cv_repeats={repeats}"] if cv else []
+    extra += [f"eval.cv_steps={cv_steps}"] if cv and cv_steps else []
+    _stage("eval", run_dir, config, preset, [*(overrides or []), *extra], force)
 
 
 @app.command()
@@ -112,9 +120,10 @@ def generate(
     prompt: Annotated[str, typer.Option(help="text to continue")] = "ROMEO:",
     max_tokens: Annotated[int, typer.Option(min=1, help="tokens to generate")] = 200,
     temperature: Annotated[float, typer.Option(min=1e-3, help="sampling temperature")] = 0.8,
-    top_k: Annotated[int | None, typer.Option(min=1, help="keep the k likeliest tokens")] = 50,
+    top_k: Annotated[int, typer.Option(min=0, help="keep the k likeliest tokens; 0 keeps all")] = 50,
     top_p: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="nucleus sampling mass")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    samples: Annotated[int, typer.Option(min=1, help="how many samples (seeds seed, seed+1, ...)")] = 1,
 ) -> None:
     """Sample text from the newest checkpoint of RUN_DIR."""
     from lmforge.evaluate.generate import sample
@@ -123,7 +132,11 @@ def generate(
     run = RunDir(run_dir)
     cfg = resolve(run, None, None, [])
     model, tok, _ = load_trained(run, cfg)
-    typer.echo(sample(model, tok, prompt, max_tokens, temperature, top_k, top_p, seed, cfg.model.block_size))
+    for i in range(samples):
+        if samples > 1:
+            typer.echo(f"--- seed {seed + i}")
+        typer.echo(sample(model, tok, prompt, max_tokens, temperature, top_k or None, top_p, seed + i,
+                          cfg.model.block_size))
 
 
 @app.command()

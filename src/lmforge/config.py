@@ -302,7 +302,24 @@ class EvalConfig(Section):
     prompt: str = "ROMEO:"
     temperature: float = Field(0.8, gt=0.0, le=10.0)
     top_k: int | None = Field(50, ge=1)
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="nucleus sampling mass for samples")
     seed: int = 1337
+    accuracy_top_k: int = Field(5, ge=1, description="k of the top-k next-token accuracy")
+    bootstrap_rounds: int = Field(1000, ge=0, description="resamples for every 95% interval; 0 = none")
+    tasks: list[str] = Field(default_factory=lambda: ["next_line"],
+                             description="multiple-choice tasks: built-in names (next_line) or JSONL files")
+    task_items: int = Field(100, ge=1, description="questions in a built-in task")
+    task_choices: int = Field(4, ge=2, le=26, description="choices per built-in question")
+    cv_folds: int = Field(0, ge=0, description="k-fold cross-validation over train+val documents; 0 = holdout")
+    cv_stratified: bool = Field(False, description="stratify the folds by document source")
+    cv_repeats: int = Field(1, ge=1, description="repeat the k folds with new shuffles")
+    cv_steps: int | None = Field(None, ge=1, description="training steps per fold; default train.steps")
+
+    @model_validator(mode="after")
+    def _cv_needs_two_folds(self) -> EvalConfig:
+        if self.cv_folds == 1:
+            raise ValueError("cv_folds must be 0 (holdout) or at least 2")
+        return self
 
 
 class EarlyStopConfig(Section):

@@ -27,7 +27,10 @@ def sample(model: nn.Module, tok: Tokenizer, prompt: str, max_tokens: int, tempe
         probs = torch.softmax(logits, dim=-1)
         if top_p is not None and top_p < 1.0:
             sorted_p, order = probs.sort(descending=True)
-            cut = sorted_p.cumsum(0) - sorted_p > top_p  # keep the smallest set reaching top_p
+            # keep the smallest set of likeliest tokens whose mass reaches top_p (Holtzman et al. 2020);
+            # the likeliest token always stays, so top_p near 0 is greedy decoding
+            cut = sorted_p.cumsum(0) - sorted_p >= top_p
+            cut[0] = False
             sorted_p[cut] = 0.0
             probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
             probs /= probs.sum()

@@ -1,4 +1,10 @@
-"""The `eval` stage: score the latest checkpoint on held-out splits and write eval.json."""
+"""The `eval` stage: score the latest checkpoint on held-out splits and tasks, write eval.json.
+
+eval.json holds, per split, loss, perplexity, bits per byte and next-token / top-k accuracy,
+each with a 95% bootstrap interval over documents (and per source when a split mixes sources);
+the multiple-choice tasks; the untrained baseline; samples; the leakage check of the tokens
+stage when it exists; and cross-validation when eval.cv_folds >= 2.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +20,11 @@ from torch import nn
 from lmforge.config import Config
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.generate import sample
-from lmforge.evaluate.lm import summarize, token_losses
+from lmforge.evaluate.lm import score_tokens, summarize
+from lmforge.evaluate.tasks import BUILTIN_TASKS, load_task, next_line_task, score_items, task_metrics
 from lmforge.models.registry import build_model
-from lmforge.rundir import RunDir, atomic_write_json
+from lmforge.monitor.console import console
+from lmforge.rundir import RunDir, atomic_write_json, read_jsonl_gz
 from lmforge.tokens.loader import load_tokens
 from lmforge.tokens.tokenizer import token_byte_lengths
 from lmforge.train import checkpoint as ckpt
@@ -26,8 +34,10 @@ from lmforge.train.stage import setup_threads
 
 def load_trained(run: RunDir, cfg: Config) -> tuple[nn.Module, Tokenizer, Path]:
     """The model of the newest valid checkpoint, and the run's tokenizer."""
+    if not run.root.is_dir():
+        raise LmforgeError(f"run directory not found: {run.root}", "give the folder `lmforge run -o` wrote")
     tok = Tokenizer.from_file(str(run.require(run.tokenizer, "tokenize")))
-    latest = ckpt.latest_valid(run.checkpoints)
+    latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: console.print(f"[yellow]{m}"))
     if latest is None:
         raise LmforgeError(f"no valid checkpoint in {run.checkpoints}",
                            f"run `lmforge train {run.root}` first")
@@ -38,14 +48,54 @@ def load_trained(run: RunDir, cfg: Config) -> tuple[nn.Module, Tokenizer, Path]:
     return model, tok, latest
 
 
-def score_split(model: nn.Module, run: RunDir, split: str, cfg: Config, byte_lengths: np.ndarray) -> dict[str, Any]:
+def split_sources(run: RunDir, split: str, n_docs: int) -> list[str] | None:
+    """The source of each document of a split, in token-file order (None if it cannot be matched)."""
+    path = run.split_file(split)
+    if not path.is_file():
+        return None
+    sources = [str(rec.get("source", "")) for rec in read_jsonl_gz(path)]
+    return sources if len(sources) == n_docs else None
+
+
+def score_split(model: nn.Module, run: RunDir, split: str, cfg: Config, byte_lengths: np.ndarray,
+                per_source: bool = True) -> dict[str, Any]:
     data = load_tokens(run.tokens, split)
     if len(data) < 2:
         return {"tokens": 0}
     starts = np.load(run.tokens / f"{split}.docs.npy", allow_pickle=False)
-    losses = token_losses(model, data, cfg.model.block_size, cfg.eval.batch_size, cfg.eval.max_tokens, cfg.train.dtype)
-    targets = np.asarray(data[1: len(losses) + 1], dtype=np.int64)
-    return summarize(losses, targets, byte_lengths, starts)
+    scores = score_tokens(model, data, cfg.model.block_size, cfg.eval.batch_size, cfg.eval.max_tokens,
+                          cfg.train.dtype, cfg.eval.accuracy_top_k)
+    targets = np.asarray(data[1: len(scores) + 1], dtype=np.int64)
+    sources = split_sources(run, split, len(starts)) if per_source else None
+    return summarize(scores, targets, byte_lengths, starts, sources, cfg.eval.bootstrap_rounds, cfg.eval.seed)
+
+
+def task_items(run: RunDir, cfg: Config, name: str) -> tuple[list, str]:
+    """The items of one task and where they came from."""
+    if name in BUILTIN_TASKS:
+        split = "test" if run.split_file("test").is_file() and "test" in cfg.eval.splits else "val"
+        texts = [rec["text"] for rec in read_jsonl_gz(run.require(run.split_file(split), "data"))]
+        items = next_line_task(texts, cfg.eval.task_items, cfg.eval.task_choices, seed=cfg.eval.seed)
+        return items, f"built-in, from the {split} split ({len(texts)} held-out documents)"
+    return load_task(name), name
+
+
+def run_tasks(model: nn.Module, tok: Tokenizer, run: RunDir, cfg: Config) -> dict[str, Any]:
+    eos_id = tok.token_to_id(cfg.tokenizer.eos_token)
+    eos_id = 0 if eos_id is None else eos_id
+    out = {}
+    for name in cfg.eval.tasks:
+        items, origin = task_items(run, cfg, name)
+        lls = score_items(model, tok, items, cfg.model.block_size, eos_id, cfg.eval.batch_size * 2, cfg.train.dtype)
+        out[Path(name).stem if name not in BUILTIN_TASKS else name] = {
+            "source": origin, **task_metrics(items, lls, cfg.eval.bootstrap_rounds, cfg.eval.seed)}
+    return out
+
+
+def read_leakage(run: RunDir) -> Any:
+    """The tokens stage's n-gram overlap check (train vs val/test), copied verbatim when present."""
+    path = run.tokens / "leakage.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def run_eval(run: RunDir, cfg: Config) -> dict[str, Any]:
@@ -58,14 +108,33 @@ def run_eval(run: RunDir, cfg: Config) -> dict[str, Any]:
     torch.manual_seed(cfg.train.seed)
     fresh = build_model(cfg.model, tok.get_vocab_size(with_added_tokens=True)).to(next(model.parameters()).device)
     split0 = cfg.eval.splits[0]
-    results["untrained"] = {split0: score_split(fresh, run, split0, cfg, byte_lengths)}
+    results["untrained"] = {split0: score_split(fresh, run, split0, cfg, byte_lengths, per_source=False)}
+    results["tasks"] = run_tasks(model, tok, run, cfg)
     results["samples"] = [
         {"prompt": cfg.eval.prompt, "seed": cfg.eval.seed + i,
          "text": sample(model, tok, cfg.eval.prompt, cfg.eval.sample_tokens, cfg.eval.temperature,
-                        cfg.eval.top_k, None, cfg.eval.seed + i, cfg.model.block_size)}
+                        cfg.eval.top_k, cfg.eval.top_p, cfg.eval.seed + i, cfg.model.block_size)}
         for i in range(cfg.eval.samples)
     ]
     meta = json.loads((run.tokens / "meta.json").read_text())
     results["tokenizer"] = {"kind": meta["kind"], "vocab_size": meta["vocab_size"]}
+    results["leakage"] = read_leakage(run)
+    results["intervals"] = {"method": "percentile bootstrap, 95%", "rounds": cfg.eval.bootstrap_rounds,
+                            "unit": "document (LM metrics), item (tasks)"}
+    if cfg.eval.cv_folds >= 2:
+        from lmforge.evaluate.cv import cross_validate
+
+        results["cross_validation"] = cross_validate(run, cfg)
     atomic_write_json(run.eval, results)
-    return results
+    return _summary(results)
+
+
+def _summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers the stage record keeps (eval.json has everything)."""
+    out: dict[str, Any] = {"checkpoint": results["checkpoint"]}
+    for split, s in results["splits"].items():
+        if s.get("tokens"):
+            out[f"{split}_bits_per_byte"] = round(s["bits_per_byte"], 4)
+    for name, t in results.get("tasks", {}).items():
+        out[f"{name}_acc_norm"] = round(t["acc_norm"], 4)
+    return out

@@ -1,0 +1,145 @@
+"""k-fold cross-validation of the language model over documents.
+
+The train and validation documents of a run are cut into k folds (the token stage's
+`kfold_indices`: scikit-learn's KFold, StratifiedKFold by source, GroupKFold when near-duplicate
+clusters are recorded); the test split is never touched. Each fold becomes a small run directory
+of its own (cv/rR-fF/tokens with train.bin = the other folds, test.bin = the held-out fold) and
+is trained by the one training stage (train/stage.run_train), then scored like any split. Only
+the stage contract is shared, never a copy of the loop.
+
+Why k-fold at all for a language model: a holdout estimate from 2–4 validation documents swings
+with which documents were drawn; k folds use every document once for testing, and the spread
+across folds shows how much (Kohavi 1995 studies this bias/variance trade-off for accuracy).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from lmforge.config import Config
+from lmforge.errors import LmforgeError
+from lmforge.evaluate.stage import load_trained, score_split, split_sources
+from lmforge.monitor.console import console
+from lmforge.rundir import RunDir, atomic_open, atomic_write_json, read_jsonl_gz
+from lmforge.tokens.loader import load_tokens
+from lmforge.tokens.splits import kfold_indices
+from lmforge.tokens.tokenizer import token_byte_lengths
+from lmforge.train.stage import run_train
+
+POOL = ("train", "val")  # the documents cross-validation may use; test stays untouched
+METRICS = ("loss", "bits_per_byte", "accuracy")
+
+
+def pool_documents(run: RunDir) -> tuple[list[np.ndarray], list[str], list[str] | None]:
+    """Token arrays, sources and (if recorded) near-duplicate clusters of every train/val document."""
+    docs: list[np.ndarray] = []
+    sources: list[str] = []
+    clusters: list[str] = []
+    for split in POOL:
+        path = run.token_file(split)
+        if not path.is_file():
+            continue
+        data = np.asarray(load_tokens(run.tokens, split))
+        starts = np.load(run.tokens / f"{split}.docs.npy", allow_pickle=False)
+        ends = np.append(starts[1:], len(data))
+        docs += [data[s:e] for s, e in zip(starts, ends)]
+        sources += split_sources(run, split, len(starts)) or [""] * len(starts)
+        if run.split_file(split).is_file():
+            clusters += [str(r.get("cluster", "")) for r in read_jsonl_gz(run.split_file(split))]
+    has_clusters = len(clusters) == len(docs) and any(clusters)
+    return docs, sources, clusters if has_clusters else None
+
+
+def _write_fold_tokens(fold: RunDir, meta: dict[str, Any], parts: dict[str, list[np.ndarray]]) -> None:
+    """A fold's tokens/ folder in the tokens stage's format, so the train stage reads it as any run."""
+    fold.tokens.mkdir(parents=True, exist_ok=True)
+    dtype = np.dtype(meta["dtype"])
+    splits = {}
+    for split, arrays in parts.items():
+        flat = np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
+        with atomic_open(fold.token_file(split), "wb") as fh:
+            fh.write(flat.tobytes())
+        starts = np.cumsum([0] + [len(a) for a in arrays[:-1]]).astype(np.int64) if arrays else np.zeros(0, np.int64)
+        with atomic_open(fold.tokens / f"{split}.docs.npy", "wb") as fh:
+            np.save(fh, starts, allow_pickle=False)
+        splits[split] = {"tokens": int(len(flat)), "documents": len(arrays)}
+    atomic_write_json(fold.tokens / "meta.json", {**meta, "splits": splits, "cv_fold": True})
+
+
+def fold_config(cfg: Config) -> Config:
+    """The run's config for one fold: cv_steps training steps, quiet, with no cross-validation inside."""
+    data = cfg.model_dump()
+    if cfg.eval.cv_steps is not None:
+        data["train"]["steps"] = cfg.eval.cv_steps
+        data["train"]["warmup_steps"] = min(cfg.train.warmup_steps, max(0, cfg.eval.cv_steps // 10))
+    data["eval"].update(cv_folds=0, tasks=[], samples=0)
+    return Config.model_validate(data)
+
+
+def _aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for m in METRICS:
+        values = [f[m] for f in folds if f.get(m) is not None]
+        if values:
+            out[m] = {"mean": statistics.fmean(values),
+                      "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                      "min": min(values), "max": max(values)}
+    return out
+
+
+def cross_validate(run: RunDir, cfg: Config, keep_folds: bool = False) -> dict[str, Any]:
+    """Train and score k models per repeat; mean, standard deviation and every fold."""
+    k, repeats, stratified = cfg.eval.cv_folds, cfg.eval.cv_repeats, cfg.eval.cv_stratified
+    docs, sources, clusters = pool_documents(run)
+    if len(docs) < k:
+        raise LmforgeError(
+            f"cannot make {k} folds: the run has only {len(docs)} train+validation documents",
+            f"use --cv {max(2, len(docs))} or fewer, or add documents (data.paths)")
+    if stratified and len(set(sources)) < 2:
+        console.print("[yellow]cv: every document has the same source; stratified folds equal plain folds")
+    meta = json.loads((run.tokens / "meta.json").read_text())
+    tok = Tokenizer.from_file(str(run.tokenizer))
+    byte_lengths = token_byte_lengths(tok)
+    fcfg = fold_config(cfg)
+    folds: list[dict[str, Any]] = []
+    for r in range(repeats):
+        seed = cfg.eval.seed + r
+        splits = kfold_indices(len(docs), k, seed=seed, labels=sources if stratified else None, groups=clusters)
+        for f, (train_idx, test_idx) in enumerate(splits):
+            started = time.time()
+            fold = RunDir(run.root / "cv" / f"r{r}-f{f}")
+            if fold.root.exists():
+                shutil.rmtree(fold.root)
+            fold.create()
+            fold.tokenizer.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run.tokenizer, fold.tokenizer)
+            _write_fold_tokens(fold, meta, {"train": [docs[i] for i in train_idx], "val": [],
+                                            "test": [docs[i] for i in test_idx]})
+            console.print(f"cv: repeat {r + 1}/{repeats}, fold {f + 1}/{k}: training on {len(train_idx)} "
+                          f"documents, testing on {len(test_idx)}")
+            trained = run_train(fold, fcfg, show_progress=False)
+            model, _, _ = load_trained(fold, fcfg)
+            scored = score_split(model, fold, "test", fcfg, byte_lengths, per_source=False)
+            folds.append({"repeat": r, "fold": f, "train_documents": len(train_idx),
+                          "test_documents": len(test_idx), "test_sources": sorted({sources[i] for i in test_idx}),
+                          "steps": trained["step"], "seconds": round(time.time() - started, 2),
+                          **{key: scored.get(key) for key in
+                             ("tokens", "loss", "loss_ci95", "bits_per_byte", "bits_per_byte_ci95",
+                              "accuracy", "accuracy_ci95")}})
+            if not keep_folds:  # keep metrics.jsonl and events; weights and token copies are large
+                shutil.rmtree(fold.checkpoints, ignore_errors=True)
+                shutil.rmtree(fold.tokens, ignore_errors=True)
+    return {
+        "k": k, "repeats": repeats, "stratified": stratified, "grouped": clusters is not None,
+        "documents": len(docs), "steps_per_fold": fcfg.train.steps,
+        "summary": _aggregate(folds),
+        "per_repeat": [_aggregate([f for f in folds if f["repeat"] == r]) for r in range(repeats)],
+        "folds": folds,
+    }
