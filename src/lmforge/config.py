@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lmforge.errors import LmforgeError
 
@@ -134,6 +134,20 @@ class DataConfig(Section):
         "cluster", description="keep each near-duplicate cluster in one split")
     max_docs: int | None = Field(None, ge=1, description="keep only the first N documents (for tiny runs)")
     seed: int = 1337
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _flatten_thresholds(cls, value: Any) -> Any:
+        """Accept {c4: {min_sentences: 3}} (what `data.thresholds.c4.min_sentences=3` becomes) too."""
+        if not isinstance(value, dict):
+            return value
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            if isinstance(inner, dict):
+                flat.update({f"{key}.{k}": v for k, v in inner.items()})
+            else:
+                flat[key] = inner
+        return flat
 
 
 class TokenizerConfig(Section):

@@ -41,7 +41,9 @@ _WORDISH = _DIGITS + "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def _ipv4(m: re.Match[str]) -> bool:
-    return _bounded(m, _DIGITS + ".", _DIGITS) and all(int(p) <= 255 and (p == "0" or not p.startswith("0"))
+    tail = m.string[m.end():m.end() + 2]
+    dotted_on = len(tail) == 2 and tail[0] == "." and tail[1] in _DIGITS  # 1.2.3.4.5 is a version
+    return not dotted_on and _bounded(m, _DIGITS + ".", _DIGITS) and all(int(p) <= 255 and (p == "0" or not p.startswith("0"))
                                                       for p in m.group().split("."))
 
 

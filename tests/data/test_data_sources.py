@@ -1,0 +1,144 @@
+"""Reading: formats, encodings, missing values and bad input, each with file and line."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from lmforge.config import DataConfig, FieldRule, SourceConfig
+from lmforge.data.encoding import decode
+from lmforge.data.sources import read_items, resolve_units
+from lmforge.errors import LmforgeError
+
+from .samples import AUSTEN, GUXIANG, MELVILLE, TAOHUAYUAN
+
+
+def items(tmp_path: Path, **source: object) -> list:
+    cfg = DataConfig(corpus="none", sources=[SourceConfig(**source)])
+    return list(read_items(cfg))
+
+
+@pytest.mark.parametrize("encoding,text", [("gb18030", TAOHUAYUAN), ("big5", "這是一個測試。" * 30 + "中文文本沒有空格，繁體字也能正確讀出。" * 10),
+                                           ("utf-16", GUXIANG), ("utf-8-sig", GUXIANG), ("cp1252", "Café crème brûlée, naïve façade, voilà. " * 5)])
+def test_text_encodings_are_detected(tmp_path: Path, encoding: str, text: str) -> None:
+    path = tmp_path / "doc.txt"
+    path.write_bytes(text.encode(encoding))
+    [item] = items(tmp_path, path=str(path))
+    assert item.reason is None
+    assert item.text == text
+
+
+def test_undecodable_bytes_replaced_or_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_bytes(AUSTEN.encode() + b"\xff\xfe\xfa" + MELVILLE.encode())
+    [item] = items(tmp_path, path=str(path), encoding="utf-8")
+    assert item.reason is None and item.meta["replaced_bytes"] == 3 and "\ufffd" in item.text
+    [item] = items(tmp_path, path=str(path), encoding="utf-8", on_decode_error="reject")
+    assert item.rule == "decode" and "not valid utf-8" in item.reason
+
+
+def test_jsonl_gz_zst_with_malformed_lines(tmp_path: Path) -> None:
+    lines = [json.dumps({"id": "a", "text": AUSTEN, "lang": "en"}), "{not json", json.dumps([1, 2]),
+             json.dumps({"id": "b", "text": MELVILLE})]
+    raw = ("\n".join(lines) + "\n").encode()
+    (tmp_path / "x.jsonl.gz").write_bytes(gzip.compress(raw))
+    (tmp_path / "y.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(raw))
+    for name in ("x.jsonl.gz", "y.jsonl.zst"):
+        got = items(tmp_path, path=str(tmp_path / name))
+        assert [i.id for i in got if not i.reason] == ["a", "b"]
+        bad = [i for i in got if i.reason]
+        assert [i.id.rsplit(":", 1)[1] for i in bad] == ["2", "3"]  # line numbers
+        assert "malformed JSON" in bad[0].reason and "must be an object" in bad[1].reason
+        assert got[0].meta["lang"] == "en"
+
+
+def test_truncated_gzip_is_reported_not_raised(tmp_path: Path) -> None:
+    data = gzip.compress((json.dumps({"text": AUSTEN}) + "\n").encode() * 50)
+    (tmp_path / "cut.jsonl.gz").write_bytes(data[: len(data) // 2])
+    [item] = items(tmp_path, path=str(tmp_path / "cut.jsonl.gz"))
+    assert "not a valid or complete gz file" in item.reason
+
+
+def test_csv_broken_rows_and_missing_fields(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('id,text,label\n1,"' + AUSTEN.strip().replace('"', '""') + '",pos\n2,too,many,fields,here\n3,' + MELVILLE.strip().replace(",", ";")
+                    + '\n4,"never closed\n', encoding="utf-8")
+    got = items(tmp_path, path=str(path), label_field="label", fields={"label": FieldRule(action="fill", value="unknown")})
+    by_id = {i.id: i for i in got}
+    assert by_id["1"].meta["label"] == "pos"
+    assert by_id["3"].meta["label"] == "unknown" and by_id["3"].meta["filled"] == {"label": "fill"}
+    bad = [i for i in got if i.reason]
+    assert any("row has 5 fields" in i.reason and i.id.endswith(":3") for i in bad)
+    assert any("broken CSV quoting" in i.reason for i in bad)
+
+
+def test_missing_value_rules(tmp_path: Path) -> None:
+    recs = [{"id": 1, "text": AUSTEN, "topic": "novel"}, {"id": 2, "text": MELVILLE, "topic": "novel"},
+            {"id": 3, "text": GUXIANG, "topic": None}, {"id": 4, "text": "", "topic": "x"},
+            {"id": 5, "text": 42, "topic": "sea"}]
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
+    got = {i.id: i for i in items(tmp_path, path=str(path), fields={"topic": FieldRule(action="majority")})}
+    assert got["3"].meta["topic"] == "novel" and got["3"].reason is None
+    assert got["4"].rule == "missing_value" and "'text' is empty" in got["4"].reason
+    assert got["5"].rule == "missing_value" and "not str" in got["5"].reason
+    got = {i.id: i for i in items(tmp_path, path=str(path), fields={"topic": FieldRule(action="reject")})}
+    assert got["3"].rule == "missing_value" and "'topic' is missing or null" in got["3"].reason
+
+
+def test_parquet_and_saved_hf_dataset(tmp_path: Path) -> None:
+    table = pa.table({"text": [AUSTEN, TAOHUAYUAN], "id": ["p1", "p2"], "label": [0, 1]})
+    pq.write_table(table, tmp_path / "d.parquet")
+    got = items(tmp_path, path=str(tmp_path / "d.parquet"), label_field="label")
+    assert [(i.id, i.meta["label"]) for i in got] == [("p1", 0), ("p2", 1)]
+    # The layout `datasets.Dataset.save_to_disk` writes: arrow stream shards named in state.json.
+    ds = tmp_path / "hf"
+    ds.mkdir()
+    with pa.OSFile(str(ds / "data-00000-of-00001.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    (ds / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}))
+    (ds / "dataset_info.json").write_text("{}")
+    got = items(tmp_path, path=str(ds))
+    assert [i.text for i in got] == [AUSTEN, TAOHUAYUAN]
+
+
+def test_bad_files_never_crash(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "binary.txt").write_bytes(bytes(range(256)) * 20)
+    (folder / "fake.parquet").write_text("this is not parquet")
+    (folder / "long.txt").write_text("word " * 2_000_000)  # a 10 MB single line
+    outside = tmp_path / "secret.txt"
+    outside.write_text(AUSTEN)
+    os.symlink(outside, folder / "link.txt")
+    got = {Path(i.id).name: i for i in list(read_items(DataConfig(corpus="none", paths=[str(folder)])))}
+    assert got["empty.txt"].reason == "empty file"
+    assert "binary" in got["binary.txt"].reason
+    assert "not a readable parquet" in got["fake.parquet"].reason
+    assert "outside the input folder" in got["link.txt"].reason
+    assert got["long.txt"].reason is None and len(got["long.txt"].text) == 10_000_000
+
+
+def test_path_matching_nothing_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(LmforgeError, match=r"data.paths\[0\].*matches no file"):
+        resolve_units(DataConfig(corpus="none", paths=[str(tmp_path / "nope*.txt")]))
+
+
+def test_split_text_file_by_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "poems.txt"
+    path.write_text("one\nline\n\n\ntwo\n\nthree\n", encoding="utf-8")
+    got = items(tmp_path, path=str(path), split_docs="blank_lines")
+    assert [i.text.strip() for i in got] == ["one\nline", "two", "three"]
+    assert [i.meta["origin"].rsplit(":", 1)[1] for i in got] == ["1", "5", "7"]
+
+
+def test_decode_prefers_utf8() -> None:
+    assert decode("naïve 中文".encode(), "auto")[:2] == ("naïve 中文", "utf-8")
