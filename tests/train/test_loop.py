@@ -1,0 +1,129 @@
+"""The loop: accumulation equality, bad input, skipped non-finite steps, best checkpoint, warmup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lmforge.errors import LmforgeError
+from lmforge.models.registry import build_model
+from lmforge.tokens.loader import RandomWindows
+from lmforge.train import checkpoint as ckpt
+from lmforge.train.loop import BatchPlan, Trainer, global_rows, lm_loss, plan_batch, warmup_rows
+from lmforge.train.optim import build_optimizer
+
+from .conftest import VOCAB, tiny_config
+
+
+def _trainer(tmp_path: Path, *overrides: str, data: np.ndarray | None = None) -> Trainer:
+    cfg = tiny_config(*overrides)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, VOCAB)
+    data = data if data is not None else (np.arange(4000) % VOCAB).astype(np.uint16)
+    loader = RandomWindows(data, cfg.model.block_size, cfg.train.batch_size, cfg.train.seed)
+    return Trainer(model, build_optimizer(model, cfg.train), loader, cfg.train, data[:600], tmp_path / "ck")
+
+
+def _batch_with_padding() -> tuple[torch.Tensor, torch.Tensor]:
+    """8 rows whose numbers of real targets differ (as padded fine-tuning batches do)."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, VOCAB, (8, 16), generator=g)
+    y = torch.randint(0, VOCAB, (8, 16), generator=g)
+    for row in range(8):
+        y[row, 16 - 2 * row:] = -100
+    return x, y
+
+
+def test_one_by_eight_equals_eight_by_one(tmp_path: Path) -> None:
+    whole = _trainer(tmp_path / "a", "train.micro_batch_size=8")
+    accum = _trainer(tmp_path / "b", "train.micro_batch_size=1")
+    assert (whole.plan.accum, accum.plan.accum) == (1, 8)
+    x, y = _batch_with_padding()
+    la, lb = whole.forward_backward(x, y), accum.forward_backward(x, y)
+    assert float(la) == pytest.approx(float(lb), rel=1e-5)
+    for (name, pa), pb in zip(whole.raw_model.named_parameters(), accum.raw_model.parameters()):
+        torch.testing.assert_close(pa.grad, pb.grad, rtol=1e-4, atol=1e-7, msg=name)
+    # the per-micro-batch mean (the bug of transformers #37766) would not match
+    with torch.no_grad():
+        naive = np.mean([float(lm_loss(whole.raw_model(x[i:i + 1]), y[i:i + 1])) for i in range(8)])
+    assert abs(naive - float(la)) > 1e-3
+
+
+def test_accumulated_training_matches_whole_batches(tmp_path: Path) -> None:
+    whole = _trainer(tmp_path / "a", "train.batch_size=8")
+    accum = _trainer(tmp_path / "b", "train.batch_size=8", "train.grad_accum=4")
+    losses = [(whole.train_step()[0], accum.train_step()[0]) for _ in range(5)]
+    for a, b in losses:
+        assert a == pytest.approx(b, rel=1e-4)
+    for pa, pb in zip(whole.raw_model.parameters(), accum.raw_model.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-6)
+
+
+def test_batch_plan_errors_say_what_to_do() -> None:
+    cfg = tiny_config("train.batch_size=12", "train.micro_batch_size=5").train
+    with pytest.raises(LmforgeError, match="does not divide") as err:
+        plan_batch(12, cfg)
+    assert "1, 2, 3, 4, 6, 12" in (err.value.hint or "")
+    with pytest.raises(LmforgeError, match="among 5 processes"):
+        plan_batch(12, tiny_config().train, world=5)
+    assert plan_batch(12, tiny_config("train.grad_accum=3").train, world=2) == BatchPlan(12, 2, 3, 2)
+    with pytest.raises(LmforgeError, match="multiple of model.block_size"):
+        global_rows(tiny_config("train.batch_tokens=100").train, 16)
+    assert global_rows(tiny_config("train.batch_tokens=128").train, 16) == 8
+
+
+def test_fp16_on_cpu_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(LmforgeError, match="float16 needs a CUDA GPU"):
+        _trainer(tmp_path, "train.dtype=float16")
+
+
+def test_batch_size_warmup_grows_in_whole_micro_batches() -> None:
+    plan = BatchPlan(rows=16, micro=2, accum=8, world=1)
+    rows = [warmup_rows(s, plan, 8) for s in range(10)]
+    assert rows[0] == 2 and rows[-1] == 16 and rows == sorted(rows)
+    assert all(r % 2 == 0 for r in rows)
+
+
+def test_non_finite_steps_are_skipped_then_stop(tmp_path: Path) -> None:
+    tr = _trainer(tmp_path, "train.max_bad_steps=2")
+    before = {n: p.detach().clone() for n, p in tr.raw_model.named_parameters()}
+    x, y = tr.loader.next()
+    with torch.no_grad():
+        tr.raw_model.tok_emb.weight[0, 0] = float("nan")  # poison one embedding row the batch uses
+    x[:, 0] = 0
+    _, norm = tr.train_step((x, y))
+    assert not np.isfinite(norm) and tr.skipped_steps == 1
+    # the update was not applied: every other parameter is exactly as before
+    for name, p in tr.raw_model.named_parameters():
+        if "tok_emb" not in name:
+            assert p.equal(before[name]), name
+    with pytest.raises(LmforgeError, match="NaN/Inf for 2 steps"):
+        tr.train_step((x, y))
+    path = tr.save()
+    assert json.loads((path / "state.json").read_text())["good"] is False
+    assert "not good" in ckpt.verify(path)
+
+
+def test_best_checkpoint_is_kept_beyond_the_newest(tmp_path: Path) -> None:
+    tr = _trainer(tmp_path, "train.keep_checkpoints=1")
+    for step, val in [(1, 2.0), (2, 1.0), (3, 1.5), (4, 1.7)]:
+        tr.step, tr.last_val, tr.last_val_step = step, val, step
+        tr.save()
+    names = [p.name for p in ckpt.list_checkpoints(tmp_path / "ck")]
+    assert names == ["step-2", "step-4"]
+    assert ckpt.best_checkpoint(tmp_path / "ck").name == "step-2"
+
+
+def test_loss_falls_with_each_optimizer(tmp_path: Path) -> None:
+    for name, lr in [("adamw", 3e-3), ("adam", 3e-3), ("sgd", 0.3), ("lion", 3e-4), ("adafactor", 3e-2),
+                     ("muon", 3e-3)]:
+        tr = _trainer(tmp_path / name, f"train.optimizer={name}", f"train.lr={lr}", "train.min_lr=0",
+                      "train.schedule=constant", "train.warmup_steps=0")
+        first = tr.train_step()[0]
+        for _ in range(12):
+            last = tr.train_step()[0]
+        assert last < first - 0.2, f"{name}: {first:.3f} -> {last:.3f}"

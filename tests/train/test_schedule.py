@@ -1,0 +1,83 @@
+"""Schedules: shapes, floors, and agreement with PyTorch's own schedulers where one exists."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lmforge.config import TrainConfig
+from lmforge.train.schedule import SCHEDULES, lr_at, lr_curve
+
+
+def _torch_curve(make, steps: int, lr: float) -> list[float]:  # noqa: ANN001
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched = make(opt)
+    out = []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+@pytest.mark.parametrize("mode", ["triangular", "triangular2", "exp_range"])
+def test_cyclical_matches_pytorch_cycliclr(mode: str) -> None:
+    cfg = TrainConfig(schedule=mode, lr=0.1, min_lr=0.01, step_size=7, steps=60, warmup_steps=0, gamma=0.97)
+    ref = _torch_curve(lambda o: torch.optim.lr_scheduler.CyclicLR(
+        o, base_lr=0.01, max_lr=0.1, step_size_up=7, mode=mode, gamma=0.97, cycle_momentum=False), 60, 0.1)
+    assert lr_curve(cfg) == pytest.approx(ref, rel=1e-9, abs=1e-12)
+
+
+def test_one_cycle_matches_pytorch() -> None:
+    cfg = TrainConfig(schedule="one_cycle", lr=0.2, steps=50, pct_start=0.3, div_factor=25, final_div_factor=1e4)
+    ref = _torch_curve(lambda o: torch.optim.lr_scheduler.OneCycleLR(
+        o, max_lr=0.2, total_steps=50, pct_start=0.3, div_factor=25, final_div_factor=1e4,
+        cycle_momentum=False), 50, 0.2)
+    assert lr_curve(cfg) == pytest.approx(ref, rel=1e-9)
+
+
+def test_step_decay_matches_steplr() -> None:
+    cfg = TrainConfig(schedule="step", lr=0.1, min_lr=0.0, step_size=5, gamma=0.5, steps=30, warmup_steps=0)
+    ref = _torch_curve(lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=5, gamma=0.5), 30, 0.1)
+    assert lr_curve(cfg) == pytest.approx(ref, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "wsd", "exponential"])
+def test_decaying_schedules_warm_up_then_reach_the_floor(name: str) -> None:
+    cfg = TrainConfig(schedule=name, lr=1e-3, min_lr=1e-4, warmup_steps=10, steps=100)
+    curve = lr_curve(cfg)
+    assert curve[0] == pytest.approx(1e-4)  # lr / warmup_steps
+    assert curve[9] == pytest.approx(1e-3)  # the peak at the end of warmup
+    assert max(curve) == pytest.approx(1e-3)
+    assert curve[-1] == pytest.approx(1e-4)
+    assert all(a >= b - 1e-15 for a, b in zip(curve[10:], curve[11:]))  # never rises after warmup
+
+
+def test_wsd_holds_the_peak_until_the_decay_phase() -> None:
+    cfg = TrainConfig(schedule="wsd", lr=1e-3, min_lr=0.0, warmup_steps=5, steps=100, decay_fraction=0.2)
+    curve = lr_curve(cfg)
+    assert all(v == 1e-3 for v in curve[5:80])
+    assert curve[80] < 1e-3 and curve[-1] == pytest.approx(0.0)
+
+
+def test_inverse_sqrt_and_constant() -> None:
+    cfg = TrainConfig(schedule="inverse_sqrt", lr=1e-3, warmup_steps=100, steps=1000)
+    assert lr_at(99, cfg) == pytest.approx(1e-3)
+    assert lr_at(399, cfg) == pytest.approx(1e-3 * math.sqrt(100 / 400))
+    const = TrainConfig(schedule="constant", lr=2e-3, warmup_steps=0, steps=50)
+    assert set(lr_curve(const)) == {2e-3}
+
+
+def test_floor_above_peak_is_capped() -> None:
+    cfg = TrainConfig(schedule="cosine", lr=1e-4, min_lr=3e-4, warmup_steps=0, steps=20)
+    assert max(lr_curve(cfg)) == pytest.approx(1e-4)
+
+
+def test_every_configured_name_has_a_schedule() -> None:
+    names = TrainConfig.model_fields["schedule"].annotation.__args__
+    assert set(names) == set(SCHEDULES)
+    for name in names:
+        curve = lr_curve(TrainConfig(schedule=name, steps=40, warmup_steps=4, step_size=5))
+        assert all(math.isfinite(v) and v >= 0 for v in curve)
