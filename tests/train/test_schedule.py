@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -11,7 +12,7 @@ from lmforge.config import TrainConfig
 from lmforge.train.schedule import SCHEDULES, lr_at, lr_curve
 
 
-def _torch_curve(make, steps: int, lr: float) -> list[float]:  # noqa: ANN001
+def _torch_curve(make, steps: int, lr: float) -> list[float]:
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
     sched = make(opt)
     out = []
@@ -52,7 +53,7 @@ def test_decaying_schedules_warm_up_then_reach_the_floor(name: str) -> None:
     assert curve[9] == pytest.approx(1e-3)  # the peak at the end of warmup
     assert max(curve) == pytest.approx(1e-3)
     assert curve[-1] == pytest.approx(1e-4)
-    assert all(a >= b - 1e-15 for a, b in zip(curve[10:], curve[11:]))  # never rises after warmup
+    assert all(a >= b - 1e-15 for a, b in itertools.pairwise(curve[10:]))  # never rises after warmup
 
 
 def test_wsd_holds_the_peak_until_the_decay_phase() -> None:
