@@ -30,22 +30,6 @@ def setup_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-class SinkCallback(Callback):
-    """Feeds a metric sink (monitor/sinks.py: log/close) from the loop's events."""
-
-    def __init__(self, sink: Any) -> None:
-        self.sink = sink
-
-    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        self.sink.log("train", metrics["step"], metrics)
-
-    def on_eval_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        self.sink.log("eval", metrics["step"], metrics)
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        self.sink.close({}, {"loss": trainer.last_loss or float("nan"), "val_loss": trainer.last_val or float("nan")})
-
-
 def default_callbacks(run: RunDir, cfg: Config, start: int, show_progress: bool,
                       model: torch.nn.Module) -> list[Callback]:
     """Rank 0's monitoring: sinks, console, statistics, live control and adjustments (monitor/)."""
@@ -54,10 +38,10 @@ def default_callbacks(run: RunDir, cfg: Config, start: int, show_progress: bool,
     return build_callbacks(run, cfg, model, start, show_progress)
 
 
-def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = True,
-                  callbacks: list[Callback] | None = None) -> Trainer:
-    """Everything the loop needs, from the run directory; restores the newest valid checkpoint
-    when `resume` is set (a corrupt newest one is reported and the previous one used)."""
+def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = None,
+                extra_state: dict[str, Any] | None = None) -> Trainer:
+    """A fresh trainer on the run's tokens: process group, device, seeded model, wrapping,
+    optimizer and loader. Touches no checkpoint (lr-find and search trials use it as is)."""
     meta_path = run.require(run.tokens / "meta.json", "tokenize")
     meta = json.loads(meta_path.read_text())
     setup_threads(cfg.train.threads)
@@ -79,24 +63,30 @@ def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = 
     except ValueError as exc:
         raise LmforgeError(f"training split too small: {exc}", "lower model.block_size or add data") from None
     val = load_tokens(run.tokens, "val") if meta["splits"]["val"]["tokens"] > cfg.model.block_size else None
+    state = {"params": params, "model": cfg.section("model"), "vocab_size": meta["vocab_size"], **(extra_state or {})}
+    return Trainer(wrapped, optimizer, loader, cfg.train, val, run.checkpoints, callbacks or [],
+                   extra_state=state, dist=info)
 
-    start = 0
-    latest = None
+
+def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = True,
+                  callbacks: list[Callback] | None = None) -> Trainer:
+    """The train stage's trainer, with rank 0's sinks; restores the newest valid checkpoint when
+    `resume` is set (a corrupt newest one is reported and the previous one used), and clears old
+    checkpoints when it is not."""
+    start, latest = 0, None
     if resume:
         latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: console.print(f"[yellow]{m}"))
         if latest is None:
             console.print(f"[yellow]no valid checkpoint in {run.checkpoints}: starting from step 0")
         else:
             start = int(json.loads((latest / "state.json").read_text())["step"])
-    elif info.is_main:
+    trainer = new_trainer(run, cfg)
+    info = trainer.dist
+    if not resume and info.is_main:
         for old in ckpt.list_checkpoints(run.checkpoints):
             shutil.rmtree(old)  # a fresh run must never resume from a stale checkpoint
-    cbs = default_callbacks(run, cfg, start, show_progress, model) if info.is_main else []
-    cbs += callbacks or []
-    trainer = Trainer(wrapped, optimizer, loader, cfg.train, val, run.checkpoints, cbs,
-                      extra_state={"params": params, "model": cfg.section("model"),
-                                   "vocab_size": meta["vocab_size"]},
-                      dist=info)
+    cbs = default_callbacks(run, cfg, start, show_progress, trainer.raw_model) if info.is_main else []
+    trainer.callbacks = cbs + (callbacks or [])
     if latest is not None:
         trainer.restore(latest)
         if info.is_main:
