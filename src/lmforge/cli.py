@@ -167,6 +167,63 @@ def ctl(
     typer.echo(f"step {outcome['step']}: {outcome['message']}" if outcome else "sent")
 
 
+lr_app = typer.Typer(no_args_is_help=True, help="Learning-rate schedules: draw them, find a good peak.")
+app.add_typer(lr_app, name="lr")
+
+
+@lr_app.command("plot")
+def lr_plot(
+    args: Annotated[list[str] | None, typer.Argument(help="[CONFIG] [section.key=value ...]")] = None,
+    preset: PresetOpt = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write (a .csv of every step beside it)")] = Path(
+        "lr_schedule.png"),
+) -> None:
+    """Draw the config's learning-rate schedule, step by step."""
+    from lmforge.train.schedule import lr_curve, plot_schedule
+
+    config, overrides = _split_config_arg(args or [])
+    cfg = load_config(config, preset, overrides)
+    curve = lr_curve(cfg.train)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_schedule(cfg.train, str(out))
+    out.with_suffix(".csv").write_text("step,lr\n" + "".join(f"{i},{v:.8g}\n" for i, v in enumerate(curve)))
+    peak = max(range(len(curve)), key=curve.__getitem__)
+    typer.echo(f"{cfg.train.schedule}: first {curve[0]:.3g}, peak {curve[peak]:.3g} at step {peak}, "
+               f"last {curve[-1]:.3g} ({len(curve)} steps)")
+    console.print(f"written: {out}, {out.with_suffix('.csv')}")
+
+
+@app.command("lr-find")
+def lr_find_cmd(
+    args: Annotated[list[str] | None, typer.Argument(help="[CONFIG] [section.key=value ...]")] = None,
+    preset: PresetOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default runs/NAME)")] = None,
+    steps: Annotated[int, typer.Option(min=10, help="steps of the exponential sweep")] = 100,
+    check_steps: Annotated[int, typer.Option(min=0, help="steps of each check run (0: no check)")] = 100,
+    start_lr: Annotated[float, typer.Option(min=1e-12, help="first LR of the sweep")] = 1e-6,
+    end_lr: Annotated[float, typer.Option(min=1e-12, help="last LR of the sweep")] = 1.0,
+) -> None:
+    """LR range test: sweep, suggest (valley and steepest rules), check half/at/double the suggestion."""
+    from lmforge.pipeline import run_all
+    from lmforge.train.lr_find import lr_find
+
+    config, overrides = _split_config_arg(args or [])
+    cfg = load_config(config, preset, overrides)
+    run_dir = RunDir(out or Path("runs") / cfg.name)
+    run_all(run_dir, cfg, stages=["data", "tokenize"])
+    found = lr_find(run_dir, cfg, steps, check_steps, start_lr, end_lr)
+    s = found.sweep
+    typer.echo(f"sweep: {len(s.lrs)} steps, {s.stopped}")
+    typer.echo(f"steepest descent: {s.steepest:.3g}" if s.steepest else "steepest descent: none")
+    typer.echo(f"valley: {s.valley:.3g}" if s.valley else "valley: none")
+    for c in found.checks:
+        val = f"{c['val_loss']:.4f}" if c["val_loss"] is not None else "-"
+        typer.echo(f"  check lr {c['lr']:.3g}: train {c['train_loss']:.4f}, val {val}")
+    if found.recommended:
+        typer.echo(f"recommended: train.lr={found.recommended:.3g}")
+    console.print(f"written: {run_dir.root / 'lr_find.json'}, lr_find.png")
+
+
 @app.command()
 def presets() -> None:
     """List the built-in presets."""

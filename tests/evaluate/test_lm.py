@@ -67,3 +67,16 @@ def test_score_tokens_matches_argmax_and_topk():
     assert s.correct[:8].tolist() == (logits.argmax(-1) == y).tolist()
     assert s.topk[:8].tolist() == (logits.topk(3).indices == y[:, None]).any(-1).tolist()
     assert np.allclose(s.losses[:8], torch.nn.functional.cross_entropy(logits, y, reduction="none").numpy(), atol=1e-5)
+
+
+def test_token_budget_covers_every_document():
+    data = np.arange(100)
+    starts = np.array([0, 10, 60])
+    sub, sub_starts = lm.spread_budget(data, starts, 30)
+    # 10 tokens from each document, centred: doc0 is exactly 10 long, doc1 [60..] centred in 10..59
+    assert sub_starts.tolist() == [0, 10, 20]
+    assert sub[:10].tolist() == list(range(10))
+    assert sub[10:20].tolist() == list(range(30, 40))
+    assert sub[20:].tolist() == list(range(75, 85))
+    same, _ = lm.spread_budget(data, starts, None)
+    assert same is data

@@ -37,12 +37,13 @@ POOL = ("train", "val")  # the documents cross-validation may use; test stays un
 METRICS = ("loss", "bits_per_byte", "accuracy")
 
 
-def pool_documents(run: RunDir) -> tuple[list[np.ndarray], list[str], list[str] | None]:
-    """Token arrays, sources and (if recorded) near-duplicate clusters of every train/val document."""
+def pool_documents(run: RunDir, splits: tuple[str, ...] = POOL
+                   ) -> tuple[list[np.ndarray], list[str], list[str] | None]:
+    """Token arrays, sources and (if recorded) near-duplicate clusters of every document of `splits`."""
     docs: list[np.ndarray] = []
     sources: list[str] = []
     clusters: list[str] = []
-    for split in POOL:
+    for split in splits:
         path = run.token_file(split)
         if not path.is_file():
             continue
@@ -94,6 +95,34 @@ def _aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def train_and_score(run: RunDir, name: str, train_docs: list[np.ndarray], test_docs: list[np.ndarray],
+                    cfg: Config, meta: dict[str, Any], byte_lengths: np.ndarray, keep: bool = False
+                    ) -> dict[str, Any]:
+    """Train one model on `train_docs` through the train stage and score it on `test_docs`.
+
+    The model lives in its own run directory under RUN/cv/NAME; unless `keep`, its weights and
+    token copies are removed afterwards (metrics.jsonl and events.jsonl stay).
+    """
+    started = time.time()
+    fold = RunDir(run.root / "cv" / name)
+    if fold.root.exists():
+        shutil.rmtree(fold.root)
+    fold.create()
+    fold.tokenizer.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run.tokenizer, fold.tokenizer)
+    _write_fold_tokens(fold, meta, {"train": train_docs, "val": [], "test": test_docs})
+    trained = run_train(fold, cfg, show_progress=False)
+    model, _, _ = load_trained(fold, cfg)
+    scored = score_split(model, fold, "test", cfg, byte_lengths, per_source=False)
+    if not keep:
+        for sub in (fold.checkpoints, fold.tokens, fold.tokenizer.parent):
+            shutil.rmtree(sub, ignore_errors=True)
+    return {"steps": trained["step"], "seconds": round(time.time() - started, 2),
+            **{key: scored.get(key) for key in
+               ("tokens", "documents", "loss", "loss_ci95", "bits_per_byte", "bits_per_byte_ci95",
+                "accuracy", "accuracy_ci95")}}
+
+
 def cross_validate(run: RunDir, cfg: Config, keep_folds: bool = False) -> dict[str, Any]:
     """Train and score k models per repeat; mean, standard deviation and every fold."""
     k, repeats, stratified = cfg.eval.cv_folds, cfg.eval.cv_repeats, cfg.eval.cv_stratified
@@ -105,37 +134,20 @@ def cross_validate(run: RunDir, cfg: Config, keep_folds: bool = False) -> dict[s
     if stratified and len(set(sources)) < 2:
         console.print("[yellow]cv: every document has the same source; stratified folds equal plain folds")
     meta = json.loads((run.tokens / "meta.json").read_text())
-    tok = Tokenizer.from_file(str(run.tokenizer))
-    byte_lengths = token_byte_lengths(tok)
+    byte_lengths = token_byte_lengths(Tokenizer.from_file(str(run.tokenizer)))
     fcfg = fold_config(cfg)
     folds: list[dict[str, Any]] = []
     for r in range(repeats):
-        seed = cfg.eval.seed + r
-        splits = kfold_indices(len(docs), k, seed=seed, labels=sources if stratified else None, groups=clusters)
+        splits = kfold_indices(len(docs), k, seed=cfg.eval.seed + r,
+                               labels=sources if stratified else None, groups=clusters)
         for f, (train_idx, test_idx) in enumerate(splits):
-            started = time.time()
-            fold = RunDir(run.root / "cv" / f"r{r}-f{f}")
-            if fold.root.exists():
-                shutil.rmtree(fold.root)
-            fold.create()
-            fold.tokenizer.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(run.tokenizer, fold.tokenizer)
-            _write_fold_tokens(fold, meta, {"train": [docs[i] for i in train_idx], "val": [],
-                                            "test": [docs[i] for i in test_idx]})
             console.print(f"cv: repeat {r + 1}/{repeats}, fold {f + 1}/{k}: training on {len(train_idx)} "
                           f"documents, testing on {len(test_idx)}")
-            trained = run_train(fold, fcfg, show_progress=False)
-            model, _, _ = load_trained(fold, fcfg)
-            scored = score_split(model, fold, "test", fcfg, byte_lengths, per_source=False)
+            scored = train_and_score(run, f"r{r}-f{f}", [docs[i] for i in train_idx],
+                                     [docs[i] for i in test_idx], fcfg, meta, byte_lengths, keep_folds)
             folds.append({"repeat": r, "fold": f, "train_documents": len(train_idx),
-                          "test_documents": len(test_idx), "test_sources": sorted({sources[i] for i in test_idx}),
-                          "steps": trained["step"], "seconds": round(time.time() - started, 2),
-                          **{key: scored.get(key) for key in
-                             ("tokens", "loss", "loss_ci95", "bits_per_byte", "bits_per_byte_ci95",
-                              "accuracy", "accuracy_ci95")}})
-            if not keep_folds:  # keep metrics.jsonl and events; weights and token copies are large
-                shutil.rmtree(fold.checkpoints, ignore_errors=True)
-                shutil.rmtree(fold.tokens, ignore_errors=True)
+                          "test_documents": len(test_idx),
+                          "test_sources": sorted({sources[i] for i in test_idx}), **scored})
     return {
         "k": k, "repeats": repeats, "stratified": stratified, "grouped": clusters is not None,
         "documents": len(docs), "steps_per_fold": fcfg.train.steps,

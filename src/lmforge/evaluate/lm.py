@@ -64,6 +64,28 @@ def token_losses(model: nn.Module, data: np.ndarray, block_size: int, batch_size
     return score_tokens(model, data, block_size, batch_size, max_tokens, dtype).losses
 
 
+def spread_budget(data: np.ndarray, doc_starts: np.ndarray, max_tokens: int | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """At most max_tokens of a split, taken as an equal centred chunk of every document.
+
+    Cutting the stream after max_tokens would score only the first document or two (no interval,
+    one document's style); a chunk from the middle of each keeps every document in the estimate
+    and skips front matter such as title pages and cast lists.
+    """
+    if max_tokens is None or len(data) <= max_tokens or len(doc_starts) < 2:
+        return data, doc_starts
+    ends = np.append(doc_starts[1:], len(data))
+    take = max(2, max_tokens // len(doc_starts))
+    parts, starts, at = [], [], 0
+    for s, e in zip(doc_starts.tolist(), ends.tolist()):
+        n = min(take, e - s)
+        lo = s + (e - s - n) // 2
+        parts.append(np.asarray(data[lo: lo + n]))
+        starts.append(at)
+        at += n
+    return np.concatenate(parts), np.asarray(starts, dtype=np.int64)
+
+
 def document_of(n_predicted: int, doc_starts: np.ndarray) -> np.ndarray:
     """Document index of each predicted token: the target at stream position p+1 belongs to the
     last document whose start is <= p+1."""

@@ -20,7 +20,7 @@ from torch import nn
 from lmforge.config import Config
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.generate import sample
-from lmforge.evaluate.lm import score_tokens, summarize
+from lmforge.evaluate.lm import score_tokens, spread_budget, summarize
 from lmforge.evaluate.tasks import BUILTIN_TASKS, load_task, next_line_task, score_items, task_metrics
 from lmforge.models.registry import build_model
 from lmforge.monitor.console import console
@@ -63,6 +63,7 @@ def score_split(model: nn.Module, run: RunDir, split: str, cfg: Config, byte_len
     if len(data) < 2:
         return {"tokens": 0}
     starts = np.load(run.tokens / f"{split}.docs.npy", allow_pickle=False)
+    data, starts = spread_budget(data, starts, cfg.eval.max_tokens)
     scores = score_tokens(model, data, cfg.model.block_size, cfg.eval.batch_size, cfg.eval.max_tokens,
                           cfg.train.dtype, cfg.eval.accuracy_top_k)
     targets = np.asarray(data[1: len(scores) + 1], dtype=np.int64)
