@@ -224,6 +224,32 @@ def lr_find_cmd(
     console.print(f"written: {run_dir.root / 'lr_find.json'}, lr_find.png")
 
 
+@compare_app.command("splits")
+def compare_splits(
+    run_dir: RunArg,
+    overrides: Overrides = None,
+    ks: Annotated[str, typer.Option("--ks", help="comma-separated K values for k-fold")] = "2,5",
+    repeats: Annotated[int, typer.Option(min=2, help="repeats of each estimator (for its spread)")] = 3,
+    steps: Annotated[int, typer.Option(min=1, help="training steps of every model")] = 60,
+    doc_tokens: Annotated[int, typer.Option(min=16, help="tokens kept from the middle of each document")] = 2000,
+    seed: Annotated[int, typer.Option(help="seed of the truth split and the fold shuffles")] = 0,
+) -> None:
+    """Holdout vs k-fold vs stratified k-fold: bias and spread of the estimate (Kohavi 1995, in small)."""
+    from lmforge.evaluate.splits_compare import run_compare_splits, table
+
+    try:
+        k_values = sorted({int(k) for k in ks.split(",") if k.strip()})
+    except ValueError:
+        raise LmforgeError(f"--ks '{ks}' is not a list of integers", "example: --ks 2,5,10") from None
+    if not k_values or min(k_values) < 2:
+        raise LmforgeError(f"--ks '{ks}': every K must be at least 2", "example: --ks 2,5,10")
+    run = RunDir(run_dir)
+    cfg = resolve(run, None, None, overrides or [])
+    result = run_compare_splits(run, cfg, k_values, repeats, steps, doc_tokens, seed)
+    typer.echo(table(result))
+    console.print(f"written: {run.root / 'compare' / 'splits.md'}, splits.json, splits.png")
+
+
 @app.command()
 def presets() -> None:
     """List the built-in presets."""
