@@ -118,8 +118,10 @@ class Controller(Callback):
         self.run = run
         self.dir = control_dir(run)
         self.paused = False
+        self.decay_ratio: dict[int, float] = {}
 
     def on_train_start(self, trainer: Any) -> None:
+        self.decay_ratio = decay_ratios(trainer.optimizer, trainer.cfg.weight_decay)
         self.dir.mkdir(parents=True, exist_ok=True)
         for stale in self.dir.glob("cmd-*.json"):  # left by an earlier run: never replay a stale "stop"
             self.run.event("control_rejected", f"ignored a command left from before this run: {stale.name}",
@@ -172,7 +174,7 @@ class Controller(Callback):
             # `new` was validated as a whole; copying field by field through validate_assignment
             # could fail half-way on a cross-field rule (e.g. lr and min_lr changed together)
             trainer.cfg.__dict__.update({k.split(".", 1)[1]: getattr(new, k.split(".", 1)[1]) for k in changes})
-            sync_optimizer(trainer.optimizer, trainer.cfg)
+            sync_optimizer(trainer.optimizer, trainer.cfg, self.decay_ratio)
             desc = ", ".join(f"{k}: {old[k]} -> {getattr(new, k.split('.', 1)[1])}" for k in changes)
             self._record(trainer, "control", f"set {desc}", cmd, changes={k: getattr(new, k.split('.', 1)[1])
                                                                            for k in changes}, old=old)
@@ -202,12 +204,21 @@ class Controller(Callback):
                        reason=cmd.get("reason", "lmforge ctl"), **extra)
 
 
-def sync_optimizer(optimizer: Any, cfg: TrainConfig) -> None:
+def decay_ratios(optimizer: Any, weight_decay: float) -> dict[int, float]:
+    """Each param group's weight decay as a multiple of train.weight_decay (0 for norms, biases and
+    embeddings), so a live change scales exactly the groups that decay."""
+    out = {}
+    for group in optimizer.param_groups:
+        wd = group.get("weight_decay", 0.0)
+        out[id(group)] = wd / weight_decay if weight_decay > 0 else float(group.get("name") in ("decay", "matrix"))
+    return out
+
+
+def sync_optimizer(optimizer: Any, cfg: TrainConfig, decay_ratio: dict[int, float]) -> None:
     """Push optimizer settings that live in the param groups (the LR is set by the loop each step)."""
     for group in optimizer.param_groups:
-        decays = group.get("name") in ("decay", "matrix") or (group.get("name") is None and group.get("weight_decay", 0) > 0)
-        if "weight_decay" in group and decays:
-            group["weight_decay"] = cfg.weight_decay
+        if "weight_decay" in group:
+            group["weight_decay"] = cfg.weight_decay * decay_ratio.get(id(group), 0.0)
         if "betas" in group:
             group["betas"] = (cfg.beta1, cfg.beta2)
 

@@ -70,6 +70,7 @@ class Monitor(Callback):
         self.start_step = 0
         self.start_time = 0.0
         self.last: dict[str, Any] = {}
+        self._hooks: list[Any] = []
 
     def _each(self, method: str, *args: Any) -> None:
         for sink in self.sinks:
@@ -79,8 +80,19 @@ class Monitor(Callback):
         self.start_step, self.start_time = trainer.step, time.time()
         if self.stats is not None and self.stats.interval > 0:
             self.stats.attach(raw_model(trainer), trainer.optimizer, lambda: trainer.step)
+        if self.histogram_interval:
+            # gradients exist only between backward and the loop's zero_grad: read them right
+            # after the optimizer step
+            last = list(getattr(trainer.optimizer, "optimizers", [trainer.optimizer]))[-1]
+            self._hooks.append(last.register_step_post_hook(
+                lambda opt, args, kwargs: self._maybe_histograms(trainer)))
         if self.panel is not None:
             self.panel.start(trainer.step, trainer.cfg.steps)
+
+    def _maybe_histograms(self, trainer: Any) -> None:
+        step = trainer.step + 1  # the loop counts the step after the optimizer has taken it
+        if step % self.histogram_interval == 0:
+            self._histograms(raw_model(trainer), step)
 
     def _flush_stats(self) -> None:
         got = self.stats.pop() if self.stats is not None else None
@@ -99,8 +111,6 @@ class Monitor(Callback):
         record = {**metrics, **extra}
         self.last.update(record)
         self._each("log", "train", step, record)
-        if self.histogram_interval and step % self.histogram_interval == 0:
-            self._histograms(raw_model(trainer), step)
         if self.panel is not None:
             self.panel.update(record, trainer.cfg.steps)
 
@@ -125,6 +135,8 @@ class Monitor(Callback):
         self._flush_stats()
         if self.stats is not None:
             self.stats.detach()
+        for hook in self._hooks:
+            hook.remove()
         final = {"step": trainer.step, "loss": self.last.get("loss"), "val_loss": trainer.last_val,
                  "best_val_loss": trainer.best_val}
         self._each("close", self.hparams, {k: v for k, v in final.items() if v is not None})

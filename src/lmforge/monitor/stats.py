@@ -49,6 +49,7 @@ def mlp_down_projection(block: nn.Module) -> nn.Module | None:
     return None
 
 
+@torch.no_grad()
 def attention_entropy(attn: nn.Module, x: torch.Tensor) -> float | None:
     """Mean entropy of causal attention rows, recomputed from the module's own q/k projection.
     Models that use fused attention never materialise the weights, so this is the only way to see

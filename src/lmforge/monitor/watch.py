@@ -22,12 +22,14 @@ class _Tail:
 
     def __init__(self, path: Path) -> None:
         self.path, self.offset = path, 0
+        self.restarted = False  # set when the file shrank (a fresh run or a resume rewrote it)
 
     def new_records(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
             return []
         size = self.path.stat().st_size
-        if size < self.offset:  # truncated on resume: read again from the start
+        self.restarted = size < self.offset
+        if self.restarted:  # rewritten by a fresh run or a resume: read again from the start
             self.offset = 0
         with open(self.path, "rb") as fh:
             fh.seek(self.offset)
@@ -59,7 +61,10 @@ class RunView:
             self.state["total"] = int((cfg.get("train") or {}).get("steps") or 0)
 
     def refresh(self) -> dict[str, Any]:
-        for rec in self.metrics.new_records():
+        records = self.metrics.new_records()
+        if self.metrics.restarted:
+            self.state.pop("best_val_loss", None)
+        for rec in records:
             if rec.get("kind") == "train":
                 self.state.update({k: v for k, v in rec.items() if k != "kind"})
             elif rec.get("kind") == "eval" and rec.get("val_loss") is not None:
@@ -79,7 +84,6 @@ class RunView:
         kind = ev.get("kind")
         if kind == "train_start":
             self.finished, self.paused = False, False
-            self.state["best_val_loss"] = None
         elif kind == "train_end":
             self.finished = True
         elif kind == "control":

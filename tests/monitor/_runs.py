@@ -1,0 +1,48 @@
+"""Small self-made runs for the monitor tests: a token stream a tiny GPT can learn in seconds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lmforge.config import dump_config, load_config
+from lmforge.rundir import RunDir, atomic_write_text
+
+TINY = ["model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
+        "train.batch_size=8", "train.warmup_steps=5", "train.eval_batches=2", "train.threads=1",
+        "monitor.console=none", "monitor.peak_flops=1e11"]
+
+
+def make_token_run(root: Path, overrides: list[str] | None = None, vocab: int = 64, n: int = 40_000) -> RunDir:
+    """A run directory with tokens/ and config.yaml only, as the tokenize stage would leave it:
+    a noisy repeating pattern, so the loss falls quickly and the statistics are not trivial."""
+    run = RunDir(root)
+    run.create()
+    rng = np.random.default_rng(0)
+    pattern = rng.integers(0, vocab, 97)
+    stream = np.tile(pattern, n // 97 + 1)[:n]
+    noise = rng.random(n) < 0.1
+    stream[noise] = rng.integers(0, vocab, int(noise.sum()))
+    split = int(n * 0.9)
+    run.tokens.mkdir(parents=True, exist_ok=True)
+    stream[:split].astype(np.uint16).tofile(run.token_file("train"))
+    stream[split:].astype(np.uint16).tofile(run.token_file("val"))
+    meta = {"dtype": "uint16", "vocab_size": vocab,
+            "splits": {"train": {"tokens": split}, "val": {"tokens": n - split}}}
+    (run.tokens / "meta.json").write_text(json.dumps(meta))
+    cfg = load_config(None, "smoke", TINY + (overrides or []))
+    atomic_write_text(run.config, dump_config(cfg))
+    return run
+
+
+def train(run: RunDir) -> dict:
+    """The train stage in this process, with the run's own config.yaml."""
+    from lmforge.train.stage import run_train
+
+    return run_train(run, load_config(run.config), show_progress=False)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []

@@ -1,0 +1,79 @@
+"""Every sink, read back with its own library: TensorBoard's event reader and the W&B offline run
+file (MLflow: test_mlflow_sink.py). One short real training feeds them all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from .wandb_records import history
+from ._runs import make_token_run, read_jsonl, train
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory):
+    run = make_token_run(tmp_path_factory.mktemp("sinks") / "run", [
+        "train.steps=40", "train.log_interval=10", "train.eval_interval=20",
+        "monitor.stats_interval=20", "monitor.histogram_interval=20",
+        "monitor.wandb=true"])
+    train(run)
+    return run
+
+
+def _accumulator(logdir: Path) -> EventAccumulator:
+    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def test_metrics_jsonl_keeps_its_schema(run) -> None:
+    lines = read_jsonl(run.metrics)
+    train_lines = [r for r in lines if r["kind"] == "train"]
+    assert [r["step"] for r in train_lines] == [10, 20, 30, 40]
+    for key in ("loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s", "mfu", "eta_s"):
+        assert all(key in r for r in train_lines), key
+    assert [r["step"] for r in lines if r["kind"] == "eval"] == [20, 40]
+    assert all(r["kind"] in ("train", "eval") for r in lines)  # statistics live in stats.jsonl
+
+
+def test_tensorboard_scalars_match_metrics_jsonl(run) -> None:
+    acc = _accumulator(run.tb)
+    tags = acc.Tags()["scalars"]
+    for tag in ("train/loss", "train/lr", "train/grad_norm", "train/tokens_per_s", "val/loss",
+                "stats/grad_norm/global", "stats/update_ratio/global", "stats/attn_entropy/blocks.0",
+                "stats/act_zero/blocks.1"):
+        assert tag in tags, tag
+    jsonl = {r["step"]: r["loss"] for r in read_jsonl(run.metrics) if r["kind"] == "train"}
+    tb = {e.step: e.value for e in acc.Scalars("train/loss")}
+    assert tb.keys() == jsonl.keys()
+    assert all(abs(tb[s] - jsonl[s]) < 1e-5 * max(1.0, abs(jsonl[s])) for s in tb)
+
+
+def test_tensorboard_histograms(run) -> None:
+    acc = _accumulator(run.tb)
+    hists = acc.Tags()["histograms"]
+    assert "weights/blocks.0.attn.qkv.weight" in hists
+    assert "grads/blocks.0.attn.qkv.weight" in hists
+    assert [e.step for e in acc.Histograms("weights/blocks.0.attn.qkv.weight")] == [20, 40]
+
+
+def test_tensorboard_hparams_plugin_holds_final_metrics(run) -> None:
+    acc = _accumulator(run.tb / "hparams")
+    assert acc.PluginTagToContent("hparams"), "the hparams plugin summary is missing"
+    final = {e.step: e.value for e in acc.Scalars("final/val_loss")}
+    evals = [r for r in read_jsonl(run.metrics) if r["kind"] == "eval"]
+    assert abs(list(final.values())[0] - evals[-1]["val_loss"]) < 1e-5
+
+
+def test_wandb_offline_run_holds_the_metrics(run) -> None:
+    files = list((run.root / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 1, "exactly one offline run, nothing synced"
+    rows = history(files[0])
+    logged = {r["_step"]: r["train/loss"] for r in rows if "train/loss" in r}
+    jsonl = {r["step"]: r["loss"] for r in read_jsonl(run.metrics) if r["kind"] == "train"}
+    assert logged.keys() == jsonl.keys()
+    assert all(abs(logged[s] - jsonl[s]) < 1e-6 for s in logged)
+    assert any("val/loss" in r for r in rows)
+    assert any("stats/grad_norm/global" in r for r in rows)
