@@ -151,12 +151,19 @@ class DataConfig(Section):
 
 
 class TokenizerConfig(Section):
-    """Which tokenizer to train with the `tokenizers` library."""
+    """Which tokenizer to train with the `tokenizers` library, and how splits are packed."""
 
-    kind: Literal["bytelevel_bpe", "char"] = "bytelevel_bpe"
-    vocab_size: int = Field(2048, ge=64, le=1_000_000)
-    min_frequency: int = Field(2, ge=1)
-    eos_token: str = "<|endoftext|>"
+    kind: Literal["bytelevel_bpe", "bpe", "unigram", "wordpiece", "char"] = "bytelevel_bpe"
+    vocab_size: int = Field(2048, ge=64, le=1_000_000, description="including special tokens")
+    min_frequency: int = Field(2, ge=1, description="a pair (or character) must occur this often")
+    eos_token: str = Field("<|endoftext|>", min_length=1, description="written after every document")
+    bos_token: str | None = Field(None, description="when set, written before every document")
+    pad_token: str | None = Field(None, description="reserved for padding; never written by packing")
+    unk_token: str = Field("<unk>", min_length=1, description="for unseen characters (not byte-level BPE)")
+    dtype: Literal["auto", "uint16", "uint32"] = Field("auto", description="token file type; auto picks uint16 when the vocabulary fits")
+    workers: int = Field(0, ge=0, le=256, description="encoding processes; 0 encodes in-process on tokenizers' threads")
+    batch_docs: int = Field(64, ge=1, description="documents per encode batch")
+    leakage_ngram: int = Field(13, ge=1, le=64, description="word n-gram length of the train/held-out overlap check")
 
 
 Family = Literal["gpt", "llama", "lstm", "gru", "cnn"]

@@ -1,7 +1,19 @@
-"""Batches from packed token files: memory-mapped random windows for training, sequential for eval.
+"""Batches from packed token files: memory-mapped, deterministic from a seed, resumable, sharded.
 
-The training loader is deterministic from its seed, and its state (a torch.Generator state and
-the batch count) goes into every checkpoint, so a resumed run draws exactly the next batch.
+- RandomWindows (pretraining): windows at random offsets, drawn from a torch.Generator.
+- EpochWindows: the split cut into non-overlapping windows, shuffled afresh each epoch, each
+  window seen once per epoch.
+- sequential_windows (evaluation): non-overlapping windows in order, every token predicted once.
+
+Both training loaders have the same interface (`next`, `state_dict`, `load_state_dict`,
+`batch_size`, `block_size`, `gen`, `batches`). Their position is part of every checkpoint, and
+`load_state_dict` jumps straight to it, so a resumed run draws exactly the next batch without
+replaying the skipped ones (the cost HF Trainer pays, transformers #16784).
+
+Distributed: rank r of w sees only its own shard (RandomWindows: a contiguous 1/w of the
+stream; EpochWindows: every w-th window of the shuffled order), so ranks never share data.
+Document masks: `next_with_mask` adds a (B, T, T) boolean mask, True where a query may attend
+to a key (causal and within one document), for attention that must not cross documents.
 """
 
 from __future__ import annotations
@@ -14,28 +26,90 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmforge.errors import LmforgeError
+
 
 def load_tokens(tokens_dir: Path, split: str) -> np.ndarray:
-    meta = json.loads((tokens_dir / "meta.json").read_text())
-    return np.memmap(tokens_dir / f"{split}.bin", dtype=np.dtype(meta["dtype"]), mode="r")
+    """Memory-map {split}.bin with the dtype from meta.json (nothing is read until used)."""
+    meta_path, path = tokens_dir / "meta.json", tokens_dir / f"{split}.bin"
+    for p in (meta_path, path):
+        if not p.is_file():
+            raise LmforgeError(f"{p} is missing", f"run `lmforge tokenize {tokens_dir.parent}` first")
+    try:
+        dtype = np.dtype(json.loads(meta_path.read_text())["dtype"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise LmforgeError(f"{meta_path} is corrupt ({exc})", "rerun `lmforge tokenize RUN_DIR --force`") from None
+    size = path.stat().st_size
+    if size % dtype.itemsize:
+        raise LmforgeError(f"{path} has {size} bytes, not a whole number of {dtype.name} tokens: it is truncated",
+                           "rerun `lmforge tokenize RUN_DIR --force`")
+    if size == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r")
+
+
+def load_doc_starts(tokens_dir: Path, split: str) -> np.ndarray:
+    """Start offset of every document of a split (int64)."""
+    return np.load(tokens_dir / f"{split}.docs.npy", allow_pickle=False)
+
+
+def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
+    """[lo, hi) of rank's contiguous share of n items (the first n % w ranks get one more)."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
+    base, extra = divmod(n, world_size)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (rank < extra)
+
+
+def gather_windows(data: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
+    """Rows data[s: s + length] for every start, as one int64 tensor (one fancy-index read)."""
+    idx = starts[:, None] + np.arange(length)[None, :]
+    return torch.from_numpy(np.asarray(data[idx], dtype=np.int64))
+
+
+def document_mask(starts: np.ndarray, block_size: int, doc_starts: np.ndarray) -> torch.Tensor:
+    """(B, T, T) bool: query i may attend key j when j <= i and both lie in the same document."""
+    pos = starts[:, None] + np.arange(block_size)[None, :]
+    doc = torch.from_numpy(np.searchsorted(doc_starts, pos, side="right"))
+    same = doc[:, :, None] == doc[:, None, :]
+    return same & torch.ones(block_size, block_size, dtype=torch.bool).tril()
 
 
 class RandomWindows:
     """Random (x, y) windows of length block_size, y shifted by one token."""
 
-    def __init__(self, data: np.ndarray, block_size: int, batch_size: int, seed: int) -> None:
-        if len(data) <= block_size + 1:
-            raise ValueError(f"only {len(data)} tokens: fewer than one window of {block_size + 1}")
+    def __init__(self, data: np.ndarray, block_size: int, batch_size: int, seed: int,
+                 rank: int = 0, world_size: int = 1, doc_starts: np.ndarray | None = None) -> None:
+        self.lo, self.hi = shard_bounds(len(data), rank, world_size)
+        if self.hi - self.lo <= block_size + 1:
+            raise ValueError(f"only {self.hi - self.lo} tokens in this shard: fewer than one window of "
+                             f"{block_size + 1}")
         self.data, self.block_size, self.batch_size = data, block_size, batch_size
-        self.gen = torch.Generator().manual_seed(seed)
+        self.doc_starts = doc_starts
+        # each rank its own stream, so shards are not sampled in lockstep
+        self.gen = torch.Generator().manual_seed(seed + 1_000_003 * rank)
         self.batches = 0
+        self._last: np.ndarray | None = None
+
+    def _starts(self) -> np.ndarray:
+        span = self.hi - self.lo - self.block_size - 1
+        return self.lo + torch.randint(span, (self.batch_size,), generator=self.gen).numpy()
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = torch.randint(len(self.data) - self.block_size - 1, (self.batch_size,), generator=self.gen)
-        rows = np.stack([self.data[s: s + self.block_size + 1] for s in starts.tolist()]).astype(np.int64)
-        chunk = torch.from_numpy(rows)
+        starts = self._starts()
+        self._last = starts
+        chunk = gather_windows(self.data, starts, self.block_size + 1)
         self.batches += 1
         return chunk[:, :-1], chunk[:, 1:]
+
+    def next_with_mask(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Like next(), plus the document mask of the batch (needs doc_starts)."""
+        if self.doc_starts is None:
+            raise ValueError("RandomWindows was built without doc_starts: no document mask")
+        x, y = self.next()
+        assert self._last is not None
+        return x, y, document_mask(self._last, self.block_size, self.doc_starts)
 
     def state_dict(self) -> dict[str, Any]:
         return {"batches": self.batches, "generator": self.gen.get_state()}
@@ -43,6 +117,72 @@ class RandomWindows:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.batches = int(state["batches"])
         self.gen.set_state(state["generator"])
+
+
+class EpochWindows:
+    """Non-overlapping windows, shuffled each epoch by a permutation seeded with (seed, epoch);
+    the position is just the batch count, so resuming computes the epoch and offset directly."""
+
+    def __init__(self, data: np.ndarray, block_size: int, batch_size: int, seed: int,
+                 rank: int = 0, world_size: int = 1, doc_starts: np.ndarray | None = None) -> None:
+        n_windows = (len(data) - 1) // block_size
+        # every rank gets the same number of batches, so ranks step together (the rest is dropped)
+        self.per_rank = n_windows // world_size
+        self.per_epoch = self.per_rank // batch_size
+        if self.per_epoch == 0:
+            raise ValueError(f"{len(data)} tokens make {n_windows} windows of {block_size}: fewer than one "
+                             f"batch of {batch_size} per rank across {world_size} rank(s)")
+        self.data, self.block_size, self.batch_size = data, block_size, batch_size
+        self.seed, self.rank, self.world_size, self.n_windows = seed, rank, world_size, n_windows
+        self.doc_starts = doc_starts
+        self.gen = torch.Generator().manual_seed(seed)  # kept for the shared interface; order comes from (seed, epoch)
+        self.batches = 0
+        self._order: tuple[int, np.ndarray] | None = None
+        self._last: np.ndarray | None = None
+
+    @property
+    def epoch(self) -> int:
+        return self.batches // self.per_epoch
+
+    def order(self, epoch: int) -> np.ndarray:
+        """Window indices of this rank for one epoch."""
+        if self._order is None or self._order[0] != epoch:
+            perm = torch.randperm(self.n_windows, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+            self._order = (epoch, perm.numpy()[self.rank::self.world_size][: self.per_rank])
+        return self._order[1]
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        pos = self.batches % self.per_epoch
+        windows = self.order(self.epoch)[pos * self.batch_size: (pos + 1) * self.batch_size]
+        starts = windows.astype(np.int64) * self.block_size
+        self._last = starts
+        chunk = gather_windows(self.data, starts, self.block_size + 1)
+        self.batches += 1
+        return chunk[:, :-1], chunk[:, 1:]
+
+    def next_with_mask(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.doc_starts is None:
+            raise ValueError("EpochWindows was built without doc_starts: no document mask")
+        x, y = self.next()
+        assert self._last is not None
+        return x, y, document_mask(self._last, self.block_size, self.doc_starts)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"batches": self.batches, "generator": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.batches = int(state["batches"])
+        self.gen.set_state(state["generator"])
+
+
+def build_loader(kind: str, data: np.ndarray, block_size: int, batch_size: int, seed: int,
+                 rank: int = 0, world_size: int = 1, doc_starts: np.ndarray | None = None
+                 ) -> RandomWindows | EpochWindows:
+    """The training loader by name: 'random' windows or shuffled 'epoch's."""
+    cls = {"random": RandomWindows, "epoch": EpochWindows}.get(kind)
+    if cls is None:
+        raise LmforgeError(f"unknown loader '{kind}'", "use 'random' or 'epoch'")
+    return cls(data, block_size, batch_size, seed, rank, world_size, doc_starts)
 
 
 def sequential_windows(data: np.ndarray, block_size: int, batch_size: int,

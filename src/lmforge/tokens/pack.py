@@ -1,11 +1,22 @@
 """The `tokenize` stage: train the tokenizer on the train split, then encode and pack every split.
 
-Outputs: tokenizer/tokenizer.json, tokens/{split}.bin (flat token ids, EOS after each document),
-tokens/{split}.docs.npy (start offset of each document) and tokens/meta.json.
+Outputs (the format is described in docs/tokens.md):
+  tokenizer/tokenizer.json      the tokenizer (loads in `tokenizers` and `transformers`)
+  tokens/{split}.bin            flat token ids (uint16 or uint32), [BOS] doc EOS [BOS] doc EOS ...
+  tokens/{split}.docs.npy       int64 start offset of each document in {split}.bin
+  tokens/{split}.doc_sources.npy int32 index of each document's source in meta["sources"]
+  tokens/meta.json              dtype, vocab_size, special ids, per-split counts, the tokenizer report
+  tokens/leakage.json           train/held-out word 13-gram overlap (tokens/leakage.py)
+
+Every split is streamed: documents are read, encoded and written a batch at a time, so a corpus
+larger than memory packs in bounded memory.
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,64 +24,210 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from lmforge.config import TokenizerConfig
+from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_open, atomic_write_json, read_jsonl_gz
-from lmforge.tokens.tokenizer import token_byte_lengths, train_tokenizer
+from lmforge.tokens.leakage import leakage_report
+from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths, token_text, train_tokenizer
 
 SPLITS = ("train", "val", "test")
-BATCH_DOCS = 64
+UINT16_VOCAB = int(np.iinfo(np.uint16).max) + 1
 
 
-def _texts(run: RunDir, split: str) -> Iterator[str]:
+# ---------------------------------------------------------------- encoding
+
+
+def pick_dtype(vocab: int, wanted: str) -> np.dtype:
+    """uint16 when every id fits (half the disk and memory), else uint32."""
+    if wanted == "uint16" and vocab > UINT16_VOCAB:
+        raise LmforgeError(f"a vocabulary of {vocab} tokens does not fit in uint16 (at most {UINT16_VOCAB})",
+                           "set tokenizer.dtype=uint32 (or auto), or lower tokenizer.vocab_size")
+    if wanted == "auto":
+        return np.dtype(np.uint16 if vocab <= UINT16_VOCAB else np.uint32)
+    return np.dtype(wanted)
+
+
+def encode_texts(tok: Tokenizer, texts: list[str], bos_id: int | None, eos_id: int,
+                 dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Encode documents (tokenizers parallelises the batch) and join them: [BOS] ids EOS each.
+    Returns the flat ids and each document's length. encode_batch_fast skips character offsets,
+    which packing never uses."""
+    encs = tok.encode_batch_fast(texts, add_special_tokens=False)
+    head = [] if bos_id is None else [bos_id]
+    pieces = [np.asarray(head + e.ids + [eos_id], dtype=dtype) for e in encs]
+    lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
+    flat = np.concatenate(pieces) if pieces else np.zeros(0, dtype=dtype)
+    return flat, lengths
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(tokenizer_json: str, bos_id: int | None, eos_id: int, dtype: str) -> None:
+    # one process per worker is the unit of parallelism, so the tokenizer's own threads are off
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _WORKER.update(tok=Tokenizer.from_str(tokenizer_json), bos=bos_id, eos=eos_id, dtype=np.dtype(dtype))
+
+
+def _worker_encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    return encode_texts(_WORKER["tok"], texts, _WORKER["bos"], _WORKER["eos"], _WORKER["dtype"])
+
+
+def encoded_batches(tok: Tokenizer, batches: Iterator[list[str]], bos_id: int | None, eos_id: int,
+                    dtype: np.dtype, workers: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Encoded batches in input order: in-process when workers == 0, else on a process pool
+    with at most 2 batches per worker in flight (bounded memory, unlike Pool.imap's eager feed)."""
+    if workers == 0:
+        for texts in batches:
+            yield encode_texts(tok, texts, bos_id, eos_id, dtype)
+        return
+    ctx = mp.get_context("spawn")  # fork after tokenizers used its threads can deadlock (tokenizers' own warning)
+    with ctx.Pool(workers, _worker_init, (tok.to_str(), bos_id, eos_id, dtype.name)) as pool:
+        pending: deque[Any] = deque()
+        for texts in batches:
+            pending.append(pool.apply_async(_worker_encode, (texts,)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+# ---------------------------------------------------------------- packing
+
+
+class SplitStats:
+    """Counts gathered while a split streams past: documents, tokens, bytes, ids used."""
+
+    def __init__(self, vocab: int, byte_lengths: np.ndarray) -> None:
+        self.byte_lengths = byte_lengths
+        self.id_counts = np.zeros(vocab, dtype=np.int64)
+        self.starts: list[np.ndarray] = []
+        self.source_ids: list[int] = []
+        self.tokens_by_source: Counter[str] = Counter()
+        self.tokens = self.text_bytes = 0
+
+    def add(self, flat: np.ndarray, lengths: np.ndarray, records: list[dict[str, Any]], sources: list[str]) -> None:
+        self.starts.append(self.tokens + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
+        self.tokens += int(lengths.sum())
+        self.id_counts += np.bincount(flat, minlength=len(self.id_counts))
+        for rec, n in zip(records, lengths.tolist()):
+            src = str(rec.get("source", ""))
+            if src not in sources:
+                sources.append(src)
+            self.source_ids.append(sources.index(src))
+            self.tokens_by_source[src] += n
+            self.text_bytes += len(rec["text"].encode("utf-8"))
+
+    def summary(self) -> dict[str, Any]:
+        n_bytes = int((self.id_counts * self.byte_lengths).sum())
+        return {"documents": len(self.source_ids), "tokens": self.tokens, "bytes": n_bytes,
+                "bytes_per_token": round(n_bytes / max(1, self.tokens), 4), "text_bytes": self.text_bytes,
+                "tokens_by_source": dict(sorted(self.tokens_by_source.items())),
+                "sources": sorted(self.tokens_by_source)}
+
+
+def _record_batches(run: RunDir, split: str, size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
     for rec in read_jsonl_gz(run.split_file(split)):
-        yield rec["text"]
+        batch.append(rec)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
-def pack_split(run: RunDir, split: str, tok: Tokenizer, eos_id: int, dtype: np.dtype) -> dict[str, Any]:
-    """Encode one split in batches (the tokenizer parallelises each batch) and stream it to disk."""
-    offsets: list[int] = []
-    sources: list[str] = []
-    total = 0
+def pack_split(run: RunDir, split: str, tok: Tokenizer, cfg: TokenizerConfig, dtype: np.dtype,
+               sources: list[str], byte_lengths: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """Encode one split and stream it to {split}.bin with its document index.
+    Returns the split's summary and how often each token id occurs."""
+    eos_id = tok.token_to_id(cfg.eos_token)
+    bos_id = tok.token_to_id(cfg.bos_token) if cfg.bos_token else None
+    stats = SplitStats(tok.get_vocab_size(with_added_tokens=True), byte_lengths)
+    held: deque[list[dict[str, Any]]] = deque()  # records of batches in flight, in order
+
+    def texts() -> Iterator[list[str]]:
+        for records in _record_batches(run, split, cfg.batch_docs):
+            held.append(records)
+            yield [r["text"] for r in records]
+
     with atomic_open(run.token_file(split), "wb") as out:
-        batch: list[dict[str, Any]] = []
+        for flat, lengths in encoded_batches(tok, texts(), bos_id, eos_id, dtype, cfg.workers):
+            out.write(flat.tobytes())
+            stats.add(flat, lengths, held.popleft(), sources)
+    starts = np.concatenate(stats.starts) if stats.starts else np.zeros(0, dtype=np.int64)
+    with atomic_open(run.tokens / f"{split}.docs.npy", "wb", encoding=None) as fh:
+        np.save(fh, starts, allow_pickle=False)
+    with atomic_open(run.tokens / f"{split}.doc_sources.npy", "wb", encoding=None) as fh:
+        np.save(fh, np.asarray(stats.source_ids, dtype=np.int32), allow_pickle=False)
+    return stats.summary(), stats.id_counts
 
-        def flush() -> None:
-            nonlocal total
-            for rec, enc in zip(batch, tok.encode_batch([r["text"] for r in batch])):
-                ids = np.asarray(enc.ids + [eos_id], dtype=dtype)
-                offsets.append(total)
-                sources.append(rec["source"])
-                out.write(ids.tobytes())
-                total += len(ids)
-            batch.clear()
 
-        for rec in read_jsonl_gz(run.split_file(split)):
-            batch.append(rec)
-            if len(batch) >= BATCH_DOCS:
-                flush()
-        flush()
-    with atomic_open(run.tokens / f"{split}.docs.npy", "wb") as fh:
-        np.save(fh, np.asarray(offsets, dtype=np.int64), allow_pickle=False)
-    return {"tokens": total, "documents": len(offsets), "sources": sorted(set(sources))}
+# ---------------------------------------------------------------- the report
+
+
+def round_trip_exact(tok: Tokenizer, run: RunDir, split: str, max_chars: int = 20_000) -> bool:
+    """Whether decode(encode(text)) gives the text back, on the first documents of a split."""
+    for i, rec in enumerate(read_jsonl_gz(run.split_file(split))):
+        text = rec["text"][:max_chars]
+        if tok.decode(tok.encode(text, add_special_tokens=False).ids) != text:
+            return False
+        if i >= 2:
+            break
+    return True
+
+
+def tokenizer_report(tok: Tokenizer, cfg: TokenizerConfig, splits: dict[str, Any],
+                     counts: dict[str, np.ndarray], byte_lengths: np.ndarray, exact: bool) -> dict[str, Any]:
+    """Bytes per token on validation, vocabulary use, unknown-token rate, the longest tokens."""
+    specials = {t.content for t in tok.get_added_tokens_decoder().values()}
+    ordinary = np.asarray([i for p, i in tok.get_vocab(with_added_tokens=True).items() if p not in specials])
+    unk_id = tok.token_to_id(cfg.unk_token)
+    held = "val" if splits["val"]["tokens"] else "train"
+    longest = sorted(ordinary.tolist(), key=lambda i: (-int(byte_lengths[i]), i))[:10]
+    return {
+        "measured_on": held,
+        "bytes_per_token": splits[held]["bytes_per_token"],
+        "vocab_size": tok.get_vocab_size(with_added_tokens=True),
+        "vocab_used_train": round(float((counts["train"][ordinary] > 0).mean()), 4) if len(ordinary) else 0.0,
+        "vocab_used_" + held: round(float((counts[held][ordinary] > 0).mean()), 4) if len(ordinary) else 0.0,
+        "unk_rate": round(float(counts[held][unk_id] / max(1, splits[held]["tokens"])), 6) if unk_id is not None else 0.0,
+        "round_trip_exact": exact,
+        "longest_tokens": [{"id": i, "text": token_text(tok, i), "bytes": int(byte_lengths[i])} for i in longest],
+    }
+
+
+def _heldout_docs(run: RunDir, split: str) -> Iterator[tuple[str, str]]:
+    for rec in read_jsonl_gz(run.split_file(split)):
+        yield str(rec.get("id", "")), rec["text"]
 
 
 def run_tokenize(run: RunDir, cfg: TokenizerConfig) -> dict[str, Any]:
-    run.require(run.split_file("train"), "data")
+    """The stage: train, pack every split, write meta.json and leakage.json. Returns meta."""
+    for split in SPLITS:
+        run.require(run.split_file(split), "data")
     run.tokenizer.parent.mkdir(parents=True, exist_ok=True)
     run.tokens.mkdir(parents=True, exist_ok=True)
-    tok = train_tokenizer(_texts(run, "train"), cfg, run.tokenizer)
-    eos_id = tok.token_to_id(cfg.eos_token)
+    texts = (rec["text"] for rec in read_jsonl_gz(run.split_file("train")))
+    train_tokenizer(texts, cfg, run.tokenizer)
+    tok = load_tokenizer(run.tokenizer)  # what later stages will load, so pack with exactly that
     vocab = tok.get_vocab_size(with_added_tokens=True)
-    dtype = np.dtype(np.uint16 if vocab <= np.iinfo(np.uint16).max + 1 else np.uint32)
+    dtype = pick_dtype(vocab, cfg.dtype)
     byte_lengths = token_byte_lengths(tok)
-    splits = {}
+    sources: list[str] = []
+    splits: dict[str, Any] = {}
+    counts: dict[str, np.ndarray] = {}
     for split in SPLITS:
-        info = pack_split(run, split, tok, eos_id, dtype)
-        ids = np.fromfile(run.token_file(split), dtype=dtype)
-        n_bytes = int(byte_lengths[ids].sum())
-        info["bytes"] = n_bytes
-        info["bytes_per_token"] = round(n_bytes / max(1, info["tokens"]), 4)
-        splits[split] = info
-    meta = {"dtype": dtype.name, "vocab_size": vocab, "eos_id": eos_id, "kind": cfg.kind,
-            "doc_index": "{split}.docs.npy: int64 start offset of each document", "splits": splits}
+        splits[split], counts[split] = pack_split(run, split, tok, cfg, dtype, sources, byte_lengths)
+    if splits["train"]["tokens"] == 0:
+        raise LmforgeError("the train split is empty after packing", "check data/train.jsonl.gz and the data stage")
+    report = tokenizer_report(tok, cfg, splits, counts, byte_lengths, round_trip_exact(tok, run, "val"))
+    meta = {"dtype": dtype.name, "vocab_size": vocab, "eos_id": tok.token_to_id(cfg.eos_token),
+            "bos_id": tok.token_to_id(cfg.bos_token) if cfg.bos_token else None,
+            "unk_id": tok.token_to_id(cfg.unk_token), "kind": cfg.kind, "sources": sources,
+            "format": "docs/tokens.md", "doc_index": "{split}.docs.npy: int64 start offset of each document; "
+            "{split}.doc_sources.npy: int32 index into sources", "splits": splits, "report": report}
+    leak = leakage_report((r["text"] for r in read_jsonl_gz(run.split_file("train"))),
+                          {s: _heldout_docs(run, s) for s in ("val", "test")}, cfg.leakage_ngram)
+    atomic_write_json(run.tokens / "leakage.json", leak)
     atomic_write_json(run.tokens / "meta.json", meta)
-    return meta
+    return {**meta, "leakage": {s: v["fraction"] for s, v in leak["splits"].items()}}

@@ -1,11 +1,21 @@
-"""Tokenizer training with the `tokenizers` library, and the byte length of every token.
+"""Tokenizer training with the `tokenizers` library, loading with clear errors, and token byte lengths.
 
-The saved tokenizer.json loads in `tokenizers.Tokenizer.from_file` and in transformers'
-`PreTrainedTokenizerFast(tokenizer_file=...)`.
+Five kinds, all saved as one tokenizer.json that loads in `tokenizers.Tokenizer.from_file` and in
+transformers' `PreTrainedTokenizerFast(tokenizer_file=...)`:
+
+- bytelevel_bpe: GPT-2's byte-level BPE; every string round-trips exactly, no unknown tokens.
+- bpe, unigram: SentencePiece-style (spaces become '▁'); exact round trip for characters seen in
+  training, unseen characters become the unknown token.
+- wordpiece: BERT's; splits on whitespace and punctuation, so decoding does not restore spacing.
+- char: one token per character seen in training.
+
+Training input is an iterator of documents, consumed once, so corpora larger than memory work:
+the trainers keep word counts, never the text.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
@@ -15,14 +25,27 @@ import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from lmforge.config import TokenizerConfig
+from lmforge.errors import LmforgeError
 from lmforge.rundir import atomic_write_text
 
-UNK = "<unk>"
+KINDS = ("bytelevel_bpe", "bpe", "unigram", "wordpiece", "char")
+METASPACE = "▁"  # SentencePiece's meta symbol for a space (U+2581)
+WORDPIECE_PREFIX = "##"  # BERT's continuing-subword prefix
+
+
+def special_tokens(cfg: TokenizerConfig, with_unk: bool) -> list[str]:
+    """Special tokens in id order: EOS first (id 0), then UNK, BOS, PAD when configured."""
+    out = [cfg.eos_token]
+    if with_unk:
+        out.append(cfg.unk_token)
+    out += [t for t in (cfg.bos_token, cfg.pad_token) if t]
+    return list(dict.fromkeys(out))  # a token named twice is one token
 
 
 @lru_cache(maxsize=1)
 def byte_decoder() -> dict[str, int]:
-    """Inverse of GPT-2's byte-to-printable-character table used by byte-level BPE."""
+    """Inverse of GPT-2's byte-to-printable-character table used by byte-level BPE
+    (the table is from GPT-2's encoder.py, `bytes_to_unicode`)."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
         list(range(ord("®"), ord("ÿ") + 1))
     chars = printable[:]
@@ -35,51 +58,141 @@ def byte_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(printable, chars)}
 
 
-def train_bytelevel_bpe(texts: Iterable[str], cfg: TokenizerConfig) -> Tokenizer:
+def _bytelevel_bpe(cfg: TokenizerConfig) -> tuple[Tokenizer, trainers.Trainer]:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency, special_tokens=[cfg.eos_token],
+        vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
+        special_tokens=special_tokens(cfg, with_unk=False),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
-    tok.train_from_iterator(texts, trainer)
-    return tok
+    return tok, trainer
+
+
+def _metaspace(tok: Tokenizer) -> None:
+    # prepend_scheme="never": the first word keeps its own spelling, so decode(encode(x)) == x
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="never")
+    tok.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="never")
+
+
+def _bpe(cfg: TokenizerConfig) -> tuple[Tokenizer, trainers.Trainer]:
+    tok = Tokenizer(models.BPE(unk_token=cfg.unk_token))
+    _metaspace(tok)
+    trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
+                                  special_tokens=special_tokens(cfg, with_unk=True), show_progress=False)
+    return tok, trainer
+
+
+def _unigram(cfg: TokenizerConfig) -> tuple[Tokenizer, trainers.Trainer]:
+    tok = Tokenizer(models.Unigram())
+    _metaspace(tok)
+    trainer = trainers.UnigramTrainer(vocab_size=cfg.vocab_size, special_tokens=special_tokens(cfg, with_unk=True),
+                                      unk_token=cfg.unk_token, show_progress=False)
+    return tok, trainer
+
+
+def _wordpiece(cfg: TokenizerConfig) -> tuple[Tokenizer, trainers.Trainer]:
+    tok = Tokenizer(models.WordPiece(unk_token=cfg.unk_token, continuing_subword_prefix=WORDPIECE_PREFIX))
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix=WORDPIECE_PREFIX)
+    trainer = trainers.WordPieceTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
+                                        special_tokens=special_tokens(cfg, with_unk=True),
+                                        continuing_subword_prefix=WORDPIECE_PREFIX, show_progress=False)
+    return tok, trainer
 
 
 def train_char(texts: Iterable[str], cfg: TokenizerConfig) -> Tokenizer:
-    """One token per character seen in training (at least min_frequency times); others map to <unk>."""
+    """One token per character seen at least min_frequency times; the most frequent first when
+    vocab_size caps them. Others map to the unknown token."""
     counts: Counter[str] = Counter()
     for text in texts:
         counts.update(text)
-    chars = sorted(c for c, n in counts.items() if n >= cfg.min_frequency)
-    vocab = {cfg.eos_token: 0, UNK: 1, **{c: i + 2 for i, c in enumerate(chars)}}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK))
+    specials = special_tokens(cfg, with_unk=True)
+    keep = [c for c, n in counts.most_common(max(0, cfg.vocab_size - len(specials))) if n >= cfg.min_frequency]
+    vocab = {t: i for i, t in enumerate(specials)}
+    vocab.update({c: len(specials) + i for i, c in enumerate(sorted(keep))})
+    # a BPE model without merges is a character lookup table
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=cfg.unk_token))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     tok.decoder = decoders.Fuse()
-    tok.add_special_tokens([cfg.eos_token, UNK])
+    tok.add_special_tokens(specials)
+    return tok
+
+
+BUILDERS = {"bytelevel_bpe": _bytelevel_bpe, "bpe": _bpe, "unigram": _unigram, "wordpiece": _wordpiece}
+
+
+def build_and_train(texts: Iterable[str], cfg: TokenizerConfig) -> Tokenizer:
+    """Train the configured kind on a stream of documents (consumed once)."""
+    if cfg.kind == "char":
+        return train_char(texts, cfg)
+    tok, trainer = BUILDERS[cfg.kind](cfg)
+    tok.train_from_iterator(texts, trainer)
+    # trainers may add specials in their own order; make sure every one is registered as special
+    tok.add_special_tokens(special_tokens(cfg, with_unk=cfg.kind != "bytelevel_bpe"))
     return tok
 
 
 def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, out: Path) -> Tokenizer:
     """Train the configured tokenizer and save it atomically as tokenizer.json."""
-    tok = train_bytelevel_bpe(texts, cfg) if cfg.kind == "bytelevel_bpe" else train_char(texts, cfg)
+    tok = build_and_train(texts, cfg)
+    if tok.get_vocab_size(with_added_tokens=True) <= len(special_tokens(cfg, with_unk=True)):
+        raise LmforgeError("the tokenizer learned no tokens: the training split has no text",
+                           "check data/train.jsonl.gz, or lower tokenizer.min_frequency")
     atomic_write_text(out, tok.to_str())
     return tok
 
 
+def load_tokenizer(path: Path) -> Tokenizer:
+    """Load tokenizer.json, or say clearly why it cannot be used."""
+    path = Path(path)
+    if not path.is_file():
+        raise LmforgeError(f"tokenizer file not found: {path}",
+                           "run `lmforge tokenize RUN_DIR` first, or give the path to a tokenizer.json")
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # the Rust side raises a plain Exception for any parse error
+        raise LmforgeError(f"tokenizer file {path} is corrupt or not a `tokenizers` file: {exc}",
+                           "delete it and rerun `lmforge tokenize RUN_DIR --force`") from None
+
+
+def tokenizer_kind(tok: Tokenizer) -> str:
+    """Recognise which of our kinds a tokenizer is, from its saved JSON (for byte accounting)."""
+    spec = json.loads(tok.to_str())
+    model = (spec.get("model") or {}).get("type")
+    pre = (spec.get("pre_tokenizer") or {}).get("type")
+    if pre == "ByteLevel":
+        return "bytelevel_bpe"
+    if pre == "Metaspace":
+        return "unigram" if model == "Unigram" else "bpe"
+    if model == "WordPiece":
+        return "wordpiece"
+    return "char"
+
+
 def token_byte_lengths(tok: Tokenizer) -> np.ndarray:
-    """UTF-8 bytes each token stands for (special tokens count 0), for bits-per-byte."""
+    """UTF-8 bytes each token stands for (special tokens count 0), for bits per byte.
+    WordPiece drops whitespace, so its counts are a lower bound on the text's bytes."""
     size = tok.get_vocab_size(with_added_tokens=True)
     lengths = np.zeros(size, dtype=np.int64)
     specials = {t.content for t in tok.get_added_tokens_decoder().values()}
-    is_bytelevel = isinstance(tok.pre_tokenizer, pre_tokenizers.ByteLevel)
+    kind = tokenizer_kind(tok)
     table = byte_decoder()
     for piece, idx in tok.get_vocab(with_added_tokens=True).items():
         if piece in specials:
             continue
-        if is_bytelevel:
+        if kind == "bytelevel_bpe":
             lengths[idx] = sum(1 for ch in piece if ch in table)
+        elif kind in ("bpe", "unigram"):
+            lengths[idx] = len(piece.replace(METASPACE, " ").encode("utf-8"))
+        elif kind == "wordpiece":
+            lengths[idx] = len(piece.removeprefix(WORDPIECE_PREFIX).encode("utf-8"))
         else:
             lengths[idx] = len(piece.encode("utf-8"))
     return lengths
+
+
+def token_text(tok: Tokenizer, idx: int) -> str:
+    """The text one token stands for, readable (byte-level pieces decoded, '▁' shown as a space)."""
+    return tok.decode([idx], skip_special_tokens=False)
