@@ -8,6 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from lmforge.evaluate.plots import task_confusion_figures
 from lmforge.report.figures import loss_curve
 from lmforge.rundir import RunDir, atomic_write_text
 
@@ -26,6 +27,8 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
     out = run.report
     out.mkdir(parents=True, exist_ok=True)
     figure = loss_curve(run.metrics, out / "loss.png")
+    evaluation = _load_json(run.eval)
+    confusion = task_confusion_figures(evaluation, out)  # evaluate/plots.py: one per multiple-choice task
     stages = {p.stem: _load_json(p) for p in sorted(run.stages.glob("*.json"))} if run.stages.is_dir() else {}
     env = Environment(loader=PackageLoader("lmforge.report", "templates"), autoescape=select_autoescape())
     html = env.get_template("index.html").render(
@@ -33,7 +36,8 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
         config=run.config.read_text() if run.config.is_file() else "",
         ledger=_load_json(run.ledger),
         tokens=_load_json(run.tokens / "meta.json"),
-        evaluation=_load_json(run.eval),
+        evaluation=evaluation,
+        confusion=confusion,
         events=_events(run.events),
         stages=stages,
         figure=figure.name if figure else None,
