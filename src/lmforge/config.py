@@ -515,6 +515,11 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):  # YAML 1.1 reads "1e-3" as text; people mean a number
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     return parts, value
 
 

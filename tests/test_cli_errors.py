@@ -1,0 +1,62 @@
+"""Bad input ends with one clear message and a non-zero exit, never a traceback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def lmforge(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lmforge", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "COLUMNS": "200", **(env or {})})
+
+
+def assert_clean_failure(proc: subprocess.CompletedProcess, needle: str) -> None:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Traceback" not in out
+    assert needle in out, out
+
+
+def test_missing_config(tmp_path: Path):
+    assert_clean_failure(lmforge("run", str(tmp_path / "nope.yaml"), "-o", str(tmp_path / "r")),
+                         "config file not found")
+
+
+def test_malformed_config(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    assert_clean_failure(lmforge("run", str(bad), "-o", str(tmp_path / "r")), "malformed YAML")
+
+
+def test_unknown_key_in_config(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  stpes: 3\n")
+    assert_clean_failure(lmforge("run", str(bad), "-o", str(tmp_path / "r")), "did you mean 'train.steps'")
+
+
+def test_unknown_preset(tmp_path: Path):
+    assert_clean_failure(lmforge("run", "--preset", "nope", "-o", str(tmp_path / "r")), "unknown preset 'nope'")
+
+
+def test_unwritable_run_dir(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert_clean_failure(lmforge("run", "--preset", "smoke", "-o", str(blocker / "run")),
+                         "cannot write the run directory")
+
+
+def test_unreachable_corpus(tmp_path: Path):
+    env = {"LMFORGE_CACHE": str(tmp_path / "cache"), "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1",
+           "PIP_FIND_LINKS": ""}
+    proc = lmforge("data", str(tmp_path / "r"), "--preset", "smoke", env=env)
+    assert_clean_failure(proc, "could not fetch the built-in corpus")
+    assert "hint" in proc.stderr
+
+
+def test_help_on_every_command():
+    for cmd in ["run", "data", "tokenize", "train", "eval", "generate", "report"]:
+        proc = lmforge(cmd, "--help")
+        assert proc.returncode == 0 and "Usage" in proc.stdout

@@ -1,0 +1,99 @@
+"""Config: presets, overrides, and errors that name the key, its line and the nearest valid key."""
+
+from pathlib import Path
+
+import pytest
+
+from lmforge.config import apply_overrides, dump_config, load_config, parse_override, preset_names
+from lmforge.errors import LmforgeError
+
+
+def test_presets_exist_and_validate():
+    assert {"smoke", "default"} <= set(preset_names())
+    for name in preset_names():
+        cfg = load_config(preset=name)
+        assert cfg.name == name
+
+
+def test_default_when_nothing_given_is_the_default_preset():
+    assert load_config() == load_config(preset="default")
+
+
+def test_override_parses_yaml_scalars_and_nests():
+    assert parse_override("train.lr=1e-3") == (["train", "lr"], 0.001)
+    assert parse_override("data.paths=[a.txt, b.txt]") == (["data", "paths"], ["a.txt", "b.txt"])
+    cfg = load_config(preset="smoke", overrides=["train.steps=7", "model.n_embd=32", "model.n_head=4"])
+    assert (cfg.train.steps, cfg.model.n_embd, cfg.model.n_head) == (7, 32, 4)
+    assert apply_overrides({}, ["a.b.c=1"]) == {"a": {"b": {"c": 1}}}
+
+
+def test_unknown_key_names_path_line_and_suggestion(tmp_path: Path):
+    f = tmp_path / "cfg.yaml"
+    f.write_text("train:\n  steps: 10\n  lerning_rate: 0.1\n")
+    with pytest.raises(LmforgeError) as exc:
+        load_config(f)
+    msg = str(exc.value)
+    assert "train.lerning_rate" in msg and f"{f}:3" in msg
+
+
+def test_unknown_key_suggests_nearest(tmp_path: Path):
+    f = tmp_path / "cfg.yaml"
+    f.write_text("model:\n  n_layers: 2\n")
+    with pytest.raises(LmforgeError, match=r"did you mean 'model.n_layer'"):
+        load_config(f)
+
+
+def test_unknown_section_suggests_nearest():
+    with pytest.raises(LmforgeError, match=r"did you mean 'train'"):
+        load_config(overrides=["trian.steps=3"])
+
+
+def test_bad_value_says_allowed_range():
+    with pytest.raises(LmforgeError, match=r"train.steps.*greater than or equal to 1"):
+        load_config(overrides=["train.steps=0"])
+    with pytest.raises(LmforgeError, match=r"tokenizer.kind"):
+        load_config(overrides=["tokenizer.kind=sentencepiece"])
+
+
+def test_heads_must_divide_width():
+    with pytest.raises(LmforgeError, match=r"divisible"):
+        load_config(overrides=["model.n_embd=130", "model.n_head=4"])
+
+
+def test_malformed_yaml_points_at_line(tmp_path: Path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("train:\n  steps: 10\n lr: [1,\n")
+    with pytest.raises(LmforgeError, match=r"malformed YAML at .*bad.yaml:\d+"):
+        load_config(f)
+
+
+def test_missing_file_and_unknown_preset():
+    with pytest.raises(LmforgeError, match="config file not found"):
+        load_config(Path("/nonexistent/x.yaml"))
+    with pytest.raises(LmforgeError, match=r"(?s)unknown preset 'smok'.*did you mean 'smoke'"):
+        load_config(preset="smok")
+
+
+def test_user_file_layers_on_preset(tmp_path: Path):
+    f = tmp_path / "mine.yaml"
+    f.write_text("train:\n  steps: 42\n")
+    cfg = load_config(f, preset="smoke")
+    assert cfg.train.steps == 42 and cfg.model.n_embd == load_config(preset="smoke").model.n_embd
+
+
+def test_dump_round_trips_every_default(tmp_path: Path):
+    cfg = load_config(preset="smoke", overrides=["train.lr=0.002"])
+    f = tmp_path / "resolved.yaml"
+    f.write_text(dump_config(cfg))
+    again = load_config(f)
+    assert again == cfg
+    assert "weight_decay" in f.read_text()  # defaults are written out
+
+
+def test_yaml_python_tags_are_not_executed(tmp_path: Path):
+    marker = tmp_path / "pwned"
+    f = tmp_path / "evil.yaml"
+    f.write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(LmforgeError):
+        load_config(f)
+    assert not marker.exists()

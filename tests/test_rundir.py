@@ -1,0 +1,58 @@
+"""Run directory: atomic writes leave no partial file, identities are stable, stage records."""
+
+from pathlib import Path
+
+import pytest
+
+from lmforge.errors import LmforgeError
+from lmforge.rundir import RunDir, atomic_open, atomic_write_json, identity, read_jsonl_gz, write_jsonl_gz
+
+
+def test_atomic_write_failure_keeps_old_content(tmp_path: Path):
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target) as fh:
+            fh.write("half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temporary left behind
+
+
+def test_jsonl_gz_round_trip(tmp_path: Path):
+    recs = [{"id": i, "text": f"doc {i} é"} for i in range(5)]
+    assert write_jsonl_gz(tmp_path / "x.jsonl.gz", recs) == 5
+    assert list(read_jsonl_gz(tmp_path / "x.jsonl.gz")) == recs
+
+
+def test_identity_is_stable_and_sensitive():
+    assert identity({"a": 1, "b": 2}) == identity({"b": 2, "a": 1})
+    assert identity({"a": 1}) != identity({"a": 2})
+
+
+def test_stage_records(tmp_path: Path):
+    run = RunDir(tmp_path / "run")
+    run.create()
+    assert run.stage_identity("data") is None
+    run.mark_done("data", "abc", 1.5, {"kept": 3})
+    assert run.stage_identity("data") == "abc"
+    run.invalidate("data")
+    assert run.stage_identity("data") is None
+
+
+def test_unwritable_run_dir_is_a_clear_error(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(LmforgeError, match="cannot write the run directory"):
+        RunDir(blocker / "run").create()
+
+
+def test_require_names_the_missing_stage(tmp_path: Path):
+    run = RunDir(tmp_path)
+    with pytest.raises(LmforgeError, match=r"lmforge tokenize"):
+        run.require(run.tokens / "meta.json", "tokenize")
+
+
+def test_atomic_json(tmp_path: Path):
+    atomic_write_json(tmp_path / "a" / "b.json", {"x": [1, 2]})
+    assert (tmp_path / "a" / "b.json").read_text().startswith("{")
