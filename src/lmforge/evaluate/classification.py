@@ -9,6 +9,7 @@ Informedness and markedness (Powers 2011) are not in scikit-learn, so they are o
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -213,7 +214,9 @@ def classification_report(y_true: Sequence[Any], y_pred: Sequence[Any], proba: n
     if n == 0:
         raise ValueError("no examples to score")
     idx = list(range(c))
-    cm = skm.confusion_matrix(yt, yp, labels=idx)
+    with warnings.catch_warnings():  # a one-class label list is a legitimate 1x1 matrix here
+        warnings.filterwarnings("ignore", message="A single label was found")
+        cm = skm.confusion_matrix(yt, yp, labels=idx)
     picks = resample_indices(n, rounds, seed) if n >= 2 and rounds > 0 else None
     stack = confusion_stack(yt, yp, c, picks) if picks is not None else None
 
