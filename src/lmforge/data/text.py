@@ -12,9 +12,12 @@ import re
 # CJK Unified Ideographs (+ extension A, compatibility), kana and Hangul syllables.
 CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
 _CJK = re.compile(f"[{CJK_CLASS}]")
-# A token: one CJK character, a run of other letters/digits (with inner apostrophes, so
-# "don't" is one word as Gopher counts it), or one punctuation/symbol character.
-_TOKEN = re.compile(f"[{CJK_CLASS}]|[^\\W{CJK_CLASS}]+(?:['’][^\\W{CJK_CLASS}]+)*|[^\\w\\s]", re.UNICODE)
+# A token, as spaCy's English tokenizer (which datatrove's Gopher rules use) would cut it: one CJK
+# character, a word (inner apostrophes kept: "o'er"), an English clitic split off ("'s", "'ll"),
+# a run of dashes, or one other punctuation mark.
+_CLITIC = "['’](?:s|S|ll|re|ve|d|m)(?![^\\W_])"
+_TOKEN = re.compile(f"[{CJK_CLASS}]|[^\\W{CJK_CLASS}]+?(?={_CLITIC})|{_CLITIC}|[^\\W{CJK_CLASS}]+(?:['’][^\\W{CJK_CLASS}]+)*"
+                    "|-+|[^\\w\\s]", re.UNICODE)
 _WORD = re.compile(f"[{CJK_CLASS}]|[^\\W{CJK_CLASS}]+(?:['’][^\\W{CJK_CLASS}]+)*", re.UNICODE)
 # Sentence ends, Western and Chinese (。！？ and the full-width forms), with closing quotes.
 SENTENCE_END = re.compile(r"[.!?。！？…]+[\"'”’」』）)]*(?=\s|$)|[。！？]+")
