@@ -18,7 +18,7 @@ import multiprocessing as mp
 import os
 from collections import Counter, deque
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -72,20 +72,36 @@ def _worker_encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return encode_texts(_WORKER["tok"], texts, _WORKER["bos"], _WORKER["eos"], _WORKER["dtype"])
 
 
-def encoded_batches(tok: Tokenizer, batches: Iterator[list[str]], bos_id: int | None, eos_id: int,
-                    dtype: np.dtype, workers: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Encoded batches in input order: in-process when workers == 0, else on a process pool
-    with at most 2 batches per worker in flight (bounded memory, unlike Pool.imap's eager feed)."""
-    if workers == 0:
-        for texts in batches:
-            yield encode_texts(tok, texts, bos_id, eos_id, dtype)
-        return
-    ctx = mp.get_context("spawn")  # fork after tokenizers used its threads can deadlock (tokenizers' own warning)
-    with ctx.Pool(workers, _worker_init, (tok.to_str(), bos_id, eos_id, dtype.name)) as pool:
+class Encoder:
+    """Encodes batches of documents in input order: in-process when workers == 0, else on a pool
+    of worker processes started once per stage, with at most 2 batches per worker in flight
+    (bounded memory, unlike Pool.imap's eager feed)."""
+
+    def __init__(self, tok: Tokenizer, bos_id: int | None, eos_id: int, dtype: np.dtype, workers: int) -> None:
+        self.tok, self.bos_id, self.eos_id, self.dtype, self.workers = tok, bos_id, eos_id, dtype, workers
+        self.pool: Any = None
+
+    def __enter__(self) -> Self:
+        if self.workers:
+            ctx = mp.get_context("spawn")  # fork after tokenizers used its threads can deadlock (its own warning)
+            self.pool = ctx.Pool(self.workers, _worker_init,
+                                 (self.tok.to_str(), self.bos_id, self.eos_id, self.dtype.name))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def encode(self, batches: Iterator[list[str]]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if self.pool is None:
+            for texts in batches:
+                yield encode_texts(self.tok, texts, self.bos_id, self.eos_id, self.dtype)
+            return
         pending: deque[Any] = deque()
         for texts in batches:
-            pending.append(pool.apply_async(_worker_encode, (texts,)))
-            if len(pending) >= 2 * workers:
+            pending.append(self.pool.apply_async(_worker_encode, (texts,)))
+            if len(pending) >= 2 * self.workers:
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()
@@ -136,22 +152,20 @@ def _record_batches(run: RunDir, split: str, size: int) -> Iterator[list[dict[st
         yield batch
 
 
-def pack_split(run: RunDir, split: str, tok: Tokenizer, cfg: TokenizerConfig, dtype: np.dtype,
-               sources: list[str], byte_lengths: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+def pack_split(run: RunDir, split: str, encoder: Encoder, batch_docs: int, sources: list[str],
+               byte_lengths: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
     """Encode one split and stream it to {split}.bin with its document index.
     Returns the split's summary and how often each token id occurs."""
-    eos_id = tok.token_to_id(cfg.eos_token)
-    bos_id = tok.token_to_id(cfg.bos_token) if cfg.bos_token else None
-    stats = SplitStats(tok.get_vocab_size(with_added_tokens=True), byte_lengths)
+    stats = SplitStats(encoder.tok.get_vocab_size(with_added_tokens=True), byte_lengths)
     held: deque[list[dict[str, Any]]] = deque()  # records of batches in flight, in order
 
     def texts() -> Iterator[list[str]]:
-        for records in _record_batches(run, split, cfg.batch_docs):
+        for records in _record_batches(run, split, batch_docs):
             held.append(records)
             yield [r["text"] for r in records]
 
     with atomic_open(run.token_file(split), "wb") as out:
-        for flat, lengths in encoded_batches(tok, texts(), bos_id, eos_id, dtype, cfg.workers):
+        for flat, lengths in encoder.encode(texts()):
             out.write(flat.tobytes())
             stats.add(flat, lengths, held.popleft(), sources)
     starts = np.concatenate(stats.starts) if stats.starts else np.zeros(0, dtype=np.int64)
@@ -216,8 +230,10 @@ def run_tokenize(run: RunDir, cfg: TokenizerConfig) -> dict[str, Any]:
     sources: list[str] = []
     splits: dict[str, Any] = {}
     counts: dict[str, np.ndarray] = {}
-    for split in SPLITS:
-        splits[split], counts[split] = pack_split(run, split, tok, cfg, dtype, sources, byte_lengths)
+    bos_id = tok.token_to_id(cfg.bos_token) if cfg.bos_token else None
+    with Encoder(tok, bos_id, tok.token_to_id(cfg.eos_token), dtype, cfg.workers) as encoder:
+        for split in SPLITS:
+            splits[split], counts[split] = pack_split(run, split, encoder, cfg.batch_docs, sources, byte_lengths)
     if splits["train"]["tokens"] == 0:
         raise LmforgeError("the train split is empty after packing", "check data/train.jsonl.gz and the data stage")
     report = tokenizer_report(tok, cfg, splits, counts, byte_lengths, round_trip_exact(tok, run, "val"))

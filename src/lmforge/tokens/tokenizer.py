@@ -136,10 +136,18 @@ def build_and_train(texts: Iterable[str], cfg: TokenizerConfig) -> Tokenizer:
 
 def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, out: Path) -> Tokenizer:
     """Train the configured tokenizer and save it atomically as tokenizer.json."""
-    tok = build_and_train(texts, cfg)
-    if tok.get_vocab_size(with_added_tokens=True) <= len(special_tokens(cfg, with_unk=True)):
-        raise LmforgeError("the tokenizer learned no tokens: the training split has no text",
-                           "check data/train.jsonl.gz, or lower tokenizer.min_frequency")
+    chars = 0
+
+    def counted() -> Iterable[str]:
+        nonlocal chars
+        for text in texts:
+            chars += len(text)
+            yield text
+
+    tok = build_and_train(counted(), cfg)
+    if chars == 0:
+        raise LmforgeError("cannot train a tokenizer: the training split has no text",
+                           "check data/train.jsonl.gz and data/ledger.json (were all documents rejected?)")
     atomic_write_text(out, tok.to_str())
     return tok
 
@@ -152,7 +160,7 @@ def load_tokenizer(path: Path) -> Tokenizer:
                            "run `lmforge tokenize RUN_DIR` first, or give the path to a tokenizer.json")
     try:
         return Tokenizer.from_file(str(path))
-    except Exception as exc:  # the Rust side raises a plain Exception for any parse error
+    except Exception as exc:  # noqa: BLE001 -- the Rust side raises a plain Exception for any parse error
         raise LmforgeError(f"tokenizer file {path} is corrupt or not a `tokenizers` file: {exc}",
                            "delete it and rerun `lmforge tokenize RUN_DIR --force`") from None
 

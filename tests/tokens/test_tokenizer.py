@@ -1,0 +1,105 @@
+"""Tokenizer training, round trips, byte accounting, loading in transformers, bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer
+
+from lmforge.config import TokenizerConfig
+from lmforge.errors import LmforgeError
+from lmforge.tokens.tokenizer import (
+    KINDS,
+    load_tokenizer,
+    token_byte_lengths,
+    tokenizer_kind,
+    train_tokenizer,
+)
+
+from .corpus import make_docs
+
+TEXTS = [d["text"] for d in make_docs(20)]
+ODD = ["", " leading space", "trailing  \n\n", "tabs\tand\r\nCRLF", "ünïcödé — “quotes” 日本語 🙂",
+       "\x00control\x7f", "ROMEO:\n  But soft!"]
+
+
+def trained(kind: str, tmp_path: Path, **kw: object) -> Tokenizer:
+    return train_tokenizer(iter(TEXTS), TokenizerConfig(kind=kind, vocab_size=300, **kw), tmp_path / f"{kind}.json")
+
+
+@pytest.mark.parametrize("text", ODD + TEXTS[:2])
+def test_bytelevel_round_trip_is_exact(tmp_path: Path, text: str) -> None:
+    tok = trained("bytelevel_bpe", tmp_path)
+    ids = tok.encode(text, add_special_tokens=False).ids
+    assert tok.decode(ids) == text
+    # every byte is accounted for, so bits per byte divides by the true byte count
+    assert int(token_byte_lengths(tok)[ids].sum()) == len(text.encode("utf-8"))
+
+
+@pytest.mark.parametrize("kind", ["bpe", "unigram", "char"])
+def test_lossless_kinds_round_trip_on_seen_characters(tmp_path: Path, kind: str) -> None:
+    tok = trained(kind, tmp_path)
+    text = TEXTS[3]
+    ids = tok.encode(text, add_special_tokens=False).ids
+    assert tok.decode(ids) == text
+    assert int(token_byte_lengths(tok)[ids].sum()) == len(text.encode("utf-8"))
+    assert tok.token_to_id("<unk>") not in ids
+
+
+@pytest.mark.parametrize("kind", ["bpe", "unigram", "char", "wordpiece"])
+def test_unseen_characters_become_unk(tmp_path: Path, kind: str) -> None:
+    tok = trained(kind, tmp_path)
+    assert tok.token_to_id("<unk>") in tok.encode("the 日本", add_special_tokens=False).ids
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_saves_loads_and_is_recognised(tmp_path: Path, kind: str) -> None:
+    cfg = TokenizerConfig(kind=kind, vocab_size=300, bos_token="<s>", pad_token="<pad>")
+    tok = train_tokenizer(iter(TEXTS), cfg, tmp_path / "tok.json")
+    loaded = load_tokenizer(tmp_path / "tok.json")
+    assert loaded.encode(TEXTS[0]).ids == tok.encode(TEXTS[0]).ids
+    assert tokenizer_kind(loaded) == kind
+    assert loaded.token_to_id(cfg.eos_token) == 0  # EOS is always id 0
+    specials = {t.content for t in loaded.get_added_tokens_decoder().values()}
+    assert {"<s>", "<pad>", cfg.eos_token} <= specials
+    assert loaded.get_vocab_size() <= 300
+    # specials never come out of ordinary text
+    assert not {0, loaded.token_to_id("<s>"), loaded.token_to_id("<pad>")} & set(loaded.encode(TEXTS[1]).ids)
+
+
+def test_vocab_size_and_min_frequency_shape_the_vocabulary(tmp_path: Path) -> None:
+    small = trained("bytelevel_bpe", tmp_path, min_frequency=2)
+    big = train_tokenizer(iter(TEXTS), TokenizerConfig(vocab_size=400), tmp_path / "big.json")
+    strict = trained("bytelevel_bpe", tmp_path, min_frequency=10_000)
+    assert small.get_vocab_size() == 300 and big.get_vocab_size() > 300
+    assert strict.get_vocab_size() == 256 + 1  # no merge is frequent enough: bytes + EOS
+
+
+def test_transformers_loads_and_encodes_identically(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    for kind in ("bytelevel_bpe", "unigram"):
+        tok = trained(kind, tmp_path)
+        hf = transformers.PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / f"{kind}.json"))
+        for text in ODD[1:] + TEXTS[:3]:
+            assert hf(text)["input_ids"] == tok.encode(text).ids
+            assert hf.decode(hf(text)["input_ids"], skip_special_tokens=True) == tok.decode(tok.encode(text).ids)
+
+
+def test_missing_tokenizer_file_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(LmforgeError, match="not found.*") as err:
+        load_tokenizer(tmp_path / "nope.json")
+    assert "lmforge tokenize" in (err.value.hint or "")
+
+
+@pytest.mark.parametrize("content", ["", "{not json", '{"model": {"type": "BPE"}}'])
+def test_corrupt_tokenizer_file_is_a_clear_error(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "tokenizer.json"
+    path.write_text(content)
+    with pytest.raises(LmforgeError, match="corrupt"):
+        load_tokenizer(path)
+
+
+def test_empty_training_text_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(LmforgeError, match="no text"):
+        train_tokenizer(iter(["", ""]), TokenizerConfig(kind="char"), tmp_path / "t.json")
