@@ -20,22 +20,26 @@ from lmforge.train.stage import build_trainer
 
 
 class KillAt(Callback):
-    """Die without any cleanup (as the OOM killer or a lost node would) after step `at`."""
+    """After step `at`, die without any cleanup (SIGKILL, as the OOM killer or a lost node would),
+    or press Ctrl-C (SIGINT)."""
 
-    def __init__(self, at: int) -> None:
-        self.at = at
+    def __init__(self, at: int, sig: int = signal.SIGKILL) -> None:
+        self.at, self.sig = at, sig
 
     def on_step_end(self, trainer: object, metrics: dict) -> None:
-        if trainer.step == self.at:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if trainer.step == self.at and int(os.environ.get("RANK", "0")) == 0:
+            os.kill(os.getpid(), self.sig)
 
 
 def main() -> None:
     run_dir, kill_at, resume, *overrides = sys.argv[1:]
     cfg = tiny_config(*overrides)
-    cbs = [KillAt(int(kill_at))] if int(kill_at) > 0 else []
+    sig = signal.SIGINT if kill_at.startswith("int:") else signal.SIGKILL
+    at = int(kill_at.removeprefix("int:"))
+    cbs = [KillAt(at, sig)] if at > 0 else []
     trainer = build_trainer(RunDir(run_dir), cfg, resume=resume == "1", show_progress=False, callbacks=cbs)
     trainer.fit()
+    print(f"stopped at step {trainer.step}, interrupted={trainer.interrupted}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ WORKER = Path(__file__).parent / "_worker.py"
 OVERRIDES = ("model.dropout=0.1", "train.micro_batch_size=4")
 
 
-def _train(run: Path, kill_at: int = 0, resume: bool = False, *overrides: str) -> int:
+def _train(run: Path, kill_at: int | str = 0, resume: bool = False, *overrides: str) -> int:
     cmd = [sys.executable, str(WORKER), str(run), str(kill_at), "1" if resume else "0", *OVERRIDES, *overrides]
     return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300).returncode
 
@@ -81,3 +81,12 @@ def test_resume_with_another_model_shape_is_refused(tmp_path: Path, reference: P
     cfg = tiny_config(*OVERRIDES, "model.n_embd=48")
     with pytest.raises(LmforgeError, match="does not fit this model"):
         build_trainer(RunDir(run), cfg, resume=True, show_progress=False)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_stops_cleanly(tmp_path: Path, reference: Path) -> None:
+    run = make_tokens(tmp_path / "run").root
+    assert _train(run, "int:8") == 0
+    newest = ckpt.list_checkpoints(run / "checkpoints")[-1]
+    assert newest.name == "step-8" and ckpt.verify(newest) is None
+    assert _train(run, 0, True) == 0
+    _assert_same_weights(_final(reference), _final(run))
