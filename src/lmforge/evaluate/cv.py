@@ -123,14 +123,24 @@ def train_and_score(run: RunDir, name: str, train_docs: list[np.ndarray], test_d
                 "accuracy", "accuracy_ci95")}}
 
 
+def check_folds(run: RunDir, k: int) -> None:
+    """Fail before any work when k folds cannot be made from the run's train+val documents."""
+    n = 0
+    for split in POOL:
+        path = run.tokens / f"{split}.docs.npy"
+        if path.is_file():
+            n += len(np.load(path, allow_pickle=False))
+    if n < k:
+        raise LmforgeError(
+            f"cannot make {k} folds: the run has only {n} train+validation documents",
+            f"use --cv {max(2, n)} or fewer, or add documents (data.paths)")
+
+
 def cross_validate(run: RunDir, cfg: Config, keep_folds: bool = False) -> dict[str, Any]:
     """Train and score k models per repeat; mean, standard deviation and every fold."""
     k, repeats, stratified = cfg.eval.cv_folds, cfg.eval.cv_repeats, cfg.eval.cv_stratified
+    check_folds(run, k)
     docs, sources, clusters = pool_documents(run)
-    if len(docs) < k:
-        raise LmforgeError(
-            f"cannot make {k} folds: the run has only {len(docs)} train+validation documents",
-            f"use --cv {max(2, len(docs))} or fewer, or add documents (data.paths)")
     if stratified and len(set(sources)) < 2:
         console.print("[yellow]cv: every document has the same source; stratified folds equal plain folds")
     meta = json.loads((run.tokens / "meta.json").read_text())

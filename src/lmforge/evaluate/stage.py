@@ -101,6 +101,10 @@ def read_leakage(run: RunDir) -> Any:
 
 def run_eval(run: RunDir, cfg: Config) -> dict[str, Any]:
     model, tok, latest = load_trained(run, cfg)
+    if cfg.eval.cv_folds >= 2:
+        from lmforge.evaluate.cv import check_folds
+
+        check_folds(run, cfg.eval.cv_folds)  # before anything slow
     byte_lengths = token_byte_lengths(tok)
     results: dict[str, Any] = {"checkpoint": latest.name, "splits": {}}
     for split in cfg.eval.splits:
