@@ -250,6 +250,81 @@ def compare_splits(
     console.print(f"written: {run.root / 'compare' / 'splits.md'}, splits.json, splits.png")
 
 
+@model_app.command("info")
+def model_info_cmd(
+    args: Annotated[list[str] | None, typer.Argument(help="[CONFIG] [model.key=value ...]")] = None,
+    preset: PresetOpt = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="sequences per batch (default train.batch_size)")] = None,
+    vocab: Annotated[int | None, typer.Option(min=2, help="vocabulary size (default from --run or the config)")] = None,
+    tokens_per_s: Annotated[float | None, typer.Option(min=0.0, help="measured throughput, for MFU")] = None,
+    peak_gflops: Annotated[float | None, typer.Option(min=0.0, help="peak GFLOP/s (default: measured)")] = None,
+    signal: Annotated[bool, typer.Option("--signal", help="check signal propagation at init")] = False,
+    run_dir: Annotated[Path | None, typer.Option("--run", help="a run whose tokens give the real batch")] = None,
+    figure: Annotated[Path | None, typer.Option(help="write the signal figure here (PNG)")] = None,
+) -> None:
+    """Parameters, FLOPs per token, memory for a batch, MFU, and (--signal) signal propagation at init."""
+    from lmforge.models.commands import info_command
+
+    config, overrides = _split_config_arg(args or [])
+    cfg = load_config(config, preset, overrides)
+    typer.echo(info_command(cfg, batch, vocab, tokens_per_s, peak_gflops, signal, run_dir, figure))
+
+
+@model_app.command("sizes")
+def model_sizes_cmd() -> None:
+    """List the size presets of every family (model.size)."""
+    from lmforge.models.commands import sizes_text
+
+    typer.echo(sizes_text())
+
+
+def _compare_models(kind: str, args: list[str] | None, only: list[str] | None, out: Path | None) -> None:
+    from lmforge.models.compare import compare
+
+    config, overrides = _split_config_arg(args or [])
+    result = compare(kind, config, overrides, out, only)
+    typer.echo(result["table"])
+    typer.echo(f"written to {result['out']}/compare.md and compare.json ({result['wall_s']:.0f} s)")
+
+
+OnlyOpt = Annotated[list[str] | None, typer.Option("--only", help="run only these arms (repeatable)")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="run directory for the comparison")]
+
+
+@compare_app.command("architectures")
+def compare_architectures(
+    args: Annotated[list[str] | None, typer.Argument(help="[CONFIG] [section.key=value ...]")] = None,
+    only: OnlyOpt = None, out: OutOpt = None,
+) -> None:
+    """GPT, LLaMA, LSTM, GRU and gated CNN at about equal size on the built-in corpus: bits per byte,
+    tokens/s, peak memory."""
+    _compare_models("architectures", args, only, out)
+
+
+@compare_app.command("init")
+def compare_init(
+    args: Annotated[list[str] | None, typer.Argument(help="[CONFIG] [section.key=value ...]")] = None,
+    only: OnlyOpt = None, out: OutOpt = None,
+) -> None:
+    """Init schemes on one GPT: signal at init, loss and gradient norm over the first 100 steps."""
+    _compare_models("init", args, only, out)
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: RunArg,
+    out: Annotated[Path, typer.Argument(help="folder to write")],
+    fmt: Annotated[str, typer.Option("--format", help="export format: hf")] = "hf",
+) -> None:
+    """Write the newest checkpoint as a Hugging Face model folder (GPT2LMHeadModel / LlamaForCausalLM)."""
+    from lmforge.models.hf import export_run
+
+    if fmt != "hf":
+        raise LmforgeError(f"unknown export format '{fmt}'", "supported: --format hf")
+    summary = export_run(run_dir, out)
+    typer.echo(f"exported {summary['checkpoint']} as {summary['architecture']} to {summary['out']}")
+
+
 @app.command()
 def presets() -> None:
     """List the built-in presets."""

@@ -7,6 +7,7 @@ valid key; bad values name the allowed range. Nothing in a config is ever execut
 from __future__ import annotations
 
 import codecs
+import copy
 import difflib
 import re
 from pathlib import Path
@@ -251,6 +252,25 @@ class ModelConfig(Section):
 OptimizerName = Literal["adamw", "adam", "sgd", "lion", "adafactor", "muon"]
 ScheduleName = Literal["constant", "linear", "cosine", "wsd", "step", "exponential", "inverse_sqrt",
                        "triangular", "triangular2", "exp_range", "one_cycle"]
+
+
+def size_over_preset(data: dict[str, Any], preset: dict[str, Any], user: dict[str, Any],
+                     overrides: list[str]) -> dict[str, Any]:
+    """A `model.size` the user chose replaces the preset's values for the keys that size defines;
+    keys the user set explicitly (file or key=value) still win over the size."""
+    model, base = data.get("model"), preset.get("model")
+    if not isinstance(model, dict) or not isinstance(base, dict) or not model.get("size"):
+        return data
+    if model.get("size") == base.get("size"):
+        return data
+    from lmforge.models.sizes import SIZES
+
+    user_model = user.get("model") if isinstance(user.get("model"), dict) else {}
+    explicit = set(user_model) | {parse_override(o)[0][-1] for o in overrides if o.startswith("model.")}
+    for key in SIZES.get(model.get("family", "gpt"), {}).get(model["size"], {}):
+        if key in base and key not in explicit:
+            model.pop(key, None)
+    return data
 
 
 class TrainConfig(Section):
@@ -560,12 +580,15 @@ def load_config(
         data, lines = _read_yaml(preset_path(name))
         data.setdefault("name", name)
         source = f"preset '{name}'"
+    preset_data = copy.deepcopy(data)
+    user: dict[str, Any] = {}
     if path is not None:
         user, lines = _read_yaml(Path(path))
         data = _merge(data, user)
         data.setdefault("name", Path(path).stem)
         source = str(path)
     data = apply_overrides(data, overrides or [])
+    data = size_over_preset(data, preset_data, user, overrides or [])
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
