@@ -135,3 +135,13 @@ def test_models_learn_through_the_trainer(family: str, tmp_path) -> None:
     trainer = _trainer(model, data, tmp_path, StreamWindows if family == "lstm" else RandomWindows)
     trainer.fit()
     assert trainer.last_val is not None and trainer.last_val < 0.5 * before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["gpt", "llama", "cnn"])
+def test_compiles_with_torch_compile(family: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(tiny(family), VOCAB).eval()
+    x = torch.randint(0, VOCAB, (2, 16))
+    compiled = torch.compile(model)
+    torch.testing.assert_close(compiled(x), model(x), atol=1e-5, rtol=1e-5)
