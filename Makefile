@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # torch is pinned here (a CPU build on this machine); pyproject.toml holds the range.
 TORCH   ?= torch==2.13.0
 
-.PHONY: install run test test-slow bench lint clean
+.PHONY: install run test test-slow bench lint docs clean
 
 install: $(STAMP)
 
@@ -28,6 +28,9 @@ test-slow: install
 
 bench: install
 	$(BIN)/python bench/default_run.py $(ARGS)
+
+docs: install
+	$(BIN)/python -m lmforge.config_doc > docs/config.md
 
 lint: install
 	$(BIN)/ruff check src tests bench
