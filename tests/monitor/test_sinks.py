@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from .wandb_records import history
 from ._runs import make_token_run, read_jsonl, train
+from .wandb_records import history
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_tensorboard_hparams_plugin_holds_final_metrics(run) -> None:
     assert acc.PluginTagToContent("hparams"), "the hparams plugin summary is missing"
     final = {e.step: e.value for e in acc.Scalars("final/val_loss")}
     evals = [r for r in read_jsonl(run.metrics) if r["kind"] == "eval"]
-    assert abs(list(final.values())[0] - evals[-1]["val_loss"]) < 1e-5
+    assert abs(next(iter(final.values())) - evals[-1]["val_loss"]) < 1e-5
 
 
 def test_wandb_offline_run_holds_the_metrics(run) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from lmforge.evaluate.plots import task_confusion_figures
-from lmforge.report.figures import loss_curve
+from lmforge.report.figures import events_timeline, loss_curve
 from lmforge.rundir import RunDir, atomic_write_text
 
 
@@ -27,6 +27,7 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
     out = run.report
     out.mkdir(parents=True, exist_ok=True)
     figure = loss_curve(run.metrics, out / "loss.png")
+    timeline = events_timeline(run.metrics, run.events, out / "timeline.png")
     evaluation = _load_json(run.eval)
     confusion = task_confusion_figures(evaluation, out)  # evaluate/plots.py: one per multiple-choice task
     stages = {p.stem: _load_json(p) for p in sorted(run.stages.glob("*.json"))} if run.stages.is_dir() else {}
@@ -41,6 +42,7 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
         events=_events(run.events),
         stages=stages,
         figure=figure.name if figure else None,
+        timeline=timeline.name if timeline else None,
     )
     atomic_write_text(out / "index.html", html)
     return out / "index.html"

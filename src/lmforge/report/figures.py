@@ -44,3 +44,50 @@ def loss_curve(metrics: Path, out: Path) -> Path | None:
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+ADJUSTMENTS = ("control", "control_rejected", "lr_reduce", "early_stop", "restore_best", "average", "resume")
+
+
+def events_timeline(metrics: Path, events: Path, out: Path) -> Path | None:
+    """Live adjustments (ctl commands, LR cuts, early stop, averaging) as marked lines over the
+    learning rate and the loss, so a change and its effect are seen together. None if there were none."""
+    marks = []
+    if events.is_file():
+        for line in events.read_text().splitlines():
+            if line.strip():
+                ev = json.loads(line)
+                if ev.get("kind") in ADJUSTMENTS and ev.get("step") is not None:
+                    marks.append(ev)
+    train, evals = read_metrics(metrics)
+    train = [r for r in train if "lr" in r and "loss" in r]
+    if not marks or not train:
+        return None
+    fig, (lr_ax, loss_ax) = plt.subplots(2, 1, figsize=(7, 5), dpi=110, sharex=True)
+    steps = [r["step"] for r in train]
+    lr_ax.plot(steps, [r["lr"] for r in train], color="grey", lw=1)
+    lr_ax.set_ylabel("learning rate")
+    loss_ax.plot(steps, [r["loss"] for r in train], lw=1, label="train loss")
+    if evals:
+        loss_ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", ms=3, label="validation loss")
+    loss_ax.set_ylabel("loss")
+    loss_ax.set_xlabel("step")
+    colors = {"control": "tab:blue", "control_rejected": "tab:red", "lr_reduce": "tab:orange",
+              "early_stop": "tab:purple", "restore_best": "tab:purple", "average": "tab:green", "resume": "black"}
+    labels = {"control_rejected": "rejected", "lr_reduce": "LR cut", "early_stop": "early stop",
+              "restore_best": "best restored", "average": "averaged", "resume": "resumed"}
+    for i, ev in enumerate(marks):
+        for ax in (lr_ax, loss_ax):
+            ax.axvline(ev["step"], color=colors[ev["kind"]], ls=":", lw=1)
+        label = labels.get(ev["kind"]) or f"ctl {ev.get('action', '')}"
+        lr_ax.annotate(label, (ev["step"], 1.0 - 0.12 * (i % 4)), xycoords=("data", "axes fraction"),
+                       fontsize=7, ha="left", va="top", color=colors[ev["kind"]])
+    lr_ax.set_title("live adjustments (details in the events table)", fontsize=9)
+    for ax in (lr_ax, loss_ax):
+        ax.grid(alpha=0.3)
+    loss_ax.legend(loc="upper right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
