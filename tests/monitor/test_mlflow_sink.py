@@ -10,7 +10,7 @@ from ._runs import make_token_run, read_jsonl, train
 
 @pytest.mark.slow
 def test_mlflow_local_store_holds_the_metrics(tmp_path) -> None:
-    from mlflow import MlflowClient
+    MlflowClient = pytest.importorskip("mlflow", reason="pip install 'lmforge[mlflow]'").MlflowClient
 
     run = make_token_run(tmp_path / "run", ["train.steps=20", "train.log_interval=5", "train.eval_interval=10",
                                             "monitor.tensorboard=false", "monitor.mlflow=true"])
