@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 ZERO_EPS = 1e-3  # |a| below this counts as a "near-zero" activation (dead-unit detector)
+ENTROPY_ROWS = 2  # sequences used for attention entropy (its cost grows with t squared)
 ACTIVATIONS = (nn.ReLU, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
 
 
@@ -55,9 +56,14 @@ def attention_entropy(attn: nn.Module, x: torch.Tensor) -> float | None:
     Models that use fused attention never materialise the weights, so this is the only way to see
     them; it works for modules with a `qkv` Linear and `n_head` (our GPT), else returns None."""
     qkv, n_head = getattr(attn, "qkv", None), getattr(attn, "n_head", None)
-    if not isinstance(qkv, nn.Linear) or not isinstance(n_head, int):
+    if not isinstance(qkv, nn.Linear) or not isinstance(n_head, int) or x.ndim != 3:
         return None
     b, t, c = x.shape
+    if qkv.out_features != 3 * c or c % n_head or any(
+            getattr(attn, name, None) is not None for name in ("q_norm", "k_norm", "rotary", "rope")):
+        return None  # a layout this recomputation would get wrong (GQA, QK-norm, rotary)
+    x = x[:ENTROPY_ROWS]  # the scores are rows x heads x t x t: a few rows are plenty
+    b = x.shape[0]
     q, k, _ = qkv(x).float().view(b, t, 3, n_head, c // n_head).permute(2, 0, 3, 1, 4)
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(c // n_head)
     mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
