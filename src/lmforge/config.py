@@ -166,6 +166,15 @@ class TokenizerConfig(Section):
     batch_docs: int = Field(64, ge=1, description="documents per encode batch")
     leakage_ngram: int = Field(13, ge=1, le=64, description="word n-gram length of the train/held-out overlap check")
 
+    @model_validator(mode="after")
+    def _bytes_fit(self) -> TokenizerConfig:
+        # byte-level BPE starts from all 256 byte symbols (GPT-2); a smaller vocabulary is silently ignored
+        specials = len({t for t in (self.eos_token, self.bos_token, self.pad_token) if t})
+        if self.kind == "bytelevel_bpe" and self.vocab_size < 256 + specials:
+            raise ValueError(f"byte-level BPE needs vocab_size >= {256 + specials} (256 bytes + special tokens), "
+                             f"got {self.vocab_size}")
+        return self
+
 
 Family = Literal["gpt", "llama", "lstm", "gru", "cnn"]
 InitScheme = Literal["auto", "torch", "normal", "gpt2", "small", "xavier_uniform", "xavier_normal",

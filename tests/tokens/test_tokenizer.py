@@ -103,3 +103,9 @@ def test_corrupt_tokenizer_file_is_a_clear_error(tmp_path: Path, content: str) -
 def test_empty_training_text_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LmforgeError, match="no text"):
         train_tokenizer(iter(["", ""]), TokenizerConfig(kind="char"), tmp_path / "t.json")
+
+
+def test_bytelevel_vocab_below_the_byte_alphabet_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="vocab_size >= 257"):
+        TokenizerConfig(kind="bytelevel_bpe", vocab_size=200)
+    TokenizerConfig(kind="char", vocab_size=200)  # fine for the others
