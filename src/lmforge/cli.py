@@ -250,6 +250,23 @@ def compare_splits(
     console.print(f"written: {run.root / 'compare' / 'splits.md'}, splits.json, splits.png")
 
 
+@compare_app.command("tokenizers")
+def compare_tokenizers_cmd(
+    run_dir: RunArg,
+    kinds: Annotated[str, typer.Option(help="comma-separated tokenizer kinds")] = "bytelevel_bpe,bpe,unigram,wordpiece,char",
+    vocab_size: Annotated[int | None, typer.Option(min=64, help="one vocabulary size for all (default: the run's)")] = None,
+) -> None:
+    """Every tokenizer kind at one vocabulary size: bytes per token, unknown rate, vocabulary use, round trip."""
+    from lmforge.tokens.compare import compare_tokenizers, markdown
+
+    run = RunDir(run_dir)
+    cfg = resolve(run, None, None, [])
+    result = compare_tokenizers(run, [k.strip() for k in kinds.split(",") if k.strip()],
+                                vocab_size or cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
+    typer.echo(markdown(result["rows"]))
+    console.print(f"written: {run.root / 'compare' / 'tokenizers.md'}, tokenizers.json")
+
+
 @model_app.command("info")
 def model_info_cmd(
     args: Annotated[list[str] | None, typer.Argument(help="[CONFIG] [model.key=value ...]")] = None,
