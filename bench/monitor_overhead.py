@@ -10,7 +10,7 @@ Configurations, run alternately in rounds so machine drift hits them alike:
 Per configuration: mean ms/step over the timed steps of a round (statistics steps included: a
 median would hide them), then the median over rounds. Usage:
 
-    .venv/bin/python bench/monitor_overhead.py [--steps 200] [--rounds 3]
+    .venv/bin/python bench/monitor_overhead.py [--steps 200] [--rounds 3] [--threads N]
 """
 
 from __future__ import annotations
@@ -68,12 +68,12 @@ def make_run(root: Path, vocab: int) -> RunDir:
     return run
 
 
-def time_config(root: Path, name: str, steps: int, warmup: int) -> float:
+def time_config(root: Path, name: str, steps: int, warmup: int, threads: int) -> float:
     """Mean ms per step over steps warmup+1..steps of one fresh training."""
     extra = CONFIGS[name]
     run = make_run(root / name, 2048) if not (root / name / "tokens").is_dir() else RunDir(root / name)
     overrides = [f"train.steps={steps}", "train.eval_interval=100000", "train.checkpoint_interval=100000",
-                 "monitor.console=none", "monitor.peak_flops=1e11", *(extra or [])]
+                 f"train.threads={threads}", "monitor.console=none", "monitor.peak_flops=1e11", *(extra or [])]
     cfg = load_config(None, "default", overrides)
     atomic_write_text(run.config, dump_config(cfg))
     clock = StepClock(warmup)
@@ -89,7 +89,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads; 0 = every core")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; "
           f"python {platform.python_version()}, torch {torch.__version__}")
     print(f"shape: default preset (4 layers x 4 heads x 128, context 128, batch 16, vocab 2048); "
@@ -98,7 +101,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             for name in CONFIGS:
-                ms = time_config(Path(tmp), name, args.steps, args.warmup)
+                ms = time_config(Path(tmp), name, args.steps, args.warmup, args.threads)
                 results[name].append(ms)
                 print(f"  round {r + 1} {name:9s} {ms:7.2f} ms/step", file=sys.stderr)
     base = statistics.median(results["bare"])

@@ -95,9 +95,8 @@ class Monitor(Callback):
             self._histograms(raw_model(trainer), step)
 
     def _flush_stats(self) -> None:
-        got = self.stats.pop() if self.stats is not None else None
-        if got is not None:
-            self._each("log", "stats", got[0], got[1])
+        for step, values in self.stats.pop() if self.stats is not None else []:
+            self._each("log", "stats", step, values)
 
     def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
         self._flush_stats()

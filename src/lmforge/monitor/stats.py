@@ -73,14 +73,13 @@ def attention_entropy(attn: nn.Module, x: torch.Tensor) -> float | None:
 
 
 class TrainingStats:
-    """Collects the statistics above; `attach` once, then read `pop()` after a statistics step."""
+    """Collects the statistics above; `attach` once, then `pop()` what has been measured."""
 
     def __init__(self, interval: int, entropy: bool = True) -> None:
         self.interval = interval
         self.entropy = entropy
         self.active = False
-        self.pending: dict[str, float] | None = None
-        self.pending_step = 0
+        self.pending: list[tuple[int, dict[str, float]]] = []
         self._before: list[torch.Tensor] | None = None
         self._handles: list[Any] = []
         self._acts: dict[str, float] = {}
@@ -165,7 +164,7 @@ class TrainingStats:
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         step = self._step_of() + 1  # the loop counts the step after the optimizer has taken it
         if self.active and self._before is not None:
-            self.pending, self.pending_step = self._measure(), step
+            self.pending.append((step, self._measure()))
             self._before = None
         self.active = self.due(step + 1)
 
@@ -194,10 +193,7 @@ class TrainingStats:
         out["update_ratio/global"] = float(torch.linalg.vector_norm(torch.stack(dnorms)) / bg) if bg > 0 else 0.0
         return out
 
-    def pop(self) -> tuple[int, dict[str, float]] | None:
-        """The statistics of the last statistics step, once."""
-        if self.pending is None:
-            return None
-        result = (self.pending_step, self.pending)
-        self.pending = None
-        return result
+    def pop(self) -> list[tuple[int, dict[str, float]]]:
+        """(step, statistics) of every statistics step since the last call, oldest first."""
+        out, self.pending = self.pending, []
+        return out
