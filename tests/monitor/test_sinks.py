@@ -77,3 +77,21 @@ def test_wandb_offline_run_holds_the_metrics(run) -> None:
     assert all(abs(logged[s] - jsonl[s]) < 1e-6 for s in logged)
     assert any("val/loss" in r for r in rows)
     assert any("stats/grad_norm/global" in r for r in rows)
+
+
+def test_tensorboard_fresh_run_clears_and_resume_purges(tmp_path) -> None:
+    from lmforge.monitor.sinks import TensorBoardSink
+
+    logdir = tmp_path / "tb"
+    first = TensorBoardSink(logdir)
+    for step in (10, 20, 30):
+        first.log("train", step, {"loss": 1.0})
+    first.close({}, {})
+    resumed = TensorBoardSink(logdir, resume_step=20)  # the checkpoint was at 20; 30 is logged again
+    resumed.log("train", 30, {"loss": 0.5})
+    resumed.close({}, {})
+    assert [(e.step, e.value) for e in _accumulator(logdir).Scalars("train/loss")] == [(10, 1.0), (20, 1.0), (30, 0.5)]
+    fresh = TensorBoardSink(logdir)
+    fresh.log("train", 10, {"loss": 2.0})
+    fresh.close({}, {})
+    assert [(e.step, e.value) for e in _accumulator(logdir).Scalars("train/loss")] == [(10, 2.0)]

@@ -31,7 +31,7 @@ def build_callbacks(run: RunDir, cfg: Config, model: nn.Module, resume_step: int
     hparams = flat_hparams({s: cfg.section(s) for s in ("model", "train")})
     sinks: list[Sink] = [JsonlSink(run.metrics, resume_step=resume_step)]
     if mon.tensorboard:
-        sinks.append(TensorBoardSink(run.tb))
+        sinks.append(TensorBoardSink(run.tb, resume_step))
     if mon.wandb:
         sinks.append(WandbSink(run.root, cfg.name, mon.wandb_project, mon.wandb_mode, hparams))
     if mon.mlflow:

@@ -131,7 +131,7 @@ class Controller(Callback):
 
     def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
         self.poll(trainer)
-        while self.paused and not trainer.should_stop:
+        while self.paused and not trainer.should_stop and not getattr(trainer, "interrupted", False):
             time.sleep(PAUSE_POLL_S)
             self.poll(trainer)
 

@@ -82,12 +82,16 @@ TB_PREFIX = {"train": "train", "eval": "val", "stats": "stats"}
 class TensorBoardSink(Sink):
     """TensorBoard: scalars, histograms, text samples and the hparams plugin (final metrics)."""
 
-    def __init__(self, logdir: Path) -> None:
+    def __init__(self, logdir: Path, resume_step: int = 0) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.logdir = logdir
-        # flush often enough that `tensorboard --logdir` shows a live run
-        self.writer = SummaryWriter(str(logdir), flush_secs=10)
+        if not resume_step:  # a fresh run: an earlier run's curves would be drawn over this one's
+            for old in logdir.glob("**/events.out.tfevents.*"):
+                old.unlink()
+        # flush often enough that `tensorboard --logdir` shows a live run; on resume, purge_step
+        # hides what the killed run logged after its checkpoint (it is logged again)
+        self.writer = SummaryWriter(str(logdir), flush_secs=10, purge_step=resume_step + 1 if resume_step else None)
 
     def log(self, kind: str, step: int, values: Mapping[str, Any]) -> None:
         prefix = TB_PREFIX.get(kind, kind)
