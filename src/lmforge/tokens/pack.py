@@ -25,6 +25,7 @@ from tokenizers import Tokenizer
 
 from lmforge.config import TokenizerConfig
 from lmforge.errors import LmforgeError
+from lmforge.monitor.console import console
 from lmforge.rundir import RunDir, atomic_open, atomic_write_json, read_jsonl_gz
 from lmforge.tokens.leakage import leakage_report
 from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths, token_text, train_tokenizer
@@ -210,6 +211,15 @@ def tokenizer_report(tok: Tokenizer, cfg: TokenizerConfig, splits: dict[str, Any
     }
 
 
+def summary_line(meta: dict[str, Any], leak: dict[str, Any]) -> str:
+    """One line for the console; every figure in it is also in meta.json or leakage.json."""
+    rep, tr = meta["report"], meta["splits"]["train"]
+    overlap = ", ".join(f"{s} {v['fraction']:.2%}" for s, v in leak["splits"].items())
+    return (f"tokenize: {meta['kind']}, {meta['vocab_size']} tokens ({meta['dtype']}); train {tr['tokens']:,} tokens; "
+            f"{rep['measured_on']} {rep['bytes_per_token']} bytes/token, {rep['vocab_used_train']:.0%} of the "
+            f"vocabulary used, unknown {rep['unk_rate']:.2%}; {leak['n']}-grams seen in train: {overlap}")
+
+
 def _heldout_docs(run: RunDir, split: str) -> Iterator[tuple[str, str]]:
     for rec in read_jsonl_gz(run.split_file(split)):
         yield str(rec.get("id", "")), rec["text"]
@@ -246,4 +256,5 @@ def run_tokenize(run: RunDir, cfg: TokenizerConfig) -> dict[str, Any]:
                           {s: _heldout_docs(run, s) for s in ("val", "test")}, cfg.leakage_ngram)
     atomic_write_json(run.tokens / "leakage.json", leak)
     atomic_write_json(run.tokens / "meta.json", meta)
+    console.print(summary_line(meta, leak))
     return {**meta, "leakage": {s: v["fraction"] for s, v in leak["splits"].items()}}
