@@ -52,6 +52,10 @@ def experiment_config(cfg: Config, steps: int) -> Config:
     data = cfg.model_dump()
     data["train"].update(steps=steps, warmup_steps=min(cfg.train.warmup_steps, steps // 10),
                          eval_interval=steps, checkpoint_interval=steps)
+    if cfg.train.threads == 0:
+        # these models are tiny: one thread beats two on 2 cores (measured 10x and more when the
+        # machine is shared; docs/evaluation.md), since OpenMP's barriers cost more than the matmuls
+        data["train"]["threads"] = 1
     data["eval"].update(max_tokens=None, cv_folds=0, tasks=[], samples=0)
     return Config.model_validate(data)
 
