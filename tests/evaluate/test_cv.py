@@ -101,3 +101,20 @@ def test_eval_json_keys_the_report_reads(tmp_path):
         assert {"tokens", "loss", "perplexity", "bits_per_byte", "bits_per_byte_ci95",
                 "accuracy", "top5_accuracy"} <= set(ev["splits"][split])
     assert ev["untrained"] and ev["samples"][0]["text"].startswith("ab")
+
+
+def test_compare_splits_writes_table_and_figure(tmp_path):
+    from lmforge.evaluate.splits_compare import run_compare_splits, table
+
+    run = make_run(tmp_path / "run", n_docs=8)
+    result = run_compare_splits(run, tiny_config(), ks=[2], repeats=2, steps=2, doc_tokens=64)
+    assert set(result["methods"]) == {"holdout 2/3", "2-fold", "stratified 2-fold"}
+    for m in result["methods"].values():
+        assert len(m["estimates"]) == 2
+        assert m["bias"] == pytest.approx(np.mean(m["estimates"]) - result["truth"])
+    assert result["methods"]["2-fold"]["trainings"] == 4
+    assert "| 2-fold |" in table(result)
+    for ext in ("json", "md", "png"):
+        assert (run.root / "compare" / f"splits.{ext}").is_file()
+    with pytest.raises(LmforgeError, match="too few for K=5"):
+        run_compare_splits(run, tiny_config(), ks=[5], repeats=2, steps=2, doc_tokens=64)

@@ -150,6 +150,8 @@ def figure(result: dict[str, Any], out: Any) -> None:
     fig, ax = plt.subplots(figsize=(7, 3.8), dpi=110)
     ax.errorbar(range(len(names)), means, yerr=stds, fmt="o", capsize=4, label="mean ± 1 std over repeats")
     ax.axhline(result["truth"], color="grey", ls="--", label="truth")
+    if result.get("truth_ci95"):
+        ax.axhspan(*result["truth_ci95"], color="grey", alpha=0.12, label="truth's 95% interval (documents)")
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
     ax.set_ylabel(f"estimated {result['metric']}")
     ax.grid(alpha=0.3)
