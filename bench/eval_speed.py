@@ -29,9 +29,9 @@ from lmforge.rundir import RunDir
 from lmforge.tokens.tokenizer import token_byte_lengths
 
 
-def timed(fn):
+def timed(fn, *args):
     t = time.perf_counter()
-    out = fn()
+    out = fn(*args)
     return time.perf_counter() - t, out
 
 
@@ -51,21 +51,21 @@ def main() -> None:
     info: dict[str, str] = {}
     for _ in range(args.repeats):
         for split in cfg.eval.splits:
-            sec, res = timed(lambda: score_split(model, run, split, cfg, byte_lengths))
+            sec, res = timed(score_split, model, run, split, cfg, byte_lengths)
             rows.setdefault(f"score {split} split (LM metrics + intervals)", []).append(sec)
             info[split] = f"{res['tokens']:,} tokens, {res['documents']} documents"
         items, _ = task_items(run, cfg, "next_line")
-        sec, lls = timed(lambda: score_items(model, tok, items, cfg.model.block_size, eos, cfg.eval.batch_size * 2))
+        sec, lls = timed(score_items, model, tok, items, cfg.model.block_size, eos, cfg.eval.batch_size * 2)
         rows[f"next_line: score {len(items)} items x {cfg.eval.task_choices} choices"] = \
             rows.get(f"next_line: score {len(items)} items x {cfg.eval.task_choices} choices", []) + [sec]
-        sec, _ = timed(lambda: task_metrics(items, lls, cfg.eval.bootstrap_rounds))
+        sec, _ = timed(task_metrics, items, lls, cfg.eval.bootstrap_rounds)
         rows.setdefault("next_line: metrics + classification report (1000 resamples)", []).append(sec)
         rng = np.random.default_rng(0)
         y = rng.integers(0, 4, 1000)
         p = np.where(rng.random(1000) < 0.7, y, rng.integers(0, 4, 1000))
         proba = np.full((1000, 4), 0.1)
         proba[np.arange(1000), p] = 0.7
-        sec, _ = timed(lambda: classification_report(y, p, proba=proba, rounds=1000))
+        sec, _ = timed(classification_report, y, p, proba, None, 1000)
         rows.setdefault("classification report, 1000 examples, 4 classes, 1000 resamples", []).append(sec)
     print(f"# eval_speed: {' '.join(sys.argv)}")
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "

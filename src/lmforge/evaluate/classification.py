@@ -152,9 +152,9 @@ def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, bins
     which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)  # bins (lo, hi]
     flat = (np.arange(rows)[:, None] * bins + which).ravel()
     size = rows * bins
-    count = np.bincount(flat, minlength=size).reshape(rows, bins)
     acc = np.bincount(flat, weights=correct.ravel(), minlength=size).reshape(rows, bins)
     conf = np.bincount(flat, weights=confidence.ravel(), minlength=size).reshape(rows, bins)
+    # |B| * |mean accuracy(B) - mean confidence(B)| = |sum of hits(B) - sum of confidences(B)|
     return np.abs(acc - conf).sum(-1) / n
 
 

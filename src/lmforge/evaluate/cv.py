@@ -70,7 +70,7 @@ def _write_fold_tokens(fold: RunDir, meta: dict[str, Any], parts: dict[str, list
         starts = np.cumsum([0] + [len(a) for a in arrays[:-1]]).astype(np.int64) if arrays else np.zeros(0, np.int64)
         with atomic_open(fold.tokens / f"{split}.docs.npy", "wb") as fh:
             np.save(fh, starts, allow_pickle=False)
-        splits[split] = {"tokens": int(len(flat)), "documents": len(arrays)}
+        splits[split] = {"tokens": len(flat), "documents": len(arrays)}
     atomic_write_json(fold.tokens / "meta.json", {**meta, "splits": splits, "cv_fold": True})
 
 

@@ -127,8 +127,8 @@ def table(result: dict[str, Any]) -> str:
     """The result as a Markdown table."""
     ci = result.get("truth_ci95")
     ci_text = f" (95% interval over its documents {ci[0]:.4f}–{ci[1]:.4f})" if ci else ""
-    lines = [f"truth ({result['metric']} of a model trained on all {result['sample_documents']} sample "
-             f"documents, scored on {result['truth_documents']} others): {result['truth']:.4f}{ci_text}", "",
+    lines = [(f"truth ({result['metric']} of a model trained on all {result['sample_documents']} sample "
+              f"documents, scored on {result['truth_documents']} others): {result['truth']:.4f}{ci_text}"), "",
              "| estimator | mean estimate | bias | std over repeats | models trained | seconds |",
              "|---|---|---|---|---|---|"]
     for name, m in result["methods"].items():
