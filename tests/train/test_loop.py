@@ -127,3 +127,24 @@ def test_loss_falls_with_each_optimizer(tmp_path: Path) -> None:
         for _ in range(12):
             last = tr.train_step()[0]
         assert last < first - 0.2, f"{name}: {first:.3f} -> {last:.3f}"
+
+
+def test_activation_checkpointing_gives_the_same_gradients(tmp_path: Path) -> None:
+    from lmforge.train.distributed import apply_activation_checkpointing
+
+    plain, ckpted = _trainer(tmp_path / "a"), _trainer(tmp_path / "b")
+    assert apply_activation_checkpointing(ckpted.raw_model) == 2
+    x, y = plain.loader.next()
+    assert float(plain.forward_backward(x, y)) == pytest.approx(float(ckpted.forward_backward(x, y)), rel=1e-6)
+    for pa, pb in zip(plain.raw_model.parameters(), ckpted.raw_model.parameters()):
+        torch.testing.assert_close(pa.grad, pb.grad)
+    assert plain.raw_model.state_dict().keys() == ckpted.raw_model.state_dict().keys()
+
+
+def test_bf16_autocast_tracks_fp32_on_cpu(tmp_path: Path) -> None:
+    f32, b16 = _trainer(tmp_path / "a"), _trainer(tmp_path / "b", "train.dtype=bfloat16")
+    la = [f32.train_step()[0] for _ in range(15)]
+    lb = [b16.train_step()[0] for _ in range(15)]
+    assert lb[-1] < lb[0] - 0.2  # it learns
+    assert abs(np.mean(la[-5:]) - np.mean(lb[-5:])) < 0.05  # and stays within bf16 noise of fp32
+    assert all(p.dtype == torch.float32 for p in b16.raw_model.parameters())  # master weights stay fp32
