@@ -67,6 +67,9 @@ def events_timeline(metrics: Path, events: Path, out: Path) -> Path | None:
     steps = [r["step"] for r in train]
     lr_ax.plot(steps, [r["lr"] for r in train], color="grey", lw=1)
     lr_ax.set_ylabel("learning rate")
+    lrs = [r["lr"] for r in train if r["lr"] > 0]
+    if lrs and max(lrs) / min(lrs) > 20:  # LR cuts span decades: show them as equal steps
+        lr_ax.set_yscale("log")
     loss_ax.plot(steps, [r["loss"] for r in train], lw=1, label="train loss")
     if evals:
         loss_ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", ms=3, label="validation loss")
