@@ -17,7 +17,7 @@ from lmforge.models.registry import build_model, count_parameters
 from lmforge.models.stream import StreamWindows
 from lmforge.monitor.console import console
 from lmforge.rundir import RunDir
-from lmforge.tokens.loader import RandomWindows, load_tokens
+from lmforge.tokens.loader import build_loader, load_tokens
 from lmforge.train import checkpoint as ckpt
 from lmforge.train.callbacks import Callback
 from lmforge.train.distributed import DistInfo, device_for, init_distributed, wrap_model
@@ -58,8 +58,10 @@ def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = Non
     rows = global_rows(cfg.train, cfg.model.block_size)
     try:
         # state-carrying models (truncated BPTT) need row i of each batch to continue row i of the last
-        windows = StreamWindows if getattr(model, "carries_state", False) else RandomWindows
-        loader = windows(train_tokens, cfg.model.block_size, rows, cfg.train.seed)
+        if getattr(model, "carries_state", False):
+            loader = StreamWindows(train_tokens, cfg.model.block_size, rows, cfg.train.seed)
+        else:  # one stream for every process: each keeps its rows of the global batch (see loop.py)
+            loader = build_loader(cfg.train.loader, train_tokens, cfg.model.block_size, rows, cfg.train.seed)
     except ValueError as exc:
         raise LmforgeError(f"training split too small: {exc}", "lower model.block_size or add data") from None
     val = load_tokens(run.tokens, "val") if meta["splits"]["val"]["tokens"] > cfg.model.block_size else None
