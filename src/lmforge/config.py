@@ -296,6 +296,8 @@ class TrainConfig(Section):
                                    "to micro_batch_size")
     batch_warmup_steps: int = Field(0, ge=0, description="ramp the global batch linearly from one micro-batch "
                                     "per process to batch_size over these steps (GPT-3)")
+    loader: Literal["random", "epoch"] = Field("random", description="random windows, or every window once "
+                                               "per epoch in a fresh shuffled order")
     # optimizer
     optimizer: OptimizerName = "adamw"
     lr: float = Field(3e-3, gt=0.0, le=10.0)
