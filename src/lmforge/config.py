@@ -423,6 +423,7 @@ class MonitorConfig(Section):
     stats_interval: int = Field(100, ge=0, description="steps between training statistics; 0 turns them off")
     histogram_interval: int = Field(0, ge=0, description="steps between weight/gradient histograms; 0 = off")
     sample_tokens: int = Field(0, ge=0, description="tokens of text sample logged at each eval; 0 = off")
+    source_loss: bool = Field(False, description="validation loss per data source at each eval (an extra pass)")
     peak_flops: float | None = Field(None, gt=0, description="for MFU; default: measured matmul rate")
     control: bool = Field(True, description="poll RUN/control/ for `lmforge ctl` commands")
     early_stop: EarlyStopConfig = Field(default_factory=EarlyStopConfig)

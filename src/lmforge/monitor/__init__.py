@@ -18,13 +18,15 @@ if TYPE_CHECKING:
 
 def build_callbacks(run: RunDir, cfg: Config, model: nn.Module, resume_step: int = 0,
                     show_progress: bool = True) -> list[Callback]:
-    """Controller first (a command applies before anything reads the step), then the automatic
-    adjusters, then the Monitor last so it logs what the others decided."""
+    """Controller first (a command applies before anything reads the step), then the per-source
+    loss (it adds to the eval record), the automatic adjusters, and the Monitor last so it logs
+    what the others measured and decided."""
     from lmforge.monitor.adjust import build_adjusters
     from lmforge.monitor.console import make_panel
     from lmforge.monitor.control import Controller
     from lmforge.monitor.logger import Monitor, flat_hparams, flops_per_token, measure_peak_flops
     from lmforge.monitor.sinks import JsonlSink, MlflowSink, Sink, TensorBoardSink, WandbSink
+    from lmforge.monitor.sources import SourceLoss, source_names
     from lmforge.monitor.stats import TrainingStats
 
     mon = cfg.monitor
@@ -47,6 +49,10 @@ def build_callbacks(run: RunDir, cfg: Config, model: nn.Module, resume_step: int
                       _sampler(run, cfg) if mon.sample_tokens else None)
 
     callbacks: list[Callback] = [Controller(run)] if mon.control else []
+    if mon.source_loss and source_names(run.tokens):
+        # as many windows as the loop's own validation pass, spread over the whole split
+        callbacks.append(SourceLoss(run.tokens, m.block_size, cfg.train.eval_batches * cfg.train.batch_size,
+                                    cfg.train.batch_size))
     callbacks += build_adjusters(run, mon.early_stop, mon.plateau, mon.average)
     callbacks.append(monitor)
     return callbacks
