@@ -92,3 +92,9 @@ def test_overrides_last_match_wins_and_unknown_pattern_is_an_error() -> None:
         gpt(init_overrides={"blocks.*.nonexistent": "zero"})
     with pytest.raises(LmforgeError, match="needs a matrix"):
         gpt(init_overrides={"blocks.0.ln1.weight": "orthogonal"})
+
+
+def test_rnn_embeddings_start_larger_than_transformers() -> None:
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(family="gru", n_layer=1, n_embd=128), 500)
+    assert rel(m.tok_emb.weight.std().item(), 0.1) < 0.03

@@ -74,6 +74,15 @@ class _Recorder(Callback):
         self.steps.append({k: metrics[k] for k in ("step", "loss", "grad_norm", "tokens_per_s") if k in metrics})
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss across
+    exec, so a spawned child would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: an upper bound
+
+
 def run_arm(run_root: str, cfg_json: dict[str, Any], name: str) -> dict[str, Any]:
     """One arm, in its own process: train with the one Trainer, then score validation bits per byte."""
     from lmforge.evaluate.lm import token_losses
@@ -115,7 +124,7 @@ def run_arm(run_root: str, cfg_json: dict[str, Any], name: str) -> dict[str, Any
             "flops_per_token": flops_per_token(model, cfg.model), "steps": trainer.step,
             "val_bpb": float(losses.sum() / nbytes / math.log(2)), "val_loss": float(losses.mean()),
             "tokens_per_s": statistics.median(rates), "train_s": train_s,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mib": peak_rss_mib(),
             "signal": {k: signal[k] for k in ("status", "ratio", "reason")},
             "curve": recorder.steps}
 
