@@ -37,6 +37,16 @@ def make_token_run(root: Path, overrides: list[str] | None = None, vocab: int = 
     return run
 
 
+def add_tokenizer(run: RunDir, vocab: int = 64) -> None:
+    """A word-level tokenizer over the run's ids ("t0".."t63"), enough to decode text samples."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({f"t{i}": i for i in range(vocab)}, unk_token="t0"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    run.tokenizer.parent.mkdir(parents=True, exist_ok=True)
+    tok.save(str(run.tokenizer))
+
+
 def train(run: RunDir) -> dict:
     """The train stage in this process, with the run's own config.yaml."""
     from lmforge.train.stage import run_train

@@ -125,3 +125,25 @@ def test_swa_average_is_the_mean_of_the_snapshots(tmp_path) -> None:
         assert ev["avg_val_loss"] > ev["raw_val_loss"]
         expected = recorder.seen[30][key]
     assert torch.allclose(final[key], expected, atol=1e-6)
+
+
+def test_restore_best_puts_the_best_weights_in_the_final_checkpoint(tmp_path) -> None:
+    from lmforge.train.stage import build_trainer
+
+    run = make_token_run(tmp_path / "run", ["train.steps=20", "monitor.stats_interval=0"])
+    trainer = build_trainer(run, load_config(run.config), resume=False, show_progress=False)
+    events = Events()
+    cb = EarlyStopping(EarlyStopConfig(enabled=True, patience=5, restore_best=True), events)
+    key = "blocks.0.attn.qkv.weight"
+    best = trainer.raw_model.state_dict()[key].clone()
+    trainer.step = 10
+    cb.check(trainer, 1.0)
+    with torch.no_grad():
+        trainer.raw_model.state_dict()[key].add_(1.0)  # training goes on and gets worse
+    trainer.step = 20
+    cb.check(trainer, 2.0)
+    cb.on_train_end(trainer)
+    assert torch.equal(trainer.raw_model.state_dict()[key], best)
+    saved = load_file(str(run.checkpoints / "step-20" / "model.safetensors"))
+    assert torch.equal(saved[key], best)
+    assert events[-1]["kind"] == "restore_best" and "step 10" in events[-1]["message"]

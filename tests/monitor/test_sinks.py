@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ._runs import make_token_run, read_jsonl, train
+from ._runs import add_tokenizer, make_token_run, read_jsonl, train
 from .wandb_records import history
 
 
@@ -17,7 +17,8 @@ def run(tmp_path_factory: pytest.TempPathFactory):
     run = make_token_run(tmp_path_factory.mktemp("sinks") / "run", [
         "train.steps=40", "train.log_interval=10", "train.eval_interval=20",
         "monitor.stats_interval=20", "monitor.histogram_interval=20",
-        "monitor.wandb=true"])
+        "monitor.wandb=true", "monitor.sample_tokens=8"])
+    add_tokenizer(run)
     train(run)
     return run
 
@@ -57,6 +58,17 @@ def test_tensorboard_histograms(run) -> None:
     assert "weights/blocks.0.attn.qkv.weight" in hists
     assert "grads/blocks.0.attn.qkv.weight" in hists
     assert [e.step for e in acc.Histograms("weights/blocks.0.attn.qkv.weight")] == [20, 40]
+
+
+def test_tensorboard_text_samples_at_each_eval(run) -> None:
+    from tensorboard.util import tensor_util
+
+    acc = _accumulator(run.tb)
+    assert "samples/text_summary" in acc.Tags()["tensors"]
+    events = acc.Tensors("samples/text_summary")
+    assert [e.step for e in events] == [20, 40]
+    text = tensor_util.make_ndarray(events[0].tensor_proto).item().decode()
+    assert len(text.split()) > 8  # the prompt plus 8 sampled tokens
 
 
 def test_tensorboard_hparams_plugin_holds_final_metrics(run) -> None:
