@@ -71,7 +71,8 @@ def validate_changes(changes: dict[str, Any], current: TrainConfig) -> TrainConf
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
         msgs = [f"train.{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()]
-        raise LmforgeError("invalid value: " + "; ".join(msgs)) from None
+        raise LmforgeError("invalid value: " + "; ".join(msgs),
+                           "nothing was changed; allowed ranges are in docs/config.md") from None
 
 
 def send(run: RunDir, action: str, changes: dict[str, Any] | None = None, reason: str | None = None) -> str:
@@ -233,13 +234,13 @@ def command(run: RunDir, action: str, assignments: list[str], reason: str | None
         raise LmforgeError(f"unknown control action '{action}'", f"actions: {', '.join(ACTIONS)}")
     if action != "set" and assignments:
         raise LmforgeError(f"`{action}` takes no key=value arguments (got {' '.join(assignments)})")
+    changes = None
+    if action == "set":  # a typo is reported whether or not a training runs
+        current = load_config(run.config).train if run.config.is_file() else None
+        changes = parse_changes(assignments, current)
     if trainer_alive(run) is None:
         raise LmforgeError(f"no training is running in {run.root}",
                            f"start one with `lmforge train {run.root}`; `lmforge watch {run.root}` shows its state")
-    changes = None
-    if action == "set":
-        current = load_config(run.config).train if run.config.is_file() else None
-        changes = parse_changes(assignments, current)
     cid = send(run, action, changes, reason)
     if wait <= 0:
         return None
