@@ -58,7 +58,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batches", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads; 0 keeps torch's default")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cfg = load_config()
     block, batch, vocab = cfg.model.block_size, cfg.train.batch_size, cfg.tokenizer.vocab_size
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "

@@ -69,11 +69,12 @@ def gather_windows(data: np.ndarray, starts: np.ndarray, length: int) -> torch.T
 
 
 def document_mask(starts: np.ndarray, block_size: int, doc_starts: np.ndarray) -> torch.Tensor:
-    """(B, T, T) bool: query i may attend key j when j <= i and both lie in the same document."""
+    """(B, T, T) bool: query i may attend key j when j <= i and both lie in the same document.
+    Built in NumPy: the same three torch ops measured ~100x slower on a busy 2-core machine."""
     pos = starts[:, None] + np.arange(block_size)[None, :]
-    doc = torch.from_numpy(np.searchsorted(doc_starts, pos, side="right"))
+    doc = np.searchsorted(doc_starts, pos, side="right")
     same = doc[:, :, None] == doc[:, None, :]
-    return same & torch.ones(block_size, block_size, dtype=torch.bool).tril()
+    return torch.from_numpy(same & np.tri(block_size, dtype=bool))
 
 
 class RandomWindows:
