@@ -8,19 +8,19 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from typer.testing import CliRunner  # noqa: E402
+from typer.testing import CliRunner
 
-from lmforge.cli import app  # noqa: E402
-from lmforge.config import TokenizerConfig, dump_config, load_config  # noqa: E402
-from lmforge.errors import LmforgeError  # noqa: E402
-from lmforge.models.hf import export_run  # noqa: E402
-from lmforge.models.registry import build_model  # noqa: E402
-from lmforge.rundir import RunDir  # noqa: E402
-from lmforge.tokens.tokenizer import build_and_train  # noqa: E402
-from lmforge.train import checkpoint as ckpt  # noqa: E402
+from lmforge.cli import app
+from lmforge.config import TokenizerConfig, dump_config, load_config
+from lmforge.errors import LmforgeError
+from lmforge.models.hf import export_run
+from lmforge.models.registry import build_model
+from lmforge.rundir import RunDir
+from lmforge.tokens.tokenizer import build_and_train
+from lmforge.train import checkpoint as ckpt
 
-TEXT = ["To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer "
-        "the slings and arrows of outrageous fortune."] * 20
+TEXT = [("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer "
+         "the slings and arrows of outrageous fortune.")] * 20
 
 
 def make_run(root, family: str) -> tuple[RunDir, torch.nn.Module]:

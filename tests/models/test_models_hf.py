@@ -9,10 +9,10 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from lmforge.config import ModelConfig  # noqa: E402
-from lmforge.errors import LmforgeError  # noqa: E402
-from lmforge.models.hf import from_hf, load_hf_folder, to_hf  # noqa: E402
-from lmforge.models.registry import build_model  # noqa: E402
+from lmforge.config import ModelConfig
+from lmforge.errors import LmforgeError
+from lmforge.models.hf import from_hf, load_hf_folder, to_hf
+from lmforge.models.registry import build_model
 
 V = 97
 CONFIGS = {

@@ -26,13 +26,13 @@ def format_info(info: dict[str, Any]) -> str:
     lines = [f"family          {info['family']} (vocab {info['vocab_size']:,}, context {info['context']:,})",
              f"parameters      {p['total']:,} total = {p['embedding']:,} embedding + {p['non_embedding']:,} other",
              f"matmul weights  {info['matmul_params']:,} per token (output head included)",
-             f"FLOPs/token     {info['flops_per_token']:,} forward+backward "
-             f"({info['flops_per_token'] / 1e6:,.2f} MFLOP)"]
+             (f"FLOPs/token     {info['flops_per_token']:,} forward+backward "
+              f"({info['flops_per_token'] / 1e6:,.2f} MFLOP)")]
     if "receptive_field" in info:
         lines.append(f"receptive field {info['receptive_field']} tokens")
     lines += [f"memory (fp32 AdamW, batch {info['batch']} x {info['context']}, estimate):",
-              f"  weights {_mib(m['weights'])}, gradients {_mib(m['gradients'])}, "
-              f"optimizer {_mib(m['optimizer'])}, activations {_mib(m['activations'])}; total {_mib(m['total'])}"]
+              (f"  weights {_mib(m['weights'])}, gradients {_mib(m['gradients'])}, "
+               f"optimizer {_mib(m['optimizer'])}, activations {_mib(m['activations'])}; total {_mib(m['total'])}")]
     if "throughput" in info:
         t = info["throughput"]
         lines.append(f"MFU             {100 * t['mfu']:.1f}% at {t['tokens_per_s']:,.0f} tokens/s "

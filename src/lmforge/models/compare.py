@@ -9,7 +9,6 @@ FLOPs per token, so compute differences are visible rather than hidden).
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import resource
@@ -168,8 +167,8 @@ def _loss_at(curve: list[dict[str, Any]], step: int) -> float:
 
 
 def init_table(results: list[dict[str, Any]]) -> str:
-    lines = ["| init | signal at init | loss @1 | @10 | @50 | @100 | grad-norm @1 | median grad-norm | "
-             "max grad-norm | val bits/byte |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| init | signal at init | loss @1 | @10 | @50 | @100 | grad-norm @1 | median grad-norm | "
+              "max grad-norm | val bits/byte |"), "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         c = r["curve"]
         g = [s["grad_norm"] for s in c]

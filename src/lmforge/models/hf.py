@@ -184,7 +184,7 @@ def from_hf(hf: Any) -> nn.Module:
             raise LmforgeError(f"checkpoint tensor for '{mine}' has shape {tuple(t.shape)}, "
                                f"the model expects {tuple(ours[mine].shape)}",
                                "the folder's config.json does not describe its weights")
-    missing, unexpected = model.load_state_dict(loaded, strict=False)
+    missing, _unexpected = model.load_state_dict(loaded, strict=False)
     left = [k for k in missing if not (k == "head.weight" and cfg.tie_embeddings)]
     if left:
         raise LmforgeError(f"the checkpoint lacks tensors for {left[:5]}{' ...' if len(left) > 5 else ''}")

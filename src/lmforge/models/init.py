@@ -103,7 +103,7 @@ def _neutral(name: str, p: torch.Tensor, family: str) -> None:
 def initialize(model: nn.Module, cfg: ModelConfig) -> dict[str, str]:
     """Initialise every parameter; returns name -> scheme applied (for `model info` and tests)."""
     scheme = scheme_for(cfg)
-    residual = set(getattr(model, "residual_outputs", lambda: [])())
+    residual = set(getattr(model, "residual_outputs", list)())
     applied: dict[str, str] = {}
     for name, p in model.named_parameters():  # tied weights appear once
         rule = _global_rule(name, p, scheme, name in residual, "weight_hh" in name, cfg.family)
