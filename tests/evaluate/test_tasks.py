@@ -106,3 +106,9 @@ def test_bad_task_files_name_file_line_and_key(tmp_path, record, message):
 def test_missing_task_file(tmp_path):
     with pytest.raises(LmforgeError, match="task file not found"):
         tasks.load_task(tmp_path / "nope.jsonl")
+
+
+def test_next_line_task_without_enough_distinct_lines():
+    text = "\n".join(["the very same line repeated again"] * 80)
+    with pytest.raises(LmforgeError, match="too few distinct lines"):
+        tasks.next_line_task([text], n_items=5, n_choices=4)

@@ -126,12 +126,17 @@ def next_line_task(texts: Sequence[str], n_items: int, n_choices: int = 4, conte
     for d, i in rng.sample(targets, min(n_items, len(targets))):
         gold_text = lines[d][i]
         distractors: list[str] = []
-        while len(distractors) < n_choices - 1:
+        for _attempt in range(1000 * n_choices):
+            if len(distractors) == n_choices - 1:
+                break
             dd, j = pool[rng.randrange(len(pool))]
             text = lines[dd][j]
             if (dd == d and abs(j - i) <= 50) or text == gold_text or text in distractors:
                 continue
             distractors.append(text)
+        if len(distractors) < n_choices - 1:
+            raise LmforgeError(f"the held-out text has too few distinct lines for {n_choices} choices",
+                               "lower eval.task_choices or hold out more documents")
         gold = rng.randrange(n_choices)
         choices = distractors[:gold] + [gold_text] + distractors[gold:]
         context = "\n".join(lines[d][i - context_lines: i]) + "\n"
