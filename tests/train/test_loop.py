@@ -148,3 +148,14 @@ def test_bf16_autocast_tracks_fp32_on_cpu(tmp_path: Path) -> None:
     assert lb[-1] < lb[0] - 0.2  # it learns
     assert abs(np.mean(la[-5:]) - np.mean(lb[-5:])) < 0.05  # and stays within bf16 noise of fp32
     assert all(p.dtype == torch.float32 for p in b16.raw_model.parameters())  # master weights stay fp32
+
+
+def test_fsdp_without_a_process_group_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lmforge.train.distributed import init_distributed
+
+    for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(LmforgeError, match="needs a process group") as err:
+        init_distributed(tiny_config("train.distributed=fsdp").train)
+    assert "torchrun" in (err.value.hint or "")
+    assert init_distributed(tiny_config().train).world == 1
