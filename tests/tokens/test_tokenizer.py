@@ -109,3 +109,19 @@ def test_bytelevel_vocab_below_the_byte_alphabet_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="vocab_size >= 257"):
         TokenizerConfig(kind="bytelevel_bpe", vocab_size=200)
     TokenizerConfig(kind="char", vocab_size=200)  # fine for the others
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_training_reads_the_stream_once(tmp_path: Path, kind: str) -> None:
+    """Corpora larger than memory: training consumes a one-pass iterator, never a list."""
+    pulled: list[int] = []
+
+    def stream():  # a generator cannot be rewound; a second pass would see nothing
+        for i, text in enumerate(TEXTS):
+            pulled.append(i)
+            yield text
+
+    tok = train_tokenizer(stream(), TokenizerConfig(kind=kind, vocab_size=300), tmp_path / "t.json")
+    assert pulled == list(range(len(TEXTS)))
+    no_space = str.maketrans("", "", " \n")  # WordPiece does not keep spacing
+    assert tok.decode(tok.encode(TEXTS[0]).ids).translate(no_space) == TEXTS[0].translate(no_space)
