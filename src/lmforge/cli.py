@@ -342,6 +342,21 @@ def export_cmd(
     typer.echo(f"exported {summary['checkpoint']} as {summary['architecture']} to {summary['out']}")
 
 
+@compare_app.command("eval")
+def compare_eval_cmd(
+    run_a: Annotated[Path, typer.Argument(help="run directory A")],
+    run_b: Annotated[Path, typer.Argument(help="run directory B (same held-out documents)")],
+    split: Annotated[str, typer.Option(help="held-out split to compare on")] = "test",
+) -> None:
+    """Paired comparison of two runs on the same held-out text: bootstrap and McNemar p-values."""
+    from lmforge.evaluate.paired import run_compare_eval, table
+
+    if split not in ("val", "test"):
+        raise LmforgeError(f"--split '{split}': choose val or test")
+    typer.echo(table(run_compare_eval(run_a, run_b, split)))
+    console.print(f"written: {run_a / 'compare' / f'eval_vs_{run_b.name}.json'}")
+
+
 @app.command()
 def presets() -> None:
     """List the built-in presets."""

@@ -118,3 +118,28 @@ def test_compare_splits_writes_table_and_figure(tmp_path):
         assert (run.root / "compare" / f"splits.{ext}").is_file()
     with pytest.raises(LmforgeError, match="too few for K=5"):
         run_compare_splits(run, tiny_config(), ks=[5], repeats=2, steps=2, doc_tokens=64)
+
+
+def test_compare_eval_pairs_two_runs(tmp_path):
+    from lmforge.config import dump_config
+    from lmforge.evaluate.paired import compare_eval, table
+    from lmforge.rundir import atomic_write_text
+    from lmforge.train.stage import run_train
+
+    runs = []
+    for name, seed in (("a", 1), ("b", 2)):
+        run = make_run(tmp_path / name)
+        cfg = load_config(None, "smoke", [f"train.seed={seed}", "model.n_layer=1", "model.n_head=1",
+                                          "model.n_embd=16", "model.block_size=16", "train.batch_size=4",
+                                          f"train.steps={2 * seed}", "train.warmup_steps=0"])
+        atomic_write_text(run.config, dump_config(cfg))
+        run_train(run, cfg, show_progress=False)
+        runs.append(run)
+    res = compare_eval(runs[0], runs[1], "val", rounds=200)
+    bpb = res["bits_per_byte"]
+    assert bpb["paired_bootstrap"]["difference"] == pytest.approx(bpb["a"] - bpb["b"])
+    assert res["next_line_acc_norm"] is None and "next_line" in res["note"]
+    assert "| bits per byte |" in table(res)
+    other = make_run(tmp_path / "c", n_docs=7)
+    with pytest.raises(LmforgeError, match="hold out different"):
+        compare_eval(runs[0], other, "train")

@@ -52,8 +52,11 @@ def ratio_interval(num: np.ndarray, den: np.ndarray, rounds: int = DEFAULT_ROUND
 
 
 def paired_bootstrap(num_a: np.ndarray, num_b: np.ndarray, den: np.ndarray | None = None,
-                     rounds: int = 10_000, seed: int = 0) -> dict[str, Any]:
+                     rounds: int = 10_000, seed: int = 0, den_b: np.ndarray | None = None) -> dict[str, Any]:
     """Compare two systems scored on the same units: the difference A − B of sum(num)/sum(den).
+
+    `den_b` gives system B its own denominators (two tokenizers count the bytes of the same
+    document slightly differently); by default both share `den`.
 
     The p-value tests "no difference" by centring the bootstrap distribution of the difference on
     zero (Efron & Tibshirani 1993, sec. 16.4; used for MT by Koehn 2004): the share of resampled
@@ -63,12 +66,12 @@ def paired_bootstrap(num_a: np.ndarray, num_b: np.ndarray, den: np.ndarray | Non
     if num_a.shape != num_b.shape:
         raise ValueError(f"paired comparison needs the same units: {num_a.shape} vs {num_b.shape}")
     den = np.ones_like(num_a) if den is None else np.asarray(den, dtype=np.float64)
-    observed = float(num_a.sum() / den.sum() - num_b.sum() / den.sum())
+    db = den if den_b is None else np.asarray(den_b, dtype=np.float64)
+    observed = float(num_a.sum() / den.sum() - num_b.sum() / db.sum())
     if len(num_a) < 2:
         return {"difference": observed, "ci95": None, "p_value": None, "units": len(num_a), "rounds": 0}
     picks = resample_indices(len(num_a), rounds, seed)
-    d = den[picks].sum(1)
-    diffs = num_a[picks].sum(1) / d - num_b[picks].sum(1) / d
+    diffs = num_a[picks].sum(1) / den[picks].sum(1) - num_b[picks].sum(1) / db[picks].sum(1)
     p = float(np.mean(np.abs(diffs - observed) >= abs(observed) - 1e-12))
     return {"difference": observed, "ci95": percentile_interval(diffs), "p_value": p,
             "units": len(num_a), "rounds": rounds}
