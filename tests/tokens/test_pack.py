@@ -110,3 +110,13 @@ def test_truncated_token_file_is_detected(small_run: RunDir) -> None:
     path.write_bytes(path.read_bytes()[:-1])
     with pytest.raises(LmforgeError, match="truncated"):
         load_tokens(small_run.tokens, "val")
+
+
+def test_unknown_rate_counts_characters_unseen_in_train(tmp_path: Path) -> None:
+    docs = make_docs(12)
+    odd = {"id": "odd", "source": "a", "text": "§" * 10 + " the king"}
+    run = write_run(tmp_path / "run", {"train": docs[:10], "val": [odd], "test": docs[10:]})
+    meta = run_tokenize(run, CFG.model_copy(update={"kind": "char"}))
+    report = meta["report"]
+    assert report["unk_rate"] == pytest.approx(10 / meta["splits"]["val"]["tokens"], rel=1e-2)
+    assert report["round_trip_exact"] is False

@@ -43,7 +43,7 @@ def measure_kind(run: RunDir, kind: str, vocab_size: int, min_frequency: int, va
     return {
         "kind": kind, "vocab": tok.get_vocab_size(with_added_tokens=True), "train_s": round(train_s, 2),
         "tokens": len(ids), "bytes": n_bytes, "bytes_per_token": round(n_bytes / max(1, len(ids)), 3),
-        "unk_rate": round(float((ids == unk).mean()), 5) if unk is not None and len(ids) else 0.0,
+        "unk_rate": float(f"{(ids == unk).mean():.3g}") if unk is not None and len(ids) else 0.0,
         "vocab_used": round(len(set(ids.tolist()) & set(ordinary)) / max(1, len(ordinary)), 3),
         "round_trip": exact, "encode_mb_s": round(n_bytes / 1e6 / max(encode_s, 1e-9), 2),
     }

@@ -199,13 +199,14 @@ def tokenizer_report(tok: Tokenizer, cfg: TokenizerConfig, splits: dict[str, Any
     unk_id = tok.token_to_id(cfg.unk_token)
     held = "val" if splits["val"]["tokens"] else "train"
     longest = sorted(ordinary.tolist(), key=lambda i: (-int(byte_lengths[i]), i))[:10]
+    unk_rate = float(f"{counts[held][unk_id] / max(1, splits[held]['tokens']):.3g}") if unk_id is not None else 0.0
     return {
         "measured_on": held,
         "bytes_per_token": splits[held]["bytes_per_token"],
         "vocab_size": tok.get_vocab_size(with_added_tokens=True),
         "vocab_used_train": round(float((counts["train"][ordinary] > 0).mean()), 4) if len(ordinary) else 0.0,
         "vocab_used_" + held: round(float((counts[held][ordinary] > 0).mean()), 4) if len(ordinary) else 0.0,
-        "unk_rate": round(float(counts[held][unk_id] / max(1, splits[held]["tokens"])), 6) if unk_id is not None else 0.0,
+        "unk_rate": unk_rate,
         "round_trip_exact": exact,
         "longest_tokens": [{"id": i, "text": token_text(tok, i), "bytes": int(byte_lengths[i])} for i in longest],
     }
