@@ -234,8 +234,9 @@ def compare_splits(
     doc_tokens: Annotated[int, typer.Option(min=16, help="tokens kept from the middle of each document")] = 2000,
     seed: Annotated[int, typer.Option(help="seed of the truth split and the fold shuffles")] = 0,
 ) -> None:
-    """Holdout vs k-fold vs stratified k-fold: bias and spread of the estimate (Kohavi 1995, in small)."""
-    from lmforge.evaluate.splits_compare import run_compare_splits, table
+    """Holdout vs k-fold vs stratified k-fold: bias and spread of the estimate (Kohavi 1995, in small).
+    A fresh RUN_DIR is prepared first (built-in corpus, Shakespeare and Milton, tiny model)."""
+    from lmforge.evaluate.splits_compare import prepare, run_compare_splits, table
 
     try:
         k_values = sorted({int(k) for k in ks.split(",") if k.strip()})
@@ -244,7 +245,7 @@ def compare_splits(
     if not k_values or min(k_values) < 2:
         raise LmforgeError(f"--ks '{ks}': every K must be at least 2", "example: --ks 2,5,10")
     run = RunDir(run_dir)
-    cfg = resolve(run, None, None, overrides or [])
+    cfg = prepare(run, overrides or [])
     result = run_compare_splits(run, cfg, k_values, repeats, steps, doc_tokens, seed)
     typer.echo(table(result))
     console.print(f"written: {run.root / 'compare' / 'splits.md'}, splits.json, splits.png")
