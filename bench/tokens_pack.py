@@ -58,7 +58,7 @@ def peer(tok: tokenizers.Tokenizer, texts: list[str], fast: bool = False, batch:
 
 def ours(run: RunDir, tok: tokenizers.Tokenizer, workers: int, byte_lengths: np.ndarray) -> int:
     with Encoder(tok, None, tok.token_to_id("<|endoftext|>"), np.dtype(np.uint16), workers) as enc:
-        summary, _ = pack_split(run, "train", enc, 64, [], byte_lengths)
+        summary, _ = pack_split(run, "train", enc, 64, {}, byte_lengths)
     return summary["tokens"]
 
 

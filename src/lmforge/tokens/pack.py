@@ -122,15 +122,14 @@ class SplitStats:
         self.tokens_by_source: Counter[str] = Counter()
         self.tokens = self.text_bytes = 0
 
-    def add(self, flat: np.ndarray, lengths: np.ndarray, records: list[dict[str, Any]], sources: list[str]) -> None:
+    def add(self, flat: np.ndarray, lengths: np.ndarray, records: list[dict[str, Any]],
+            sources: dict[str, int]) -> None:
         self.starts.append(self.tokens + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
         self.tokens += int(lengths.sum())
         self.id_counts += np.bincount(flat, minlength=len(self.id_counts))
         for rec, n in zip(records, lengths.tolist()):
             src = str(rec.get("source", ""))
-            if src not in sources:
-                sources.append(src)
-            self.source_ids.append(sources.index(src))
+            self.source_ids.append(sources.setdefault(src, len(sources)))
             self.tokens_by_source[src] += n
             self.text_bytes += len(rec["text"].encode("utf-8"))
 
@@ -153,9 +152,10 @@ def _record_batches(run: RunDir, split: str, size: int) -> Iterator[list[dict[st
         yield batch
 
 
-def pack_split(run: RunDir, split: str, encoder: Encoder, batch_docs: int, sources: list[str],
+def pack_split(run: RunDir, split: str, encoder: Encoder, batch_docs: int, sources: dict[str, int],
                byte_lengths: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
     """Encode one split and stream it to {split}.bin with its document index.
+    `sources` maps source names to ids, shared by all splits (new names are added).
     Returns the split's summary and how often each token id occurs."""
     stats = SplitStats(encoder.tok.get_vocab_size(with_added_tokens=True), byte_lengths)
     held: deque[list[dict[str, Any]]] = deque()  # records of batches in flight, in order
@@ -238,7 +238,7 @@ def run_tokenize(run: RunDir, cfg: TokenizerConfig) -> dict[str, Any]:
     vocab = tok.get_vocab_size(with_added_tokens=True)
     dtype = pick_dtype(vocab, cfg.dtype)
     byte_lengths = token_byte_lengths(tok)
-    sources: list[str] = []
+    sources: dict[str, int] = {}
     splits: dict[str, Any] = {}
     counts: dict[str, np.ndarray] = {}
     bos_id = tok.token_to_id(cfg.bos_token) if cfg.bos_token else None
@@ -250,7 +250,7 @@ def run_tokenize(run: RunDir, cfg: TokenizerConfig) -> dict[str, Any]:
     report = tokenizer_report(tok, cfg, splits, counts, byte_lengths, round_trip_exact(tok, run, "val"))
     meta = {"dtype": dtype.name, "vocab_size": vocab, "eos_id": tok.token_to_id(cfg.eos_token),
             "bos_id": tok.token_to_id(cfg.bos_token) if cfg.bos_token else None,
-            "unk_id": tok.token_to_id(cfg.unk_token), "kind": cfg.kind, "sources": sources,
+            "unk_id": tok.token_to_id(cfg.unk_token), "kind": cfg.kind, "sources": list(sources),
             "format": "docs/tokens.md", "doc_index": "{split}.docs.npy: int64 start offset of each document; "
             "{split}.doc_sources.npy: int32 index into sources", "splits": splits, "report": report}
     leak = leakage_report((r["text"] for r in read_jsonl_gz(run.split_file("train"))),
