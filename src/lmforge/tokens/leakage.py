@@ -86,6 +86,6 @@ def leakage_report(train_texts: Iterable[str], heldout: dict[str, Iterable[tuple
     return {
         "measure": f"fraction of each split's word {n}-grams (lowercased, punctuation dropped) that occur in train",
         "source": "GPT-3 contamination check, Brown et al. 2020, appendix C",
-        "n": n, "train_ngrams_unique": int(len(seen)),
+        "n": n, "train_ngrams_unique": len(seen),
         "splits": {name: split_overlap(docs, seen, n, vocab) for name, docs in heldout.items()},
     }
