@@ -1,16 +1,21 @@
 """What monitoring costs per training step, on the default preset's model shape.
 
-Configurations, run alternately in rounds so machine drift hits them alike:
-  bare      no callbacks at all (the loop alone)
-  default   the default monitor: metrics.jsonl + TensorBoard every log step, live control polling,
-            training statistics every 100 steps (monitor.stats_interval's default)
-  stats@1   statistics at every step: the cost of one statistics step, undiluted
-  hist@100  the default plus weight/gradient histograms every 100 steps
+The machine is shared and drifts, so costs are measured *within* one training, step against
+neighbouring step, never run against run:
 
-Per configuration: mean ms/step over the timed steps of a round (statistics steps included: a
-median would hide them), then the median over rounds. Usage:
+  statistics   stats_interval=2: every even step is a statistics step. Cost of one statistics
+               step = median duration of statistics steps - median duration of the plain steps
+               between them. At the default interval (100) the overhead is that cost / 100 / step.
+  histograms   the same with histogram_interval=2 (statistics off).
+  sinks        log_interval=10: the step after a logging step carries metrics.jsonl, TensorBoard
+               and the control poll. Cost = its median excess over plain steps, / 10 per step.
+  idle hooks   forward+backward with the statistics hooks attached but idle vs detached,
+               alternated 40 times in one process (median difference).
 
-    .venv/bin/python bench/monitor_overhead.py [--steps 200] [--rounds 3] [--threads N]
+Step durations come from an optimizer post-step hook (time between consecutive steps).
+Usage:
+
+    .venv/bin/python bench/monitor_overhead.py [--steps 80] [--rounds 2] [--threads N]
 """
 
 from __future__ import annotations
@@ -28,35 +33,31 @@ import numpy as np
 import torch
 
 from lmforge.config import dump_config, load_config
+from lmforge.models.registry import build_model
+from lmforge.monitor.stats import TrainingStats
 from lmforge.rundir import RunDir, atomic_write_text
 from lmforge.train.callbacks import Callback
 from lmforge.train.stage import build_trainer
 
-CONFIGS = {
-    "bare": None,
-    "default": [],
-    "stats@1": ["monitor.stats_interval=1"],
-    "hist@100": ["monitor.histogram_interval=100"],
-}
+LOG = 10
 
 
-class StepClock(Callback):
-    """Wall time from the first timed step to the last logged step."""
+class StepTimes(Callback):
+    """perf_counter after every optimizer step (registered last, so after the statistics hook)."""
 
-    def __init__(self, skip: int) -> None:
-        self.skip, self.t0, self.t1, self.s1 = skip, 0.0, 0.0, 0
+    def __init__(self) -> None:
+        self.t: dict[int, float] = {}
 
     def on_train_start(self, trainer) -> None:
         def mark(opt, args, kwargs) -> None:
-            if trainer.step + 1 == self.skip:
-                self.t0 = time.perf_counter()
+            self.t[trainer.step + 1] = time.perf_counter()
         trainer.optimizer.register_step_post_hook(mark)
 
-    def on_step_end(self, trainer, metrics) -> None:
-        self.t1, self.s1 = time.perf_counter(), metrics["step"]
+    def durations(self) -> dict[int, float]:
+        return {s: 1000 * (self.t[s] - self.t[s - 1]) for s in self.t if s - 1 in self.t}
 
 
-def make_run(root: Path, vocab: int) -> RunDir:
+def make_run(root: Path, vocab: int = 2048) -> RunDir:
     run = RunDir(root)
     run.tokens.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -68,56 +69,97 @@ def make_run(root: Path, vocab: int) -> RunDir:
     return run
 
 
-def time_config(root: Path, name: str, steps: int, warmup: int, threads: int) -> float:
-    """Mean ms per step over steps warmup+1..steps of one fresh training."""
-    extra = CONFIGS[name]
-    run = make_run(root / name, 2048) if not (root / name / "tokens").is_dir() else RunDir(root / name)
-    overrides = [f"train.steps={steps}", "train.eval_interval=100000", "train.checkpoint_interval=100000",
-                 f"train.threads={threads}", "monitor.console=none", "monitor.peak_flops=1e11", *(extra or [])]
+def train_durations(run: RunDir, steps: int, threads: int, extra: list[str]) -> dict[int, float]:
+    overrides = [f"train.steps={steps}", f"train.log_interval={LOG}", "train.eval_interval=100000",
+                 "train.checkpoint_interval=100000", f"train.threads={threads}", "monitor.console=none",
+                 "monitor.peak_flops=1e11", *extra]
     cfg = load_config(None, "default", overrides)
     atomic_write_text(run.config, dump_config(cfg))
-    clock = StepClock(warmup)
+    clock = StepTimes()
     trainer = build_trainer(run, cfg, resume=False, show_progress=False, callbacks=[clock])
-    if extra is None:
-        trainer.callbacks = [clock]  # the loop alone
     trainer.fit()
-    return 1000 * (clock.t1 - clock.t0) / (clock.s1 - warmup)
+    return clock.durations()
+
+
+def split_cost(d: dict[int, float], warmup: int) -> tuple[float, float, float]:
+    """(median plain step, median extra of even steps, median extra of steps after a log step)."""
+    after_log = [v for s, v in d.items() if s > warmup and (s - 1) % LOG == 0]
+    plain = [v for s, v in d.items() if s > warmup and s % 2 == 1 and (s - 1) % LOG]
+    even = [v for s, v in d.items() if s > warmup and s % 2 == 0]
+    base = statistics.median(plain)
+    return base, statistics.median(even) - base, statistics.median(after_log) - base
+
+
+def idle_hook_cost(threads: int, pairs: int = 40) -> tuple[float, float]:
+    """(median fwd+bwd ms without hooks, median extra ms with idle statistics hooks)."""
+    cfg = load_config(None, "default", [f"train.threads={threads}"])
+    model = build_model(cfg.model, 2048)
+    opt = torch.optim.AdamW(model.parameters())
+    x = torch.randint(0, 2048, (cfg.train.batch_size, cfg.model.block_size))
+
+    def fwd_bwd() -> float:
+        t = time.perf_counter()
+        model(x).float().logsumexp(-1).mean().backward()
+        model.zero_grad(set_to_none=True)
+        return 1000 * (time.perf_counter() - t)
+
+    fwd_bwd()
+    bare, hooked = [], []
+    for _ in range(pairs):
+        bare.append(fwd_bwd())
+        stats = TrainingStats(interval=10**9)  # attached, never due: the idle path
+        stats.attach(model, opt, lambda: 0)
+        hooked.append(fwd_bwd())
+        stats.detach()
+    return statistics.median(bare), statistics.median([h - b for h, b in zip(hooked, bare, strict=True)])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--warmup", type=int, default=20)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=80)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="torch threads; 0 = every core")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; "
-          f"python {platform.python_version()}, torch {torch.__version__}")
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads; python "
+          f"{platform.python_version()}, torch {torch.__version__}")
     print(f"shape: default preset (4 layers x 4 heads x 128, context 128, batch 16, vocab 2048); "
-          f"{args.steps} steps, first {args.warmup} untimed; {args.rounds} rounds")
-    results: dict[str, list[float]] = {k: [] for k in CONFIGS}
+          f"{args.steps} steps per training, first {args.warmup} ignored; {args.rounds} rounds")
+    rows: dict[str, list[float]] = {"step": [], "stats": [], "sinks": [], "hist": []}
     with tempfile.TemporaryDirectory() as tmp:
+        run = make_run(Path(tmp) / "run")
         for r in range(args.rounds):
-            for name in CONFIGS:
-                ms = time_config(Path(tmp), name, args.steps, args.warmup, args.threads)
-                results[name].append(ms)
-                print(f"  round {r + 1} {name:9s} {ms:7.2f} ms/step", file=sys.stderr)
-    base = statistics.median(results["bare"])
-    print("\n| configuration | ms/step (median of rounds) [min-max] | vs bare |")
-    print("|---|---|---|")
-    for name, values in results.items():
-        med = statistics.median(values)
-        print(f"| {name} | {med:.2f} [{min(values):.2f}-{max(values):.2f}] | {100 * (med / base - 1):+.1f}% |")
-    # paired per round: the same round's bare run is the reference (drift cancels better)
-    per_stat = [s - b for s, b in zip(results["stats@1"], results["bare"], strict=True)]
-    cost = statistics.median(per_stat)
-    print(f"\none statistics step costs {cost:.2f} ms extra (median of rounds, paired with bare) = "
-          f"{100 * cost / base:.1f}% of a step; at the default interval (100) that is "
-          f"{100 * cost / base / 100:.2f}% of step time")
-    default = [100 * (d / b - 1) for d, b in zip(results["default"], results["bare"], strict=True)]
-    print(f"whole default monitor vs bare, paired per round: {', '.join(f'{x:+.1f}%' for x in default)}")
+            base, stats_cost, sink_cost = split_cost(
+                train_durations(run, args.steps, args.threads, ["monitor.stats_interval=2"]), args.warmup)
+            hbase, hist_cost, _ = split_cost(
+                train_durations(run, args.steps, args.threads,
+                                ["monitor.stats_interval=0", "monitor.histogram_interval=2"]), args.warmup)
+            rows["step"].append(base)
+            rows["stats"].append(stats_cost)
+            rows["sinks"].append(sink_cost)
+            rows["hist"].append(hist_cost)
+            print(f"  round {r + 1}: plain step {base:.1f} ms; statistics step +{stats_cost:.1f} ms; "
+                  f"after a log step +{sink_cost:.1f} ms; histogram step +{hist_cost:.1f} ms "
+                  f"(plain {hbase:.1f})", file=sys.stderr)
+    fb, idle = idle_hook_cost(args.threads)
+    step = statistics.median(rows["step"])
+    stats_ms, sink_ms, hist_ms = (statistics.median(rows[k]) for k in ("stats", "sinks", "hist"))
+    print("\n| what | cost when it happens | interval | share of step time |")
+    print("|---|---|---|---|")
+    print(f"| plain training step | {step:.1f} ms | every step | - |")
+    print(f"| training statistics | +{stats_ms:.1f} ms ({100 * stats_ms / step:.0f}% of a step) | 100 (default) "
+          f"| {100 * stats_ms / step / 100:.2f}% |")
+    print(f"| metrics.jsonl + TensorBoard + control poll | +{sink_ms:.1f} ms | {LOG} (log interval) "
+          f"| {100 * sink_ms / step / LOG:.2f}% |")
+    print(f"| weight+gradient histograms (off by default) | +{hist_ms:.1f} ms | 100 if turned on "
+          f"| {100 * hist_ms / step / 100:.2f}% |")
+    print(f"| idle statistics hooks (fwd+bwd {fb:.1f} ms) | +{idle:.3f} ms | every step | "
+          f"{100 * idle / step:.2f}% |")
+    total = stats_ms / 100 + sink_ms / LOG + max(0.0, idle)
+    print(f"\ndefault monitoring in total: {100 * total / step:.2f}% of step time "
+          f"(per-round statistics costs: {', '.join(f'{v:.1f}' for v in rows['stats'])} ms)")
 
 
 if __name__ == "__main__":
