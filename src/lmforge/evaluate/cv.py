@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 import numpy as np
-from tokenizers import Tokenizer
 
 from lmforge.config import Config
 from lmforge.errors import LmforgeError
@@ -30,7 +29,7 @@ from lmforge.monitor.console import console
 from lmforge.rundir import RunDir, atomic_open, atomic_write_json, read_jsonl_gz
 from lmforge.tokens.loader import load_tokens
 from lmforge.tokens.splits import kfold_indices
-from lmforge.tokens.tokenizer import token_byte_lengths
+from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths
 from lmforge.train.stage import run_train
 
 POOL = ("train", "val")  # the documents cross-validation may use; test stays untouched
@@ -144,7 +143,7 @@ def cross_validate(run: RunDir, cfg: Config, keep_folds: bool = False) -> dict[s
     if stratified and len(set(sources)) < 2:
         console.print("[yellow]cv: every document has the same source; stratified folds equal plain folds")
     meta = json.loads((run.tokens / "meta.json").read_text())
-    byte_lengths = token_byte_lengths(Tokenizer.from_file(str(run.tokenizer)))
+    byte_lengths = token_byte_lengths(load_tokenizer(run.tokenizer))
     fcfg = fold_config(cfg)
     folds: list[dict[str, Any]] = []
     for r in range(repeats):

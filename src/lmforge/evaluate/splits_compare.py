@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer
 
 from lmforge.config import Config
 from lmforge.errors import LmforgeError
@@ -33,7 +32,7 @@ from lmforge.evaluate.cv import pool_documents, train_and_score
 from lmforge.monitor.console import console
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
 from lmforge.tokens.splits import kfold_indices
-from lmforge.tokens.tokenizer import token_byte_lengths
+from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths
 
 METRIC = "bits_per_byte"
 # a fresh run directory gets the setting of the measured table in docs/benchmarks.md: two sources
@@ -95,7 +94,7 @@ def compare_splits(run: RunDir, cfg: Config, ks: list[int], repeats: int, steps:
         raise LmforgeError(f"the run has {len(docs)} documents: too few for K={max(ks)} on two thirds of them",
                            "use smaller --ks, or a run with more documents")
     meta = json.loads((run.tokens / "meta.json").read_text())
-    byte_lengths = token_byte_lengths(Tokenizer.from_file(str(run.tokenizer)))
+    byte_lengths = token_byte_lengths(load_tokenizer(run.tokenizer))
     ecfg = experiment_config(cfg, steps)
     started = time.time()
 

@@ -26,7 +26,7 @@ from lmforge.models.registry import build_model
 from lmforge.monitor.console import console
 from lmforge.rundir import RunDir, atomic_write_json, read_jsonl_gz
 from lmforge.tokens.loader import load_tokens
-from lmforge.tokens.tokenizer import token_byte_lengths
+from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths
 from lmforge.train import checkpoint as ckpt
 from lmforge.train.loop import pick_device
 from lmforge.train.stage import setup_threads
@@ -36,7 +36,7 @@ def load_trained(run: RunDir, cfg: Config) -> tuple[nn.Module, Tokenizer, Path]:
     """The model of the newest valid checkpoint, and the run's tokenizer."""
     if not run.root.is_dir():
         raise LmforgeError(f"run directory not found: {run.root}", "give the folder `lmforge run -o` wrote")
-    tok = Tokenizer.from_file(str(run.require(run.tokenizer, "tokenize")))
+    tok = load_tokenizer(run.require(run.tokenizer, "tokenize"))
     latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: console.print(f"[yellow]{m}"))
     if latest is None:
         raise LmforgeError(f"no valid checkpoint in {run.checkpoints}",

@@ -37,6 +37,7 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
         config=run.config.read_text() if run.config.is_file() else "",
         ledger=_load_json(run.ledger),
         tokens=_load_json(run.tokens / "meta.json"),
+        leakage=_load_json(run.tokens / "leakage.json"),
         evaluation=evaluation,
         confusion=confusion,
         events=_events(run.events),
