@@ -3,6 +3,7 @@ file (MLflow: test_mlflow_sink.py). One short real training feeds them all."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,9 @@ def test_tensorboard_fresh_run_clears_and_resume_purges(tmp_path) -> None:
     for step in (10, 20, 30):
         first.log("train", step, {"loss": 1.0})
     first.close({}, {})
+    # TensorBoard orders event files by name: whole seconds, then a per-process counter that sorts
+    # as text (".10" before ".9"); a real resume is another process, seconds later
+    time.sleep(1.1)
     resumed = TensorBoardSink(logdir, resume_step=20)  # the checkpoint was at 20; 30 is logged again
     resumed.log("train", 30, {"loss": 0.5})
     resumed.close({}, {})
