@@ -16,6 +16,7 @@ each figure is the median over rounds of the per-round median ms/step. Compare r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -239,21 +240,26 @@ def main() -> None:
             "machine": platform.machine(), "processor": platform.processor() or platform.uname().machine,
             "cpus": os.cpu_count(), "threads": threads, "command": " ".join(sys.argv)}
     print(json.dumps(info))
-    peak32 = matmul_peak()
+    peaks32 = [matmul_peak()]
     peak16 = matmul_peak(dtype=torch.bfloat16)
-    print(f"measured torch.mm peak (n=2048, {threads} threads): fp32 {peak32 / 1e9:.0f} GFLOP/s, "
-          f"bf16 {peak16 / 1e9:.0f} GFLOP/s")
     results: dict[str, dict] = {}
     for key in args.shapes.split(","):
         shape = SHAPES[key]
+        if args.tokens and shape.vocab < 1000:  # char-level shapes take the run's own vocabulary
+            meta = json.loads((Path(args.tokens) / "meta.json").read_text())
+            shape = dataclasses.replace(shape, vocab=int(meta["vocab_size"]))
         data = load_data(args.tokens if shape.vocab < 1000 else None, shape.vocab)
         names = args.systems.split(",")
         systems = {n: make_system(n, shape, data) for n in names}
         per_round: dict[str, list[float]] = {n: [] for n in names}
         for r in range(args.rounds):
+            peaks32.append(matmul_peak())  # the peak too is measured every round; the best one counts
             for n in names:
                 per_round[n].append(time_steps(systems[n], args.steps, args.warmup if r == 0 else 1))
             print(f"[{key}] round {r + 1}: " + ", ".join(f"{n} {per_round[n][-1]:.1f} ms" for n in names), flush=True)
+        peak32 = max(peaks32)
+        print(f"measured torch.mm peak (n=2048, {threads} threads, best of {len(peaks32)}): fp32 "
+              f"{peak32 / 1e9:.0f} GFLOP/s; bf16 {peak16 / 1e9:.0f} GFLOP/s")
         fpt = flops_per_token(shape)
         tokens = shape.batch * shape.block
         base = statistics.median(per_round[names[0]])
@@ -281,7 +287,7 @@ def main() -> None:
         print()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"info": info, "peak_fp32": peak32, "peak_bf16": peak16, "results": results}, indent=2))
+    out.write_text(json.dumps({"info": info, "peak_fp32": max(peaks32), "peak_bf16": peak16, "results": results}, indent=2))
     print(f"written: {out}  (*MFU against the measured fp32 torch.mm rate)")
 
 
