@@ -108,11 +108,15 @@ def cmd_precision(args: argparse.Namespace) -> None:
             scale = float(tr.scaler.get_scale())
     tail = max(1, args.steps // 10)
     finals = {d: float(np.mean(c[-tail:])) for d, c in curves.items()}
+    # random tokens: nothing below ln(vocab) can be learned, so "ok" asks for finite losses that fall
+    # and for each precision to end within 0.02 of fp32 (not for a fixed drop, which the first
+    # H200 run could not show: it started at 4.52 with the floor at ln(84) = 4.43)
     ok = all(all(math.isfinite(v) for v in c) for c in curves.values()) and all(
-        finals[d] < curves[d][0] - 0.1 for d in curves)
+        finals[d] < curves[d][0] and abs(finals[d] - finals["float32"]) < 0.02 for d in curves)
     emit("precision", {"steps": args.steps, "first": {d: c[0] for d, c in curves.items()}, "final": finals,
                        "bf16_minus_fp32": finals["bfloat16"] - finals["float32"],
                        "fp16_minus_fp32": finals["float16"] - finals["float32"], "fp16_grad_scale": scale,
+                       "entropy_floor": math.log(MODELS["base"][1]),
                        "ok": ok})
 
 
