@@ -86,6 +86,9 @@ def test_hooks_are_idle_between_statistics_steps() -> None:
         seen += [step for step, _ in stats.pop()]
         done[0] += 1
     assert seen == [3, 6]
+    assert not model.blocks[0]._forward_hooks  # step 8 is not a statistics step: no forward hooks
+    stats._set_active(True)
+    assert model.blocks[0]._forward_hooks
     stats.detach()
     assert not model.blocks[0]._forward_hooks
 

@@ -11,8 +11,8 @@ Every `interval` steps (and only then) this records:
   grad_norm/global, param_norm/global, update_ratio/global
 
 How: optimizer step pre/post hooks (torch's `register_step_pre_hook`) snapshot the weights just
-before the step and measure just after; forward hooks on the blocks are always registered but do
-nothing on other steps, so the idle cost is one Python call per block.
+before the step and measure just after; forward hooks on the blocks are registered just before a
+statistics step and removed right after it, so other steps run with no forward hooks at all.
 """
 
 from __future__ import annotations
@@ -82,6 +82,8 @@ class TrainingStats:
         self.pending: list[tuple[int, dict[str, float]]] = []
         self._before: list[torch.Tensor] | None = None
         self._handles: list[Any] = []
+        self._forward: list[Any] = []
+        self._model: nn.Module | None = None
         self._acts: dict[str, float] = {}
         self._names: list[str] = []
         self._params: list[torch.Tensor] = []
@@ -104,20 +106,35 @@ class TrainingStats:
         parts = list(getattr(optimizer, "optimizers", [optimizer]))
         self._handles.append(parts[0].register_step_pre_hook(self._pre_step))
         self._handles.append(parts[-1].register_step_post_hook(self._post_step))
+        self._model = model
+        self._set_active(self.due(step_of() + 1))
+
+    def _set_active(self, on: bool) -> None:
+        """Forward hooks exist only for a statistics step: a module with hooks takes PyTorch's
+        slower call path, which measurably costs every step (bench/monitor_overhead.py)."""
+        self.active = on
+        if on and not self._forward:
+            self._forward = list(self._register_forward(self._model))
+        elif not on:
+            for handle in self._forward:
+                handle.remove()
+            self._forward = []
+
+    def _register_forward(self, model: nn.Module) -> Any:
         for bname, block in find_blocks(model):
-            self._handles.append(block.register_forward_hook(self._block_hook(bname)))
+            yield block.register_forward_hook(self._block_hook(bname))
             acts = [sub for sub in block.modules() if isinstance(sub, ACTIVATIONS)]
             for sub in acts:
-                self._handles.append(sub.register_forward_hook(self._act_hook(bname)))
+                yield sub.register_forward_hook(self._act_hook(bname))
             down = mlp_down_projection(block)
             if not acts and down is not None:  # functional activation: read it as the down-projection's input
-                self._handles.append(down.register_forward_pre_hook(self._down_hook(bname)))
+                yield down.register_forward_pre_hook(self._down_hook(bname))
             attn = getattr(block, "attn", None)
             if self.entropy and attn is not None:
-                self._handles.append(attn.register_forward_pre_hook(self._attn_hook(bname)))
-        self.active = self.due(step_of() + 1)
+                yield attn.register_forward_pre_hook(self._attn_hook(bname))
 
     def detach(self) -> None:
+        self._set_active(False)
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -166,7 +183,7 @@ class TrainingStats:
         if self.active and self._before is not None:
             self.pending.append((step, self._measure()))
             self._before = None
-        self.active = self.due(step + 1)
+        self._set_active(self.due(step + 1))
 
     # measurement ------------------------------------------------------------
     @torch.no_grad()
