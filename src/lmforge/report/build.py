@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
         ledger=_load_json(run.ledger),
         tokens=_load_json(run.tokens / "meta.json"),
         leakage=_load_json(run.tokens / "leakage.json"),
+        lr_find=_load_json(run.root / "lr_find.json"),
+        lr_find_figure=(run.root / "lr_find.png").is_file(),
         evaluation=evaluation,
         confusion=confusion,
         events=_events(run.events),
@@ -45,5 +48,7 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
         figure=figure.name if figure else None,
         timeline=timeline.name if timeline else None,
     )
+    if (run.root / "lr_find.png").is_file():  # written by `lmforge lr-find` beside the run's other files
+        shutil.copyfile(run.root / "lr_find.png", out / "lr_find.png")
     atomic_write_text(out / "index.html", html)
     return out / "index.html"
