@@ -77,7 +77,45 @@ def document_mask(starts: np.ndarray, block_size: int, doc_starts: np.ndarray) -
     return torch.from_numpy(same & np.tri(block_size, dtype=bool))
 
 
-class RandomWindows:
+class _Windows:
+    """What both training loaders share: a batch from `_starts()`, the document mask, and a
+    position (batch count + generator state) that goes into checkpoints for exact resume."""
+
+    data: np.ndarray
+    block_size: int
+    batch_size: int
+    doc_starts: np.ndarray | None
+    gen: torch.Generator
+    batches: int
+    _last: np.ndarray | None
+
+    def _starts(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = self._starts()
+        self._last = starts
+        chunk = gather_windows(self.data, starts, self.block_size + 1)
+        self.batches += 1
+        return chunk[:, :-1], chunk[:, 1:]
+
+    def next_with_mask(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Like next(), plus the document mask of the batch (needs doc_starts)."""
+        if self.doc_starts is None:
+            raise ValueError(f"{type(self).__name__} was built without doc_starts: no document mask")
+        x, y = self.next()
+        assert self._last is not None
+        return x, y, document_mask(self._last, self.block_size, self.doc_starts)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"batches": self.batches, "generator": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.batches = int(state["batches"])
+        self.gen.set_state(state["generator"])
+
+
+class RandomWindows(_Windows):
     """Random (x, y) windows of length block_size, y shifted by one token."""
 
     def __init__(self, data: np.ndarray, block_size: int, batch_size: int, seed: int,
@@ -97,30 +135,8 @@ class RandomWindows:
         span = self.hi - self.lo - self.block_size - 1
         return self.lo + torch.randint(span, (self.batch_size,), generator=self.gen).numpy()
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = self._starts()
-        self._last = starts
-        chunk = gather_windows(self.data, starts, self.block_size + 1)
-        self.batches += 1
-        return chunk[:, :-1], chunk[:, 1:]
 
-    def next_with_mask(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Like next(), plus the document mask of the batch (needs doc_starts)."""
-        if self.doc_starts is None:
-            raise ValueError("RandomWindows was built without doc_starts: no document mask")
-        x, y = self.next()
-        assert self._last is not None
-        return x, y, document_mask(self._last, self.block_size, self.doc_starts)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"batches": self.batches, "generator": self.gen.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.batches = int(state["batches"])
-        self.gen.set_state(state["generator"])
-
-
-class EpochWindows:
+class EpochWindows(_Windows):
     """Non-overlapping windows, shuffled each epoch by a permutation seeded with (seed, epoch);
     the position is just the batch count, so resuming computes the epoch and offset directly."""
 
@@ -152,28 +168,10 @@ class EpochWindows:
             self._order = (epoch, perm.numpy()[self.rank::self.world_size][: self.per_rank])
         return self._order[1]
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _starts(self) -> np.ndarray:
         pos = self.batches % self.per_epoch
         windows = self.order(self.epoch)[pos * self.batch_size: (pos + 1) * self.batch_size]
-        starts = windows.astype(np.int64) * self.block_size
-        self._last = starts
-        chunk = gather_windows(self.data, starts, self.block_size + 1)
-        self.batches += 1
-        return chunk[:, :-1], chunk[:, 1:]
-
-    def next_with_mask(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.doc_starts is None:
-            raise ValueError("EpochWindows was built without doc_starts: no document mask")
-        x, y = self.next()
-        assert self._last is not None
-        return x, y, document_mask(self._last, self.block_size, self.doc_starts)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"batches": self.batches, "generator": self.gen.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.batches = int(state["batches"])
-        self.gen.set_state(state["generator"])
+        return windows.astype(np.int64) * self.block_size
 
 
 def build_loader(kind: str, data: np.ndarray, block_size: int, batch_size: int, seed: int,
