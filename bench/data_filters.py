@@ -31,7 +31,12 @@ def passages(lines: int) -> list[str]:
 
 
 def datatrove_filters() -> dict:
-    from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
 
     return {"gopher_quality": GopherQualityFilter(), "gopher_repetition": GopherRepetitionFilter(),
             "c4": C4QualityFilter(filter_no_terminal_punct=True), "fineweb": FineWebQualityFilter()}

@@ -25,7 +25,7 @@ import torch
 def one_run(preset: str, out: Path) -> dict:
     start = time.time()
     proc = subprocess.run([sys.executable, "-m", "lmforge", "run", "--preset", preset, "-o", str(out), "--force"],
-                          capture_output=True, text=True)
+                          check=False, capture_output=True, text=True)
     wall = time.time() - start
     if proc.returncode:
         raise SystemExit(proc.stderr[-3000:])

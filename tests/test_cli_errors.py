@@ -5,11 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 
 def lmforge(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lmforge", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "lmforge", *args], check=False, capture_output=True, text=True,
                           timeout=300, env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 

@@ -11,10 +11,9 @@ from lmforge.rundir import RunDir, atomic_open, atomic_write_json, identity, rea
 def test_atomic_write_failure_keeps_old_content(tmp_path: Path):
     target = tmp_path / "f.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_open(target) as fh:
-            fh.write("half")
-            raise RuntimeError("crash mid-write")
+    with pytest.raises(RuntimeError), atomic_open(target) as fh:
+        fh.write("half")
+        raise RuntimeError("crash mid-write")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temporary left behind
 

@@ -30,7 +30,7 @@ def test_bands_rows_put_the_curve_step_at_the_threshold() -> None:
     assert candidate_probability(0.8, b, r) > 0.9
     assert candidate_probability(0.3, b, r) < 0.002  # well below: almost never
     assert optimal_bands(0.8, 128, 0.5, 0.5) == (9, 13)  # datasketch's equal weights
-    b2, r2 = optimal_bands(0.5, 128)
+    _, r2 = optimal_bands(0.5, 128)
     assert r2 < r  # a lower threshold needs shorter bands
 
 

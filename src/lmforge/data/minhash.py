@@ -62,8 +62,7 @@ def shingles(text: str, ngram: int, cjk_ngram: int) -> np.ndarray:
         return np.zeros(0, dtype=np.uint64)
     table = {u: xxhash.xxh64_intdigest(u.encode("utf-8")) for u in set(units)}
     ids = np.fromiter(map(table.__getitem__, units), dtype=np.uint64, count=len(units))
-    if len(ids) < n:
-        n = len(ids)  # a short document is one shingle
+    n = min(n, len(ids))  # a short document is one shingle
     m = len(ids) - n + 1
     h = np.zeros(m, dtype=np.uint64)
     mult = np.uint64(0x100000001B3)

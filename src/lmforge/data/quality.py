@@ -176,7 +176,7 @@ def gopher_repetition(text: str, p: Params) -> str | None:
         if not limit or len(ids) < n:
             continue
         h = _ngram_hashes(ids, n)
-        values, index, counts = np.unique(h, return_index=True, return_counts=True)
+        _, index, counts = np.unique(h, return_index=True, return_counts=True)
         top = int(np.argmax(counts))
         span = int(lens[index[top]:index[top] + n].sum()) + n - 1  # words joined by single spaces
         if span * int(counts[top]) / n_chars > limit:

@@ -138,7 +138,7 @@ def _open_bytes(path: Path) -> bytes:
             return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:
         raise ValueError(f"not a valid or complete {suffix[1:]} file: {exc}") from None
-    except Exception as exc:  # zstandard.ZstdError has no common base we can name without the import
+    except Exception as exc:  # noqa: BLE001 -- zstandard.ZstdError has no common base we can name without the import
         raise ValueError(f"not a valid or complete {suffix[1:]} file: {exc}") from None
     return raw
 
@@ -267,7 +267,7 @@ def _arrow_records(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] |
                 yield row, rec, ""
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
         raise ValueError(f"not a readable {fmt} input: {exc}") from None
-    except Exception as exc:  # pyarrow.ArrowInvalid and friends
+    except Exception as exc:  # noqa: BLE001 -- pyarrow.ArrowInvalid and friends
         raise ValueError(f"not a readable {fmt} input: {type(exc).__name__}: {exc}") from None
 
 
