@@ -33,7 +33,8 @@ def test_every_artifact_of_the_layout(smoke_run):
     for rel in ["config.yaml", "data/train.jsonl.gz", "data/val.jsonl.gz", "data/test.jsonl.gz",
                 "data/rejected/rejected.jsonl.gz", "data/ledger.json", "tokenizer/tokenizer.json",
                 "tokens/train.bin", "tokens/val.bin", "tokens/test.bin", "tokens/meta.json",
-                "metrics.jsonl", "events.jsonl", "eval.json", "report/index.html", "report/loss.png"]:
+                "metrics.jsonl", "events.jsonl", "eval.json", "report/index.html", "report/loss.png",
+                "report/funnel.png"]:
         assert (run / rel).is_file(), rel
     assert any((run / "tb").iterdir())
     ckpts = sorted((run / "checkpoints").glob("step-*"))

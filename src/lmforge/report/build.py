@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from lmforge.evaluate.plots import task_confusion_figures
-from lmforge.report.figures import events_timeline, loss_curve
+from lmforge.report.figures import events_timeline, funnel_figure, loss_curve
 from lmforge.rundir import RunDir, atomic_write_text
 
 
@@ -30,13 +30,16 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
     figure = loss_curve(run.metrics, out / "loss.png")
     timeline = events_timeline(run.metrics, run.events, out / "timeline.png")
     evaluation = _load_json(run.eval)
+    ledger = _load_json(run.ledger)
+    funnel = funnel_figure(ledger, out / "funnel.png")
     confusion = task_confusion_figures(evaluation, out)  # evaluate/plots.py: one per multiple-choice task
     stages = {p.stem: _load_json(p) for p in sorted(run.stages.glob("*.json"))} if run.stages.is_dir() else {}
     env = Environment(loader=PackageLoader("lmforge.report", "templates"), autoescape=select_autoescape())
     html = env.get_template("index.html").render(
         title=title or f"lmforge run: {run.root.name}",
         config=run.config.read_text() if run.config.is_file() else "",
-        ledger=_load_json(run.ledger),
+        ledger=ledger,
+        funnel=funnel.name if funnel else None,
         tokens=_load_json(run.tokens / "meta.json"),
         leakage=_load_json(run.tokens / "leakage.json"),
         lr_find=_load_json(run.root / "lr_find.json"),

@@ -94,3 +94,26 @@ def events_timeline(metrics: Path, events: Path, out: Path) -> Path | None:
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def funnel_figure(ledger: dict | None, out: Path) -> Path | None:
+    """Documents left after each cleaning step (the ledger's funnel), as horizontal bars."""
+    steps = (ledger or {}).get("funnel") or []
+    if not steps:
+        return None
+    names = [f["step"] for f in steps][::-1]
+    kept = [f["documents"] for f in steps][::-1]
+    removed = [f["removed"] for f in steps][::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(steps) + 1.2), dpi=110)
+    ax.barh(names, kept, color="#4c72b0", label="documents after the step")
+    ax.barh(names, removed, left=kept, color="#dd8452", label="removed by the step")
+    for y, (k, r) in enumerate(zip(kept, removed)):
+        ax.text(k + r, y, f" {k:,} (-{r:,})", va="center", fontsize=8)
+    ax.set_xlabel("documents")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
+    ax.set_xlim(0, max(k + r for k, r in zip(kept, removed)) * 1.25)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
