@@ -63,6 +63,7 @@ TORCHRUN="$PY -m torch.distributed.run --standalone --nproc_per_node 1"
 
 part() {  # part NAME TIMEOUT_S COMMAND...
   local name=$1 limit=$2; shift 2
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return 0; fi  # ONLY="a b": just those parts
   local now=$(( $(date +%s) - START ))
   if [ "$now" -ge "$BUDGET_S" ]; then echo "== $name: skipped (budget ${BUDGET_S}s spent)"; return; fi
   [ $((now + limit)) -gt $((BUDGET_S + 60)) ] && limit=$((BUDGET_S + 60 - now))
@@ -78,6 +79,8 @@ part default_bf16   45 $PY bench/gpu_train.py throughput --model default --dtype
 part ddp            60 $TORCHRUN bench/gpu_train.py ddp
 part gpt2_eager     60 $PY bench/gpu_train.py throughput --model gpt2-124m --dtype bfloat16 --batch 16 --warmup 3 --steps 10
 part fsdp           60 $TORCHRUN bench/gpu_train.py ddp --fsdp
+part gpt2_compile_b32 120 $PY bench/gpu_train.py throughput --model gpt2-124m --dtype bfloat16 --batch 32 --compile --warmup 8 --steps 20
+part gpt2_compile_b64 120 $PY bench/gpu_train.py throughput --model gpt2-124m --dtype bfloat16 --batch 64 --compile --warmup 8 --steps 20
 part default_fp32   40 $PY bench/gpu_train.py throughput --model default --dtype float32 --batch 16 --warmup 10 --steps 50
 
 echo "== done in $(( $(date +%s) - START ))s; results:"
