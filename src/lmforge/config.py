@@ -324,6 +324,7 @@ class TrainConfig(Section):
     # gradients and precision
     grad_clip: float = Field(1.0, ge=0.0, description="max gradient norm (or value); 0 turns clipping off")
     clip_mode: Literal["norm", "value"] = "norm"
+    doc_mask: bool = Field(False, description="attend only within each document of a training window (gpt, llama)")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
         "float32", description="auto: bfloat16 where the hardware has bf16 matmuls (CUDA, or a CPU with avx512_bf16/AMX), else float32")
     compile: bool = False

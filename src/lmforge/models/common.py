@@ -42,3 +42,9 @@ def output_head(cfg: ModelConfig, vocab_size: int, embedding: nn.Embedding) -> n
     if cfg.tie_embeddings:
         head.weight = embedding.weight
     return head
+
+
+def mask_args(attn_mask: torch.Tensor | None) -> dict:
+    """SDPA arguments: the plain causal mask, or a (batch, T, T) boolean mask (already causal,
+    e.g. one that also keeps attention inside each document) broadcast over heads."""
+    return {"is_causal": True} if attn_mask is None else {"attn_mask": attn_mask[:, None]}

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmforge.config import ModelConfig
-from lmforge.models.common import LanguageModel, output_head
+from lmforge.models.common import LanguageModel, mask_args, output_head
 from lmforge.models.init import initialize
 
 
@@ -29,10 +29,10 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.dropout = cfg.dropout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, t, c = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_head, c // self.n_head).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+        y = F.scaled_dot_product_attention(q, k, v, **mask_args(attn_mask),
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(b, t, c))
 
@@ -59,8 +59,8 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.drop = dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln1(x)))
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), attn_mask))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
@@ -77,10 +77,11 @@ class GPT(LanguageModel):
         self.head = output_head(cfg, vocab_size, self.tok_emb)
         self.init_report = initialize(self, cfg)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`attn_mask` (batch, T, T) bool, True = may attend; None = causal over the whole window."""
         self.check_length(idx)
         pos = torch.arange(idx.shape[1], device=idx.device)
         x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
         for block in self.blocks:
-            x = block(x)
+            x = block(x, attn_mask)
         return self.head(self.ln_f(x))

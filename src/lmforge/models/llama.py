@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmforge.config import ModelConfig
-from lmforge.models.common import LanguageModel, output_head
+from lmforge.models.common import LanguageModel, mask_args, output_head
 from lmforge.models.init import initialize
 
 
@@ -44,7 +44,8 @@ class Attention(nn.Module):
         self.k_norm = nn.RMSNorm(self.head_dim, eps=cfg.norm_eps) if cfg.qk_norm else None
         self.dropout = cfg.dropout
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, t, _ = x.shape
         q = self.q(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)
         k = self.k(x).view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
@@ -52,7 +53,7 @@ class Attention(nn.Module):
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv != self.n_head,
+        y = F.scaled_dot_product_attention(q, k, v, **mask_args(attn_mask), enable_gqa=self.n_kv != self.n_head,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(b, t, -1))
 
@@ -79,8 +80,9 @@ class Block(nn.Module):
         self.mlp = SwiGLU(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.norm1(x), cos, sin))
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), cos, sin, attn_mask))
         return x + self.drop(self.mlp(self.norm2(x)))
 
 
@@ -99,11 +101,12 @@ class Llama(LanguageModel):
         self.register_buffer("rope_sin", sin, persistent=False)
         self.init_report = initialize(self, cfg)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`attn_mask` (batch, T, T) bool, True = may attend; None = causal over the whole window."""
         self.check_length(idx)
         t = idx.shape[1]
         cos, sin = self.rope_cos[:t], self.rope_sin[:t]
         x = self.drop(self.tok_emb(idx))
         for block in self.blocks:
-            x = block(x, cos, sin)
+            x = block(x, cos, sin, attn_mask)
         return self.head(self.norm_f(x))

@@ -310,7 +310,7 @@ class Trainer:
             return contextlib.nullcontext()
         return contextlib.nullcontext() if last else unwrap_ddp(self.model).no_sync()
 
-    def forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Accumulate gradients of the global batch (x, y) for this process's rows. Returns the
         global-batch mean loss over this process's tokens (sum over processes = the batch loss)."""
         share = x.shape[0] // self.dist.world
@@ -326,7 +326,11 @@ class Trainer:
             ym = ys[k * self.plan.micro: (k + 1) * self.plan.micro].to(self.device, non_blocking=True)
             with self._sync_context(k == chunks - 1):
                 with autocast(self.device, self.cfg.dtype):
-                    logits = self.model(xm)
+                    if mask is None:
+                        logits = self.model(xm)
+                    else:  # document mask: rows of this process, then of this micro-batch
+                        mm = mask[lo: lo + share][k * self.plan.micro: (k + 1) * self.plan.micro]
+                        logits = self.model(xm, attn_mask=mm.to(self.device, non_blocking=True))
                 loss_sum = lm_loss(logits, ym, "sum")
                 scaled = loss_sum * scale
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
@@ -350,15 +354,15 @@ class Trainer:
                 torch.nn.utils.clip_grad_value_(params, self.cfg.grad_clip)
         return norm
 
-    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[float, float]:
+    def train_step(self, batch: tuple[torch.Tensor, ...] | None = None) -> tuple[float, float]:
         """One optimizer step on `batch` (default: the loader's next global batch).
         A step whose gradients are not finite is skipped, never applied (OLMo-core skips bad steps)."""
         if batch is None:
             self.loader.batch_size = warmup_rows(self.step, self.plan, self.cfg.batch_warmup_steps)
-            batch = self.loader.next()
-        x, y = batch
+            batch = self.loader.next_with_mask() if self.cfg.doc_mask else self.loader.next()
+        x, y, *rest = batch  # (x, y) or (x, y, document mask)
         lr = self._set_lr()
-        loss_t = self.forward_backward(x, y)
+        loss_t = self.forward_backward(x, y, rest[0] if rest else None)
         norm = self._grad_norm()
         finite = bool(torch.isfinite(norm))
         if self.scaler:  # fp16: the scaler skips steps with inf gradients and lowers its scale

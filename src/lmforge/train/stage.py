@@ -17,12 +17,14 @@ from lmforge.models.registry import build_model, count_parameters
 from lmforge.models.stream import StreamWindows
 from lmforge.monitor.console import console
 from lmforge.rundir import RunDir
-from lmforge.tokens.loader import build_loader, load_tokens
+from lmforge.tokens.loader import build_loader, load_doc_starts, load_tokens
 from lmforge.train import checkpoint as ckpt
 from lmforge.train.callbacks import Callback
 from lmforge.train.distributed import DistInfo, device_for, init_distributed, wrap_model
 from lmforge.train.loop import Trainer, global_rows
 from lmforge.train.optim import build_optimizer
+
+MASKABLE = ("gpt", "llama")  # families whose forward takes a document attention mask
 
 
 def setup_threads(threads: int) -> None:
@@ -49,6 +51,9 @@ def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = Non
     device = device_for(cfg.train, info)
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 matmuls for float32 runs on Ampere and later
+    if cfg.train.doc_mask and cfg.model.family not in MASKABLE:
+        raise LmforgeError(f"train.doc_mask needs an attention model ({', '.join(MASKABLE)}); "
+                           f"model.family is '{cfg.model.family}'", "set train.doc_mask=false")
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, meta["vocab_size"]).to(device)
     params = count_parameters(model)
@@ -61,7 +66,9 @@ def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = Non
         if getattr(model, "carries_state", False):
             loader = StreamWindows(train_tokens, cfg.model.block_size, rows, cfg.train.seed)
         else:  # one stream for every process: each keeps its rows of the global batch (see loop.py)
-            loader = build_loader(cfg.train.loader, train_tokens, cfg.model.block_size, rows, cfg.train.seed)
+            starts = load_doc_starts(run.tokens, "train") if cfg.train.doc_mask else None
+            loader = build_loader(cfg.train.loader, train_tokens, cfg.model.block_size, rows, cfg.train.seed,
+                                  doc_starts=starts)
     except ValueError as exc:
         raise LmforgeError(f"training split too small: {exc}", "lower model.block_size or add data") from None
     val = load_tokens(run.tokens, "val") if meta["splits"]["val"]["tokens"] > cfg.model.block_size else None
