@@ -146,14 +146,17 @@ class NanoSystem:
 
 
 class LmforgeSystem:
-    def __init__(self, shape: Shape, data: np.ndarray, dtype: str, fused: str = "auto", seed: int = 0) -> None:
+    def __init__(self, shape: Shape, data: np.ndarray, dtype: str, fused: str = "auto", seed: int = 0,
+                 compile_: bool = False) -> None:
         mcfg = ModelConfig(n_layer=shape.n_layer, n_head=shape.n_head, n_embd=shape.d, block_size=shape.block)
         self.cfg = TrainConfig(steps=10**9, batch_size=shape.batch, lr=1e-3, min_lr=1e-3, warmup_steps=0,
-                               schedule="constant", dtype=dtype, fused=fused, device="cpu")
+                               schedule="constant", dtype=dtype, fused=fused, device="cpu", compile=compile_)
         torch.manual_seed(seed)
         model = build_model(mcfg, shape.vocab)
         loader = RandomWindows(data, shape.block, shape.batch, seed)
-        self.trainer = Trainer(model, build_optimizer(model, self.cfg), loader, self.cfg, None, Path("/nonexistent"))
+        wrapped = torch.compile(model) if compile_ else model  # as distributed.wrap_model does
+        self.trainer = Trainer(wrapped, build_optimizer(model, self.cfg), loader, self.cfg, None,
+                               Path("/nonexistent"))
         self.trainer.model.train()
 
     def step(self) -> float:
@@ -166,9 +169,10 @@ def make_system(name: str, shape: Shape, data: np.ndarray) -> NanoSystem | Lmfor
     if name == "nanogpt":
         return NanoSystem(shape, data)
     variants = {"lmforge_fp32": ("float32", "auto"), "lmforge_fp32_foreach": ("float32", "foreach"),
-                "lmforge_bf16": ("bfloat16", "auto"), "lmforge_bf16_foreach": ("bfloat16", "foreach")}
+                "lmforge_bf16": ("bfloat16", "auto"), "lmforge_bf16_foreach": ("bfloat16", "foreach"),
+                "lmforge_bf16_compile": ("bfloat16", "auto")}
     dtype, fused = variants[name]
-    return LmforgeSystem(shape, data, dtype, fused)
+    return LmforgeSystem(shape, data, dtype, fused, compile_=name.endswith("_compile"))
 
 
 # ---------------------------------------------------------------- measuring
