@@ -44,11 +44,6 @@ def atomic_write_text(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_open(path, "wb") as fh:
-        fh.write(data)
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 

@@ -153,18 +153,12 @@ def gopher_repetition(text: str, p: Params) -> str | None:
     if not text:
         return "empty"
     n_chars = len(text)
-    paragraphs = _PARAGRAPHS.split(text.strip())
-    n_dup, c_dup = _dup_stats(paragraphs)
-    if p.get("dup_para_frac") and n_dup / len(paragraphs) > p["dup_para_frac"]:
-        return "dup_para_frac"
-    if p.get("dup_para_char_frac") and c_dup / n_chars > p["dup_para_char_frac"]:
-        return "dup_para_char_frac"
-    lines = _LINES.split(text)
-    n_dup, c_dup = _dup_stats(lines)
-    if p.get("dup_line_frac") and n_dup / len(lines) > p["dup_line_frac"]:
-        return "dup_line_frac"
-    if p.get("dup_line_char_frac") and c_dup / n_chars > p["dup_line_char_frac"]:
-        return "dup_line_char_frac"
+    for unit, parts in (("para", _PARAGRAPHS.split(text.strip())), ("line", _LINES.split(text))):
+        n_dup, c_dup = _dup_stats(parts)
+        if p.get(f"dup_{unit}_frac") and n_dup / len(parts) > p[f"dup_{unit}_frac"]:
+            return f"dup_{unit}_frac"
+        if p.get(f"dup_{unit}_char_frac") and c_dup / n_chars > p[f"dup_{unit}_char_frac"]:
+            return f"dup_{unit}_char_frac"
     toks = T.tokens(text)
     if not toks:
         return None

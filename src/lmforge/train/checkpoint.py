@@ -167,13 +167,3 @@ def check_fits(path: Path, tensors: dict[str, torch.Tensor], model: nn.Module) -
         raise LmforgeError(f"checkpoint {path} does not fit this model: {detail}",
                            "the model section differs from the run that wrote it; restore that config, "
                            "or train afresh without --resume")
-
-
-def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None
-                    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Restore weights (and optimizer) in place; return (state.json, rng tensors)."""
-    load_weights(path, model)
-    if optimizer is not None:
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-    state = json.loads((path / "state.json").read_text())
-    return state, load_file(str(path / "rng.safetensors"))

@@ -149,11 +149,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return SCHEDULES[cfg.schedule](step, cfg)
 
 
-def warmup_cosine(step: int, cfg: TrainConfig) -> float:
-    """Kept for callers of the first version; same as `cosine`."""
-    return cosine(step, cfg)
-
-
 def lr_curve(cfg: TrainConfig) -> list[float]:
     """The LR at every step of the run."""
     return [lr_at(s, cfg) for s in range(cfg.steps)]
