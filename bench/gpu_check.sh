@@ -16,6 +16,8 @@
 #   default bf16    the default preset's model (4x4x128, ctx 128, batch 16), bf16
 #   ddp / fsdp      torchrun --nproc_per_node 1 smokes (NCCL)
 #   gpt2 eager, default fp32
+#   gpt2_compile_b32/_b64  the same at batch 32 and 64 (does a bigger batch lift MFU?)
+# ONLY="part part" runs just the named parts, e.g. ONLY="gpt2_compile_b32 gpt2_compile_b64".
 # Output: $OUT/results.jsonl (one JSON object per check), $OUT/gpu_check.log, $OUT/env.txt.
 set -u
 OUT="${OUT:-$PWD/gpu-results}"
