@@ -1,10 +1,12 @@
 """Training-step throughput of lmforge's GPT against Hugging Face's GPT2LMHeadModel at equal shape.
 
 One step = forward, cross-entropy and backward (what the issue measures: the model, not the
-optimizer); `--with-optimizer` adds the same foreach AdamW step to every system. Systems run
+optimizer); `--with-optimizer` adds the same foreach AdamW step to every system; `--dtype bfloat16`
+runs every system's forward under the same bf16 autocast (CPU), fp32 by default. Systems run
 alternately, `--rounds` rounds of `--iters` steps each after a warm-up; ms/iter is the median over
 rounds [min-max].
 Usage: .venv/bin/python bench/models_gpt_vs_hf.py [--threads N] [--rounds R] [--iters I] [--with-optimizer]
+       [--dtype float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -39,13 +41,14 @@ def systems(shape: dict) -> dict[str, torch.nn.Module]:
             "HF GPT2LMHeadModel": hf}
 
 
-def step_fn(model: torch.nn.Module, is_hf: bool, with_optimizer: bool):
+def step_fn(model: torch.nn.Module, is_hf: bool, with_optimizer: bool, dtype: str = "float32"):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True)
     model.train()
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        logits = model(x).logits if is_hf else model(x)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+            logits = model(x).logits if is_hf else model(x)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if with_optimizer:
@@ -60,6 +63,8 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--shapes", default="all")
     ap.add_argument("--with-optimizer", action="store_true", help="time the AdamW step too")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="bfloat16: every system under the same CPU bf16 autocast")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -70,7 +75,7 @@ def main() -> None:
             continue
         torch.manual_seed(0)
         models = systems(shape)
-        steps = {k: step_fn(m, k.startswith("HF"), args.with_optimizer) for k, m in models.items()}
+        steps = {k: step_fn(m, k.startswith("HF"), args.with_optimizer, args.dtype) for k, m in models.items()}
         x = torch.randint(0, VOCAB, (shape["batch"], shape["block_size"]))
         y = torch.randint(0, VOCAB, (shape["batch"], shape["block_size"]))
         for s in steps.values():
@@ -84,7 +89,7 @@ def main() -> None:
                     s(x, y)
                 times[k].append((time.perf_counter() - t) / args.iters * 1000)
         hf_med = statistics.median(times["HF GPT2LMHeadModel"])
-        what = "forward+backward+AdamW" if args.with_optimizer else "forward+backward"
+        what = ("forward+backward+AdamW" if args.with_optimizer else "forward+backward") + f", {args.dtype}"
         print(f"\n{name}  (tokens/step {shape['batch'] * shape['block_size']}; {what})")
         print("| system | ms/iter median [min-max] | tokens/s | speed vs HF |")
         print("|---|---|---|---|")

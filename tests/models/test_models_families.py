@@ -145,3 +145,35 @@ def test_compiles_with_torch_compile(family: str) -> None:
     x = torch.randint(0, VOCAB, (2, 16))
     compiled = torch.compile(model)
     torch.testing.assert_close(compiled(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2])
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_explicit_attention_matches_sdpa(kv_heads: int, with_mask: bool) -> None:
+    """The bf16-on-CPU attention path computes what SDPA computes (checked in fp32, where both run)."""
+    import torch.nn.functional as F
+
+    from lmforge.models.common import _explicit_attention
+
+    torch.manual_seed(0)
+    q = torch.randn(2, 4, 10, 8)
+    k, v = torch.randn(2, kv_heads, 10, 8), torch.randn(2, kv_heads, 10, 8)
+    mask = None
+    if with_mask:  # two documents per row: 0-3 and 4-9
+        doc = torch.tensor([0] * 4 + [1] * 6)
+        mask = ((doc[:, None] == doc[None, :]) & torch.ones(10, 10, dtype=torch.bool).tril()).expand(2, 10, 10)
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=mask is None,
+                                         attn_mask=None if mask is None else mask[:, None], enable_gqa=kv_heads != 4)
+    torch.testing.assert_close(_explicit_attention(q, k, v, mask, 0.0), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["gpt", "llama"])
+def test_bf16_cpu_forward_close_to_fp32(family: str) -> None:
+    """Under bf16 autocast on CPU (the explicit attention path) logits stay near the fp32 ones."""
+    torch.manual_seed(0)
+    model = build_model(tiny(family), VOCAB).eval()
+    x = torch.randint(0, VOCAB, (2, 32))
+    ref = model(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = model(x).float()
+    assert (low - ref).abs().max() < 0.1 * ref.abs().max()

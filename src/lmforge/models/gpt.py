@@ -1,6 +1,6 @@
 """GPT-2 style decoder (Radford et al. 2019): learned positions, pre-norm LayerNorm blocks, GELU MLP.
 
-Attention is `scaled_dot_product_attention` with a causal mask. By default the output projection
+Attention is common.causal_attention (SDPA, or an explicit form in bf16 on CPU). By default the output projection
 of each residual branch starts at std / sqrt(2 * n_layer), as in GPT-2, so the residual stream
 does not grow with depth (models/init.py).
 """
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmforge.config import ModelConfig
-from lmforge.models.common import LanguageModel, mask_args, output_head
+from lmforge.models.common import LanguageModel, causal_attention, output_head
 from lmforge.models.init import initialize
 
 
@@ -32,8 +32,7 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, t, c = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_head, c // self.n_head).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, **mask_args(attn_mask),
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = causal_attention(q, k, v, attn_mask, self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(b, t, c))
 
 

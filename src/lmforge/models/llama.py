@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmforge.config import ModelConfig
-from lmforge.models.common import LanguageModel, mask_args, output_head
+from lmforge.models.common import LanguageModel, causal_attention, output_head
 from lmforge.models.init import initialize
 
 
@@ -53,8 +53,7 @@ class Attention(nn.Module):
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, **mask_args(attn_mask), enable_gqa=self.n_kv != self.n_head,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = causal_attention(q, k, v, attn_mask, self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(b, t, -1))
 
 
