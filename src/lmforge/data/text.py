@@ -1,18 +1,21 @@
 """Script-aware text units shared by filters, dedup and the ledger.
 
-English rules count words split at spaces; Chinese and Japanese are written without spaces, so
-for them a "word" is one CJK character. These helpers make every rule work on both, and on
-mixed text, without a word segmenter (no spaCy, no jieba).
+English rules count words as spaCy's English tokenizer cuts them (reproduced in wordsplit.py,
+without spaCy); Chinese and Japanese are written without spaces, so for them a "word" is one CJK
+character. These helpers make every rule work on both, and on mixed text, without a word
+segmenter (no spaCy, no jieba).
 """
 
 from __future__ import annotations
 
 import re
 
+from lmforge.data import wordsplit
+
 # CJK Unified Ideographs (+ extension A, compatibility), kana and Hangul syllables.
 CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
 _CJK = re.compile(f"[{CJK_CLASS}]")
-# A token, as spaCy's English tokenizer (which datatrove's Gopher rules use) would cut it: one CJK
+# A quick regex token, for chunks holding CJK text and for the ledger's token count: one CJK
 # character, a word (inner apostrophes kept: "o'er"), an English clitic split off ("'s", "'ll"),
 # a run of dashes, or one other punctuation mark.
 _CLITIC = "['’](?:s|S|ll|re|ve|d|m)(?![^\\W_])"
@@ -37,8 +40,17 @@ def is_cjk(text: str, threshold: float = 0.3) -> bool:
 
 
 def tokens(text: str) -> list[str]:
-    """Words, CJK characters and punctuation marks, in order."""
-    return _TOKEN.findall(text)
+    """Words, CJK characters and punctuation marks, in order.
+
+    English is cut as spaCy's English tokenizer cuts it (see wordsplit.py), so word counts match
+    datatrove's; a whitespace-free chunk holding CJK characters gives one token per CJK character.
+    """
+    if not _CJK.search(text):
+        return wordsplit.split(text)
+    out: list[str] = []
+    for chunk in text.split():
+        out.extend(_TOKEN.findall(chunk) if _CJK.search(chunk) else wordsplit.split(chunk))
+    return out
 
 
 def words(text: str) -> list[str]:
