@@ -337,6 +337,9 @@ class TrainConfig(Section):
     log_interval: int = Field(10, ge=1)
     checkpoint_interval: int = Field(500, ge=1)
     keep_checkpoints: int = Field(2, ge=1, description="keep the newest K, plus the best by validation loss")
+    checkpoint_format: Literal["full", "sharded"] = Field(
+        "full", description="full: gathered weights in safetensors; sharded: every process writes its own "
+                            "shard with torch.distributed.checkpoint (for FSDP models too big to gather)")
     # where and how
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     distributed: Literal["ddp", "fsdp"] = Field("ddp", description="under torchrun: how to spread the model")

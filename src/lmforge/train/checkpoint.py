@@ -21,6 +21,7 @@ from torch import nn
 from lmforge.rundir import atomic_write_json, file_sha256
 
 STEP_PREFIX = "step-"
+CARRIED_FILE = "carried.safetensors"
 
 
 def _model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -39,20 +40,32 @@ def tied_aliases(model: nn.Module) -> set[str]:
     return aliases
 
 
-def save_checkpoint(folder: Path, step: int, model: nn.Module | dict[str, torch.Tensor],
+def staging_dir(folder: Path, step: int) -> Path:
+    """Where checkpoint `step` is assembled before the rename that publishes it."""
+    return folder / f".{STEP_PREFIX}{step}.tmp"
+
+
+def save_checkpoint(folder: Path, step: int, model: nn.Module | dict[str, torch.Tensor] | None,
                     optimizer: torch.optim.Optimizer | dict[str, Any] | None,
-                    extra_state: dict[str, Any], rng: dict[str, torch.Tensor], keep: int) -> Path:
+                    extra_state: dict[str, Any], rng: dict[str, torch.Tensor], keep: int,
+                    carried: dict[str, torch.Tensor] | None = None) -> Path:
     """Write checkpoints/step-N/ under a temporary name, then rename it into place.
 
+    `carried` is a recurrent model's hidden state between windows (truncated BPTT), kept in
+    carried.safetensors so a resume continues it instead of restarting from zeros.
+
     `model` and `optimizer` may be modules/optimizers or ready state dicts (the trainer passes
-    full, gathered state dicts so one format serves one process, DDP and FSDP)."""
+    full, gathered state dicts so one format serves one process, DDP and FSDP). `model=None`
+    means every process has already written its DCP shards into `staging_dir` (train/sharded.py);
+    the rest (RNG, state, checksums of every file, the rename) is the same."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{STEP_PREFIX}{step}"
-    tmp = folder / f".{STEP_PREFIX}{step}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    tensors = _model_tensors(model) if isinstance(model, nn.Module) else _dedupe(model)
-    save_file(tensors, str(tmp / "model.safetensors"))
+    tmp = staging_dir(folder, step)
+    if model is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        tensors = _model_tensors(model) if isinstance(model, nn.Module) else _dedupe(model)
+        save_file(tensors, str(tmp / "model.safetensors"))
     if optimizer is not None:
         optim_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
         with open(tmp / "optimizer.pt", "wb") as fh:
@@ -60,6 +73,8 @@ def save_checkpoint(folder: Path, step: int, model: nn.Module | dict[str, torch.
             fh.flush()
             os.fsync(fh.fileno())
     save_file({k: v.contiguous() for k, v in rng.items()}, str(tmp / "rng.safetensors"))
+    if carried:
+        save_file({k: v.contiguous() for k, v in carried.items()}, str(tmp / CARRIED_FILE))
     files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir())}
     atomic_write_json(tmp / "state.json", {"step": step, "files": files, **extra_state})
     if final.exists():
@@ -144,19 +159,27 @@ def latest_valid(folder: Path, warn: Any = print) -> Path | None:
 
 
 def load_weights(path: Path, model: nn.Module) -> None:
-    """Load model.safetensors into `model`; a checkpoint of another shape is a clear error."""
-    tensors = load_file(str(path / "model.safetensors"))
-    check_fits(path, tensors, model)
+    """Load a checkpoint's weights (safetensors or DCP shards) into `model`; a checkpoint of
+    another shape is a clear error."""
+    tensors = read_weights(path)
+    check_fits(path, {k: tuple(v.shape) for k, v in tensors.items()}, model)
     model.load_state_dict(tensors, strict=False)
 
 
-def check_fits(path: Path, tensors: dict[str, torch.Tensor], model: nn.Module) -> None:
-    """Fail before training when a checkpoint's names or shapes differ from the model's."""
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's full model tensors by name, from either format."""
+    from lmforge.train import sharded
+
+    return sharded.full_weights(path) if sharded.is_sharded(path) else load_file(str(path / "model.safetensors"))
+
+
+def check_fits(path: Path, shapes: dict[str, tuple[int, ...]], model: nn.Module) -> None:
+    """Fail before training when a checkpoint's tensor names or shapes differ from the model's."""
     own = model.state_dict()
-    missing = set(own) - set(tensors) - tied_aliases(model)
-    unexpected = set(tensors) - set(own)
-    wrong = [f"{k} {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}" for k in tensors
-             if k in own and tuple(tensors[k].shape) != tuple(own[k].shape)]
+    missing = set(own) - set(shapes) - tied_aliases(model)
+    unexpected = set(shapes) - set(own)
+    wrong = [f"{k} {tuple(shapes[k])} vs model {tuple(own[k].shape)}" for k in shapes
+             if k in own and tuple(shapes[k]) != tuple(own[k].shape)]
     if missing or unexpected or wrong:
         detail = "; ".join(filter(None, [
             f"missing {sorted(missing)[:4]}" if missing else "",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import shutil
 import signal
 import threading
 import time
@@ -29,6 +30,7 @@ from lmforge.config import TrainConfig
 from lmforge.errors import LmforgeError
 from lmforge.tokens.loader import RandomWindows, sequential_windows
 from lmforge.train import checkpoint as ckpt
+from lmforge.train import sharded
 from lmforge.train.callbacks import Callback
 from lmforge.train.distributed import DistInfo, all_reduce_sum, barrier, unwrap
 from lmforge.train.schedule import lr_at as schedule_lr_at
@@ -199,6 +201,7 @@ class Trainer:
         self.last_val: float | None = None
         self.last_val_step: int | None = None
         self.best_val: float | None = None
+        self.carried: dict[str, torch.Tensor] = {}  # a recurrent model's state from the checkpoint resumed
 
     # events ----------------------------------------------------------
     def _emit(self, event: str, *args: Any) -> None:
@@ -209,16 +212,22 @@ class Trainer:
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         return list(getattr(self.optimizer, "optimizers", [self.optimizer]))
 
-    def _full_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Full (gathered) model and optimizer state dicts, keyed by parameter name: the same
-        format from one process, DDP or FSDP, so a run resumes on any number of processes."""
+    @property
+    def _sharded(self) -> bool:
+        return self.cfg.checkpoint_format == "sharded"
+
+    def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Model and optimizer state dicts keyed by parameter name. Full format: gathered tensors,
+        the same from one process, DDP or FSDP. Sharded format: each process's own shards (DCP
+        records the layout). Either way a run resumes on any number of processes."""
         from torch.distributed.checkpoint.state_dict import (
             StateDictOptions,
             get_model_state_dict,
             get_optimizer_state_dict,
         )
 
-        opts = StateDictOptions(full_state_dict=True, cpu_offload=self.dist.mode == "fsdp")
+        opts = StateDictOptions(full_state_dict=not self._sharded,
+                                cpu_offload=self.dist.mode == "fsdp" and not self._sharded)
         model_sd = get_model_state_dict(self.raw_model, options=opts)
         optim_sd = get_optimizer_state_dict(self.raw_model, self._optimizers(), options=opts)
         return model_sd, optim_sd
@@ -229,12 +238,18 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return rng
 
+    def _carried_state(self) -> dict[str, torch.Tensor]:
+        """A recurrent model's hidden state between windows (empty for other models)."""
+        get = getattr(self.raw_model, "carried_state", None)
+        return get() if get is not None else {}
+
     def weights_finite(self) -> bool:
         return all(bool(torch.isfinite(p.detach()).all()) for p in self.raw_model.parameters())
 
     def save(self) -> Path:
-        """Write checkpoints/step-N (rank 0 writes; every rank takes part in gathering)."""
-        model_sd, optim_sd = self._full_state()
+        """Write checkpoints/step-N (rank 0 writes, every rank taking part in gathering; in the
+        sharded format every rank writes its own shard first)."""
+        model_sd, optim_sd = self._state()
         good = self.weights_finite() and (self.last_loss is None or math.isfinite(self.last_loss))
         state = {"loader_batches": self.loader.batches, "best_val": self.best_val, "last_val": self.last_val,
                  "val_loss": self.last_val if self.last_val_step == self.step else None,
@@ -244,9 +259,18 @@ class Trainer:
         if not good:
             state["why"] = "non-finite loss or weights"
         path = self.checkpoint_dir / f"{ckpt.STEP_PREFIX}{self.step}"
+        if self._sharded:
+            staging = ckpt.staging_dir(self.checkpoint_dir, self.step)
+            if self.dist.is_main:
+                shutil.rmtree(staging, ignore_errors=True)
+                staging.mkdir(parents=True)
+            barrier(self.dist)
+            sharded.save(staging, model_sd, optim_sd)
+            model_sd = optim_sd = None  # already written
         if self.dist.is_main:
             path = ckpt.save_checkpoint(self.checkpoint_dir, self.step, model_sd, optim_sd, state,
-                                        self._rng_state(), self.cfg.keep_checkpoints)
+                                        self._rng_state(), self.cfg.keep_checkpoints,
+                                        carried=self._carried_state())
         barrier(self.dist)
         self._emit("on_checkpoint", path)
         return path
@@ -262,11 +286,17 @@ class Trainer:
             set_optimizer_state_dict,
         )
 
-        tensors = load_file(str(path / "model.safetensors"))
-        ckpt.check_fits(path, tensors, self.raw_model)
-        opts = StateDictOptions(full_state_dict=True, strict=False)
+        if sharded.is_sharded(path):  # DCP re-splits every tensor for this run's processes
+            ckpt.check_fits(path, sharded.model_shapes(path), self.raw_model)
+            tensors, optim_sd = self._state()
+            sharded.load(path, tensors, optim_sd)
+            opts = StateDictOptions(full_state_dict=False, strict=False)
+        else:
+            tensors = load_file(str(path / "model.safetensors"))
+            ckpt.check_fits(path, {k: tuple(v.shape) for k, v in tensors.items()}, self.raw_model)
+            optim_sd = torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu")
+            opts = StateDictOptions(full_state_dict=True, strict=False)
         set_model_state_dict(self.raw_model, tensors, options=opts)
-        optim_sd = torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu")
         set_optimizer_state_dict(self.raw_model, self._optimizers(), optim_sd, options=opts)
         state = json.loads((path / "state.json").read_text())
         rng = load_file(str(path / "rng.safetensors"))
@@ -281,6 +311,8 @@ class Trainer:
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
         self.loader.load_state_dict({"batches": state["loader_batches"], "generator": rng["loader"]})
+        carried = path / ckpt.CARRIED_FILE
+        self.carried = load_file(str(carried)) if carried.is_file() else {}
 
     # the loop ----------------------------------------------------------
     def evaluate(self) -> float:
@@ -420,6 +452,9 @@ class Trainer:
         self.model.train()
         if hasattr(self.raw_model, "reset_state"):  # recurrent models: truncated BPTT starts from zeros
             self.raw_model.reset_state()
+        if self.carried:  # resumed: truncated BPTT continues the streams' saved state
+            self.raw_model.load_carried_state(self.carried)
+            self.carried = {}
         self._emit("on_train_start")
         start, window_t, window_tokens = time.time(), time.time(), 0
         with self._catch_ctrl_c():

@@ -1,0 +1,109 @@
+"""Sharded (DCP) checkpoints: exact resume in one process, FSDP on 2 processes resumed on 1,
+and the safety of reading DCP's pickled metadata."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmforge.errors import LmforgeError
+from lmforge.models.registry import build_model
+from lmforge.train import checkpoint as ckpt
+from lmforge.train import sharded
+
+from .conftest import make_tokens, tiny_config
+from .test_distributed import _free_port, _losses
+
+WORKER = Path(__file__).parent / "_worker.py"
+SHARDED = "train.checkpoint_format=sharded"
+
+
+def _train(run: Path, *overrides: str, kill_at: int = 0, resume: bool = False, procs: int = 1) -> int:
+    args = [str(WORKER), str(run), str(kill_at), "1" if resume else "0", "train.steps=10", *overrides]
+    if procs > 1:
+        args = ["-m", "torch.distributed.run", "--nproc_per_node", str(procs), "--master_addr", "127.0.0.1",
+                "--master_port", str(_free_port()), *args]
+    proc = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, timeout=300)
+    if proc.returncode and not kill_at:
+        print(proc.stdout[-3000:], proc.stderr[-3000:])
+    return proc.returncode
+
+
+def _final(run: Path) -> dict[str, torch.Tensor]:
+    return ckpt.read_weights(ckpt.list_checkpoints(run / "checkpoints")[-1])
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ten uninterrupted steps in one process, full-format checkpoints."""
+    run = make_tokens(tmp_path_factory.mktemp("ref") / "run").root
+    assert _train(run) == 0
+    return run
+
+
+def test_sharded_sigkill_resume_is_bit_identical(tmp_path: Path, reference: Path) -> None:
+    run = make_tokens(tmp_path / "run").root
+    assert _train(run, SHARDED, kill_at=7) == -signal.SIGKILL
+    latest = ckpt.latest_valid(run / "checkpoints")
+    assert latest.name == "step-5" and sharded.is_sharded(latest)
+    assert not (latest / "model.safetensors").exists()
+    assert ckpt.verify(latest) is None  # every shard and the metadata are checksummed
+    assert _train(run, SHARDED, resume=True) == 0
+    ref, got = _final(reference), _final(run)
+    assert set(ref) <= set(got)  # the shards also name the tied head, which safetensors drops
+    for name, value in ref.items():
+        assert value.equal(got[name]), f"{name} differs after a sharded resume"
+    assert _losses(run) == _losses(reference)
+
+
+def test_fsdp_sharded_two_processes_resume_on_one(tmp_path: Path, reference: Path) -> None:
+    run = make_tokens(tmp_path / "fsdp").root
+    assert _train(run, SHARDED, "train.distributed=fsdp", procs=2, kill_at=7) != 0
+    latest = ckpt.latest_valid(run / "checkpoints")
+    assert latest.name == "step-5"
+    assert len(list(latest.glob("*.distcp"))) == 2  # one shard file per process
+    assert _train(run, SHARDED, resume=True) == 0  # one process re-splits the shards
+    assert _losses(run) == pytest.approx(_losses(reference), rel=1e-5)
+    ref, got = _final(reference), _final(run)
+    for name, value in ref.items():
+        torch.testing.assert_close(got[name], value, rtol=1e-4, atol=1e-5, msg=name)
+    model = build_model(tiny_config().model, 32)
+    ckpt.load_weights(latest, model)  # what eval, export and generate call: works on shards too
+    torch.testing.assert_close(model.state_dict()["ln_f.weight"], ckpt.read_weights(latest)["ln_f.weight"])
+
+
+class _Exploit:
+    def __reduce__(self) -> tuple:
+        return (os.system, ("touch /tmp/lmforge-should-not-exist",))
+
+
+def test_foreign_pickle_in_metadata_is_refused(tmp_path: Path) -> None:
+    (tmp_path / sharded.METADATA).write_bytes(pickle.dumps(_Exploit()))
+    with pytest.raises(LmforgeError, match="posix.system|os.system"):
+        sharded.read_metadata(tmp_path)
+    assert not Path("/tmp/lmforge-should-not-exist").exists()
+    with pytest.raises(LmforgeError, match="DCP metadata"):
+        sharded.load(tmp_path, {}, None)
+
+
+def test_sharded_checkpoint_of_another_shape_is_a_clear_error(tmp_path: Path) -> None:
+    small = build_model(tiny_config().model, 32)
+    sharded.save(tmp_path, small.state_dict(), {})
+    wide = build_model(tiny_config("model.n_embd=64").model, 32)
+    with pytest.raises(LmforgeError, match=r"does not fit this model.*\(32, 32\) vs model \(32, 64\)"):
+        ckpt.load_weights(tmp_path, wide)
+
+
+def test_sharded_one_process_resumes_on_two(tmp_path: Path, reference: Path) -> None:
+    run = make_tokens(tmp_path / "grow").root
+    assert _train(run, SHARDED, kill_at=7) == -signal.SIGKILL
+    assert _train(run, SHARDED, "train.distributed=fsdp", procs=2, resume=True) == 0
+    assert _losses(run) == pytest.approx(_losses(reference), rel=1e-5)
+    assert len(list(ckpt.list_checkpoints(run / "checkpoints")[-1].glob("*.distcp"))) == 2
