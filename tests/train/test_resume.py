@@ -22,10 +22,13 @@ from .conftest import make_tokens, tiny_config
 WORKER = Path(__file__).parent / "_worker.py"
 # dropout: the RNG must be restored too; micro-batches: accumulation state must not leak
 OVERRIDES = ("model.dropout=0.1", "train.micro_batch_size=4")
+# truncated BPTT: the hidden state carried between windows must come back too (no accumulation here)
+LSTM = ("model.family=lstm", "model.dropout=0.1")
 
 
-def _train(run: Path, kill_at: int | str = 0, resume: bool = False, *overrides: str) -> int:
-    cmd = [sys.executable, str(WORKER), str(run), str(kill_at), "1" if resume else "0", *OVERRIDES, *overrides]
+def _train(run: Path, kill_at: int | str = 0, resume: bool = False, *overrides: str,
+           base: tuple[str, ...] = OVERRIDES) -> int:
+    cmd = [sys.executable, str(WORKER), str(run), str(kill_at), "1" if resume else "0", *base, *overrides]
     return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300).returncode
 
 
@@ -90,3 +93,23 @@ def test_ctrl_c_saves_a_checkpoint_and_stops_cleanly(tmp_path: Path, reference: 
     assert newest.name == "step-8" and ckpt.verify(newest) is None
     assert _train(run, 0, True) == 0
     _assert_same_weights(_final(reference), _final(run))
+
+
+@pytest.fixture(scope="module")
+def lstm_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted 20-step LSTM run with truncated BPTT."""
+    ref = make_tokens(tmp_path_factory.mktemp("lstm") / "run").root
+    assert _train(ref, base=LSTM) == 0
+    return ref
+
+
+def test_lstm_sigkill_then_resume_carries_the_hidden_state(tmp_path: Path, lstm_reference: Path) -> None:
+    run = make_tokens(tmp_path / "killed").root
+    assert _train(run, 13, base=LSTM) == -signal.SIGKILL  # after the eval and checkpoint at step 10
+    newest = ckpt.list_checkpoints(run / "checkpoints")[-1]
+    carried = load_file(str(newest / ckpt.CARRIED_FILE))
+    assert set(carried) == {"layer.0.h", "layer.0.c", "layer.1.h", "layer.1.c"}
+    assert all(t.abs().sum() > 0 for t in carried.values())  # a real state, not zeros
+    assert _train(run, 0, True, base=LSTM) == 0
+    _assert_same_weights(_final(lstm_reference), _final(run))
+    assert _losses(lstm_reference) == _losses(run)

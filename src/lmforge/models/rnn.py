@@ -5,8 +5,9 @@ Truncated backpropagation through time: while training with `model.tbptt`, the f
 state of one window is kept (detached, so gradients stop at the window edge) and starts the
 next window. That is only right when row i of the next batch continues row i of this one, so
 the trainer draws batches from `StreamWindows` for models with `carries_state` (models/stream.py),
-and calls `reset_state()` when training starts or resumes. In eval mode every window starts
-from a zero state, like the transformers' fixed context.
+and calls `reset_state()` when training starts. A checkpoint holds the carried state
+(`carried_state`), so a resumed run continues it exactly. In eval mode every window starts from a
+zero state, like the transformers' fixed context, and leaves the training state alone.
 """
 
 from __future__ import annotations
@@ -56,6 +57,27 @@ class RNNLM(LanguageModel):
     def reset_state(self) -> None:
         self._state = None
 
+    def carried_state(self) -> dict[str, torch.Tensor]:
+        """The hidden state carried into the next training window, by name (empty when none), so a
+        checkpoint can hold it and a resumed run continues the same streams bit for bit."""
+        out: dict[str, torch.Tensor] = {}
+        for i, state in enumerate(self._state or []):
+            parts = state if isinstance(state, tuple) else (state,)
+            out.update({f"layer.{i}.{n}": t.detach().cpu() for n, t in zip("hc", parts)})
+        return out
+
+    def load_carried_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Put back what `carried_state` returned (an empty dict means a zero start)."""
+        if not tensors:
+            self._state = None
+            return
+        device = self.tok_emb.weight.device
+        layers = []
+        for i in range(len(self.blocks)):
+            h = tensors[f"layer.{i}.h"].to(device)
+            layers.append((h, tensors[f"layer.{i}.c"].to(device)) if f"layer.{i}.c" in tensors else h)
+        self._state = layers
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         self.check_length(idx)
         keep = self.training and self.cfg.tbptt
@@ -66,5 +88,6 @@ class RNNLM(LanguageModel):
             x, state = layer(x, carried[i] if carried else None)
             x = self.drop(x)
             new_state.append(_detach(state))
-        self._state = new_state if keep else None
+        if self.training:  # evaluation between steps must not wipe the training streams' state
+            self._state = new_state if keep else None
         return self.head(x)
