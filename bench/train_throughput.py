@@ -11,6 +11,7 @@ each figure is the median over rounds of the per-round median ms/step. Compare r
 
   .venv/bin/python bench/train_throughput.py [--rounds 3] [--steps 30] [--shapes small,big,default]
       [--tokens RUN/tokens] [--curve 300] [--out bench/results/train_throughput.json]
+      [--systems nanogpt,hf_gpt2,lmforge_fp32,lmforge_bf16,lmforge_bf16_compile]
 """
 
 from __future__ import annotations
@@ -145,6 +146,32 @@ class NanoSystem:
         return loss.item()
 
 
+class HFSystem(NanoSystem):
+    """Hugging Face's GPT2LMHeadModel (GPT-2's tanh GELU and biases) in the same plain loop:
+    the "HF plain loop" row of ANCHORS.md, against which nanoGPT measured ~1.3x."""
+
+    def __init__(self, shape: Shape, data: np.ndarray, seed: int = 0) -> None:
+        import transformers
+
+        torch.manual_seed(seed)
+        hf_cfg = transformers.GPT2Config(vocab_size=shape.vocab, n_positions=shape.block, n_embd=shape.d,
+                                         n_layer=shape.n_layer, n_head=shape.n_head, resid_pdrop=0.0,
+                                         embd_pdrop=0.0, attn_pdrop=0.0)
+        self.model = _HFLoss(transformers.GPT2LMHeadModel(hf_cfg))
+        self.opt = nanogpt_optimizer(self.model, 1e-3, 0.1)
+        self.data, self.shape = data, shape
+
+
+class _HFLoss(nn.Module):
+    def __init__(self, hf: nn.Module) -> None:
+        super().__init__()
+        self.hf = hf
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = self.hf(idx).logits
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+
 class LmforgeSystem:
     def __init__(self, shape: Shape, data: np.ndarray, dtype: str, fused: str = "auto", seed: int = 0,
                  compile_: bool = False) -> None:
@@ -168,6 +195,8 @@ class LmforgeSystem:
 def make_system(name: str, shape: Shape, data: np.ndarray) -> NanoSystem | LmforgeSystem:
     if name == "nanogpt":
         return NanoSystem(shape, data)
+    if name == "hf_gpt2":
+        return HFSystem(shape, data)
     variants = {"lmforge_fp32": ("float32", "auto"), "lmforge_fp32_foreach": ("float32", "foreach"),
                 "lmforge_bf16": ("bfloat16", "auto"), "lmforge_bf16_foreach": ("bfloat16", "foreach"),
                 "lmforge_bf16_compile": ("bfloat16", "auto")}
