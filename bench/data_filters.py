@@ -71,13 +71,12 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    import datatrove
-    import spacy
+    from importlib.metadata import version
 
     docs = passages(args.lines)
     mb = sum(len(d.encode()) for d in docs) / 1e6
     print(f"machine: {platform.machine()}, python {platform.python_version()}, datatrove "
-          f"{getattr(datatrove, '__version__', '0.10.x')}, spacy {spacy.__version__}")
+          f"{version('datatrove')}, spacy {version('spacy')}")
     print(f"documents {len(docs)}, {mb:.2f} MB")
     dt_f, our_f = datatrove_filters(), ours()
     print("| rule | datatrove MB/s | lmforge MB/s | lmforge docs/s | speed ratio | same decision | kept (dt / ours) |")
@@ -94,7 +93,7 @@ def main() -> None:
         totals["dt"] += a
         totals["ours"] += b
         same = sum(x == y for x, y in zip(keep_dt, keep_ours)) / len(docs)
-        print(f"| {name} | {mb / a:.2f} | {mb / b:.2f} | {len(docs) / b:,.0f} | {a / b:.1f}x | {same:.1%} | "
+        print(f"| {name} | {mb / a:.2f} | {mb / b:.2f} | {len(docs) / b:,.0f} | {a / b:.1f}x | {same:.2%} | "
               f"{sum(keep_dt)} / {sum(keep_ours)} |")
     print(f"| all four | {mb / totals['dt']:.2f} | {mb / totals['ours']:.2f} | | {totals['dt'] / totals['ours']:.1f}x | | |")
 
