@@ -9,15 +9,18 @@ algorithm (spaCy 3.8 tokenizer.pyx, `_split_affixes` and `_attach_tokens`) is sh
 3. otherwise peel prefixes (regex anchored at the start) and suffixes (the left-most match
    anchored at the end) one at a time, stopping early when what is left is an exception;
 4. the core is kept whole if it is an exception or looks like a URL, else it is cut at infixes;
-5. prefixes, core pieces and the suffixes (in reverse order of removal) are the tokens.
+5. prefixes, core pieces and the suffixes (in reverse order of removal) are the tokens;
+6. a final pass (`_apply_special_cases`) rejoins runs of tokens that spell an exception the
+   rules would cut ("wed." -> we, d, . -> we, d.).
 
 The regexes below are our own compiled versions of spaCy 3.8's rule lists (lang/punctuation.py
 prefixes and suffixes, lang/en/punctuation.py infixes, lang/char_classes.py character classes),
 and the exceptions are generated the way lang/en/tokenizer_exceptions.py and
 lang/tokenizer_exceptions.py generate theirs. Approximations: letter classes come from Python's
 Unicode tables rather than spaCy's script lists, the "icon" class is the main symbol blocks,
- and spaCy's final pass that re-applies exceptions across
-already-split tokens is skipped. Chunks are cached, as spaCy caches them.
+the URL pattern is shortened, and the final pass looks only inside one whitespace-free chunk
+(spaCy's exceptions hold no spaces, so it cannot match across them). Chunks are cached, as spaCy
+caches them.
 """
 
 from __future__ import annotations
