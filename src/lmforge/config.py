@@ -154,7 +154,10 @@ class DataConfig(Section):
 class TokenizerConfig(Section):
     """Which tokenizer to train with the `tokenizers` library, and how splits are packed."""
 
-    kind: Literal["bytelevel_bpe", "bpe", "unigram", "wordpiece", "char"] = "bytelevel_bpe"
+    kind: Literal["bytelevel_bpe", "bpe", "unigram", "wordpiece", "char", "pretrained"] = Field(
+        "bytelevel_bpe", description="pretrained: use tokenizer.path as is, no training")
+    path: str | None = Field(None, description="pretrained: a tokenizer.json, or a folder holding one "
+                             "(default: model.init_from)")
     vocab_size: int = Field(2048, ge=64, le=1_000_000, description="including special tokens")
     min_frequency: int = Field(2, ge=1, description="a pair (or character) must occur this often")
     eos_token: str = Field("<|endoftext|>", min_length=1, description="written after every document")
@@ -208,6 +211,11 @@ class ModelConfig(Section):
     kernel_size: int = Field(4, ge=2, le=64, description="cnn convolution width")
     dilation_cycle: int = Field(4, ge=1, le=16, description="cnn dilations 1,2,4,.. restart every N layers")
     tbptt: bool = Field(True, description="rnn: carry the hidden state across consecutive training windows")
+    init_from: str | None = Field(None, description="a local Hugging Face folder (GPT2LMHeadModel or "
+                                  "LlamaForCausalLM): shape keys from its config.json, weights from its "
+                                  "model.safetensors")
+    vocab_size: int | None = Field(None, ge=2, description="output rows; default: the tokenizer's vocabulary "
+                                   "(init_from sets the folder's)")
     init: InitScheme = Field("auto", description="'auto' = the family default (docs/models.md)")
     init_std: float = Field(0.02, gt=0.0, le=1.0)
     init_fan_mode: Literal["fan_in", "fan_out"] = "fan_in"
@@ -230,6 +238,26 @@ class ModelConfig(Section):
             raise ValueError(f"unknown size '{data['size']}' for family '{family}'; {tip}"
                              f"sizes: {', '.join(size_names(family)) or 'none'}")
         return {**preset, **data}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_folder(cls, data: Any) -> Any:
+        """Take the shape of `init_from`'s config.json; a key set here to another value is an error."""
+        if not isinstance(data, dict) or not data.get("init_from"):
+            return data
+        from lmforge.models.hf import folder_model_keys
+
+        folder = data["init_from"]
+        if data.get("size"):
+            raise LmforgeError(f"model.size={data['size']!r} and model.init_from={folder!r} both set the shape",
+                               "keep model.init_from and drop model.size")
+        theirs = folder_model_keys(Path(folder))
+        for key, value in theirs.items():
+            if data.get(key) is not None and data[key] != value:
+                raise LmforgeError(f"model.{key}={data[key]!r} conflicts with model.init_from: "
+                                   f"{Path(folder) / 'config.json'} has {key} {value!r}",
+                                   f"drop model.{key} (the folder sets it), or use another folder")
+        return {**data, **theirs}
 
     @model_validator(mode="after")
     def _shapes_fit(self) -> ModelConfig:
@@ -274,9 +302,33 @@ def size_over_preset(data: dict[str, Any], preset: dict[str, Any], user: dict[st
         return data
     from lmforge.models.sizes import SIZES
 
-    user_model = user.get("model") if isinstance(user.get("model"), dict) else {}
-    explicit = set(user_model) | {parse_override(o)[0][-1] for o in overrides if o.startswith("model.")}
+    explicit = _explicit_model_keys(user, overrides)
     for key in SIZES.get(model.get("family", "gpt"), {}).get(model["size"], {}):
+        if key in base and key not in explicit:
+            model.pop(key, None)
+    return data
+
+
+def _explicit_model_keys(user: dict[str, Any], overrides: list[str]) -> set[str]:
+    """Model keys the user set in their file or as key=value (not inherited from a preset)."""
+    user_model = user.get("model") if isinstance(user.get("model"), dict) else {}
+    return set(user_model) | {parse_override(o)[0][-1] for o in overrides if o.startswith("model.")}
+
+
+# what a Hugging Face folder's config.json decides (models/hf.py: folder_model_keys)
+FOLDER_KEYS = ("family", "n_layer", "n_head", "n_kv_head", "n_embd", "ffn_dim", "block_size", "bias",
+               "activation", "norm_eps", "rope_theta", "tie_embeddings", "vocab_size")
+
+
+def folder_over_preset(data: dict[str, Any], preset: dict[str, Any], user: dict[str, Any],
+                       overrides: list[str]) -> dict[str, Any]:
+    """With `model.init_from`, the folder gives the shape: a preset's shape keys give way to it,
+    while keys the user set explicitly stay (and are checked against the folder)."""
+    model, base = data.get("model"), preset.get("model")
+    if not isinstance(model, dict) or not model.get("init_from") or not isinstance(base, dict):
+        return data
+    explicit = _explicit_model_keys(user, overrides)
+    for key in FOLDER_KEYS:
         if key in base and key not in explicit:
             model.pop(key, None)
     return data
@@ -454,6 +506,16 @@ class Config(Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
+    @model_validator(mode="after")
+    def _pretrained_tokenizer_path(self) -> Config:
+        """A pretrained tokenizer comes from tokenizer.path, else from the model.init_from folder."""
+        if self.tokenizer.kind == "pretrained" and not self.tokenizer.path:
+            if not self.model.init_from:
+                raise ValueError("tokenizer.kind=pretrained needs tokenizer.path (a tokenizer.json or a folder "
+                                 "holding one) or model.init_from")
+            self.tokenizer.path = self.model.init_from
+        return self
+
     def section(self, name: str) -> dict[str, Any]:
         """A section as plain JSON-ready data (for stage identities)."""
         return getattr(self, name).model_dump(mode="json")
@@ -606,6 +668,7 @@ def load_config(
         source = str(path)
     data = apply_overrides(data, overrides or [])
     data = size_over_preset(data, preset_data, user, overrides or [])
+    data = folder_over_preset(data, preset_data, user, overrides or [])
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -31,7 +31,7 @@ class Stage:
 STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("data", ("data",), (), lambda r: r.ledger, lambda r, c, o: run_data(r, c.data)),
     Stage("tokenize", ("tokenizer",), ("data",), lambda r: r.tokens / "meta.json",
-          lambda r, c, o: run_tokenize(r, c.tokenizer)),
+          lambda r, c, o: run_tokenize(r, c.tokenizer, c.model.vocab_size)),
     Stage("train", ("model", "train"), ("tokenize",), lambda r: r.checkpoints,
           lambda r, c, o: run_train(r, c, resume=o.get("resume", False))),
     Stage("eval", ("eval",), ("train",), lambda r: r.eval, lambda r, c, o: run_eval(r, c)),

@@ -84,5 +84,8 @@ def test_unsupported_exports_and_imports_are_clear(tmp_path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(LmforgeError, match="'bert'"):
         load_hf_folder(tmp_path)
-    with pytest.raises(LmforgeError, match="no config.json"):
+    with pytest.raises(LmforgeError, match="folder not found"):
         load_hf_folder(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LmforgeError, match="no config.json"):
+        load_hf_folder(tmp_path / "empty")

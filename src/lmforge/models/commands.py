@@ -72,7 +72,7 @@ def info_command(cfg: Config, batch: int | None, vocab: int | None, tokens_per_s
         import json
 
         vocab = json.loads((Path(run) / "tokens" / "meta.json").read_text())["vocab_size"]
-    vocab = vocab or cfg.tokenizer.vocab_size
+    vocab = vocab or cfg.model.vocab_size or cfg.tokenizer.vocab_size
     batch = batch or cfg.train.batch_size
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, vocab)

@@ -172,36 +172,123 @@ def from_hf(hf: Any) -> nn.Module:
     """Our model (float32) with the weights of a GPT2LMHeadModel or LlamaForCausalLM."""
     cfg, vocab = model_config_from_hf(hf.config)
     model = build_model(cfg, vocab)
-    theirs = {k: v.detach().float() for k, v in hf.state_dict().items()}
-    ours = model.state_dict()
-    loaded: dict[str, torch.Tensor] = {}
-    for mine, name, transpose in _pairs(cfg):
-        if mine in ours and name in theirs:
-            t = theirs[name]
-            loaded[mine] = t.t().contiguous() if transpose else t.clone()
-    for mine, t in loaded.items():
-        if ours[mine].shape != t.shape:
-            raise LmforgeError(f"checkpoint tensor for '{mine}' has shape {tuple(t.shape)}, "
-                               f"the model expects {tuple(ours[mine].shape)}",
-                               "the folder's config.json does not describe its weights")
-    missing, _unexpected = model.load_state_dict(loaded, strict=False)
-    left = [k for k in missing if not (k == "head.weight" and cfg.tie_embeddings)]
-    if left:
-        raise LmforgeError(f"the checkpoint lacks tensors for {left[:5]}{' ...' if len(left) > 5 else ''}")
+    load_mapped(model, hf.state_dict(), "the Hugging Face model")
     return model.eval()
 
 
-def load_hf_folder(folder: Path) -> nn.Module:
-    """Our model from a local Hugging Face folder (config.json + safetensors); nothing is downloaded."""
-    tf = _transformers()
+# tensors some checkpoints carry that are not weights: GPT-2's causal-mask buffers, old RoPE tables
+NOT_WEIGHTS = (".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq")
+
+
+def load_mapped(model: nn.Module, theirs: dict[str, torch.Tensor], source: str) -> None:
+    """Copy Hugging Face-named tensors into our model; any tensor missing, left over or of another
+    shape is an error naming `source`, since it means the config does not describe the weights."""
+    cfg: ModelConfig = model.cfg
+    ours = model.state_dict()
+    loaded: dict[str, torch.Tensor] = {}
+    wrong: list[str] = []
+    left: list[str] = []
+    for mine, name, transpose in _pairs(cfg):
+        if mine not in ours:
+            continue  # a bias our bias-free layers do not have
+        if name not in theirs:
+            if not (mine == "head.weight" and cfg.tie_embeddings):
+                left.append(name)
+            continue
+        t, need = theirs[name], tuple(ours[mine].shape)[::-1 if transpose else 1]  # in the file's layout
+        if tuple(t.shape) != need:
+            wrong.append(f"{name} has shape {tuple(t.shape)}, the config needs {need}")
+            continue
+        t = t.detach().float()
+        loaded[mine] = t.t().contiguous() if transpose else t
+    used = {name for mine, name, _ in _pairs(cfg) if mine in loaded}
+    extra = sorted(k for k in set(theirs) - used if not k.endswith(NOT_WEIGHTS))
+    if cfg.tie_embeddings and "lm_head.weight" in extra:
+        extra.remove("lm_head.weight")  # a tied head saved anyway (it equals the embedding)
+    for problem, names in (("tensors of the wrong shape", wrong), ("missing tensors", left),
+                           ("tensors the config does not describe", extra)):
+        if names:
+            raise LmforgeError(f"{source}: {problem}: {'; '.join(names[:4])}{' ...' if len(names) > 4 else ''}",
+                               "the folder's config.json does not describe its weights; re-save it with "
+                               "save_pretrained")
+    model.load_state_dict(loaded, strict=False)
+
+
+def folder_config(folder: Path) -> Any:
+    """A local folder's GPT2Config or LlamaConfig, read from config.json alone (nothing downloaded)."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise LmforgeError(f"Hugging Face folder not found: {folder}", "give a local folder (nothing is downloaded)")
     if not (folder / "config.json").is_file():
-        raise LmforgeError(f"{folder} holds no config.json", "give a local folder written by save_pretrained")
-    model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+        raise LmforgeError(f"{folder} holds no config.json",
+                           "give a local folder written by save_pretrained (config.json + model.safetensors)")
+    try:
+        model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise LmforgeError(f"{folder / 'config.json'} is not a JSON object ({exc})") from None
     if model_type not in ("gpt2", "llama"):
-        raise LmforgeError(f"{folder}: cannot import a '{model_type}' checkpoint", "supported: gpt2 and llama")
-    hf = tf.AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
-    return from_hf(hf)
+        raise LmforgeError(f"{folder / 'config.json'}: cannot import a '{model_type}' checkpoint",
+                           "supported: gpt2 (GPT2LMHeadModel) and llama (LlamaForCausalLM)")
+    return _transformers().AutoConfig.from_pretrained(str(folder), local_files_only=True)
+
+
+def folder_model_keys(folder: Path) -> dict[str, Any]:
+    """The model section's keys that a folder's config.json decides (its shape and vocabulary)."""
+    cfg, vocab = model_config_from_hf(folder_config(folder))
+    keys = cfg.model_dump(exclude_unset=True, exclude={"dropout"})
+    return {**keys, "vocab_size": vocab}
+
+
+def folder_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    """The weights of a folder, from safetensors only (one file or an index of shards): a pickle
+    (pytorch_model.bin) can run code when loaded, so it is never read."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
+    if single.is_file():
+        files = [single]
+    elif index.is_file():
+        files = [folder / f for f in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+    else:
+        found = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file())) or "nothing"
+        raise LmforgeError(f"{folder} has no model.safetensors (it holds: {found})",
+                           "lmforge reads safetensors only, never pickled .bin files; convert with "
+                           "AutoModelForCausalLM.from_pretrained(folder).save_pretrained(folder)")
+    tensors: dict[str, torch.Tensor] = {}
+    for f in files:
+        try:
+            tensors.update(load_file(str(f)))
+        except Exception as exc:  # noqa: BLE001 -- safetensors raises its own error types for bad files
+            raise LmforgeError(f"{f} is not a readable safetensors file: {exc}") from None
+    return tensors
+
+
+def _with_prefix(tensors: dict[str, torch.Tensor], model_type: str) -> dict[str, torch.Tensor]:
+    """Base-model files (GPT2Model, LlamaModel: e.g. the original `gpt2` upload) name tensors
+    without the causal-LM wrapper's prefix; add it so one name map serves both."""
+    prefix = "transformer." if model_type == "gpt2" else "model."
+    if any(k.startswith(prefix) for k in tensors):
+        return tensors
+    return {k if k.startswith("lm_head.") else prefix + k: v for k, v in tensors.items()}
+
+
+def load_folder_weights(model: nn.Module, folder: Path) -> None:
+    """Load a local Hugging Face folder's safetensors weights into our model of the folder's shape."""
+    folder = Path(folder)
+    model_type = "gpt2" if model.cfg.family == "gpt" else "llama"
+    tensors = _with_prefix(folder_tensors(folder), model_type)
+    with torch.no_grad():
+        load_mapped(model, tensors, str(folder / "model.safetensors"))
+
+
+def load_hf_folder(folder: Path) -> nn.Module:
+    """Our model (float32, eval mode) from a local Hugging Face folder: config.json + safetensors."""
+    keys = folder_model_keys(Path(folder))
+    vocab = keys.pop("vocab_size")
+    model = build_model(ModelConfig(**keys), vocab)
+    load_folder_weights(model, Path(folder))
+    return model.eval()
 
 
 # ------------------------------------------------------------------ a run, exported

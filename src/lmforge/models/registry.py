@@ -15,10 +15,17 @@ FAMILIES: dict[str, type[nn.Module]] = {"gpt": GPT, "llama": Llama, "lstm": RNNL
 
 
 def build_model(cfg: ModelConfig, vocab_size: int) -> nn.Module:
-    """The model of `cfg.family`, initialised by `cfg.init` (models/init.py)."""
+    """The model of `cfg.family`, initialised by `cfg.init` (models/init.py). `vocab_size` is the
+    tokenizer's; `cfg.vocab_size`, when set (a pretrained folder's), may be larger, never smaller."""
     if cfg.family not in FAMILIES:
         raise LmforgeError(f"unknown model family '{cfg.family}'", f"choose one of: {', '.join(FAMILIES)}")
-    return FAMILIES[cfg.family](cfg, vocab_size)
+    rows = cfg.vocab_size or vocab_size
+    if vocab_size > rows:
+        where = f" (the vocabulary of {cfg.init_from})" if cfg.init_from else ""
+        raise LmforgeError(f"the tokenizer has {vocab_size} tokens but the model has {rows} rows{where}",
+                           "use the tokenizer that came with the model (tokenizer.kind=pretrained), "
+                           "or raise model.vocab_size")
+    return FAMILIES[cfg.family](cfg, rows)
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

@@ -28,7 +28,13 @@ from lmforge.errors import LmforgeError
 from lmforge.monitor.console import console
 from lmforge.rundir import RunDir, atomic_open, atomic_write_json, read_jsonl_gz
 from lmforge.tokens.leakage import leakage_report
-from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths, token_text, train_tokenizer
+from lmforge.tokens.tokenizer import (
+    load_tokenizer,
+    pretrained_tokenizer,
+    token_byte_lengths,
+    token_text,
+    train_tokenizer,
+)
 
 SPLITS = ("train", "val", "test")
 UINT16_VOCAB = int(np.iinfo(np.uint16).max) + 1
@@ -226,16 +232,29 @@ def _heldout_docs(run: RunDir, split: str) -> Iterator[tuple[str, str]]:
         yield str(rec.get("id", "")), rec["text"]
 
 
-def run_tokenize(run: RunDir, cfg: TokenizerConfig) -> dict[str, Any]:
-    """The stage: train, pack every split, write meta.json and leakage.json. Returns meta."""
+def check_model_vocab(vocab: int, model_vocab: int | None, cfg: TokenizerConfig) -> None:
+    """Stop before packing when the model (a pretrained folder's) has fewer rows than the tokenizer."""
+    if model_vocab is not None and vocab > model_vocab:
+        raise LmforgeError(f"the tokenizer ({cfg.path or cfg.kind}) has {vocab} tokens but the model's vocabulary "
+                           f"(model.vocab_size) is {model_vocab}",
+                           "use the tokenizer saved with the model: tokenizer.kind=pretrained")
+
+
+def run_tokenize(run: RunDir, cfg: TokenizerConfig, model_vocab: int | None = None) -> dict[str, Any]:
+    """The stage: train (or copy a pretrained) tokenizer, pack every split, write meta.json and
+    leakage.json. Returns meta. `model_vocab` is model.vocab_size, checked against the tokenizer."""
     for split in SPLITS:
         run.require(run.split_file(split), "data")
     run.tokenizer.parent.mkdir(parents=True, exist_ok=True)
     run.tokens.mkdir(parents=True, exist_ok=True)
-    texts = (rec["text"] for rec in read_jsonl_gz(run.split_file("train")))
-    train_tokenizer(texts, cfg, run.tokenizer)
+    if cfg.kind == "pretrained":
+        pretrained_tokenizer(cfg, run.tokenizer)
+    else:
+        texts = (rec["text"] for rec in read_jsonl_gz(run.split_file("train")))
+        train_tokenizer(texts, cfg, run.tokenizer)
     tok = load_tokenizer(run.tokenizer)  # what later stages will load, so pack with exactly that
     vocab = tok.get_vocab_size(with_added_tokens=True)
+    check_model_vocab(vocab, model_vocab, cfg)
     dtype = pick_dtype(vocab, cfg.dtype)
     byte_lengths = token_byte_lengths(tok)
     sources: dict[str, int] = {}

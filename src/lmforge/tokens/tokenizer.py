@@ -8,6 +8,7 @@ transformers' `PreTrainedTokenizerFast(tokenizer_file=...)`:
   training, unseen characters become the unknown token.
 - wordpiece: BERT's; splits on whitespace and punctuation, so decoding does not restore spacing.
 - char: one token per character seen in training.
+- pretrained: not trained; a given tokenizer.json (a Hugging Face checkpoint's) is copied as is.
 
 Training input is an iterator of documents, consumed once, so corpora larger than memory work:
 the trainers keep word counts, never the text.
@@ -168,6 +169,24 @@ def load_tokenizer(path: Path) -> Tokenizer:
     except Exception as exc:  # noqa: BLE001 -- the Rust side raises a plain Exception for any parse error
         raise LmforgeError(f"tokenizer file {path} is corrupt or not a `tokenizers` file: {exc}",
                            "delete it and rerun `lmforge tokenize RUN_DIR --force`") from None
+
+
+def pretrained_tokenizer(cfg: TokenizerConfig, out: Path) -> Tokenizer:
+    """Copy a ready tokenizer (tokenizer.path: a tokenizer.json, or a folder holding one, such as a
+    Hugging Face checkpoint's) into the run instead of training one; its special tokens must hold
+    the configured EOS (and BOS, PAD) token, since packing writes them."""
+    path = Path(cfg.path or "")
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    tok = load_tokenizer(path)
+    vocab = tok.get_vocab(with_added_tokens=True)
+    for key, token in (("eos_token", cfg.eos_token), ("bos_token", cfg.bos_token), ("pad_token", cfg.pad_token)):
+        if token and token not in vocab:
+            specials = ", ".join(sorted(t.content for t in tok.get_added_tokens_decoder().values())) or "none"
+            raise LmforgeError(f"tokenizer.{key}={token!r} is not in the vocabulary of {path}",
+                               f"set tokenizer.{key} to one of its special tokens: {specials}")
+    atomic_write_text(out, tok.to_str())
+    return tok
 
 
 def tokenizer_kind(tok: Tokenizer) -> str:

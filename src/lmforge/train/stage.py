@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,9 +42,11 @@ def default_callbacks(run: RunDir, cfg: Config, start: int, show_progress: bool,
 
 
 def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = None,
-                extra_state: dict[str, Any] | None = None) -> Trainer:
+                extra_state: dict[str, Any] | None = None, pretrained: bool = True) -> Trainer:
     """A fresh trainer on the run's tokens: process group, device, seeded model, wrapping,
-    optimizer and loader. Touches no checkpoint (lr-find and search trials use it as is)."""
+    optimizer and loader. Touches no checkpoint (lr-find and search trials use it as is).
+    With `model.init_from` the weights come from that folder, unless `pretrained` is off (a resume,
+    whose checkpoint replaces them anyway)."""
     meta_path = run.require(run.tokens / "meta.json", "tokenize")
     meta = json.loads(meta_path.read_text())
     setup_threads(cfg.train.threads)
@@ -56,6 +59,10 @@ def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = Non
                            f"model.family is '{cfg.model.family}'", "set train.doc_mask=false")
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, meta["vocab_size"]).to(device)
+    if cfg.model.init_from and pretrained:
+        from lmforge.models.hf import load_folder_weights
+
+        load_folder_weights(model, Path(cfg.model.init_from))  # before wrapping: DDP/FSDP copy what is there
     params = count_parameters(model)
     wrapped = wrap_model(model, cfg.train, info)
     optimizer = build_optimizer(model, cfg.train)
@@ -89,7 +96,7 @@ def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = 
             console.print(f"[yellow]no valid checkpoint in {run.checkpoints}: starting from step 0")
         else:
             start = int(json.loads((latest / "state.json").read_text())["step"])
-    trainer = new_trainer(run, cfg)
+    trainer = new_trainer(run, cfg, pretrained=latest is None)
     info = trainer.dist
     if not resume and info.is_main:
         for old in ckpt.list_checkpoints(run.checkpoints):
@@ -110,9 +117,10 @@ def run_train(run: RunDir, cfg: Config, resume: bool = False, show_progress: boo
     plan = trainer.plan
     if info.is_main:
         run.event("train_start", f"training {params['total']:,} parameters for {cfg.train.steps} steps "
-                  f"(global batch {plan.rows} = {plan.micro} x {plan.accum} accumulation x {plan.world} processes)",
+                  f"(global batch {plan.rows} = {plan.micro} x {plan.accum} accumulation x {plan.world} processes)"
+                  + (f", starting from {cfg.model.init_from}" if cfg.model.init_from and trainer.step == 0 else ""),
                   step=trainer.step, params=params, world_size=plan.world, micro_batch=plan.micro,
-                  grad_accum=plan.accum)
+                  grad_accum=plan.accum, init_from=cfg.model.init_from)
     trainer.fit()
     if info.is_main:
         run.event("train_end", f"stopped at step {trainer.step}", step=trainer.step, val_loss=trainer.last_val,
