@@ -24,6 +24,7 @@ test: install
 	$(BIN)/pytest -q $(ARGS)
 
 test-slow: install
+	$(BIN)/pip install --quiet -e ".[cluster]"  # ray, for the data.executor=ray test
 	$(BIN)/pytest -q -m slow $(ARGS)
 
 bench: install

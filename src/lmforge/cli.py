@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from lmforge.config import Config, load_config, preset_names
-from lmforge.errors import LmforgeError
+from lmforge.errors import LmforgeError, StagePending
 from lmforge.monitor.console import console
 from lmforge.rundir import RunDir
 
@@ -366,9 +366,15 @@ def presets() -> None:
 
 
 def main() -> None:
-    """Entry point: user mistakes end with one clear message and exit code 2, never a traceback."""
+    """Entry point: user mistakes end with one clear message and exit code 2, never a traceback;
+    a stage waiting on a scheduler (data.executor=slurm) exits 3."""
     try:
         app()
+    except StagePending as exc:
+        console.print(f"[bold yellow]pending:[/] {exc.message}")
+        if exc.hint:
+            console.print(f"  [yellow]next:[/] {exc.hint}")
+        sys.exit(3)
     except LmforgeError as exc:
         console.print(f"[bold red]error:[/] {exc.message}")
         if exc.hint:

@@ -89,6 +89,39 @@ class NearDedupConfig(Section):
         "remove", description="remove duplicates, or keep them tagged with one cluster id")
 
 
+class RayConfig(Section):
+    """data.executor=ray: phase 1 as Ray tasks (datatrove's RayPipelineExecutor)."""
+
+    address: str | None = Field(None, description="None: RAY_ADDRESS or a new local Ray; 'auto': the cluster "
+                                "this node joined (`ray start`); or ray://HOST:10001")
+    cpus_per_task: int = Field(1, ge=1, description="CPUs Ray reserves for each datatrove task")
+    mem_per_cpu_gb: float = Field(2.0, gt=0.0, description="memory Ray reserves per reserved CPU")
+
+
+class SlurmConfig(Section):
+    """data.executor=slurm: phase 1 as a Slurm job array (datatrove's SlurmPipelineExecutor)."""
+
+    partition: str | None = Field(None, description="sbatch --partition; required with executor=slurm")
+    time: str = Field("01:00:00", min_length=1, description="sbatch --time for each task, e.g. '2:00:00' "
+                      "or '1-00:00:00'; a number is seconds (YAML reads unquoted 2:00:00 as 7200)")
+    cpus_per_task: int = Field(1, ge=1, description="sbatch --cpus-per-task")
+    mem_per_cpu_gb: int = Field(2, ge=1, description="sbatch --mem-per-cpu, in GB")
+    qos: str | None = Field(None, description="sbatch --qos; None uses the cluster's default")
+    job_name: str = Field("lmforge-data", min_length=1)
+    env_command: str | None = Field(None, description="shell line run before each task; None activates this "
+                                    "Python's venv (nothing outside a venv)")
+    sbatch_args: dict[str, str | int] = Field(default_factory=dict,
+                                              description="more #SBATCH lines, e.g. {account: proj, mem: 16G}")
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _seconds_to_clock(cls, value: Any) -> Any:
+        """YAML 1.1 turns unquoted 2:00:00 into 7200 (seconds); give Slurm back H:MM:SS."""
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return f"{value // 3600}:{value // 60 % 60:02d}:{value % 60:02d}"
+        return value
+
+
 class DataConfig(Section):
     """Where documents come from, how they are cleaned, and how they are split."""
 
@@ -124,6 +157,10 @@ class DataConfig(Section):
     # engine
     tasks: int = Field(1, ge=1, description="datatrove tasks (input shards)")
     workers: int = Field(1, ge=1, description="datatrove tasks run at once")
+    executor: Literal["local", "ray", "slurm"] = Field(
+        "local", description="who runs phase 1's tasks; see docs/data.md 'On a cluster'")
+    ray: RayConfig = Field(default_factory=RayConfig)
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     # splits
     val_fraction: float = Field(0.05, ge=0.0, lt=0.5)
     test_fraction: float = Field(0.05, ge=0.0, lt=0.5)
@@ -149,6 +186,13 @@ class DataConfig(Section):
             else:
                 flat[key] = inner
         return flat
+
+    @model_validator(mode="after")
+    def _executor_settings(self) -> DataConfig:
+        if self.executor == "slurm" and not self.slurm.partition:
+            raise LmforgeError("data.executor=slurm needs data.slurm.partition (the partition to run on)",
+                               "set data.slurm.partition=NAME; `sinfo -s` lists the cluster's partitions")
+        return self
 
 
 class TokenizerConfig(Section):

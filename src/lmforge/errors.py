@@ -13,3 +13,7 @@ class LmforgeError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class StagePending(LmforgeError):
+    """A stage handed work to a scheduler and must be run again once it is done. The CLI exits 3."""

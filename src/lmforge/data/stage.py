@@ -1,8 +1,9 @@
 """The `data` stage: read, clean and filter on datatrove, then dedup, mix, split and keep a ledger.
 
 Two phases. Phase 1 is a datatrove pipeline (reader -> read errors -> cleaner -> min length ->
-language -> quality filters -> writer) run by datatrove's LocalPipelineExecutor with
-`data.tasks` / `data.workers`; every dropped document goes to an exclusion writer. Phase 2 needs
+language -> quality filters -> writer) run by datatrove's executor for `data.executor` (local, Ray
+or Slurm; see data/executors.py) with `data.tasks` / `data.workers`; every dropped document goes to
+an exclusion writer. Phase 2 needs
 the whole corpus at once (boilerplate lines, exact and near dedup, mixing, splits) and runs in
 this process on phase 1's output. Outputs: data/{train,val,test}.jsonl.gz,
 data/rejected/rejected.jsonl.gz and data/ledger.json.
@@ -10,10 +11,8 @@ data/rejected/rejected.jsonl.gz and data/ledger.json.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import gzip
-import io
 import json
 import shutil
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.config import DataConfig
-from lmforge.data import dedup, quality
+from lmforge.data import dedup, executors, quality
 from lmforge.data.ledger import build_ledger
 from lmforge.data.mix import mix
 from lmforge.data.sources import Unit, read_unit, resolve_units, source_specs
@@ -52,6 +51,7 @@ def check_ready(cfg: DataConfig) -> dict[str, dict[str, Any]]:
     if cfg.corpus == "none" and not cfg.paths and not cfg.sources:
         raise LmforgeError("no documents to read: data.corpus is 'none' and data.paths and data.sources are empty",
                            "set data.corpus=shakespeare or list your files in data.paths")
+    executors.check_executor(cfg)
     return plan
 
 
@@ -77,18 +77,12 @@ def _pipeline(units: list[Unit], cfg: DataConfig, plan: dict[str, dict[str, Any]
 
 
 def run_phase1(units: list[Unit], cfg: DataConfig, plan: dict[str, dict[str, Any]], work: Path) -> None:
-    """Per-document steps on datatrove's local executor. Its logs go to work/logs, not the console."""
-    from datatrove.executor import LocalPipelineExecutor
-
-    tasks = max(1, min(cfg.tasks, len(units)))
-    executor = LocalPipelineExecutor(_pipeline(units, cfg, plan, work), tasks=tasks, workers=min(cfg.workers, tasks),
-                                     logging_dir=str(work / "logs"), skip_completed=False)
-    log = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(log):
-            executor.run()
-    except Exception as exc:
-        raise RuntimeError(f"the datatrove pipeline failed; its logs are in {work / 'logs'}") from exc
+    """Per-document steps on datatrove's local or Ray executor, waiting for every task. Logs go to
+    work/logs, not the console. (Slurm is `executors.slurm_phase1`: it submits and returns.)"""
+    work = work.resolve()
+    tasks = executors.task_count(cfg, units)
+    executor = executors.build_executor(_pipeline(units, cfg, plan, work), cfg, tasks, work / "logs")
+    executors.run_local_or_ray(executor, cfg, work / "logs", tasks)
 
 
 def write_jsonl_gz(path: Path, records: Iterable[Record]) -> int:
@@ -217,12 +211,16 @@ def run_data(run: RunDir, cfg: DataConfig) -> dict[str, Any]:
     units = resolve_units(cfg)
     if not units:
         raise LmforgeError("the configured sources hold no files", "check data.paths / data.sources")
-    work = run.data / ".work"
-    shutil.rmtree(work, ignore_errors=True)
     run.data.mkdir(parents=True, exist_ok=True)
-    t = time.time()
-    run_phase1(units, cfg, plan, work)
-    phase1_seconds = time.time() - t
+    if cfg.executor == "slurm":  # submits and raises StagePending until the job's tasks have all finished
+        work, phase1_seconds = executors.slurm_phase1(lambda w: _pipeline(units, cfg, plan, w), units, cfg,
+                                                      run.data / ".slurm", f"lmforge data {run.root}")
+    else:
+        work = run.data / ".work"
+        shutil.rmtree(work, ignore_errors=True)
+        t = time.time()
+        run_phase1(units, cfg, plan, work)
+        phase1_seconds = time.time() - t
     kept = [_record(r) for r in _read_jsonl_dir(work / "kept")]
     kept.sort(key=lambda r: tuple(r["seq"]))
     rejected = _rejects_of_phase1(work)
@@ -246,5 +244,5 @@ def run_data(run: RunDir, cfg: DataConfig) -> dict[str, Any]:
         raise RuntimeError(f"ledger does not balance: in {ledger['in']} != kept {ledger['kept']} + "
                            f"rejected {ledger['rejected']}")
     atomic_write_json(run.ledger, ledger)
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(run.data / (".slurm" if cfg.executor == "slurm" else ".work"), ignore_errors=True)
     return ledger
