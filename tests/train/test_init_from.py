@@ -5,6 +5,7 @@ and every bad folder or mismatch is a clear error."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -212,3 +213,24 @@ def test_the_tokenizer_must_fit_the_model(folder: Path, tmp_path: Path) -> None:
         run_tokenize(run, _config(folder, "tokenizer.eos_token=</s>").tokenizer)
     with pytest.raises(LmforgeError, match="the tokenizer has 300 tokens but the model has 100 rows"):
         build_model(ModelConfig(n_layer=1, n_embd=32, n_head=2, vocab_size=100), 300)
+
+
+@pytest.mark.parametrize("folder", ["gpt2"], indirect=True)
+def test_changed_folder_files_rerun_their_stages(folder: Path, tmp_path: Path) -> None:
+    """tokenize and train read files outside the run: a changed file changes the stage identity."""
+    import shutil
+
+    from lmforge.pipeline import STAGES, stage_identity
+
+    copy = tmp_path / "hf"
+    shutil.copytree(folder, copy)
+    cfg, run = _config(copy), _run(tmp_path / "run")
+    before = {s: stage_identity(run, cfg, STAGES[s]) for s in ("tokenize", "train")}
+    assert before == {s: stage_identity(run, cfg, STAGES[s]) for s in ("tokenize", "train")}  # stable
+    (copy / "tokenizer.json").write_text((copy / "tokenizer.json").read_text() + "\n")
+    assert stage_identity(run, cfg, STAGES["tokenize"]) != before["tokenize"]
+    assert stage_identity(run, cfg, STAGES["train"]) == before["train"]
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes())
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert stage_identity(run, cfg, STAGES["train"]) != before["train"]
