@@ -66,11 +66,12 @@ def _explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_
     if k.shape[1] != q.shape[1]:
         groups = q.shape[1] // k.shape[1]
         k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-    t = q.shape[-2]
-    allowed = (torch.ones(t, t, dtype=torch.bool, device=q.device).tril() if attn_mask is None
-               else attn_mask[:, None])
-    scores = (q @ k.transpose(-2, -1)).float() * q.shape[-1] ** -0.5
-    probs = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+    # the mask as an additive fp32 bias: one add both masks and lifts the bf16 scores to fp32
+    # (a masked_fill and a cast cost one pass each over the T x T scores, forward and backward)
+    allowed = (torch.ones(q.shape[-2], q.shape[-2], dtype=torch.bool, device=q.device).tril()
+               if attn_mask is None else attn_mask[:, None])
+    bias = torch.zeros(allowed.shape, dtype=torch.float32, device=q.device).masked_fill_(~allowed, float("-inf"))
+    probs = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1) + bias, dim=-1)
     if dropout_p > 0:
         probs = F.dropout(probs, dropout_p)
     return probs.to(v.dtype) @ v
