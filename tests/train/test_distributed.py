@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from lmforge.train import checkpoint as ckpt
 
@@ -44,7 +43,8 @@ def _losses(run: Path) -> list[float]:
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(ckpt.list_checkpoints(run / "checkpoints")[-1] / "model.safetensors"))
+    """The newest checkpoint's weights, full or sharded format."""
+    return ckpt.read_weights(ckpt.list_checkpoints(run / "checkpoints")[-1])
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import pickle
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,25 +17,10 @@ from lmforge.train import checkpoint as ckpt
 from lmforge.train import sharded
 
 from .conftest import make_tokens, tiny_config
-from .test_distributed import _free_port, _losses
+from .test_distributed import _losses, _weights
+from .test_distributed import _run as _train
 
-WORKER = Path(__file__).parent / "_worker.py"
 SHARDED = "train.checkpoint_format=sharded"
-
-
-def _train(run: Path, *overrides: str, kill_at: int = 0, resume: bool = False, procs: int = 1) -> int:
-    args = [str(WORKER), str(run), str(kill_at), "1" if resume else "0", "train.steps=10", *overrides]
-    if procs > 1:
-        args = ["-m", "torch.distributed.run", "--nproc_per_node", str(procs), "--master_addr", "127.0.0.1",
-                "--master_port", str(_free_port()), *args]
-    proc = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, timeout=300)
-    if proc.returncode and not kill_at:
-        print(proc.stdout[-3000:], proc.stderr[-3000:])
-    return proc.returncode
-
-
-def _final(run: Path) -> dict[str, torch.Tensor]:
-    return ckpt.read_weights(ckpt.list_checkpoints(run / "checkpoints")[-1])
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +39,7 @@ def test_sharded_sigkill_resume_is_bit_identical(tmp_path: Path, reference: Path
     assert not (latest / "model.safetensors").exists()
     assert ckpt.verify(latest) is None  # every shard and the metadata are checksummed
     assert _train(run, SHARDED, resume=True) == 0
-    ref, got = _final(reference), _final(run)
+    ref, got = _weights(reference), _weights(run)
     assert set(ref) <= set(got)  # the shards also name the tied head, which safetensors drops
     for name, value in ref.items():
         assert value.equal(got[name]), f"{name} differs after a sharded resume"
@@ -71,7 +54,7 @@ def test_fsdp_sharded_two_processes_resume_on_one(tmp_path: Path, reference: Pat
     assert len(list(latest.glob("*.distcp"))) == 2  # one shard file per process
     assert _train(run, SHARDED, resume=True) == 0  # one process re-splits the shards
     assert _losses(run) == pytest.approx(_losses(reference), rel=1e-5)
-    ref, got = _final(reference), _final(run)
+    ref, got = _weights(reference), _weights(run)
     for name, value in ref.items():
         torch.testing.assert_close(got[name], value, rtol=1e-4, atol=1e-5, msg=name)
     model = build_model(tiny_config().model, 32)
