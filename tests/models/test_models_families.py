@@ -177,3 +177,18 @@ def test_bf16_cpu_forward_close_to_fp32(family: str) -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = model(x).float()
     assert (low - ref).abs().max() < 0.1 * ref.abs().max()
+
+
+@pytest.mark.parametrize("t", [64, 300])
+def test_bf16_attention_on_both_sides_of_the_explicit_cutoff(t: int) -> None:
+    """bf16 on CPU: explicit form up to EXPLICIT_MAX_LEN, SDPA beyond; both near the fp32 result."""
+    import torch.nn.functional as F
+
+    from lmforge.models.common import EXPLICIT_MAX_LEN, causal_attention
+
+    assert (t <= EXPLICIT_MAX_LEN) == (t == 64)
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, t, 16) for _ in range(3))
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    low = causal_attention(q.bfloat16(), k.bfloat16(), v.bfloat16()).float()
+    assert (low - ref).abs().max() < 0.05

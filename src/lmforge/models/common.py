@@ -45,17 +45,21 @@ def output_head(cfg: ModelConfig, vocab_size: int, embedding: nn.Embedding) -> n
     return head
 
 
+EXPLICIT_MAX_LEN = 256  # measured crossover on a 2-core avx512_bf16 CPU (see causal_attention)
+
+
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
                      dropout_p: float = 0.0) -> torch.Tensor:
     """Causal attention over (batch, heads, T, head_dim); `attn_mask` (batch, T, T) bool, True = may
     attend (already causal, e.g. also kept inside each document). Fewer k/v heads than q heads is
     grouped-query attention.
 
-    In bf16 on CPU the explicit form (two bf16 matmuls, softmax in fp32) runs 2-4x faster
-    forward+backward than PyTorch's CPU flash kernel at T <= 256 (measured in
-    docs/benchmarks.md, "Training"); everywhere else SDPA picks its fused kernel.
+    In bf16 on CPU at T <= 256 the explicit form (two bf16 matmuls, softmax in fp32) runs 2-4x
+    faster forward+backward than PyTorch's CPU flash kernel; from T = 512 the flash kernel wins
+    (32 vs 40 ms at 4x6x512x64, 59 vs 247 ms at 1x6x2048x64) and needs no T x T scores in memory
+    (docs/benchmarks.md, "Training"). Everywhere else SDPA picks its fused kernel.
     """
-    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16 and q.shape[-2] <= EXPLICIT_MAX_LEN:
         return _explicit_attention(q, k, v, attn_mask, dropout_p)
     mask = {"is_causal": True} if attn_mask is None else {"attn_mask": attn_mask[:, None]}
     return F.scaled_dot_product_attention(q, k, v, **mask, dropout_p=dropout_p, enable_gqa=k.shape[1] != q.shape[1])
