@@ -1,7 +1,7 @@
 """GPU checks of the one training loop (run by bench/gpu_check.sh; needs CUDA).
 
   python bench/gpu_train.py precision            bf16 and fp16+GradScaler steps against fp32
-  python bench/gpu_train.py throughput --model gpt2-124m --dtype bfloat16 --compile
+  python bench/gpu_train.py throughput --model gpt2-124m --dtype bfloat16 --compile [--loop raw]
   torchrun --nproc_per_node 1 bench/gpu_train.py ddp [--fsdp]
 
 Synthetic tokens (speed does not depend on them); each command prints one JSON line and writes it
@@ -120,19 +120,45 @@ def cmd_precision(args: argparse.Namespace) -> None:
                        "ok": ok})
 
 
+def raw_stepper(tr: Trainer, batches: int = 8) -> Any:
+    """The same model, optimizer and precision in a plain loop with no host synchronisation: batches
+    made on the device beforehand, no loss value read, no finite-gradient check. Against the
+    trainer's step it shows what the trainer's per-step syncs and host work cost."""
+    from lmforge.train.loop import autocast, lm_loss
+
+    pairs = [tuple(t.to(tr.device) for t in tr.loader.next()) for _ in range(batches)]
+    params = [p for p in tr.raw_model.parameters() if p.requires_grad]
+    state = {"i": 0}
+
+    def step() -> None:
+        x, y = pairs[state["i"] % batches]
+        state["i"] += 1
+        with autocast(tr.device, tr.cfg.dtype):
+            logits = tr.model(x)
+        lm_loss(logits, y).backward()
+        torch.nn.utils.clip_grad_norm_(params, tr.cfg.grad_clip)
+        tr.optimizer.step()
+        tr.optimizer.zero_grad(set_to_none=True)
+    return step
+
+
 def cmd_throughput(args: argparse.Namespace) -> None:
     tr = make_trainer(args.model, args.dtype, args.batch, args.micro, args.compile,
                       activation_checkpointing=args.act_ckpt)
+    step = raw_stepper(tr) if args.loop == "raw" else (lambda: run_steps(tr, 1))
     t0 = time.perf_counter()
-    run_steps(tr, args.warmup)
+    for _ in range(args.warmup):
+        step()
     sync()
     warm_s = time.perf_counter() - t0
-    times = []
-    for _ in range(args.steps):
+    times = []  # per-round mean step time; a sync only at round ends, so none is added between steps
+    per_round = max(1, args.steps // args.rounds)
+    for _ in range(args.rounds):
         t = time.perf_counter()
-        run_steps(tr, 1)
+        for _ in range(per_round):
+            step()
         sync()
-        times.append(time.perf_counter() - t)
+        times.append((time.perf_counter() - t) / per_round)
     sec = statistics.median(times)
     tokens = args.batch * tr.raw_model.cfg.block_size
     tps = tokens / sec
@@ -140,9 +166,10 @@ def cmd_throughput(args: argparse.Namespace) -> None:
     name = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu"
     spec = next((v for k, v in SPEC_BF16.items() if k in name), None)
     peak = mm_peak()
-    label = f"throughput_{args.model}_{args.dtype}{'_compile' if args.compile else ''}"
+    label = f"throughput_{args.model}_{args.dtype}{'_compile' if args.compile else ''}_b{args.batch}_{args.loop}"
     emit(label, {"gpu": name, "model": args.model, "params": sum(p.numel() for p in tr.raw_model.parameters()),
                  "dtype": args.dtype, "compile": args.compile, "batch": args.batch, "micro": args.micro,
+                 "loop": args.loop, "rounds": args.rounds,
                  "block": tr.raw_model.cfg.block_size, "ms_per_step": sec * 1000,
                  "ms_min": min(times) * 1000, "ms_max": max(times) * 1000, "tokens_per_s": tps,
                  "flops_per_token": fpt, "mfu_vs_spec": tps * fpt / spec if spec else None, "spec_flops": spec,
@@ -177,6 +204,9 @@ def main() -> None:
     t.add_argument("--act-ckpt", action="store_true")
     t.add_argument("--warmup", type=int, default=5)
     t.add_argument("--steps", type=int, default=20)
+    t.add_argument("--rounds", type=int, default=4, help="timed rounds (steps split between them)")
+    t.add_argument("--loop", choices=["trainer", "raw"], default="trainer",
+                   help="raw: a plain loop without per-step host syncs, for comparison")
     d = sub.add_parser("ddp")
     d.add_argument("--fsdp", action="store_true")
     d.add_argument("--steps", type=int, default=20)
