@@ -11,7 +11,7 @@ each figure is the median over rounds of the per-round median ms/step. Compare r
 
   .venv/bin/python bench/train_throughput.py [--rounds 3] [--steps 30] [--shapes small,big,default]
       [--tokens RUN/tokens] [--curve 300] [--out bench/results/train_throughput.json]
-      [--systems nanogpt,hf_gpt2,lmforge_fp32,lmforge_bf16,lmforge_bf16_compile]
+      [--systems nanogpt,hf_gpt2,lmforge_fp32,lmforge_bf16,lmforge_bf16_compile,lmforge_bf16_sdpa]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmforge.config import ModelConfig, TrainConfig
+from lmforge.models import common
 from lmforge.models.registry import build_model
 from lmforge.tokens.loader import RandomWindows
 from lmforge.train.loop import Trainer
@@ -186,8 +187,15 @@ class LmforgeSystem:
                                Path("/nonexistent"))
         self.trainer.model.train()
 
+    sdpa_only = False  # True: PyTorch's SDPA kernel even where lmforge would use its explicit attention
+
     def step(self) -> float:
-        loss, _ = self.trainer.train_step()
+        limit = common.EXPLICIT_MAX_LEN
+        common.EXPLICIT_MAX_LEN = 0 if self.sdpa_only else limit
+        try:
+            loss, _ = self.trainer.train_step()
+        finally:
+            common.EXPLICIT_MAX_LEN = limit
         self.trainer.step += 1
         return loss
 
@@ -199,9 +207,11 @@ def make_system(name: str, shape: Shape, data: np.ndarray) -> NanoSystem | Lmfor
         return HFSystem(shape, data)
     variants = {"lmforge_fp32": ("float32", "auto"), "lmforge_fp32_foreach": ("float32", "foreach"),
                 "lmforge_bf16": ("bfloat16", "auto"), "lmforge_bf16_foreach": ("bfloat16", "foreach"),
-                "lmforge_bf16_compile": ("bfloat16", "auto")}
+                "lmforge_bf16_compile": ("bfloat16", "auto"), "lmforge_bf16_sdpa": ("bfloat16", "auto")}
     dtype, fused = variants[name]
-    return LmforgeSystem(shape, data, dtype, fused, compile_=name.endswith("_compile"))
+    system = LmforgeSystem(shape, data, dtype, fused, compile_=name.endswith("_compile"))
+    system.sdpa_only = name.endswith("_sdpa")
+    return system
 
 
 # ---------------------------------------------------------------- measuring
