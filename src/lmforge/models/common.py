@@ -54,10 +54,10 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mas
     attend (already causal, e.g. also kept inside each document). Fewer k/v heads than q heads is
     grouped-query attention.
 
-    In bf16 on CPU at T <= 256 the explicit form (two bf16 matmuls, softmax in fp32) runs 2-4x
-    faster forward+backward than PyTorch's CPU flash kernel; from T = 512 the flash kernel wins
-    (32 vs 40 ms at 4x6x512x64, 59 vs 247 ms at 1x6x2048x64) and needs no T x T scores in memory
-    (docs/benchmarks.md, "Training"). Everywhere else SDPA picks its fused kernel.
+    In bf16 on CPU at T <= 256 the explicit form (two bf16 matmuls, softmax in fp32) beats
+    PyTorch's CPU flash kernel, whose bf16 backward is slow (training step 1.6x faster at T = 64
+    and 128, 1.1x at 256); from T = 512 the flash kernel wins and needs no T x T scores in memory
+    (bench/attention_cpu.py, docs/benchmarks.md "Training"). Everywhere else SDPA picks its kernel.
     """
     if q.device.type == "cpu" and q.dtype == torch.bfloat16 and q.shape[-2] <= EXPLICIT_MAX_LEN:
         return _explicit_attention(q, k, v, attn_mask, dropout_p)
