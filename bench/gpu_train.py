@@ -124,7 +124,7 @@ def raw_stepper(tr: Trainer, batches: int = 8) -> Any:
     """The same model, optimizer and precision in a plain loop with no host synchronisation: batches
     made on the device beforehand, no loss value read, no finite-gradient check. Against the
     trainer's step it shows what the trainer's per-step syncs and host work cost."""
-    from lmforge.train.loop import autocast, lm_loss
+    from lmforge.train.loop import autocast
 
     pairs = [tuple(t.to(tr.device) for t in tr.loader.next()) for _ in range(batches)]
     params = [p for p in tr.raw_model.parameters() if p.requires_grad]
@@ -135,7 +135,7 @@ def raw_stepper(tr: Trainer, batches: int = 8) -> Any:
         state["i"] += 1
         with autocast(tr.device, tr.cfg.dtype):
             logits = tr.model(x)
-        lm_loss(logits, y).backward()
+        tr.loss_fn(logits, y).backward()  # compiled with the model under --compile, as in the trainer
         torch.nn.utils.clip_grad_norm_(params, tr.cfg.grad_clip)
         tr.optimizer.step()
         tr.optimizer.zero_grad(set_to_none=True)

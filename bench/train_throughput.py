@@ -11,7 +11,9 @@ each figure is the median over rounds of the per-round median ms/step. Compare r
 
   .venv/bin/python bench/train_throughput.py [--rounds 3] [--steps 30] [--shapes small,big,default]
       [--tokens RUN/tokens] [--curve 300] [--out bench/results/train_throughput.json]
-      [--systems nanogpt,hf_gpt2,lmforge_fp32,lmforge_bf16,lmforge_bf16_compile,lmforge_bf16_sdpa]
+      [--systems nanogpt,hf_gpt2,lmforge_fp32,lmforge_bf16,lmforge_bf16_compile,lmforge_bf16_sdpa,
+                 lmforge_bf16_compile_eagerloss]
+  --shapes also takes `vocab` (GPT-2's 50304-token vocabulary on a small model).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from lmforge.config import ModelConfig, TrainConfig
 from lmforge.models import common
 from lmforge.models.registry import build_model
 from lmforge.tokens.loader import RandomWindows
-from lmforge.train.loop import Trainer
+from lmforge.train.loop import Trainer, lm_loss
 from lmforge.train.optim import build_optimizer
 
 # ---------------------------------------------------------------- the nanoGPT reference
@@ -127,6 +129,8 @@ SHAPES = {
     "small": Shape("small (nanoGPT CPU: 4x4x128, ctx 64, batch 12)", 4, 4, 128, 64, 12, 84),
     "big": Shape("big (6x6x384, ctx 256, batch 8)", 6, 6, 384, 256, 8, 84),
     "default": Shape("default preset (4x4x128, ctx 128, batch 16, vocab 2048)", 4, 4, 128, 128, 16, 2048),
+    # GPT-2's padded vocabulary on a small model: the logits and the loss dominate the step
+    "vocab": Shape("GPT-2 vocabulary (4x4x128, ctx 128, batch 8, vocab 50304)", 4, 4, 128, 128, 8, 50304),
 }
 
 
@@ -207,10 +211,13 @@ def make_system(name: str, shape: Shape, data: np.ndarray) -> NanoSystem | Lmfor
         return HFSystem(shape, data)
     variants = {"lmforge_fp32": ("float32", "auto"), "lmforge_fp32_foreach": ("float32", "foreach"),
                 "lmforge_bf16": ("bfloat16", "auto"), "lmforge_bf16_foreach": ("bfloat16", "foreach"),
-                "lmforge_bf16_compile": ("bfloat16", "auto"), "lmforge_bf16_sdpa": ("bfloat16", "auto")}
+                "lmforge_bf16_compile": ("bfloat16", "auto"), "lmforge_bf16_sdpa": ("bfloat16", "auto"),
+                "lmforge_bf16_compile_eagerloss": ("bfloat16", "auto")}
     dtype, fused = variants[name]
-    system = LmforgeSystem(shape, data, dtype, fused, compile_=name.endswith("_compile"))
+    system = LmforgeSystem(shape, data, dtype, fused, compile_="_compile" in name)
     system.sdpa_only = name.endswith("_sdpa")
+    if name.endswith("_eagerloss"):  # the compiled model with the loss left eager (before the trainer compiled it)
+        system.trainer.loss_fn = lm_loss
     return system
 
 

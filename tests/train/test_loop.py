@@ -159,3 +159,17 @@ def test_fsdp_without_a_process_group_is_refused(monkeypatch: pytest.MonkeyPatch
         init_distributed(tiny_config("train.distributed=fsdp").train)
     assert "torchrun" in (err.value.hint or "")
     assert init_distributed(tiny_config().train).world == 1
+
+
+def test_compiled_model_and_loss_train_like_eager(tmp_path: Path) -> None:
+    """train.compile compiles the model (distributed.wrap_model) and the loss (the trainer)."""
+    from lmforge.train.distributed import DistInfo, wrap_model
+
+    eager = _trainer(tmp_path / "a")
+    compiled = _trainer(tmp_path / "b", "train.compile=true")
+    compiled.model = wrap_model(compiled.raw_model, compiled.cfg, DistInfo())
+    assert compiled.loss_fn is not lm_loss and eager.loss_fn is lm_loss
+    for _ in range(3):
+        assert compiled.train_step()[0] == pytest.approx(eager.train_step()[0], rel=1e-5)
+    for pa, pb in zip(eager.raw_model.parameters(), compiled.raw_model.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-6)
