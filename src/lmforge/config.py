@@ -296,11 +296,15 @@ class ModelConfig(Section):
             raise LmforgeError(f"model.size={data['size']!r} and model.init_from={folder!r} both set the shape",
                                "keep model.init_from and drop model.size")
         theirs = folder_model_keys(Path(folder))
+        mine = data.get("block_size")
+        if isinstance(mine, int) and not isinstance(mine, bool) and mine < theirs["block_size"]:
+            theirs["block_size"] = mine  # a shorter context: the first positions of a learned table
         for key, value in theirs.items():
             if data.get(key) is not None and data[key] != value:
                 raise LmforgeError(f"model.{key}={data[key]!r} conflicts with model.init_from: "
                                    f"{Path(folder) / 'config.json'} has {key} {value!r}",
-                                   f"drop model.{key} (the folder sets it), or use another folder")
+                                   f"drop model.{key} (the folder sets it; model.block_size may be shorter than "
+                                   f"the folder's), or use another folder")
         return {**data, **theirs}
 
     @model_validator(mode="after")
@@ -558,6 +562,10 @@ class Config(Section):
                 raise ValueError("tokenizer.kind=pretrained needs tokenizer.path (a tokenizer.json or a folder "
                                  "holding one) or model.init_from")
             self.tokenizer.path = self.model.init_from
+        if self.model.init_from and self.tokenizer.kind != "pretrained":
+            raise ValueError(f"model.init_from starts from pretrained weights, but tokenizer.kind={self.tokenizer.kind} "
+                             "would train a new tokenizer whose ids mean nothing to them; set "
+                             "tokenizer.kind=pretrained (the folder's tokenizer.json, or tokenizer.path)")
         return self
 
     def section(self, name: str) -> dict[str, Any]:

@@ -234,3 +234,26 @@ def test_changed_folder_files_rerun_their_stages(folder: Path, tmp_path: Path) -
     weights.write_bytes(weights.read_bytes())
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     assert stage_identity(run, cfg, STAGES["train"]) != before["train"]
+
+
+@pytest.mark.parametrize("folder", ["gpt2", "llama"], indirect=True)
+def test_a_shorter_context_keeps_the_first_positions(folder: Path, tmp_path: Path) -> None:
+    cfg = _config(folder, "model.block_size=16")
+    assert cfg.model.block_size == 16
+    run = _run(tmp_path / "run")
+    write_config(run, cfg)
+    run_stage(run, cfg, "tokenize")
+    trainer = build_trainer(run, cfg, resume=False, show_progress=False)
+    x = torch.randint(0, cfg.model.vocab_size - PAD_ROWS, (2, 16))
+    with torch.no_grad():  # causal: the first 16 positions see what they would in the full model
+        assert (trainer.raw_model.eval()(x) - _hf_logits(folder, x)).abs().max() < 1e-4
+    trainer.fit()
+    assert trainer.step == 3
+    with pytest.raises(LmforgeError, match="model.block_size=64 conflicts with .*has block_size 32"):
+        _config(folder, "model.block_size=64")
+
+
+@pytest.mark.parametrize("folder", ["gpt2"], indirect=True)
+def test_a_trained_tokenizer_with_pretrained_weights_is_refused(folder: Path) -> None:
+    with pytest.raises(LmforgeError, match="tokenizer.kind=bpe would train a new tokenizer"):
+        load_config(None, "smoke", [f"model.init_from={folder}", "tokenizer.kind=bpe"])

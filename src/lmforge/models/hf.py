@@ -278,6 +278,9 @@ def load_folder_weights(model: nn.Module, folder: Path) -> None:
     folder = Path(folder)
     model_type = "gpt2" if model.cfg.family == "gpt" else "llama"
     tensors = _with_prefix(folder_tensors(folder), model_type)
+    wpe = tensors.get("transformer.wpe.weight")
+    if wpe is not None and wpe.shape[0] > model.cfg.block_size:  # model.block_size set shorter than the folder's
+        tensors["transformer.wpe.weight"] = wpe[: model.cfg.block_size]
     with torch.no_grad():
         load_mapped(model, tensors, str(folder / "model.safetensors"))
 
