@@ -17,10 +17,13 @@
 #   ddp / fsdp      torchrun --nproc_per_node 1 smokes (NCCL)
 #   gpt2 eager, default fp32
 #   gpt2_compile_b32/_b64  the same at batch 32 and 64 (does a bigger batch lift MFU?)
+#   gpt2_compile_eagerloss  batch 16 with the loss left out of torch.compile (what compiling the
+#                     loss over the 50k vocabulary gained)
 #   gpt2_compile_raw  batch 16 in a plain loop without per-step host syncs (what do the trainer's
 #                     syncs and host work cost?)
 # ONLY="part part" runs just the named parts, e.g.
-#   ONLY="gpt2_compile gpt2_compile_raw gpt2_compile_b32 gpt2_compile_b64" (the MFU questions).
+#   ONLY="gpt2_compile gpt2_compile_eagerloss gpt2_compile_raw gpt2_compile_b32 gpt2_compile_b64"
+#   (the MFU questions).
 # Output: $OUT/results.jsonl (one JSON object per check), $OUT/gpu_check.log, $OUT/env.txt.
 set -u
 OUT="${OUT:-$PWD/gpu-results}"
@@ -86,6 +89,7 @@ part gpt2_eager     60 $PY bench/gpu_train.py throughput --model gpt2-124m --dty
 part fsdp           60 $TORCHRUN bench/gpu_train.py ddp --fsdp
 part gpt2_compile_b32 120 $PY bench/gpu_train.py throughput --model gpt2-124m --dtype bfloat16 --batch 32 --compile --warmup 8 --steps 20
 part gpt2_compile_b64 120 $PY bench/gpu_train.py throughput --model gpt2-124m --dtype bfloat16 --batch 64 --compile --warmup 8 --steps 20
+part gpt2_compile_eagerloss 120 $PY bench/gpu_train.py throughput --model gpt2-124m --dtype bfloat16 --batch 16 --compile --warmup 8 --steps 20 --eager-loss
 part gpt2_compile_raw 120 $PY bench/gpu_train.py throughput --model gpt2-124m --dtype bfloat16 --batch 16 --compile --warmup 8 --steps 20 --loop raw
 part default_fp32   40 $PY bench/gpu_train.py throughput --model default --dtype float32 --batch 16 --warmup 10 --steps 50
 

@@ -1,7 +1,7 @@
 """GPU checks of the one training loop (run by bench/gpu_check.sh; needs CUDA).
 
   python bench/gpu_train.py precision            bf16 and fp16+GradScaler steps against fp32
-  python bench/gpu_train.py throughput --model gpt2-124m --dtype bfloat16 --compile [--loop raw]
+  python bench/gpu_train.py throughput --model gpt2-124m --dtype bfloat16 --compile [--loop raw] [--eager-loss]
   torchrun --nproc_per_node 1 bench/gpu_train.py ddp [--fsdp]
 
 Synthetic tokens (speed does not depend on them); each command prints one JSON line and writes it
@@ -145,6 +145,9 @@ def raw_stepper(tr: Trainer, batches: int = 8) -> Any:
 def cmd_throughput(args: argparse.Namespace) -> None:
     tr = make_trainer(args.model, args.dtype, args.batch, args.micro, args.compile,
                       activation_checkpointing=args.act_ckpt)
+    if args.eager_loss:  # the loss outside torch.compile, as the trainer had it for the first H200 figures
+        from lmforge.train.loop import lm_loss
+        tr.loss_fn = lm_loss
     step = raw_stepper(tr) if args.loop == "raw" else (lambda: run_steps(tr, 1))
     t0 = time.perf_counter()
     for _ in range(args.warmup):
@@ -166,10 +169,11 @@ def cmd_throughput(args: argparse.Namespace) -> None:
     name = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu"
     spec = next((v for k, v in SPEC_BF16.items() if k in name), None)
     peak = mm_peak()
-    label = f"throughput_{args.model}_{args.dtype}{'_compile' if args.compile else ''}_b{args.batch}_{args.loop}"
+    label = (f"throughput_{args.model}_{args.dtype}{'_compile' if args.compile else ''}"
+             f"{'_eagerloss' if args.eager_loss else ''}_b{args.batch}_{args.loop}")
     emit(label, {"gpu": name, "model": args.model, "params": sum(p.numel() for p in tr.raw_model.parameters()),
                  "dtype": args.dtype, "compile": args.compile, "batch": args.batch, "micro": args.micro,
-                 "loop": args.loop, "rounds": args.rounds,
+                 "loop": args.loop, "rounds": args.rounds, "eager_loss": args.eager_loss,
                  "block": tr.raw_model.cfg.block_size, "ms_per_step": sec * 1000,
                  "ms_min": min(times) * 1000, "ms_max": max(times) * 1000, "tokens_per_s": tps,
                  "flops_per_token": fpt, "mfu_vs_spec": tps * fpt / spec if spec else None, "spec_flops": spec,
@@ -202,6 +206,7 @@ def main() -> None:
     t.add_argument("--micro", type=int, default=None)
     t.add_argument("--compile", action="store_true")
     t.add_argument("--act-ckpt", action="store_true")
+    t.add_argument("--eager-loss", action="store_true", help="leave the loss out of torch.compile (the old trainer)")
     t.add_argument("--warmup", type=int, default=5)
     t.add_argument("--steps", type=int, default=20)
     t.add_argument("--rounds", type=int, default=4, help="timed rounds (steps split between them)")
