@@ -12,7 +12,7 @@ each figure is the median over rounds of the per-round median ms/step. Compare r
   .venv/bin/python bench/train_throughput.py [--rounds 3] [--steps 30] [--shapes small,big,default]
       [--tokens RUN/tokens] [--curve 300] [--out bench/results/train_throughput.json]
       [--systems nanogpt,hf_gpt2,lmforge_fp32,lmforge_bf16,lmforge_bf16_compile,lmforge_bf16_sdpa,
-                 lmforge_bf16_compile_eagerloss]
+                 lmforge_bf16_eagerloss,lmforge_bf16_compiledloss,lmforge_bf16_compile_eagerloss]
   --shapes also takes `vocab` (GPT-2's 50304-token vocabulary on a small model).
 """
 
@@ -39,7 +39,7 @@ from lmforge.config import ModelConfig, TrainConfig
 from lmforge.models import common
 from lmforge.models.registry import build_model
 from lmforge.tokens.loader import RandomWindows
-from lmforge.train.loop import Trainer, lm_loss
+from lmforge.train.loop import LossFn, Trainer, lm_loss
 from lmforge.train.optim import build_optimizer
 
 # ---------------------------------------------------------------- the nanoGPT reference
@@ -212,12 +212,15 @@ def make_system(name: str, shape: Shape, data: np.ndarray) -> NanoSystem | Lmfor
     variants = {"lmforge_fp32": ("float32", "auto"), "lmforge_fp32_foreach": ("float32", "foreach"),
                 "lmforge_bf16": ("bfloat16", "auto"), "lmforge_bf16_foreach": ("bfloat16", "foreach"),
                 "lmforge_bf16_compile": ("bfloat16", "auto"), "lmforge_bf16_sdpa": ("bfloat16", "auto"),
-                "lmforge_bf16_compile_eagerloss": ("bfloat16", "auto")}
+                "lmforge_bf16_compile_eagerloss": ("bfloat16", "auto"), "lmforge_bf16_eagerloss": ("bfloat16", "auto"),
+                "lmforge_bf16_compiledloss": ("bfloat16", "auto")}
     dtype, fused = variants[name]
     system = LmforgeSystem(shape, data, dtype, fused, compile_="_compile" in name)
     system.sdpa_only = name.endswith("_sdpa")
-    if name.endswith("_eagerloss"):  # the compiled model with the loss left eager (before the trainer compiled it)
+    if name.endswith("_eagerloss"):  # the loss left eager, as before train.compile_loss
         system.trainer.loss_fn = lm_loss
+    if name.endswith("_compiledloss"):  # the loss compiled whatever the vocabulary
+        system.trainer.loss_fn = LossFn("on", compile_model=False)
     return system
 
 

@@ -97,3 +97,12 @@ def test_yaml_python_tags_are_not_executed(tmp_path: Path):
     with pytest.raises(LmforgeError):
         load_config(f)
     assert not marker.exists()
+
+
+def test_on_and_off_stay_words_though_yaml_reads_them_as_booleans(tmp_path: Path):
+    f = tmp_path / "switches.yaml"
+    f.write_text("train:\n  fused: off\n  compile_loss: on\n")
+    cfg = load_config(f)
+    assert (cfg.train.fused, cfg.train.compile_loss) == ("off", "on")
+    cfg = load_config(None, "smoke", ["train.fused=off", "train.compile_loss=off"])
+    assert (cfg.train.fused, cfg.train.compile_loss) == ("off", "off")

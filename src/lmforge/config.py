@@ -427,7 +427,10 @@ class TrainConfig(Section):
     doc_mask: bool = Field(False, description="attend only within each document of a training window (gpt, llama)")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
         "float32", description="auto: bfloat16 where the hardware has bf16 matmuls (CUDA, or a CPU with avx512_bf16/AMX), else float32")
-    compile: bool = False
+    compile: bool = Field(False, description="torch.compile the model and the loss")
+    compile_loss: Literal["auto", "on", "off"] = Field(
+        "auto", description="compile the loss alone; auto: with train.compile, or when a compiler is present "
+                            "and the run's logits reach 2e9 elements (the saving then repays the compile)")
     activation_checkpointing: bool = False
     max_bad_steps: int = Field(5, ge=1, description="stop after this many non-finite losses in a row "
                                "(each such step is skipped, never applied)")
@@ -446,6 +449,14 @@ class TrainConfig(Section):
     threads: int = Field(0, ge=0, description="CPU threads; 0 uses every core")
     seed: int = 1337
     max_seconds: float | None = Field(None, gt=0, description="stop training after this wall time")
+
+    @field_validator("fused", "compile_loss", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: Any, info: Any) -> Any:
+        """YAML 1.1 reads `on`/`off` as booleans: take them back as the words they were."""
+        if isinstance(value, bool):
+            return {"fused": ("off", "fused"), "compile_loss": ("off", "on")}[info.field_name][value]
+        return value
 
 
 class EvalConfig(Section):

@@ -168,8 +168,32 @@ def test_compiled_model_and_loss_train_like_eager(tmp_path: Path) -> None:
     eager = _trainer(tmp_path / "a")
     compiled = _trainer(tmp_path / "b", "train.compile=true")
     compiled.model = wrap_model(compiled.raw_model, compiled.cfg, DistInfo())
-    assert compiled.loss_fn is not lm_loss and eager.loss_fn is lm_loss
     for _ in range(3):
         assert compiled.train_step()[0] == pytest.approx(eager.train_step()[0], rel=1e-5)
+    assert compiled.loss_fn.compiled and not eager.loss_fn.compiled  # auto: a short run stays eager
     for pa, pb in zip(eager.raw_model.parameters(), compiled.raw_model.parameters()):
         torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-6)
+
+
+def test_auto_compiles_the_loss_of_a_long_run_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lmforge.train import loop
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 8, 64, generator=g, requires_grad=True)
+    y = torch.randint(0, 64, (2, 8), generator=g)
+    long_run = int(loop.COMPILE_LOSS_MIN_ELEMENTS // logits.numel()) + 1
+    auto = loop.LossFn("auto", compile_model=False, calls=long_run)
+    torch.testing.assert_close(auto(logits, y, "sum"), lm_loss(logits, y, "sum"))
+    assert auto.compiled == loop.can_compile(logits.device)
+    off, short = loop.LossFn("off", compile_model=True), loop.LossFn("auto", compile_model=False, calls=1000)
+    off(logits, y), short(logits, y)
+    assert not off.compiled and not short.compiled
+
+    def broken(*args: object) -> torch.Tensor:
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(loop, "can_compile", lambda device: True)
+    monkeypatch.setattr(torch, "compile", lambda fn: broken)
+    failing = loop.LossFn("auto", compile_model=False, calls=long_run)
+    torch.testing.assert_close(failing(logits, y), lm_loss(logits, y))  # trains on, eager
+    assert not failing.compiled

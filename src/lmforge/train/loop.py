@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import math
+import os
 import shutil
 import signal
 import threading
@@ -28,6 +30,7 @@ from torch import nn
 
 from lmforge.config import TrainConfig
 from lmforge.errors import LmforgeError
+from lmforge.monitor.console import console
 from lmforge.tokens.loader import RandomWindows, sequential_windows
 from lmforge.train import checkpoint as ckpt
 from lmforge.train import sharded
@@ -77,6 +80,55 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
     """Cross-entropy per token, in float32 whatever the autocast dtype; targets of -100 are ignored."""
     return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction=reduction,
                            ignore_index=IGNORE_INDEX)
+
+
+# The eager loss copies the logits to float32 and keeps a float32 log-softmax for backward, all
+# memory-bound, plus a dozen small ops; compiled, it runs fused. Measured on this CPU
+# (bench/loss_compile.py, bench/train_throughput.py): the step saves ~5 ns per logit element (a
+# fifth to two thirds of the step, from 84 to 50304 rows) and the first compile costs ~10 s. So
+# `auto` compiles when a run's logits (steps x micro-batches x rows x tokens x vocabulary) reach
+# 2e9 elements, where the saving is about the compile time: the default preset's 2000 steps do,
+# a short test run does not.
+COMPILE_LOSS_MIN_ELEMENTS = 2e9
+
+
+def can_compile(device: torch.device) -> bool:
+    """Whether torch.compile can generate kernels here: a C++ compiler on CPU, Triton on CUDA."""
+    if device.type == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    if device.type == "cpu":
+        return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "c++", "g++", "clang++") if c)
+    return False
+
+
+class LossFn:
+    """lm_loss, compiled or not per train.compile_loss. In `auto` the choice waits for the first
+    logits (their size and device), given `calls` (micro-batches in the run), and a compile that
+    fails falls back to eager with a message instead of stopping the run."""
+
+    def __init__(self, mode: str, compile_model: bool, calls: int = 1) -> None:
+        self.mode = "on" if mode == "auto" and compile_model else mode
+        self.calls = calls
+        self.fn: Callable[..., torch.Tensor] | None = None if self.mode == "auto" else (
+            torch.compile(lm_loss) if self.mode == "on" else lm_loss)
+
+    @property
+    def compiled(self) -> bool:
+        return self.fn is not None and self.fn is not lm_loss
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        if self.fn is None:
+            pays = self.calls * logits.numel() >= COMPILE_LOSS_MIN_ELEMENTS
+            self.fn = torch.compile(lm_loss) if pays and can_compile(logits.device) else lm_loss
+        if self.mode != "auto" or not self.compiled:
+            return self.fn(logits, targets, reduction)
+        try:
+            return self.fn(logits, targets, reduction)
+        except Exception as exc:  # noqa: BLE001 -- inductor reports a broken toolchain in many ways
+            console.print(f"[yellow]compiling the loss failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                          "training on with the eager loss. train.compile_loss=off skips the attempt.")
+            self.fn = lm_loss
+            return lm_loss(logits, targets, reduction)
 
 
 @torch.no_grad()
@@ -190,10 +242,8 @@ class Trainer:
                                "batch-size warmup are not available for it",
                                "unset train.micro_batch_size/grad_accum/batch_warmup_steps and run one process")
         self.scaler = torch.amp.GradScaler("cuda") if cfg.dtype == "float16" else None
-        # With train.compile the loss is compiled too: eager, it materialises the logits again in
-        # float32 and log-softmax, which at a 50k vocabulary cost more than the model's own layers
-        # (bench/train_throughput.py --shapes vocab: the step took 2.2x as long in bf16 on CPU).
-        self.loss_fn: Callable[..., torch.Tensor] = torch.compile(lm_loss) if cfg.compile else lm_loss
+        self.loss_fn: Callable[..., torch.Tensor] = LossFn(cfg.compile_loss, cfg.compile,
+                                                           calls=cfg.steps * self.plan.accum)
         self.step = 0
         self.tokens_seen = 0
         self.should_stop = False
