@@ -85,7 +85,7 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
 # The eager loss copies the logits to float32 and keeps a float32 log-softmax for backward, all
 # memory-bound, plus a dozen small ops; compiled, it runs fused. Measured on this CPU
 # (bench/loss_compile.py, bench/train_throughput.py): the step saves ~5 ns per logit element (a
-# fifth to two thirds of the step, from 84 to 50304 rows) and the first compile costs ~10 s. So
+# sixth of the step at 84 rows, over half at 50304) and the first compile costs ~10 s. So
 # `auto` compiles when a run's logits (steps x micro-batches x rows x tokens x vocabulary) reach
 # 2e9 elements, where the saving is about the compile time: the default preset's 2000 steps do,
 # a short test run does not.
