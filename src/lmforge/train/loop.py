@@ -125,7 +125,8 @@ class LossFn:
         try:
             return self.fn(logits, targets, reduction)
         except Exception as exc:  # noqa: BLE001 -- inductor reports a broken toolchain in many ways
-            console.print(f"[yellow]compiling the loss failed ({type(exc).__name__}: {str(exc)[:200]}); "
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            console.print(f"[yellow]compiling the loss failed ({type(exc).__name__}: {first}); "
                           "training on with the eager loss. train.compile_loss=off skips the attempt.")
             self.fn = lm_loss
             return lm_loss(logits, targets, reduction)
