@@ -142,3 +142,15 @@ def test_split_text_file_by_blank_lines(tmp_path: Path) -> None:
 
 def test_decode_prefers_utf8() -> None:
     assert decode("naïve 中文".encode(), "auto")[:2] == ("naïve 中文", "utf-8")
+
+
+def test_jsonl_text_may_hold_unicode_line_separators(tmp_path: Path) -> None:
+    """U+2028, U+2029 and U+0085 are legal raw inside a JSON string; they must not end a record."""
+    texts = [AUSTEN + "\u2028" + MELVILLE, AUSTEN + "\x85 next", MELVILLE + "\u2029"]
+    lines = [json.dumps({"text": t}, ensure_ascii=False) for t in texts] + ["{bad"]
+    path = tmp_path / "seps.jsonl"
+    path.write_bytes("\r\n".join(lines).encode())
+    got = items(tmp_path, path=str(path))
+    assert [i.text for i in got if not i.reason] == texts
+    [bad] = [i for i in got if i.reason]
+    assert bad.id.endswith(":4")  # line numbers count "\n" only

@@ -196,7 +196,9 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str
     if looks_binary(data):
         raise ValueError("binary file (NUL bytes), not JSON lines")
     text, _, _ = decode(data, "auto")
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # JSON Lines ends records at "\n" only: str.splitlines() would also cut at U+2028, U+0085 and
+    # other characters that JSON strings may hold raw (json.dumps(..., ensure_ascii=False) writes them).
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
