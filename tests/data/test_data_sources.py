@@ -154,3 +154,14 @@ def test_jsonl_text_may_hold_unicode_line_separators(tmp_path: Path) -> None:
     assert [i.text for i in got if not i.reason] == texts
     [bad] = [i for i in got if i.reason]
     assert bad.id.endswith(":4")  # line numbers count "\n" only
+
+
+@pytest.mark.parametrize("split_docs,pattern,text", [("blank_lines", None, "  \n\n\t\n\n"),
+                                                     ("regex", r"^---$", "\n---\n \n---\n")])
+def test_separator_only_file_is_counted_not_dropped(tmp_path: Path, split_docs: str, pattern: str | None,
+                                                    text: str) -> None:
+    """A file that splits into no document still yields one item, for the ledger to count."""
+    path = tmp_path / "blank.txt"
+    path.write_text(text, encoding="utf-8")
+    [item] = items(tmp_path, path=str(path), split_docs=split_docs, split_pattern=pattern)
+    assert item.id == str(path) and item.rule == "read" and "only whitespace and separators" in item.reason

@@ -182,6 +182,10 @@ def _text_items(unit: Unit) -> Iterator[Item]:
                        f"{replaced} bytes are not valid {encoding} (data.sources on_decode_error=reject)", "decode")
             return
     parts = _split_text(text, spec)
+    if not parts and spec is not None:  # only separators: say so, or the file would vanish from the ledger
+        yield Item(doc_id, unit.source, text[:_PREVIEW], meta,
+                   f"no document: the file holds only whitespace and separators (split_docs={spec.split_docs})")
+        return
     for n, (line, part) in enumerate(parts):
         item_id = doc_id if len(parts) == 1 else f"{doc_id}:{line}"
         yield Item(item_id, unit.source, part, {**meta, "origin": f"{unit.path}:{line}"})
