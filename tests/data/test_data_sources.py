@@ -165,3 +165,16 @@ def test_separator_only_file_is_counted_not_dropped(tmp_path: Path, split_docs: 
     path.write_text(text, encoding="utf-8")
     [item] = items(tmp_path, path=str(path), split_docs=split_docs, split_pattern=pattern)
     assert item.id == str(path) and item.rule == "read" and "only whitespace and separators" in item.reason
+
+
+def test_csv_reads_on_after_broken_quoting(tmp_path: Path) -> None:
+    """One badly quoted row is rejected with its lines; the rows after it are still read."""
+    path = tmp_path / "q.csv"
+    path.write_text('id,text\n1,"' + AUSTEN.strip() + '"\n2,"broken "quote" here"\n3,"' + MELVILLE.strip()
+                    + '"\n4,"spans\ntwo "lines" x\n5,last row\n', encoding="utf-8")
+    got = items(tmp_path, path=str(path))
+    assert [i.id for i in got if not i.reason] == ["1", "3", "5"]
+    bad = [i for i in got if i.reason]
+    assert [i.id.rsplit(":", 1)[1] for i in bad] == ["3", "5"]
+    assert "on line 3" in bad[0].reason and "broken" in bad[0].reason
+    assert "on lines 5-6" in bad[1].reason

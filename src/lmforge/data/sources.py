@@ -224,6 +224,7 @@ def _csv_records(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, An
     csv.field_size_limit(1 << 30)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     header: list[str] | None = None
+    lines = text.split("\n")
     while True:
         line = reader.line_num + 1
         try:
@@ -231,8 +232,16 @@ def _csv_records(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, An
         except StopIteration:
             return
         except csv.Error as exc:
-            yield line, None, f"broken CSV quoting: {exc}"
-            return  # the reader cannot resynchronise after a quoting error
+            # The reader has consumed the broken lines and starts afresh on the next one, so only
+            # these lines are lost; name them, show them, and read on.
+            last = max(line, reader.line_num)
+            raw = "\n".join(lines[line - 1:last])[:200]
+            span = f"line {line}" if last == line else f"lines {line}-{last}"
+            if header is None or reader.line_num < line:  # no header to map rows with, or stuck
+                yield line, None, f"broken CSV quoting on {span}: {exc}; the rest of the file is not read: {raw}"
+                return
+            yield line, None, f"broken CSV quoting on {span}: {exc}: {raw}"
+            continue
         if header is None:
             header = row
             continue
