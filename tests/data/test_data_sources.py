@@ -170,7 +170,8 @@ def test_separator_only_file_is_counted_not_dropped(tmp_path: Path, split_docs: 
 def test_csv_reads_on_after_broken_quoting(tmp_path: Path) -> None:
     """One badly quoted row is rejected with its lines; the rows after it are still read."""
     path = tmp_path / "q.csv"
-    path.write_text('id,text\n1,"' + AUSTEN.strip() + '"\n2,"broken "quote" here"\n3,"' + MELVILLE.strip()
+    path.write_text('id,text\n1,"' + AUSTEN.strip().replace('"', '""') + '"\n2,"broken "quote" here"\n3,"'
+                    + MELVILLE.strip().replace('"', '""')
                     + '"\n4,"spans\ntwo "lines" x\n5,last row\n', encoding="utf-8")
     got = items(tmp_path, path=str(path))
     assert [i.id for i in got if not i.reason] == ["1", "3", "5"]
