@@ -179,3 +179,19 @@ def test_csv_reads_on_after_broken_quoting(tmp_path: Path) -> None:
     assert [i.id.rsplit(":", 1)[1] for i in bad] == ["3", "5"]
     assert "on line 3" in bad[0].reason and "broken" in bad[0].reason
     assert "on lines 5-6" in bad[1].reason
+
+
+def test_record_files_use_the_source_encoding_and_decode_rule(tmp_path: Path) -> None:
+    """`encoding` and `on_decode_error` apply to JSONL and CSV as to text files."""
+    text = "Ã©tÃ© " + AUSTEN  # as latin-1 bytes this is also valid UTF-8 ("été"), so only the declared codec reads it right
+    (tmp_path / "l.jsonl").write_bytes((json.dumps({"text": text}, ensure_ascii=False) + "\n").encode("latin-1"))
+    (tmp_path / "l.csv").write_bytes(('text\n"' + text.replace('"', '""') + '"\n').encode("latin-1"))
+    for name in ("l.jsonl", "l.csv"):
+        [item] = items(tmp_path, path=str(tmp_path / name), encoding="latin-1")
+        assert item.reason is None and item.text.strip() == text.strip()
+    good = json.dumps({"text": AUSTEN}).encode()
+    (tmp_path / "bad.jsonl").write_bytes(good + b"\n" + good[:-2] + b"\xff\"}\n")
+    [item] = items(tmp_path, path=str(tmp_path / "bad.jsonl"), encoding="utf-8", on_decode_error="reject")
+    assert item.rule == "decode" and "not valid utf-8" in item.reason and "line 2" in item.reason
+    got = items(tmp_path, path=str(tmp_path / "bad.jsonl"), encoding="utf-8")
+    assert [i.reason for i in got] == [None, None] and "\ufffd" in got[1].text

@@ -194,12 +194,27 @@ def _text_items(unit: Unit) -> Iterator[Item]:
 # --------------------------------------------------------------- record formats
 
 
-def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
-    """(line number, record or None, problem or raw line)."""
+class Undecodable(ValueError):
+    """A record file with bytes its encoding cannot decode, read with on_decode_error=reject."""
+
+
+def _record_text(path: Path, spec: SourceConfig, what: str) -> str:
+    """A record file's text in the source's `encoding`. Undecodable bytes become U+FFFD, or, with
+    `on_decode_error: reject`, reject the file (the first bad line is named)."""
     data = _open_bytes(path)
     if looks_binary(data):
-        raise ValueError("binary file (NUL bytes), not JSON lines")
-    text, _, _ = decode(data, "auto")
+        raise ValueError(f"binary file (NUL bytes), not {what}")
+    text, encoding, replaced = decode(data, spec.encoding)
+    if replaced and spec.on_decode_error == "reject":
+        line = text.count("\n", 0, text.index("\ufffd")) + 1
+        raise Undecodable(f"{replaced} bytes are not valid {encoding}, the first on line {line} "
+                          "(data.sources on_decode_error=reject)")
+    return text
+
+
+def _jsonl_records(path: Path, spec: SourceConfig) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    """(line number, record or None, problem or raw line)."""
+    text = _record_text(path, spec, "JSON lines")
     # JSON Lines ends records at "\n" only: str.splitlines() would also cut at U+2028, U+0085 and
     # other characters that JSON strings may hold raw (json.dumps(..., ensure_ascii=False) writes them).
     for lineno, line in enumerate(text.split("\n"), 1):
@@ -216,11 +231,8 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str
         yield lineno, rec, ""
 
 
-def _csv_records(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
-    data = _open_bytes(path)
-    if looks_binary(data):
-        raise ValueError("binary file (NUL bytes), not CSV")
-    text, _, _ = decode(data, "auto")
+def _csv_records(path: Path, spec: SourceConfig, delimiter: str) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    text = _record_text(path, spec, "CSV")
     csv.field_size_limit(1 << 30)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     header: list[str] | None = None
@@ -315,13 +327,13 @@ def _record_items(unit: Unit) -> Iterator[Item]:
     path = Path(unit.path)
     try:
         if unit.format == "jsonl":
-            rows = list(_jsonl_records(path))
+            rows = list(_jsonl_records(path, spec))
         elif unit.format in ("csv", "tsv"):
-            rows = list(_csv_records(path, "," if unit.format == "csv" else "\t"))
+            rows = list(_csv_records(path, spec, "," if unit.format == "csv" else "\t"))
         else:
             rows = list(_arrow_records(path, unit.format))
     except ValueError as exc:
-        yield Item(unit.path, unit.source, "", {}, str(exc))
+        yield Item(unit.path, unit.source, "", {}, str(exc), "decode" if isinstance(exc, Undecodable) else "read")
         return
     if not rows:
         yield Item(unit.path, unit.source, "", {}, f"empty {unit.format} file: no records")
