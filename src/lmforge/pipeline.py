@@ -10,6 +10,7 @@ from typing import Any
 
 from lmforge.config import Config, dump_config
 from lmforge.corpora import shakespeare
+from lmforge.data.sources import input_files
 from lmforge.data.stage import run_data
 from lmforge.evaluate.stage import run_eval
 from lmforge.monitor.console import console
@@ -43,7 +44,10 @@ RUNNER_KEYS = ("executor", "ray", "slurm")  # data keys left out of the data sta
 
 
 def external_inputs(cfg: Config, stage: str) -> list[Path]:
-    """Files outside the run that a stage reads by path: a pretrained tokenizer, a HF folder's weights."""
+    """Files outside the run that a stage reads by path: the user's data files, a pretrained
+    tokenizer, a HF folder's weights."""
+    if stage == "data":
+        return input_files(cfg.data)
     if stage == "tokenize" and cfg.tokenizer.kind == "pretrained" and cfg.tokenizer.path:
         path = Path(cfg.tokenizer.path)
         return [path / "tokenizer.json" if path.is_dir() else path]

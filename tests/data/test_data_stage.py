@@ -90,3 +90,30 @@ def test_unknown_threshold_key_stops_before_work(tmp_path: Path) -> None:
 def test_nothing_survives_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LmforgeError, match="no documents survived"):
         run(tmp_path, min_chars=10**7)
+
+
+def test_changed_input_files_rerun_the_data_stage(tmp_path: Path) -> None:
+    """The data identity covers the user's files: editing, adding or removing one re-runs the stage."""
+    import os
+
+    from lmforge.config import Config
+    from lmforge.pipeline import STAGES, stage_identity
+
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text(AUSTEN, encoding="utf-8")
+    cfg, run_dir = Config(data=DataConfig(corpus="none", paths=[str(folder)])), RunDir(tmp_path / "run")
+
+    def ident() -> str:
+        return stage_identity(run_dir, cfg, STAGES["data"])
+
+    before = ident()
+    assert ident() == before  # stable
+    (folder / "a.txt").write_text(AUSTEN + "more\n", encoding="utf-8")
+    edited = ident()
+    assert edited != before
+    (folder / "b.txt").write_text(MELVILLE, encoding="utf-8")
+    added = ident()
+    assert added != edited
+    os.remove(folder / "b.txt")
+    assert ident() == edited

@@ -122,6 +122,21 @@ def resolve_units(cfg: DataConfig) -> list[Unit]:
     return units
 
 
+def input_files(cfg: DataConfig) -> list[Path]:
+    """The user's files the data stage reads (sources and dedup_against), for the stage identity:
+    an edited, added or removed file must re-run the stage. A path that matches nothing is left
+    for resolve_units to report when the stage runs."""
+    out: list[Path] = []
+    for pattern in [spec.path for _, spec in source_specs(cfg)] + list(cfg.dedup_against):
+        try:
+            found = _expand(pattern, "data")
+        except LmforgeError:
+            continue
+        for path, _ in found:
+            out += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return out
+
+
 # ------------------------------------------------------------------ reading units
 
 
