@@ -120,3 +120,18 @@ def test_unknown_rate_counts_characters_unseen_in_train(tmp_path: Path) -> None:
     report = meta["report"]
     assert report["unk_rate"] == pytest.approx(10 / meta["splits"]["val"]["tokens"], rel=1e-2)
     assert report["round_trip_exact"] is False
+
+
+@pytest.mark.parametrize("kind,workers", [("bytelevel_bpe", 0), ("bytelevel_bpe", 1), ("char", 0)])
+def test_special_token_text_in_a_document_is_not_a_boundary(tmp_path: Path, kind: str, workers: int) -> None:
+    """A literal "<|endoftext|>" (or the BOS string) in a document is text: only packing writes EOS/BOS."""
+    docs = make_docs(12)
+    for d in docs[:10:3]:
+        d["text"] += " quoted <|endoftext|> and <s> inside\n"
+    run = write_run(tmp_path / "run", {"train": docs[:8], "val": docs[8:10], "test": docs[10:]})
+    cfg = CFG.model_copy(update={"kind": kind, "bos_token": "<s>", "workers": workers, "min_frequency": 1})
+    meta = run_tokenize(run, cfg)
+    tokens = np.fromfile(run.token_file("train"), dtype=meta["dtype"])
+    assert int((tokens == meta["eos_id"]).sum()) == 8 and int((tokens == meta["bos_id"]).sum()) == 8
+    assert meta["splits"]["train"]["bytes"] == meta["splits"]["train"]["text_bytes"]
+    assert meta["report"]["round_trip_exact"]

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from lmforge.config import TokenizerConfig
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text, read_jsonl_gz
-from lmforge.tokens.tokenizer import KINDS, build_and_train
+from lmforge.tokens.tokenizer import KINDS, build_and_train, for_documents
 
 COLUMNS = ("kind", "vocab", "train_s", "bytes_per_token", "unk_rate", "vocab_used", "round_trip", "encode_mb_s")
 
@@ -29,7 +29,7 @@ def measure_kind(run: RunDir, kind: str, vocab_size: int, min_frequency: int, va
     except ValidationError as exc:
         raise LmforgeError(f"{kind}: {exc.errors()[0]['msg']}", "choose a larger --vocab-size") from None
     start = time.perf_counter()
-    tok = build_and_train((r["text"] for r in read_jsonl_gz(run.split_file("train"))), cfg)
+    tok = for_documents(build_and_train((r["text"] for r in read_jsonl_gz(run.split_file("train"))), cfg))
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     encs = tok.encode_batch_fast(val_texts, add_special_tokens=False)

@@ -29,6 +29,7 @@ from lmforge.monitor.console import console
 from lmforge.rundir import RunDir, atomic_open, atomic_write_json, read_jsonl_gz
 from lmforge.tokens.leakage import leakage_report
 from lmforge.tokens.tokenizer import (
+    for_documents,
     load_tokenizer,
     pretrained_tokenizer,
     token_byte_lengths,
@@ -72,7 +73,7 @@ _WORKER: dict[str, Any] = {}
 def _worker_init(tokenizer_json: str, bos_id: int | None, eos_id: int, dtype: str) -> None:
     # one process per worker is the unit of parallelism, so the tokenizer's own threads are off
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    _WORKER.update(tok=Tokenizer.from_str(tokenizer_json), bos=bos_id, eos=eos_id, dtype=np.dtype(dtype))
+    _WORKER.update(tok=for_documents(Tokenizer.from_str(tokenizer_json)), bos=bos_id, eos=eos_id, dtype=np.dtype(dtype))
 
 
 def _worker_encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -252,7 +253,7 @@ def run_tokenize(run: RunDir, cfg: TokenizerConfig, model_vocab: int | None = No
     else:
         texts = (rec["text"] for rec in read_jsonl_gz(run.split_file("train")))
         train_tokenizer(texts, cfg, run.tokenizer)
-    tok = load_tokenizer(run.tokenizer)  # what later stages will load, so pack with exactly that
+    tok = for_documents(load_tokenizer(run.tokenizer))  # what later stages load, so pack with exactly that
     vocab = tok.get_vocab_size(with_added_tokens=True)
     check_model_vocab(vocab, model_vocab, cfg)
     dtype = pick_dtype(vocab, cfg.dtype)

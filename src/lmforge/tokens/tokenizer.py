@@ -171,6 +171,14 @@ def load_tokenizer(path: Path) -> Tokenizer:
                            "delete it and rerun `lmforge tokenize RUN_DIR --force`") from None
 
 
+def for_documents(tok: Tokenizer) -> Tokenizer:
+    """The tokenizer set to encode special-token strings found in document text as plain text:
+    packing writes the EOS/BOS ids itself, so a literal "<|endoftext|>" in a document must not
+    become a document boundary (the setting is not saved in tokenizer.json)."""
+    tok.encode_special_tokens = True
+    return tok
+
+
 def pretrained_tokenizer(cfg: TokenizerConfig, out: Path) -> Tokenizer:
     """Copy a ready tokenizer (tokenizer.path: a tokenizer.json, or a folder holding one, such as a
     Hugging Face checkpoint's) into the run instead of training one; its special tokens must hold
