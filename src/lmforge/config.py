@@ -220,6 +220,11 @@ class TokenizerConfig(Section):
         if self.kind == "bytelevel_bpe" and self.vocab_size < 256 + specials:
             raise ValueError(f"byte-level BPE needs vocab_size >= {256 + specials} (256 bytes + special tokens), "
                              f"got {self.vocab_size}")
+        # special_tokens() merges equal strings into one id, so unseen characters would be packed as EOS
+        if self.kind not in ("bytelevel_bpe", "pretrained") and self.unk_token in (
+                self.eos_token, self.bos_token, self.pad_token):
+            raise ValueError(f"unk_token {self.unk_token!r} is also the EOS, BOS or PAD token, so unknown "
+                             "characters would be written as that token; give unk_token its own string")
         return self
 
 

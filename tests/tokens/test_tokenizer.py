@@ -125,3 +125,11 @@ def test_training_reads_the_stream_once(tmp_path: Path, kind: str) -> None:
     assert pulled == list(range(len(TEXTS)))
     no_space = str.maketrans("", "", " \n")  # WordPiece does not keep spacing
     assert tok.decode(tok.encode(TEXTS[0]).ids).translate(no_space) == TEXTS[0].translate(no_space)
+
+
+@pytest.mark.parametrize("other", ["eos_token", "bos_token", "pad_token"])
+def test_unk_token_sharing_a_special_token_is_a_config_error(other: str) -> None:
+    """One string would be one id: unseen characters would be packed as EOS (or BOS, PAD)."""
+    with pytest.raises(ValueError, match="unk_token '<x>' is also the EOS, BOS or PAD token"):
+        TokenizerConfig(kind="bpe", unk_token="<x>", **{other: "<x>"})
+    TokenizerConfig(kind="bytelevel_bpe", unk_token="<x>", **{other: "<x>"})  # never writes unk: allowed
