@@ -195,3 +195,19 @@ def test_record_files_use_the_source_encoding_and_decode_rule(tmp_path: Path) ->
     assert item.rule == "decode" and "not valid utf-8" in item.reason and "line 2" in item.reason
     got = items(tmp_path, path=str(tmp_path / "bad.jsonl"), encoding="utf-8")
     assert [i.reason for i in got] == [None, None] and "\ufffd" in got[1].text
+
+
+def test_glob_reads_matched_folders_and_empty_sources_are_named(tmp_path: Path) -> None:
+    """A glob matching folders reads their files; a source with nothing to read is an error naming it."""
+    for name in ("a", "b"):
+        (tmp_path / "corpora" / name).mkdir(parents=True)
+        (tmp_path / "corpora" / name / "t.txt").write_text(AUSTEN, encoding="utf-8")
+    got = items(tmp_path, path=str(tmp_path / "corpora" / "*"))
+    assert [Path(i.id).parent.name for i in got] == ["a", "b"]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "hidden").mkdir()
+    (tmp_path / "hidden" / ".notes.txt").write_text(AUSTEN, encoding="utf-8")
+    for folder in ("empty", "hidden"):
+        cfg = DataConfig(corpus="none", paths=[str(tmp_path / "corpora"), str(tmp_path / folder)])
+        with pytest.raises(LmforgeError, match=rf"data.paths\[1\]: '.*{folder}' holds no file"):
+            resolve_units(cfg)

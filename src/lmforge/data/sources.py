@@ -86,19 +86,29 @@ def _folder_files(root: Path) -> Iterator[tuple[Path, str | None]]:
             yield path, None
 
 
-def _expand(pattern: str, where: str) -> list[tuple[Path, str | None]]:
-    path = Path(pattern).expanduser()
+def _folder_or_file(path: Path) -> list[tuple[Path, str | None]]:
     if path.is_dir():
         return [(path, None)] if _is_hf_dir(path) else list(_folder_files(path))
-    if path.is_file():
-        return [(path, None)]
-    if path.is_symlink():
+    return [(path, None)] if path.is_file() else []
+
+
+def _expand(pattern: str, where: str) -> list[tuple[Path, str | None]]:
+    path = Path(pattern).expanduser()
+    if path.is_dir() or path.is_file():
+        found = _folder_or_file(path)
+    elif path.is_symlink():
         return [(path, "broken symlink")]
-    matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
-    if not matches:
-        raise LmforgeError(f"{where}: '{pattern}' matches no file",
-                           "give a file, a folder or a glob such as 'texts/**/*.txt'")
-    return [(m, None) for m in matches if m.is_file() or _is_hf_dir(m)]
+    else:
+        matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+        if not matches:
+            raise LmforgeError(f"{where}: '{pattern}' matches no file",
+                               "give a file, a folder or a glob such as 'texts/**/*.txt'")
+        # a folder the glob matches is read like a folder given by name
+        found = [f for m in matches for f in _folder_or_file(m)]
+    if not found:  # an empty folder, or only hidden files: say which source, not just "no files"
+        raise LmforgeError(f"{where}: '{pattern}' holds no file to read (hidden files and folders are skipped)",
+                           "point it at a folder or glob with files, or remove it from the config")
+    return found
 
 
 def source_specs(cfg: DataConfig) -> list[tuple[str, SourceConfig]]:
