@@ -87,6 +87,13 @@ def test_unknown_threshold_key_stops_before_work(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "data").exists()
 
 
+def test_dedup_against_matching_nothing_stops_before_work(tmp_path: Path) -> None:
+    """The error names data.dedup_against[i] (not a source) and comes before phase 1 runs."""
+    with pytest.raises(LmforgeError, match=r"data.dedup_against\[0\]: '.*nothere.txt' matches no file"):
+        run(tmp_path, dedup_against=[str(tmp_path / "nothere.txt")])
+    assert not (tmp_path / "run" / "data").exists()
+
+
 def test_nothing_survives_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LmforgeError, match="no documents survived"):
         run(tmp_path, min_chars=10**7)

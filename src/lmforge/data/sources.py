@@ -147,6 +147,17 @@ def input_files(cfg: DataConfig) -> list[Path]:
     return out
 
 
+def reference_units(cfg: DataConfig) -> list[Unit]:
+    """Units of data.dedup_against, read like auto-format sources. Raises LmforgeError naming
+    data.dedup_against[i] for a path that matches nothing (checked before any work starts)."""
+    units: list[Unit] = []
+    for i, pattern in enumerate(cfg.dedup_against):
+        spec = SourceConfig(path=pattern)
+        for path, problem in _expand(pattern, f"data.dedup_against[{i}]"):
+            units.append(Unit(pattern, str(path), _format_of(path, "auto"), spec, (), problem))
+    return units
+
+
 # ------------------------------------------------------------------ reading units
 
 

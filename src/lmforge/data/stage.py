@@ -24,7 +24,7 @@ from lmforge.config import DataConfig
 from lmforge.data import dedup, executors, quality
 from lmforge.data.ledger import build_ledger
 from lmforge.data.mix import mix
-from lmforge.data.sources import Unit, read_unit, resolve_units, source_specs
+from lmforge.data.sources import Unit, read_unit, reference_units, resolve_units, source_specs
 from lmforge.data.text import count_tokens
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_open, atomic_write_json
@@ -52,6 +52,7 @@ def check_ready(cfg: DataConfig) -> dict[str, dict[str, Any]]:
         raise LmforgeError("no documents to read: data.corpus is 'none' and data.paths and data.sources are empty",
                            "set data.corpus=shakespeare or list your files in data.paths")
     executors.check_executor(cfg)
+    reference_units(cfg)  # a dedup_against path that matches nothing stops the run here, not after phase 1
     return plan
 
 
@@ -114,12 +115,10 @@ def _record(raw: Record) -> Record:
 
 def _reference_records(cfg: DataConfig) -> list[Record]:
     """Documents of data.dedup_against, read like any source and cleaned the same basic way."""
-    from lmforge.config import SourceConfig
     from lmforge.data import clean
 
-    sub = DataConfig(corpus="none", sources=[SourceConfig(path=p) for p in cfg.dedup_against])
     out = []
-    for unit in resolve_units(sub):
+    for unit in reference_units(cfg):
         for item in read_unit(unit):
             if not item.reason:
                 text = clean.normalize_whitespace(clean.normalize_unicode(item.text, cfg.normalize))
