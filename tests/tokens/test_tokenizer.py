@@ -11,6 +11,7 @@ from lmforge.config import TokenizerConfig
 from lmforge.errors import LmforgeError
 from lmforge.tokens.tokenizer import (
     KINDS,
+    build_and_train,
     load_tokenizer,
     token_byte_lengths,
     tokenizer_kind,
@@ -133,3 +134,10 @@ def test_unk_token_sharing_a_special_token_is_a_config_error(other: str) -> None
     with pytest.raises(ValueError, match="unk_token '<x>' is also the EOS, BOS or PAD token"):
         TokenizerConfig(kind="bpe", unk_token="<x>", **{other: "<x>"})
     TokenizerConfig(kind="bytelevel_bpe", unk_token="<x>", **{other: "<x>"})  # never writes unk: allowed
+
+
+def test_unigram_vocab_below_the_alphabet_is_a_clear_error() -> None:
+    """Unigram must hold every character it trained on; a smaller vocab_size is the user's to fix."""
+    text = "".join(chr(0x4E00 + i) for i in range(200)) * 3
+    with pytest.raises(LmforgeError, match="vocab_size=64 is smaller than the number of distinct characters"):
+        build_and_train(iter([text]), TokenizerConfig(kind="unigram", vocab_size=64))

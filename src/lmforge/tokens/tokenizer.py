@@ -134,7 +134,16 @@ def build_and_train(texts: Iterable[str], cfg: TokenizerConfig) -> Tokenizer:
     if cfg.kind == "char":
         return train_char(texts, cfg)
     tok, trainer = BUILDERS[cfg.kind](cfg)
-    tok.train_from_iterator(texts, trainer)
+    try:
+        tok.train_from_iterator(texts, trainer)
+    except Exception as exc:  # the Rust trainers raise plain Exception
+        if "not large enough to contain all chars" not in str(exc):
+            raise
+        # Unigram keeps every character of the training text; the others do not stop on it
+        raise LmforgeError(f"tokenizer.vocab_size={cfg.vocab_size} is smaller than the number of distinct "
+                           f"characters in the train split, which a {cfg.kind} vocabulary must all hold",
+                           "raise tokenizer.vocab_size, or use tokenizer.kind=bytelevel_bpe "
+                           "(256 byte symbols cover any text)") from None
     # trainers may add specials in their own order; make sure every one is registered as special
     tok.add_special_tokens(special_tokens(cfg, with_unk=cfg.kind != "bytelevel_bpe"))
     return tok
