@@ -211,3 +211,11 @@ def test_glob_reads_matched_folders_and_empty_sources_are_named(tmp_path: Path) 
         cfg = DataConfig(corpus="none", paths=[str(tmp_path / "corpora"), str(tmp_path / folder)])
         with pytest.raises(LmforgeError, match=rf"data.paths\[1\]: '.*{folder}' holds no file"):
             resolve_units(cfg)
+
+
+def test_csv_header_naming_a_column_twice_is_rejected(tmp_path: Path) -> None:
+    """dict(zip(header, row)) would keep one of the two columns and lose the other without a word."""
+    path = tmp_path / "dup.tsv"
+    path.write_text("text\tlabel\ttext\n" + AUSTEN.strip().replace("\n", " ") + "\tx\tother\n", encoding="utf-8")
+    [item] = items(tmp_path, path=str(path))
+    assert item.rule == "read" and "names 'text' more than once" in item.reason

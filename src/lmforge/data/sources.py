@@ -291,6 +291,10 @@ def _csv_records(path: Path, spec: SourceConfig, delimiter: str) -> Iterator[tup
             yield line, None, f"broken CSV quoting on {span}: {exc}: {raw}"
             continue
         if header is None:
+            twice = sorted({name for name in row if row.count(name) > 1})
+            if twice:  # a record maps each name to one value, so one column would vanish silently
+                raise ValueError(f"the header line names {', '.join(map(repr, twice))} more than once; "
+                                 "give each column its own name")
             header = row
             continue
         if not row:
