@@ -13,6 +13,7 @@ from lmforge.tokens.tokenizer import (
     KINDS,
     build_and_train,
     load_tokenizer,
+    pretrained_tokenizer,
     token_byte_lengths,
     tokenizer_kind,
     train_tokenizer,
@@ -141,3 +142,11 @@ def test_unigram_vocab_below_the_alphabet_is_a_clear_error() -> None:
     text = "".join(chr(0x4E00 + i) for i in range(200)) * 3
     with pytest.raises(LmforgeError, match="vocab_size=64 is smaller than the number of distinct characters"):
         build_and_train(iter([text]), TokenizerConfig(kind="unigram", vocab_size=64))
+
+
+def test_pretrained_path_not_found_names_the_key(tmp_path: Path) -> None:
+    """The hint is about tokenizer.path, not about rerunning the tokenize stage."""
+    cfg = TokenizerConfig(kind="pretrained", path=str(tmp_path / "nope"))
+    with pytest.raises(LmforgeError, match="tokenizer.path: .*nope not found") as err:
+        pretrained_tokenizer(cfg, tmp_path / "out.json")
+    assert "folder holding one" in err.value.hint

@@ -195,6 +195,10 @@ def pretrained_tokenizer(cfg: TokenizerConfig, out: Path) -> Tokenizer:
     path = Path(cfg.path or "")
     if path.is_dir():
         path = path / "tokenizer.json"
+    if not path.is_file():  # load_tokenizer's hint (rerun tokenize) would not help here
+        raise LmforgeError(f"tokenizer.path: {path} not found",
+                           "set tokenizer.path to a tokenizer.json, or to a folder holding one "
+                           "(a Hugging Face checkpoint's)")
     tok = load_tokenizer(path)
     vocab = tok.get_vocab(with_added_tokens=True)
     for key, token in (("eos_token", cfg.eos_token), ("bos_token", cfg.bos_token), ("pad_token", cfg.pad_token)):
