@@ -310,6 +310,7 @@ class Trainer:
                  "val_loss": self.last_val if self.last_val_step == self.step else None,
                  "tokens_seen": self.tokens_seen, "loss": self.last_loss, "good": good,
                  "skipped_steps": self.skipped_steps, "world_size": self.dist.world,
+                 "optimizer": self.cfg.optimizer,
                  "scaler": self.scaler.state_dict() if self.scaler else None, **self.extra_state}
         if not good:
             state["why"] = "non-finite loss or weights"
@@ -341,6 +342,12 @@ class Trainer:
             set_optimizer_state_dict,
         )
 
+        state = json.loads((path / "state.json").read_text())
+        saved = state.get("optimizer")  # absent in checkpoints written before it was recorded
+        if saved is not None and saved != self.cfg.optimizer:
+            raise LmforgeError(f"checkpoint {path} holds {saved} optimizer state; this run has "
+                               f"train.optimizer={self.cfg.optimizer}",
+                               f"resume with train.optimizer={saved}, or train afresh without --resume")
         if sharded.is_sharded(path):  # DCP re-splits every tensor for this run's processes
             ckpt.check_fits(path, sharded.model_shapes(path), self.raw_model)
             tensors, optim_sd = self._state()
@@ -352,13 +359,25 @@ class Trainer:
             optim_sd = torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu")
             opts = StateDictOptions(full_state_dict=True, strict=False)
         set_model_state_dict(self.raw_model, tensors, options=opts)
-        set_optimizer_state_dict(self.raw_model, self._optimizers(), optim_sd, options=opts)
-        state = json.loads((path / "state.json").read_text())
+        settings = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
+        try:
+            set_optimizer_state_dict(self.raw_model, self._optimizers(), optim_sd, options=opts)
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise LmforgeError(f"the optimizer state in {path} does not fit train.optimizer={self.cfg.optimizer} "
+                               f"({type(exc).__name__}: {exc})",
+                               "resume with the optimizer of the run that wrote it, or train afresh "
+                               "without --resume") from None
+        # loading also copied the saved param groups (weight decay, betas, eps, lr_mult): put this
+        # config's back, since a resume starts again from the config file (docs/monitoring.md)
+        for group, own in zip(self.optimizer.param_groups, settings, strict=True):
+            group.update(own)
         rng = load_file(str(path / "rng.safetensors"))
         self.step = int(state["step"])
         self.tokens_seen = int(state.get("tokens_seen", 0))
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.best_val, self.last_val = state.get("best_val"), state.get("last_val")
+        # evaluated at this very step: a save at this step (a finished run resumed) keeps val_loss
+        self.last_val_step = self.step if state.get("val_loss") is not None else None
         self.last_loss = state.get("loss")
         if self.scaler and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
