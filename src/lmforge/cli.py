@@ -181,6 +181,9 @@ def lr_plot(
     """Draw the config's learning-rate schedule, step by step."""
     from lmforge.train.schedule import lr_curve, plot_schedule
 
+    if out.suffix.lower() != ".png":  # matplotlib would fail on another suffix, or add .png to none
+        better = out / "lr_schedule.png" if out.is_dir() else out.with_suffix(".png")
+        raise LmforgeError(f"--out {out}: the plot is a PNG, so name a .png file", f"e.g. --out {better}")
     config, overrides = _split_config_arg(args or [])
     cfg = load_config(config, preset, overrides)
     curve = lr_curve(cfg.train)
@@ -205,8 +208,9 @@ def lr_find_cmd(
 ) -> None:
     """LR range test: sweep, suggest (valley and steepest rules), check half/at/double the suggestion."""
     from lmforge.pipeline import run_all
-    from lmforge.train.lr_find import lr_find
+    from lmforge.train.lr_find import check_range, lr_find
 
+    check_range(start_lr, end_lr)  # before data and tokenize, which may take a while
     config, overrides = _split_config_arg(args or [])
     cfg = load_config(config, preset, overrides)
     run_dir = RunDir(out or Path("runs") / cfg.name)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from lmforge.cli import app
+from lmforge.errors import LmforgeError
 
 
 def test_lr_plot_writes_png_and_every_step(tmp_path: Path) -> None:
@@ -24,3 +25,17 @@ def test_unknown_schedule_names_the_choices(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["lr", "plot", "train.schedule=cosin", "--out", str(tmp_path / "x.png")])
     assert res.exit_code != 0
     assert "cosine" in str(res.exception) and "train.schedule" in str(res.exception)
+
+
+def test_lr_plot_refuses_an_out_that_is_not_a_png(tmp_path: Path) -> None:
+    for out, better in ((tmp_path / "lr.txt", "lr.png"), (tmp_path, "lr_schedule.png"), (tmp_path / "lr", "lr.png")):
+        res = CliRunner().invoke(app, ["lr", "plot", "--out", str(out)])
+        assert isinstance(res.exception, LmforgeError), res.output
+        assert "--out" in res.exception.message and better in (res.exception.hint or "")
+    assert list(tmp_path.iterdir()) == [] and not (tmp_path.parent / f"{tmp_path.name}.png").exists()
+
+
+def test_lr_find_refuses_a_falling_sweep(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["lr-find", "--start-lr", "1", "--end-lr", "1e-3", "-o", str(tmp_path / "r")])
+    assert isinstance(res.exception, LmforgeError) and "--start-lr" in res.exception.message
+    assert not (tmp_path / "r").exists()  # refused before data and tokenize

@@ -144,9 +144,17 @@ def check(run: RunDir, cfg: Config, lrs: list[float], steps: int) -> list[dict[s
     return out
 
 
+def check_range(start_lr: float, end_lr: float) -> None:
+    """The sweep must rise: falling, its loss-vs-LR curve reads backwards and both rules mislead."""
+    if not start_lr < end_lr:
+        raise LmforgeError(f"--start-lr {start_lr:g} must be below --end-lr {end_lr:g}",
+                           "the sweep raises the LR; e.g. --start-lr 1e-6 --end-lr 1")
+
+
 def lr_find(run: RunDir, cfg: Config, steps: int = 100, check_steps: int = 100, start_lr: float = 1e-6,
             end_lr: float = 1.0) -> LrFindResult:
     """Sweep, suggest (valley rule, else steepest), check half/at/double; write lr_find.json/png."""
+    check_range(start_lr, end_lr)
     console.print(f"[bold cyan]lr-find[/]: sweeping {start_lr:g} -> {end_lr:g} over {steps} steps")
     result = sweep(run, cfg, steps, start_lr, end_lr)
     suggestion = result.valley or result.steepest
