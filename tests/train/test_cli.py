@@ -8,6 +8,9 @@ from typer.testing import CliRunner
 
 from lmforge.cli import app
 from lmforge.errors import LmforgeError
+from lmforge.train import checkpoint as ckpt
+
+from .conftest import make_tokens
 
 
 def test_lr_plot_writes_png_and_every_step(tmp_path: Path) -> None:
@@ -39,3 +42,19 @@ def test_lr_find_refuses_a_falling_sweep(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["lr-find", "--start-lr", "1", "--end-lr", "1e-3", "-o", str(tmp_path / "r")])
     assert isinstance(res.exception, LmforgeError) and "--start-lr" in res.exception.message
     assert not (tmp_path / "r").exists()  # refused before data and tokenize
+
+
+def test_a_refused_train_command_leaves_the_runs_config(tmp_path: Path) -> None:
+    """config.yaml must keep describing the checkpoints: eval, generate and export read it."""
+    run = make_tokens(tmp_path / "run")
+    base = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=16", "train.steps=3",
+            "train.batch_size=8", "train.eval_batches=1", "train.threads=1", "train.device=cpu"]
+    res = CliRunner().invoke(app, ["train", str(run.root), "--preset", "smoke", *base])
+    assert res.exit_code == 0, res.output
+    config, record = run.config.read_text(), (run.stages / "train.json").read_text()
+    res = CliRunner().invoke(app, ["train", str(run.root), "model.n_layer=2", "train.micro_batch_size=3"])
+    assert isinstance(res.exception, LmforgeError) and "micro_batch_size" in res.exception.message
+    assert run.config.read_text() == config and (run.stages / "train.json").read_text() == record
+    assert [p.name for p in ckpt.list_checkpoints(run.checkpoints)] == ["step-3"]
+    res = CliRunner().invoke(app, ["train", str(run.root)])  # unchanged: skipped, checkpoints kept
+    assert res.exit_code == 0 and "skipped" in res.output, res.output
