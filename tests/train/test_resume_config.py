@@ -55,3 +55,18 @@ def test_resuming_a_finished_run_keeps_the_checkpoints_val_loss(trained: RunDir)
     assert before is not None
     build_trainer(trained, tiny_config(*SHORT), resume=True, show_progress=False).fit()  # nothing left to do
     assert ckpt.checkpoint_val_loss(newest) == before
+
+
+def test_unusable_checkpoints_passed_over_are_set_aside(tiny_run: RunDir) -> None:
+    """Left in place, a corrupt newest checkpoint counted among the newest kept, and a valid one
+    was pruned instead."""
+    build_trainer(tiny_run, tiny_config("train.steps=12"), resume=False, show_progress=False).fit()
+    (tiny_run.checkpoints / "step-12" / "model.safetensors").write_bytes(b"truncated")  # step-5, 10, 12
+    trainer = build_trainer(tiny_run, tiny_config("train.steps=15", "train.keep_checkpoints=2"),
+                            resume=True, show_progress=False)
+    assert trainer.step == 10
+    assert (tiny_run.checkpoints / ckpt.UNUSABLE_DIR / "step-12" / "model.safetensors").read_bytes() == b"truncated"
+    trainer.fit()
+    kept = ckpt.list_checkpoints(tiny_run.checkpoints)
+    assert [p.name for p in kept][-2:] == ["step-10", "step-15"]
+    assert all(ckpt.verify(p) is None for p in kept)

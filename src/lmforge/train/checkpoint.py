@@ -22,6 +22,7 @@ from lmforge.rundir import atomic_write_json, file_sha256
 
 STEP_PREFIX = "step-"
 CARRIED_FILE = "carried.safetensors"
+UNUSABLE_DIR = "unusable"  # checkpoints a resume passed over (set_aside_after)
 
 
 def _model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -156,6 +157,21 @@ def latest_valid(folder: Path, warn: Any = print) -> Path | None:
             return path
         warn(f"checkpoint {path} is unusable: {problem}; trying the previous one")
     return None
+
+
+def set_aside_after(folder: Path, step: int) -> list[Path]:
+    """Move the checkpoints after `step` into folder/unusable/. A resume from `step` passed over
+    them as unusable and writes those steps anew; left in place, pruning would count them among
+    the newest and delete valid ones instead. Moved, not deleted: nothing is lost silently."""
+    moved = []
+    for path in list_checkpoints(folder):
+        if int(path.name[len(STEP_PREFIX):]) > step:
+            dest = folder / UNUSABLE_DIR / path.name
+            dest.parent.mkdir(exist_ok=True)
+            shutil.rmtree(dest, ignore_errors=True)
+            path.rename(dest)
+            moved.append(dest)
+    return moved
 
 
 def load_weights(path: Path, model: nn.Module) -> None:

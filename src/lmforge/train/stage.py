@@ -107,6 +107,11 @@ def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = 
         trainer.restore(latest)
         if info.is_main:
             run.event("resume", f"resumed from {latest.name}", step=trainer.step)
+    if resume and info.is_main:
+        for moved in ckpt.set_aside_after(run.checkpoints, start if latest is not None else -1):
+            console.print(f"[yellow]moved the unusable {moved.name} to {moved.parent}")
+            run.event("checkpoint_set_aside", f"moved the unusable {moved.name} to {moved.parent}",
+                      step=trainer.step)
     return trainer
 
 
