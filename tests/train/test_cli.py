@@ -58,3 +58,11 @@ def test_a_refused_train_command_leaves_the_runs_config(tmp_path: Path) -> None:
     assert [p.name for p in ckpt.list_checkpoints(run.checkpoints)] == ["step-3"]
     res = CliRunner().invoke(app, ["train", str(run.root)])  # unchanged: skipped, checkpoints kept
     assert res.exit_code == 0 and "skipped" in res.output, res.output
+
+
+def test_export_to_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    target = tmp_path / "model.bin"
+    target.write_text("keep me")
+    res = CliRunner().invoke(app, ["export", str(tmp_path / "run"), str(target)])
+    assert isinstance(res.exception, LmforgeError) and "is a file" in res.exception.message
+    assert target.read_text() == "keep me"

@@ -306,6 +306,10 @@ def export_run(run_dir: Path, out: Path) -> dict[str, Any]:
 
     tf = _transformers()
     run = RunDir(run_dir)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LmforgeError(f"cannot export to {out}: it is a file, and the export is a folder",
+                           "give a new or existing folder to write config.json and model.safetensors into")
     if not run.config.is_file():
         raise LmforgeError(f"{run_dir} is not a run directory (no config.yaml)", "train a model first: lmforge run")
     cfg = load_config(run.config)
@@ -313,7 +317,6 @@ def export_run(run_dir: Path, out: Path) -> dict[str, Any]:
     model = model.float().cpu()
     eos = tok.token_to_id(cfg.tokenizer.eos_token)
     hf = to_hf(model, eos_id=eos)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     hf.save_pretrained(str(out))
     fast = tf.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=cfg.tokenizer.eos_token,
