@@ -300,6 +300,11 @@ class ModelConfig(Section):
         if data.get("size"):
             raise LmforgeError(f"model.size={data['size']!r} and model.init_from={folder!r} both set the shape",
                                "keep model.init_from and drop model.size")
+        if not Path(folder).is_dir() and all(k in data for k in FOLDER_KEYS):
+            # a resolved config (a run's config.yaml) already holds the folder's shape, so its
+            # checkpoints still resume, evaluate and export once the folder is moved or deleted;
+            # a fresh start needs the weights and says so (models/hf.py: folder_tensors)
+            return data
         theirs = folder_model_keys(Path(folder))
         mine = data.get("block_size")
         if isinstance(mine, int) and not isinstance(mine, bool) and mine < theirs["block_size"]:

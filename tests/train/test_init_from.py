@@ -257,3 +257,26 @@ def test_a_shorter_context_keeps_the_first_positions(folder: Path, tmp_path: Pat
 def test_a_trained_tokenizer_with_pretrained_weights_is_refused(folder: Path) -> None:
     with pytest.raises(LmforgeError, match="tokenizer.kind=bpe would train a new tokenizer"):
         load_config(None, "smoke", [f"model.init_from={folder}", "tokenizer.kind=bpe"])
+
+
+@pytest.mark.parametrize("folder", ["gpt2"], indirect=True)
+def test_a_run_outlives_its_init_folder(folder: Path, tmp_path: Path) -> None:
+    """The run's config.yaml holds the folder's shape: once the folder is gone, the checkpoints still
+    load, resume and export; only a fresh start, which needs the weights, is refused."""
+    import shutil
+
+    source = tmp_path / "hf"
+    shutil.copytree(folder, source)
+    run = _run(tmp_path / "run")
+    write_config(run, _config(source))
+    run_stage(run, _config(source), "tokenize")
+    build_trainer(run, _config(source), resume=False, show_progress=False).fit()
+    shutil.rmtree(source)
+    cfg = load_config(run.config, None, ["train.steps=4"])
+    assert cfg.model.init_from == str(source) and cfg.model.n_layer == 2
+    load_trained(run, cfg)
+    trainer = build_trainer(run, cfg, resume=True, show_progress=False)
+    assert trainer.step == 3
+    assert export_run(run.root, tmp_path / "export")["checkpoint"] == "step-3"
+    with pytest.raises(LmforgeError, match="folder not found"):
+        build_trainer(run, cfg, resume=False, show_progress=False)

@@ -245,6 +245,9 @@ def folder_tensors(folder: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     folder = Path(folder)
+    if not folder.is_dir():
+        raise LmforgeError(f"Hugging Face folder not found: {folder} (model.init_from)",
+                           "put the folder back, resume from a checkpoint with --resume, or drop model.init_from")
     single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
     if single.is_file():
         files = [single]
