@@ -197,3 +197,18 @@ def test_auto_compiles_the_loss_of_a_long_run_and_falls_back(monkeypatch: pytest
     failing = loop.LossFn("auto", compile_model=False, calls=long_run)
     torch.testing.assert_close(failing(logits, y), lm_loss(logits, y))  # trains on, eager
     assert not failing.compiled
+
+
+def test_a_run_stopped_early_is_evaluated_before_its_last_checkpoint(tmp_path: Path) -> None:
+    from lmforge.train.callbacks import Callback
+
+    class StopAtThree(Callback):
+        def on_step_end(self, trainer: Trainer, metrics: dict) -> None:
+            trainer.should_stop = trainer.step >= 3
+
+    tr = _trainer(tmp_path)
+    tr.callbacks = [StopAtThree()]
+    tr.fit()
+    assert tr.step == 3 and tr.last_val_step == 3  # eval_interval is 10: only the stop evaluated
+    state = json.loads((tmp_path / "ck" / "step-3" / "state.json").read_text())
+    assert state["val_loss"] == pytest.approx(tr.last_val)

@@ -554,6 +554,8 @@ class Trainer:
                     break
                 if self.step % self.cfg.checkpoint_interval == 0 and self.step < self.cfg.steps:
                     self.save()
+        if self.val_data is not None and self.last_val_step != self.step and not self.interrupted:
+            self.evaluate()  # stopped early (max_seconds, ctl stop): the last checkpoint gets its val_loss too
         self.save()
         self._emit("on_train_end")
 
