@@ -80,3 +80,11 @@ def test_token_budget_covers_every_document():
     assert sub[20:].tolist() == list(range(75, 85))
     same, _ = lm.spread_budget(data, starts, None)
     assert same is data
+
+
+def test_top_k_accuracy_is_named_by_its_k():
+    """eval.accuracy_top_k=3 measures top-3 hits: eval.json must not call them top5_accuracy."""
+    scores = lm.TokenScores(np.ones(4), np.zeros(4, bool), np.ones(4, bool))
+    out = lm.summarize(scores, np.ones(4, int), np.array([0, 1]), np.array([0, 2]), rounds=20, k=3)
+    assert out["top3_accuracy"] == 1.0 and "top3_accuracy_ci95" in out
+    assert "top5_accuracy" not in out

@@ -131,18 +131,19 @@ def summarize_documents(docs: dict[str, np.ndarray], rounds: int = DEFAULT_ROUND
 
 def summarize(scores: TokenScores | np.ndarray, targets: np.ndarray, byte_lengths: np.ndarray,
               doc_starts: np.ndarray, sources: Sequence[str] | None = None,
-              rounds: int = DEFAULT_ROUNDS, seed: int = 0) -> dict[str, Any]:
-    """All metrics of one split; with `sources` (one per document), also per source."""
+              rounds: int = DEFAULT_ROUNDS, seed: int = 0, k: int = TOP_K) -> dict[str, Any]:
+    """All metrics of one split; with `sources` (one per document), also per source.
+    `k` must be the k `scores.topk` was measured with: it names the `top{k}_accuracy` key."""
     if isinstance(scores, np.ndarray):  # losses only: accuracy unknown, reported as 0 hits
         scores = TokenScores(scores, np.zeros(len(scores), bool), np.zeros(len(scores), bool))
     if len(scores) == 0:
         return {"tokens": 0}
     docs = per_document(scores, targets, byte_lengths, doc_starts)
-    out = summarize_documents(docs, rounds, seed)
+    out = summarize_documents(docs, rounds, seed, k)
     if sources is not None and len(set(sources)) > 1:
         names = np.asarray(list(sources))[: len(docs["tokens"])]
         out["sources"] = {
-            src: summarize_documents({k: v[names == src] for k, v in docs.items()}, rounds, seed)
+            src: summarize_documents({key: v[names == src] for key, v in docs.items()}, rounds, seed, k)
             for src in sorted(set(names.tolist()))
         }
     return out

@@ -68,7 +68,8 @@ def score_split(model: nn.Module, run: RunDir, split: str, cfg: Config, byte_len
                           cfg.train.dtype, cfg.eval.accuracy_top_k)
     targets = np.asarray(data[1: len(scores) + 1], dtype=np.int64)
     sources = split_sources(run, split, len(starts)) if per_source else None
-    return summarize(scores, targets, byte_lengths, starts, sources, cfg.eval.bootstrap_rounds, cfg.eval.seed)
+    return summarize(scores, targets, byte_lengths, starts, sources, cfg.eval.bootstrap_rounds, cfg.eval.seed,
+                     cfg.eval.accuracy_top_k)
 
 
 def task_items(run: RunDir, cfg: Config, name: str) -> tuple[list, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,15 @@ def _events(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def top_k_key(evaluation: dict[str, Any] | None) -> str:
+    """The `top{k}_accuracy` key eval.json uses (k is eval.accuracy_top_k, 5 by default)."""
+    for split in ((evaluation or {}).get("splits") or {}).values():
+        for key in split:
+            if re.fullmatch(r"top\d+_accuracy", key):
+                return key
+    return "top5_accuracy"
 
 
 def run_report(run: RunDir, title: str | None = None) -> Path:
@@ -45,6 +55,7 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
         lr_find=_load_json(run.root / "lr_find.json"),
         lr_find_figure=(run.root / "lr_find.png").is_file(),
         evaluation=evaluation,
+        topk=top_k_key(evaluation),
         confusion=confusion,
         events=_events(run.events),
         stages=stages,

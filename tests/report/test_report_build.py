@@ -1,0 +1,30 @@
+"""The report stage on hand-made run directories: what it shows must match eval.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lmforge.report.build import run_report
+from lmforge.rundir import RunDir
+
+
+def _split(documents: int, ci: list[float] | None, k: int = 5) -> dict[str, Any]:
+    return {"tokens": 1000, "bytes": 2000, "documents": documents, "loss": 2.0, "loss_ci95": ci,
+            "perplexity": 7.389, "perplexity_ci95": ci, "bits_per_byte": 1.4427, "bits_per_byte_ci95": ci,
+            "accuracy": 0.25, "accuracy_ci95": ci, f"top{k}_accuracy": 0.625, f"top{k}_accuracy_ci95": ci}
+
+
+def _report(tmp_path: Path, evaluation: dict[str, Any]) -> str:
+    run = RunDir(tmp_path / "run")
+    run.create()
+    run.eval.write_text(json.dumps(evaluation))
+    return run_report(run).read_text()
+
+
+def test_top_k_accuracy_column_follows_accuracy_top_k(tmp_path):
+    html = _report(tmp_path, {"checkpoint": "step-1", "splits": {"val": _split(3, [0.1, 0.9], k=3)},
+                              "untrained": {}, "tasks": {}, "samples": []})
+    assert "top-3 accuracy" in html and "top-5" not in html
+    assert "0.6250" in html
