@@ -28,3 +28,11 @@ def test_top_k_accuracy_column_follows_accuracy_top_k(tmp_path):
                               "untrained": {}, "tasks": {}, "samples": []})
     assert "top-3 accuracy" in html and "top-5" not in html
     assert "0.6250" in html
+
+
+def test_missing_interval_is_not_called_one_document(tmp_path):
+    """bootstrap_rounds=0 leaves every interval null; the report must not blame a single document."""
+    html = _report(tmp_path, {"checkpoint": "step-1", "splits": {"val": _split(6, None), "test": _split(1, None)},
+                              "untrained": {}, "tasks": {}, "samples": [], "intervals": {"rounds": 0}})
+    assert html.count("one document") == 1
+    assert "none (eval.bootstrap_rounds=0)" in html
