@@ -106,3 +106,9 @@ def test_on_and_off_stay_words_though_yaml_reads_them_as_booleans(tmp_path: Path
     assert (cfg.train.fused, cfg.train.compile_loss) == ("off", "on")
     cfg = load_config(None, "smoke", ["train.fused=off", "train.compile_loss=off"])
     assert (cfg.train.fused, cfg.train.compile_loss) == ("off", "off")
+
+
+def test_eval_needs_at_least_one_split():
+    """eval.splits=[] was accepted and ended in an IndexError after the model was loaded."""
+    with pytest.raises(LmforgeError, match=r"eval.splits"):
+        load_config(overrides=["eval.splits=[]"])

@@ -472,7 +472,8 @@ class TrainConfig(Section):
 class EvalConfig(Section):
     """What `lmforge eval` measures and samples."""
 
-    splits: list[Literal["val", "test"]] = ["val", "test"]
+    splits: list[Literal["val", "test"]] = Field(
+        ["val", "test"], min_length=1, description="held-out splits to score, at least one (the first also untrained)")
     max_tokens: int | None = Field(None, ge=1, description="evaluate at most this many tokens per split")
     batch_size: int = Field(16, ge=1)
     samples: int = Field(3, ge=0)
