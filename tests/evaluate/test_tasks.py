@@ -112,3 +112,21 @@ def test_next_line_task_without_enough_distinct_lines():
     text = "\n".join(["the very same line repeated again"] * 80)
     with pytest.raises(LmforgeError, match="too few distinct lines"):
         tasks.next_line_task([text], n_items=5, n_choices=4)
+
+
+def test_task_file_that_is_not_utf8_names_the_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    good = json.dumps({"context": "c", "choices": ["a", "b"], "gold": 1})
+    path.write_bytes(good.encode() + b"\n" + '{"context": "caf\xe9", "choices": ["a", "b"], "gold": 0}\n'.encode("latin-1"))
+    with pytest.raises(LmforgeError, match="not UTF-8") as err:
+        tasks.load_task(path)
+    assert f"{path}:2:" in err.value.message
+
+
+def test_tasks_whose_names_clash_are_refused():
+    """Two files with one stem (or a task listed twice) would overwrite each other in eval.json."""
+    assert tasks.task_names(["next_line", "a/qa.jsonl"]) == {"next_line": "next_line", "qa": "a/qa.jsonl"}
+    with pytest.raises(LmforgeError, match="'b/qa.jsonl' and 'a/qa.jsonl' would both be reported as 'qa'"):
+        tasks.task_names(["a/qa.jsonl", "b/qa.jsonl"])
+    with pytest.raises(LmforgeError, match="next_line"):
+        tasks.task_names(["next_line", "next_line"])

@@ -21,7 +21,14 @@ from lmforge.config import Config
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.generate import sample
 from lmforge.evaluate.lm import score_tokens, spread_budget, summarize
-from lmforge.evaluate.tasks import BUILTIN_TASKS, load_task, next_line_task, score_items, task_metrics
+from lmforge.evaluate.tasks import (
+    BUILTIN_TASKS,
+    load_task,
+    next_line_task,
+    score_items,
+    task_metrics,
+    task_names,
+)
 from lmforge.models.registry import build_model
 from lmforge.monitor.console import console
 from lmforge.rundir import RunDir, atomic_write_json, read_jsonl_gz
@@ -82,15 +89,19 @@ def task_items(run: RunDir, cfg: Config, name: str) -> tuple[list, str]:
     return load_task(name), name
 
 
-def run_tasks(model: nn.Module, tok: Tokenizer, run: RunDir, cfg: Config) -> dict[str, Any]:
+def load_tasks(run: RunDir, cfg: Config) -> dict[str, tuple[list, str]]:
+    """Every task of eval.tasks by its eval.json name, read and checked before any slow scoring."""
+    return {name: task_items(run, cfg, spec) for name, spec in task_names(cfg.eval.tasks).items()}
+
+
+def run_tasks(model: nn.Module, tok: Tokenizer, run: RunDir, cfg: Config,
+              tasks: dict[str, tuple[list, str]] | None = None) -> dict[str, Any]:
     eos_id = tok.token_to_id(cfg.tokenizer.eos_token)
     eos_id = 0 if eos_id is None else eos_id
     out = {}
-    for name in cfg.eval.tasks:
-        items, origin = task_items(run, cfg, name)
+    for name, (items, origin) in (load_tasks(run, cfg) if tasks is None else tasks).items():
         lls = score_items(model, tok, items, cfg.model.block_size, eos_id, cfg.eval.batch_size * 2, cfg.train.dtype)
-        out[Path(name).stem if name not in BUILTIN_TASKS else name] = {
-            "source": origin, **task_metrics(items, lls, cfg.eval.bootstrap_rounds, cfg.eval.seed)}
+        out[name] = {"source": origin, **task_metrics(items, lls, cfg.eval.bootstrap_rounds, cfg.eval.seed)}
     return out
 
 
@@ -106,6 +117,7 @@ def run_eval(run: RunDir, cfg: Config) -> dict[str, Any]:
         from lmforge.evaluate.cv import check_folds
 
         check_folds(run, cfg.eval.cv_folds)  # before anything slow
+    tasks = load_tasks(run, cfg)  # a bad task file stops before the splits are scored
     byte_lengths = token_byte_lengths(tok)
     results: dict[str, Any] = {"checkpoint": latest.name, "splits": {}}
     for split in cfg.eval.splits:
@@ -115,7 +127,7 @@ def run_eval(run: RunDir, cfg: Config) -> dict[str, Any]:
     fresh = build_model(cfg.model, tok.get_vocab_size(with_added_tokens=True)).to(next(model.parameters()).device)
     split0 = cfg.eval.splits[0]
     results["untrained"] = {split0: score_split(fresh, run, split0, cfg, byte_lengths, per_source=False)}
-    results["tasks"] = run_tasks(model, tok, run, cfg)
+    results["tasks"] = run_tasks(model, tok, run, cfg, tasks)
     results["samples"] = [
         {"prompt": cfg.eval.prompt, "seed": cfg.eval.seed + i,
          "text": sample(model, tok, cfg.eval.prompt, cfg.eval.sample_tokens, cfg.eval.temperature,

@@ -82,6 +82,19 @@ def parse_item(rec: Any, path: Path, line: int) -> MCItem:
     return MCItem(context, choices, gold, delimiter, str(rec.get("id", f"{path.name}:{line}")))
 
 
+def task_names(specs: Sequence[str]) -> dict[str, str]:
+    """The name each eval.tasks entry gets in eval.json (a file's stem), keyed by name. Two entries
+    with one name would overwrite each other's results, so that is an error."""
+    names: dict[str, str] = {}
+    for spec in specs:
+        name = spec if spec in BUILTIN_TASKS else Path(spec).stem
+        if name in names:
+            raise LmforgeError(f"eval.tasks: '{spec}' and '{names[name]}' would both be reported as '{name}'",
+                               "list each task once, and rename task files whose names clash")
+        names[name] = spec
+    return names
+
+
 def load_task(path: str | Path) -> list[MCItem]:
     """Read and validate a JSONL task file."""
     path = Path(path)
@@ -89,8 +102,13 @@ def load_task(path: str | Path) -> list[MCItem]:
         raise LmforgeError(f"task file not found: {path}",
                            f"eval.tasks lists built-in names ({', '.join(BUILTIN_TASKS)}) or JSONL files")
     items = []
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
+    with open(path, "rb") as fh:  # bytes, so a line that is not UTF-8 can be named
+        for line_no, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise LmforgeError(f"{path}:{line_no}: not UTF-8 text (byte {exc.start + 1} of the line)",
+                                   "save the task file as UTF-8") from None
             if not line.strip():
                 continue
             try:
