@@ -57,11 +57,13 @@ def _kept_if_untouched(run: RunDir, name: str) -> Iterator[None]:
     """A stage command writes its config into config.yaml before it runs. If `train` then fails
     without touching checkpoints/ (a refused override: batch split, device, optimizer...), put
     config.yaml and the stage's record back, so eval, generate, export and --resume still read
-    the config that made the checkpoints, not the refused one. Only `train`: it touches
-    checkpoints/ before anything else it writes, so an untouched folder means an untouched run."""
+    the config that made the checkpoints, not the refused one. Likewise `eval` without touching
+    eval.json (a refused --cv K, a bad task file): the config keeps describing eval.json, and a
+    refused option is not read again by the next plain `lmforge eval`. Only these two: train
+    touches checkpoints/ before anything else it writes, and eval writes eval.json last."""
     from lmforge.pipeline import STAGES
 
-    if name != "train":
+    if name not in ("train", "eval"):
         yield
         return
     output = STAGES[name].output(run)
@@ -76,6 +78,13 @@ def _kept_if_untouched(run: RunDir, name: str) -> Iterator[None]:
                 with atomic_open(path, "wb") as fh:
                     fh.write(data)
         raise
+
+
+def _existing_run(run_dir: Path) -> Path:
+    """eval and report read a run; a mistyped folder must not become a new run with a default config."""
+    if not run_dir.is_dir():
+        raise LmforgeError(f"run directory not found: {run_dir}", "give the folder `lmforge run -o` wrote")
+    return run_dir
 
 
 def _stage(name: str, run_dir: Path, config: Path | None, preset: str | None, overrides: list[str] | None,
@@ -141,14 +150,14 @@ def eval_(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None
     with --cv K, also train and score K models on k folds of the train+val documents."""
     extra = [f"eval.cv_folds={cv}", f"eval.cv_stratified={stratified}", f"eval.cv_repeats={repeats}"] if cv else []
     extra += [f"eval.cv_steps={cv_steps}"] if cv and cv_steps else []
-    _stage("eval", run_dir, config, preset, [*(overrides or []), *extra], force)
+    _stage("eval", _existing_run(run_dir), config, preset, [*(overrides or []), *extra], force)
 
 
 @app.command()
 def report(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
            force: ForceOpt = False) -> None:
     """Write RUN_DIR/report/index.html from what the run directory holds."""
-    _stage("report", run_dir, config, preset, overrides, force)
+    _stage("report", _existing_run(run_dir), config, preset, overrides, force)
 
 
 @app.command()
