@@ -88,3 +88,11 @@ def test_top_k_accuracy_is_named_by_its_k():
     out = lm.summarize(scores, np.ones(4, int), np.array([0, 1]), np.array([0, 2]), rounds=20, k=3)
     assert out["top3_accuracy"] == 1.0 and "top3_accuracy_ci95" in out
     assert "top5_accuracy" not in out
+
+
+def test_budget_on_one_document_takes_its_middle():
+    """docs/evaluation.md: the budget is a chunk from the middle of every document, front matter
+    skipped; a split of one document was cut to its first max_tokens tokens instead."""
+    data = np.arange(100)
+    sub, starts = lm.spread_budget(data, np.array([0]), 10)
+    assert sub.tolist() == list(range(45, 55)) and starts.tolist() == [0]

@@ -72,7 +72,7 @@ def spread_budget(data: np.ndarray, doc_starts: np.ndarray, max_tokens: int | No
     one document's style); a chunk from the middle of each keeps every document in the estimate
     and skips front matter such as title pages and cast lists.
     """
-    if max_tokens is None or len(data) <= max_tokens or len(doc_starts) < 2:
+    if max_tokens is None or len(data) <= max_tokens or len(doc_starts) == 0:  # one document: its middle too
         return data, doc_starts
     ends = np.append(doc_starts[1:], len(data))
     take = max(2, max_tokens // len(doc_starts))
