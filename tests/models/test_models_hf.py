@@ -89,3 +89,12 @@ def test_unsupported_exports_and_imports_are_clear(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(LmforgeError, match="no config.json"):
         load_hf_folder(tmp_path / "empty")
+
+
+def test_llama_with_another_mlp_activation_is_refused() -> None:
+    """Our SwiGLU gates with silu; a LLaMA config with another hidden_act would import silently
+    with other logits, so it is refused, naming the key."""
+    hf = transformers.LlamaConfig(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                  num_attention_heads=2, hidden_act="gelu", max_position_embeddings=16)
+    with pytest.raises(LmforgeError, match="hidden_act='gelu'"):
+        from_hf(transformers.LlamaForCausalLM(hf))

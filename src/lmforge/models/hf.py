@@ -116,6 +116,7 @@ def model_config_from_hf(hf: Any) -> tuple[ModelConfig, int]:
                           activation=ACT_FROM_HF[hf.activation_function], norm_eps=hf.layer_norm_epsilon,
                           dropout=0.0, tie_embeddings=bool(hf.tie_word_embeddings))
     elif hf.model_type == "llama":
+        _need(hf, "hidden_act", "silu", "our SwiGLU MLP gates with silu")
         rope = getattr(hf, "rope_parameters", None) or {"rope_type": "default", "rope_theta": 10000.0}
         if rope.get("rope_type", "default") != "default":
             raise LmforgeError(f"cannot import this checkpoint: rope_type={rope.get('rope_type')!r}",
