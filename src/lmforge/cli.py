@@ -400,12 +400,12 @@ def compare_eval_cmd(
     split: Annotated[str, typer.Option(help="held-out split to compare on")] = "test",
 ) -> None:
     """Paired comparison of two runs on the same held-out text: bootstrap and McNemar p-values."""
-    from lmforge.evaluate.paired import run_compare_eval, table
+    from lmforge.evaluate.paired import compare_eval_path, run_compare_eval, table
 
     if split not in ("val", "test"):
         raise LmforgeError(f"--split '{split}': choose val or test")
     typer.echo(table(run_compare_eval(run_a, run_b, split)))
-    console.print(f"written: {run_a / 'compare' / f'eval_vs_{run_b.name}.json'}")
+    console.print(f"written: {compare_eval_path(run_a, run_b)}")
 
 
 @app.command()

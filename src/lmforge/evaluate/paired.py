@@ -127,5 +127,10 @@ def table(res: dict[str, Any]) -> str:
 def run_compare_eval(run_a: Path, run_b: Path, split: str = "test") -> dict[str, Any]:
     """Compare and write RUN_A/compare/eval_vs_<B>.json."""
     res = compare_eval(RunDir(run_a), RunDir(run_b), split)
-    atomic_write_json(Path(run_a) / "compare" / f"eval_vs_{Path(run_b).name}.json", res)
+    atomic_write_json(compare_eval_path(run_a, run_b), res)
     return res
+
+
+def compare_eval_path(run_a: Path, run_b: Path) -> Path:
+    """RUN_A/compare/eval_vs_<B's folder name>; resolved, so B given as `.` or `runs/b/` is named too."""
+    return Path(run_a) / "compare" / f"eval_vs_{Path(run_b).resolve().name}.json"
