@@ -11,7 +11,7 @@ transformers = pytest.importorskip("transformers")
 from typer.testing import CliRunner
 
 from lmforge.cli import app
-from lmforge.config import TokenizerConfig, dump_config, load_config
+from lmforge.config import dump_config, load_config
 from lmforge.errors import LmforgeError
 from lmforge.models.hf import export_run
 from lmforge.models.registry import build_model
@@ -23,13 +23,14 @@ TEXT = [("To be, or not to be, that is the question: whether 'tis nobler in the 
          "the slings and arrows of outrageous fortune.")] * 20
 
 
-def make_run(root, family: str) -> tuple[RunDir, torch.nn.Module]:
+def make_run(root, family: str, tokenizer: tuple[str, ...] = ()) -> tuple[RunDir, torch.nn.Module]:
     run = RunDir(root)
     run.root.mkdir(parents=True)
     cfg = load_config(None, "smoke", [f"model.family={family}", "model.n_layer=2", "model.n_head=2",
-                                      "model.n_embd=32", "model.block_size=32", "tokenizer.vocab_size=300"])
+                                      "model.n_embd=32", "model.block_size=32", "tokenizer.vocab_size=300",
+                                      *tokenizer])
     run.config.write_text(dump_config(cfg))
-    tok = build_and_train(TEXT, TokenizerConfig(kind="bytelevel_bpe", vocab_size=300))
+    tok = build_and_train(TEXT, cfg.tokenizer)
     run.tokenizer.parent.mkdir(parents=True)
     tok.save(str(run.tokenizer))
     torch.manual_seed(0)
@@ -65,3 +66,16 @@ def test_export_refuses_other_families_and_formats(tmp_path) -> None:
         export_run(run.root, tmp_path / "out")
     result = CliRunner().invoke(app, ["export", str(run.root), "--format", "gguf", str(tmp_path / "o")])
     assert result.exit_code != 0 and "unknown export format" in str(result.exception)
+
+
+@pytest.mark.parametrize("family", ["gpt", "llama"])
+def test_export_names_the_runs_bos_and_pad_tokens(family: str, tmp_path) -> None:
+    """A run packed with <s> before each document exports with that BOS (and its PAD) in config.json
+    and the tokenizer, not with GPT-2's bos = eos or LLaMA's none."""
+    run, _ = make_run(tmp_path / "run", family, ("tokenizer.bos_token=<s>", "tokenizer.pad_token=<pad>"))
+    export_run(run.root, tmp_path / "hf")
+    config = transformers.AutoConfig.from_pretrained(str(tmp_path / "hf"))
+    tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
+    assert (tok.bos_token, tok.eos_token, tok.pad_token) == ("<s>", "<|endoftext|>", "<pad>")
+    assert (config.bos_token_id, config.eos_token_id, config.pad_token_id) == (
+        tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)

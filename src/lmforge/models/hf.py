@@ -71,7 +71,8 @@ def _pairs(cfg: ModelConfig) -> list[tuple[str, str, bool]]:
 # ------------------------------------------------------------------ configs
 
 
-def hf_config(cfg: ModelConfig, vocab_size: int, eos_id: int | None = None, bos_id: int | None = None) -> Any:
+def hf_config(cfg: ModelConfig, vocab_size: int, eos_id: int | None = None, bos_id: int | None = None,
+              pad_id: int | None = None) -> Any:
     """The transformers config equal to our model section (GPT2Config or LlamaConfig)."""
     tf = _transformers()
     if cfg.family == "gpt":
@@ -80,7 +81,7 @@ def hf_config(cfg: ModelConfig, vocab_size: int, eos_id: int | None = None, bos_
                              activation_function=ACT_TO_HF[cfg.activation], resid_pdrop=cfg.dropout,
                              embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout, layer_norm_epsilon=cfg.norm_eps,
                              initializer_range=cfg.init_std, bos_token_id=bos_id if bos_id is not None else eos_id,
-                             eos_token_id=eos_id, tie_word_embeddings=cfg.tie_embeddings)
+                             eos_token_id=eos_id, pad_token_id=pad_id, tie_word_embeddings=cfg.tie_embeddings)
     if cfg.family == "llama":
         if cfg.qk_norm:
             raise LmforgeError("LlamaForCausalLM has no QK-norm, so a model with model.qk_norm=true cannot be "
@@ -92,7 +93,7 @@ def hf_config(cfg: ModelConfig, vocab_size: int, eos_id: int | None = None, bos_
                               rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
                               attention_bias=cfg.bias, mlp_bias=cfg.bias, attention_dropout=cfg.dropout,
                               tie_word_embeddings=cfg.tie_embeddings, initializer_range=cfg.init_std,
-                              bos_token_id=bos_id, eos_token_id=eos_id)
+                              bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id)
     raise LmforgeError(f"model family '{cfg.family}' has no Hugging Face equivalent to export to",
                        "export works for family gpt (GPT2LMHeadModel) and llama (LlamaForCausalLM)")
 
@@ -140,11 +141,11 @@ def model_config_from_hf(hf: Any) -> tuple[ModelConfig, int]:
 # ------------------------------------------------------------------ weights
 
 
-def to_hf(model: nn.Module, eos_id: int | None = None, bos_id: int | None = None) -> Any:
+def to_hf(model: nn.Module, eos_id: int | None = None, bos_id: int | None = None, pad_id: int | None = None) -> Any:
     """A transformers model (float32, eval mode) with our model's weights."""
     tf = _transformers()
     cfg: ModelConfig = model.cfg
-    hcfg = hf_config(cfg, model.vocab_size, eos_id, bos_id)
+    hcfg = hf_config(cfg, model.vocab_size, eos_id, bos_id, pad_id)
     cls = tf.GPT2LMHeadModel if cfg.family == "gpt" else tf.LlamaForCausalLM
     hf = cls(hcfg).float().eval()
     ours = model.state_dict()
@@ -319,11 +320,14 @@ def export_run(run_dir: Path, out: Path) -> dict[str, Any]:
     cfg = load_config(run.config)
     model, tok, latest = load_trained(run, cfg)
     model = model.float().cpu()
-    eos = tok.token_to_id(cfg.tokenizer.eos_token)
-    hf = to_hf(model, eos_id=eos)
+    # the run's special tokens (packing wrote bos before and eos after each document), so
+    # config.json's ids and the tokenizer's named tokens are the ones the model was trained with
+    specials = {f"{kind}_token": token for kind, token in (("eos", cfg.tokenizer.eos_token),
+                ("bos", cfg.tokenizer.bos_token), ("pad", cfg.tokenizer.pad_token)) if token}
+    ids = {f"{key[:3]}_id": tok.token_to_id(token) for key, token in specials.items()}
+    hf = to_hf(model, **ids)
     out.mkdir(parents=True, exist_ok=True)
     hf.save_pretrained(str(out))
-    fast = tf.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=cfg.tokenizer.eos_token,
-                                      model_max_length=cfg.model.block_size)
+    fast = tf.PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=cfg.model.block_size, **specials)
     fast.save_pretrained(str(out))
     return {"checkpoint": latest.name, "architecture": type(hf).__name__, "out": str(out)}
