@@ -1,5 +1,5 @@
-"""The one training loop. Pretraining, fine-tuning, search trials and doctor scenarios all use it;
-they differ by configuration and by callbacks, never by a copy of this loop.
+"""The one training loop. Pretraining, fine-tuning, LR range tests and cross-validation folds all
+use it; they differ by configuration and by callbacks, never by a copy of this loop.
 
 One optimizer step sees one global batch, drawn whole from the seeded loader by every process;
 each process keeps its rows and splits them into micro-batches. The loss is summed over tokens
@@ -491,8 +491,8 @@ class Trainer:
                 raise LmforgeError(
                     f"loss or gradients were NaN/Inf for {self.bad_steps} steps in a row (up to step {self.step + 1}, "
                     f"lr {lr:.3g}); those steps were skipped and no checkpoint holds them",
-                    "lower train.lr, keep train.grad_clip > 0, prefer bfloat16 to float16, "
-                    "or run `lmforge doctor` on this run")
+                    "lower train.lr (`lmforge lr-find` suggests one), keep train.grad_clip > 0, "
+                    "prefer bfloat16 to float16")
         return loss, float(norm)
 
     def _stop_requested(self, started: float) -> bool:

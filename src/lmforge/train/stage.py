@@ -44,7 +44,7 @@ def default_callbacks(run: RunDir, cfg: Config, start: int, show_progress: bool,
 def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = None,
                 extra_state: dict[str, Any] | None = None, pretrained: bool = True) -> Trainer:
     """A fresh trainer on the run's tokens: process group, device, seeded model, wrapping,
-    optimizer and loader. Touches no checkpoint (lr-find and search trials use it as is).
+    optimizer and loader. Touches no checkpoint (lr-find uses it as is; build_trainer adds resume and sinks).
     With `model.init_from` the weights come from that folder, unless `pretrained` is off (a resume,
     whose checkpoint replaces them anyway)."""
     meta_path = run.require(run.tokens / "meta.json", "tokenize")
