@@ -329,12 +329,16 @@ def model_info_cmd(
     signal: Annotated[bool, typer.Option("--signal", help="check signal propagation at init")] = False,
     run_dir: Annotated[Path | None, typer.Option("--run", help="a run whose tokens give the real batch")] = None,
     figure: Annotated[Path | None, typer.Option(help="write the signal figure here (PNG)")] = None,
+    params: Annotated[bool, typer.Option("--params", help="list every parameter: name, shape, init scheme")] = False,
 ) -> None:
     """Parameters, FLOPs per token, memory for a batch, MFU, and (--signal) signal propagation at init."""
-    from lmforge.models.commands import info_command
+    from lmforge.models.commands import info_command, params_text
 
     config, overrides = _split_config_arg(args or [])
     cfg = load_config(config, preset, overrides)
+    if params:
+        typer.echo(params_text(cfg, vocab))
+        return
     typer.echo(info_command(cfg, batch, vocab, tokens_per_s, peak_gflops, signal, run_dir, figure))
 
 

@@ -98,3 +98,22 @@ def test_rnn_embeddings_start_larger_than_transformers() -> None:
     torch.manual_seed(0)
     m = build_model(ModelConfig(family="gru", n_layer=1, n_embd=128), 500)
     assert rel(m.tok_emb.weight.std().item(), 0.1) < 0.03
+
+
+def test_the_override_hints_params_listing_exists() -> None:
+    """The unmatched-pattern error points at `model info --params`; that listing must exist and show
+    every name a glob can match, with its shape and scheme."""
+    from typer.testing import CliRunner
+
+    from lmforge.cli import app
+
+    with pytest.raises(LmforgeError) as err:
+        build_model(ModelConfig(family="gpt", size="tiny", init_overrides={"nomatch*": "zero"}), 50)
+    assert "--params" in (err.value.hint or "")
+    result = CliRunner().invoke(app, ["model", "info", "--params", "model.family=llama", "model.size=tiny",
+                                      "model.tie_embeddings=false", "--vocab", "50"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines()]
+    assert ["tok_emb.weight", "(50,", "64)", "normal"] in rows
+    assert ["blocks.1.attn.proj.weight", "(64,", "64)", "scaled"] in rows
+    assert ["head.weight", "(50,", "64)", "normal"] in rows

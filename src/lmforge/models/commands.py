@@ -86,6 +86,16 @@ def info_command(cfg: Config, batch: int | None, vocab: int | None, tokens_per_s
     return text
 
 
+def params_text(cfg: Config, vocab: int | None = None) -> str:
+    """Every parameter's name, shape and the init scheme it got: the names `model.init_overrides`
+    globs match (tied weights appear once, under the embedding's name)."""
+    model = build_model(cfg.model, vocab or cfg.model.vocab_size or cfg.tokenizer.vocab_size)
+    shapes = dict(model.named_parameters())
+    width = max(len(n) for n in shapes)
+    return "\n".join(f"{name:<{width}}  {tuple(shapes[name].shape)!s:<14} {scheme}"
+                     for name, scheme in model.init_report.items())
+
+
 def sizes_text() -> str:
     lines = []
     for family, sizes in SIZES.items():

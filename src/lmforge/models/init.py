@@ -125,5 +125,5 @@ def initialize(model: nn.Module, cfg: ModelConfig) -> dict[str, str]:
     if unused:
         raise LmforgeError(f"model.init_overrides: pattern(s) {unused} match no parameter of this "
                            f"{cfg.family} model", f"parameters look like: {', '.join(list(applied)[:6])}, ... "
-                           "(`lmforge model info CONFIG --params` lists them all)")
+                           "(without the pattern, `lmforge model info CONFIG --params` lists them all)")
     return applied
