@@ -58,3 +58,11 @@ def test_help_on_every_command():
     for cmd in ["run", "data", "tokenize", "train", "eval", "generate", "report"]:
         proc = lmforge(cmd, "--help")
         assert proc.returncode == 0 and "Usage" in proc.stdout
+
+
+def test_error_messages_are_printed_verbatim():
+    """A glob with [..] and YAML that reads `:zero:` are quoted back as typed, not eaten as rich
+    markup or turned into an emoji."""
+    proc = lmforge("model", "info", 'model.init_overrides={"blocks.[01].nope": zero}')
+    assert_clean_failure(proc, "['blocks.[01].nope']")
+    assert_clean_failure(lmforge("model", "info", "model.init_overrides={nomatch*:zero}"), "nomatch*:zero:")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from lmforge.config import Config, load_config, preset_names
 from lmforge.errors import LmforgeError, StagePending
@@ -419,20 +420,26 @@ def presets() -> None:
         typer.echo(name)
 
 
+def _say(label: str, text: str) -> None:
+    """Print `text` verbatim after a styled label: messages quote user input (globs such as
+    `blocks.[01].*`, YAML such as `{a:zero}`) that rich would otherwise read as markup or emoji."""
+    console.print(f"{label} {escape(text)}", emoji=False)
+
+
 def main() -> None:
     """Entry point: user mistakes end with one clear message and exit code 2, never a traceback;
     a stage waiting on a scheduler (data.executor=slurm) exits 3."""
     try:
         app()
     except StagePending as exc:
-        console.print(f"[bold yellow]pending:[/] {exc.message}")
+        _say("[bold yellow]pending:[/]", exc.message)
         if exc.hint:
-            console.print(f"  [yellow]next:[/] {exc.hint}")
+            _say("  [yellow]next:[/]", exc.hint)
         sys.exit(3)
     except LmforgeError as exc:
-        console.print(f"[bold red]error:[/] {exc.message}")
+        _say("[bold red]error:[/]", exc.message)
         if exc.hint:
-            console.print(f"  [yellow]hint:[/] {exc.hint}")
+            _say("  [yellow]hint:[/]", exc.hint)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
