@@ -67,3 +67,28 @@ def test_model_info_command(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "receptive field" in result.output and "verdict: healthy" in result.output
     assert "MFU" in result.output and fig.stat().st_size > 1000
+
+
+def test_signal_on_a_run_too_short_for_one_window_is_a_clear_error(tmp_path) -> None:
+    """`--signal --run RUN` with a block_size longer than RUN's splits names the key, not a numpy traceback."""
+    import json
+
+    import numpy as np
+
+    from lmforge.errors import LmforgeError
+    from lmforge.models.commands import real_batch
+
+    tokens = tmp_path / "run" / "tokens"
+    tokens.mkdir(parents=True)
+    (tokens / "meta.json").write_text(json.dumps({"dtype": "uint16", "vocab_size": 64}))
+    for split, n in (("train", 40), ("val", 10)):
+        np.arange(n, dtype=np.uint16).tofile(tokens / f"{split}.bin")
+    xy, _ = real_batch(tmp_path / "run", 64, 2, 38)  # 39 tokens per window: the train split has them
+    assert xy.shape == (2, 39)
+    for context in (39, 64):
+        try:
+            real_batch(tmp_path / "run", 64, 2, context)
+        except LmforgeError as exc:
+            assert f"model.block_size={context}" in exc.message
+        else:
+            raise AssertionError("expected an LmforgeError")

@@ -59,6 +59,10 @@ def real_batch(run: Path | None, vocab: int, batch: int, context: int) -> tuple[
         val = load_tokens(Path(run) / "tokens", "val")
         if len(val) <= context + 1:
             val = load_tokens(Path(run) / "tokens", "train")
+        if len(val) <= context + 1:  # one window needs context + 1 tokens (inputs and shifted targets)
+            raise LmforgeError(f"{run} has {len(val):,} training tokens, too few for one window of "
+                               f"model.block_size={context} (+1 target)",
+                               "give a smaller model.block_size, or leave out --run to check on random tokens")
         starts = np.random.default_rng(0).integers(0, len(val) - context - 1, batch)
         rows = np.stack([np.asarray(val[s: s + context + 1], dtype=np.int64) for s in starts])
         return torch.from_numpy(rows), f"validation tokens of {run}"
