@@ -92,3 +92,20 @@ def test_signal_on_a_run_too_short_for_one_window_is_a_clear_error(tmp_path) -> 
             assert f"model.block_size={context}" in exc.message
         else:
             raise AssertionError("expected an LmforgeError")
+
+
+def test_vocab_smaller_than_the_runs_is_a_clear_error(tmp_path) -> None:
+    """`--vocab` below the run's vocabulary would index past the embedding (an IndexError traceback)."""
+    import json
+
+    import numpy as np
+
+    tokens = tmp_path / "run" / "tokens"
+    tokens.mkdir(parents=True)
+    (tokens / "meta.json").write_text(json.dumps({"dtype": "uint16", "vocab_size": 64}))
+    for split in ("train", "val"):
+        (np.arange(200, dtype=np.uint16) % 64).tofile(tokens / f"{split}.bin")
+    base = ["model", "info", "model.size=tiny", "--signal", "--run", str(tmp_path / "run")]
+    assert CliRunner().invoke(app, [*base, "--vocab", "64"]).exit_code == 0
+    result = CliRunner().invoke(app, [*base, "--vocab", "10"])
+    assert "--vocab 10 is smaller than the vocabulary" in str(result.exception)

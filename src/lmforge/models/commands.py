@@ -72,10 +72,14 @@ def real_batch(run: Path | None, vocab: int, batch: int, context: int) -> tuple[
 
 def info_command(cfg: Config, batch: int | None, vocab: int | None, tokens_per_s: float | None,
                  peak_gflops: float | None, signal: bool, run: Path | None, figure: Path | None) -> str:
-    if run is not None and vocab is None and (Path(run) / "tokens" / "meta.json").is_file():
+    if run is not None and (Path(run) / "tokens" / "meta.json").is_file():
         import json
 
-        vocab = json.loads((Path(run) / "tokens" / "meta.json").read_text())["vocab_size"]
+        run_vocab = json.loads((Path(run) / "tokens" / "meta.json").read_text())["vocab_size"]
+        if vocab is not None and vocab < run_vocab:  # its token ids would index past the embedding
+            raise LmforgeError(f"--vocab {vocab} is smaller than the vocabulary of {run} ({run_vocab} tokens)",
+                               "drop --vocab (--run sets it) or give at least that many")
+        vocab = vocab or run_vocab
     vocab = vocab or cfg.model.vocab_size or cfg.tokenizer.vocab_size
     batch = batch or cfg.train.batch_size
     torch.manual_seed(cfg.train.seed)
