@@ -109,3 +109,12 @@ def test_vocab_smaller_than_the_runs_is_a_clear_error(tmp_path) -> None:
     assert CliRunner().invoke(app, [*base, "--vocab", "64"]).exit_code == 0
     result = CliRunner().invoke(app, [*base, "--vocab", "10"])
     assert "--vocab 10 is smaller than the vocabulary" in str(result.exception)
+
+
+def test_signal_figure_must_be_a_png(tmp_path) -> None:
+    """matplotlib raised a ValueError traceback for another suffix and silently wrote NAME.png for none."""
+    for bad, better in (("out.xyz", "out.png"), ("figs", "figs.png")):
+        result = CliRunner().invoke(app, ["model", "info", "model.size=tiny", "--vocab", "64", "--signal",
+                                          "--figure", str(tmp_path / bad)])
+        assert "name a .png file" in str(result.exception) and better in result.exception.hint
+    assert not list(tmp_path.iterdir())
