@@ -183,7 +183,7 @@ def generate(
         if samples > 1:
             typer.echo(f"--- seed {seed + i}")
         typer.echo(sample(model, tok, prompt, max_tokens, temperature, top_k or None, top_p, seed + i,
-                          cfg.model.block_size))
+                          cfg.model.block_size, cfg.tokenizer.eos_token))
 
 
 @app.command()

@@ -131,7 +131,8 @@ def run_eval(run: RunDir, cfg: Config) -> dict[str, Any]:
     results["samples"] = [
         {"prompt": cfg.eval.prompt, "seed": cfg.eval.seed + i,
          "text": sample(model, tok, cfg.eval.prompt, cfg.eval.sample_tokens, cfg.eval.temperature,
-                        cfg.eval.top_k, cfg.eval.top_p, cfg.eval.seed + i, cfg.model.block_size)}
+                        cfg.eval.top_k, cfg.eval.top_p, cfg.eval.seed + i, cfg.model.block_size,
+                        cfg.tokenizer.eos_token)}
         for i in range(cfg.eval.samples)
     ]
     meta = json.loads((run.tokens / "meta.json").read_text())

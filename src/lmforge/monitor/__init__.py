@@ -71,6 +71,6 @@ def _sampler(run: RunDir, cfg: Config) -> Any:
     def draw(model: nn.Module) -> str:
         with torch.no_grad():
             return sample(model, tok, e.prompt, cfg.monitor.sample_tokens, e.temperature, e.top_k,
-                          e.top_p, e.seed, cfg.model.block_size)
+                          e.top_p, e.seed, cfg.model.block_size, cfg.tokenizer.eos_token)
 
     return draw
