@@ -112,3 +112,13 @@ def test_eval_needs_at_least_one_split():
     """eval.splits=[] was accepted and ended in an IndexError after the model was loaded."""
     with pytest.raises(LmforgeError, match=r"eval.splits"):
         load_config(overrides=["eval.splits=[]"])
+
+
+def test_errors_name_the_override_that_set_the_value():
+    with pytest.raises(LmforgeError) as err:
+        load_config(preset="default", overrides=["model.n_head=3"])
+    text = str(err.value)
+    assert "override model.n_head=3: model: n_embd (128) must be divisible by n_head (3)" in text
+    assert "got {" not in text and "preset 'default'" not in text  # not the preset, not the whole section
+    with pytest.raises(LmforgeError, match=r"override train.lr=-3: train.lr: .*greater than 0 \(got -3\)"):
+        load_config(preset="smoke", overrides=["train.lr=-3"])

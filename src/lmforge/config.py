@@ -660,19 +660,27 @@ def _fields_at(path: tuple[str | int, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def _explain(exc: ValidationError, source: str, lines: dict[tuple[str, ...], int]) -> LmforgeError:
+def _explain(exc: ValidationError, source: str, lines: dict[tuple[str, ...], int],
+             overrides: list[str]) -> LmforgeError:
+    """Each error with where its value came from: the key=value override that set it (or set a key
+    of the section a whole-section rule refused), else the file and line."""
+    set_by = [(tuple(parse_override(o)[0]), o) for o in overrides]
     messages = []
     for err in exc.errors():
-        loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc)
-        line = lines.get(tuple(str(p) for p in loc))
-        where = f"{source}:{line}" if line else source
+        loc = tuple(str(p) for p in err["loc"])
+        key = ".".join(loc)
+        hits = [o for path, o in set_by if path[:len(loc)] == loc or loc[:len(path)] == path]
+        line = lines.get(loc)
+        where = f"override {', '.join(hits)}" if hits else f"{source}:{line}" if line else source
         if err["type"] == "extra_forbidden":
-            near = difflib.get_close_matches(str(loc[-1]), _fields_at(loc), n=1, cutoff=0.5)
-            tip = f" (did you mean '{'.'.join([*map(str, loc[:-1]), near[0]])}'?)" if near else ""
+            near = difflib.get_close_matches(loc[-1], _fields_at(loc), n=1, cutoff=0.5)
+            tip = f" (did you mean '{'.'.join([*loc[:-1], near[0]])}'?)" if near else ""
             messages.append(f"{where}: unknown key '{key}'{tip}")
         else:
-            messages.append(f"{where}: {key}: {err['msg']} (got {err.get('input')!r})")
+            value = err.get("input")
+            got = "" if isinstance(value, dict) else f" (got {value!r})"  # a whole section says nothing
+            msg = err["msg"].removeprefix("Value error, ")
+            messages.append(f"{where}: {key}: {msg}{got}")
     return LmforgeError("invalid config:\n  " + "\n  ".join(messages), "see docs/config.md for every key")
 
 
@@ -746,7 +754,7 @@ def load_config(
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise _explain(exc, source, lines) from None
+        raise _explain(exc, source, lines, overrides or []) from None
 
 
 def dump_config(cfg: Config) -> str:
