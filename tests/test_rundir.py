@@ -5,7 +5,16 @@ from pathlib import Path
 import pytest
 
 from lmforge.errors import LmforgeError
-from lmforge.rundir import RunDir, atomic_open, atomic_write_json, identity, read_jsonl_gz, write_jsonl_gz
+from lmforge.rundir import (
+    RunDir,
+    append_jsonl,
+    atomic_open,
+    atomic_write_json,
+    identity,
+    read_jsonl,
+    read_jsonl_gz,
+    write_jsonl_gz,
+)
 
 
 def test_atomic_write_failure_keeps_old_content(tmp_path: Path):
@@ -22,6 +31,19 @@ def test_jsonl_gz_round_trip(tmp_path: Path):
     recs = [{"id": i, "text": f"doc {i} é"} for i in range(5)]
     assert write_jsonl_gz(tmp_path / "x.jsonl.gz", recs) == 5
     assert list(read_jsonl_gz(tmp_path / "x.jsonl.gz")) == recs
+
+
+def test_jsonl_log_survives_a_line_torn_by_a_crash(tmp_path: Path):
+    """A SIGKILL mid-append leaves a partial last line: readers skip it, and the next append
+    (a resumed run) starts a new line instead of gluing its record onto the torn one."""
+    log = tmp_path / "events.jsonl"
+    append_jsonl(log, {"step": 1})
+    with open(log, "a") as fh:
+        fh.write('{"step": 2, "kind": "tr')  # the crash
+    assert read_jsonl(log) == [{"step": 1}]
+    append_jsonl(log, {"step": 3})
+    assert read_jsonl(log) == [{"step": 1}, {"step": 3}]
+    assert read_jsonl(tmp_path / "missing.jsonl") == []
 
 
 def test_identity_is_stable_and_sensitive():

@@ -13,7 +13,7 @@ import pytest
 
 from lmforge.config import TrainConfig, load_config
 from lmforge.errors import LmforgeError
-from lmforge.monitor.control import Controller, command, parse_changes, send, trainer_alive
+from lmforge.monitor.control import Controller, command, parse_changes, send, trainer_alive, wait_outcome
 from lmforge.train.stage import build_trainer
 
 from ._runs import make_token_run, read_jsonl
@@ -165,3 +165,14 @@ def test_config_rejects_a_bad_monitor_key() -> None:
     with pytest.raises(LmforgeError, match="did you mean 'monitor.early_stop.patience'"):
         load_config(None, "smoke", ["monitor.early_stop.patiense=2"])
     assert TrainConfig().lr > 0
+
+
+def test_wait_outcome_skips_a_line_torn_by_a_killed_trainer(tmp_path: Path) -> None:
+    """The trainer was killed while writing its answer: `lmforge ctl` waits it out, no traceback."""
+    from lmforge.rundir import RunDir
+
+    run = RunDir(tmp_path)
+    run.events.write_text('{"kind": "control", "id": "c1", "mess')
+    assert wait_outcome(run, "c1", timeout=0.2) is None
+    run.event("control", "applied", id="c1")
+    assert wait_outcome(run, "c1", timeout=0.2)["message"] == "applied"

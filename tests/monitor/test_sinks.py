@@ -111,3 +111,15 @@ def test_tensorboard_fresh_run_clears_and_resume_purges(tmp_path) -> None:
     fresh.log("train", 10, {"loss": 2.0})
     fresh.close({}, {})
     assert [(e.step, e.value) for e in _accumulator(logdir).Scalars("train/loss")] == [(10, 2.0)]
+
+
+def test_resume_drops_a_line_torn_by_the_crash(tmp_path) -> None:
+    """The killed run's metrics.jsonl may end mid-line; resuming must not crash on it."""
+    from lmforge.monitor.sinks import JsonlSink
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"kind": "train", "step": 10, "loss": 2.0}\n{"kind": "train", "step": 20, "loss": 1.5}\n'
+                    '{"kind": "train", "step": 30, "lo')
+    sink = JsonlSink(path, resume_step=20)
+    sink.log("train", 30, {"loss": 1.0})
+    assert [r["step"] for r in read_jsonl(path)] == [10, 20, 30]

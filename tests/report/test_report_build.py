@@ -36,3 +36,15 @@ def test_missing_interval_is_not_called_one_document(tmp_path):
                               "untrained": {}, "tasks": {}, "samples": [], "intervals": {"rounds": 0}})
     assert html.count("one document") == 1
     assert "none (eval.bootstrap_rounds=0)" in html
+
+
+def test_report_reads_logs_torn_by_a_crash(tmp_path):
+    """A run killed mid-write leaves a partial last line in metrics.jsonl and events.jsonl."""
+    run = RunDir(tmp_path / "run")
+    run.create()
+    run.metrics.write_text("".join(json.dumps({"kind": "train", "step": s, "loss": 3.0 - s / 10, "lr": 1e-3}) + "\n"
+                                   for s in (1, 2)) + '{"kind": "train", "st')
+    run.events.write_text(json.dumps({"kind": "lr_reduce", "step": 2, "message": "cut"}) + '\n{"kind": "con')
+    html = run_report(run).read_text()
+    assert "cut" in html
+    assert (run.report / "loss.png").is_file()

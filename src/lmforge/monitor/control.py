@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from lmforge.config import TrainConfig, parse_override
 from lmforge.errors import LmforgeError
-from lmforge.rundir import RunDir, atomic_write_json
+from lmforge.rundir import RunDir, atomic_write_json, read_jsonl
 from lmforge.train.callbacks import Callback
 
 ACTIONS = ("set", "pause", "resume", "save", "stop", "eval")
@@ -101,12 +101,9 @@ def wait_outcome(run: RunDir, cid: str, timeout: float) -> dict[str, Any] | None
     """The events.jsonl record answering command `cid`, or None after `timeout` seconds."""
     deadline = time.time() + timeout
     while True:
-        if run.events.is_file():
-            for line in run.events.read_text().splitlines():
-                if cid in line:
-                    rec = json.loads(line)
-                    if rec.get("id") == cid:
-                        return rec
+        for rec in read_jsonl(run.events):
+            if rec.get("id") == cid:
+                return rec
         if time.time() >= deadline:
             return None
         time.sleep(0.1)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from lmforge.errors import LmforgeError
-from lmforge.rundir import append_jsonl
+from lmforge.rundir import append_jsonl, atomic_write_text, read_jsonl
 
 
 def _finite(values: Mapping[str, Any]) -> dict[str, float]:
@@ -71,9 +71,10 @@ class JsonlSink(Sink):
 
 
 def _truncate_after(path: Path, step: int) -> None:
-    """On resume, drop lines logged after the checkpoint: they will be logged again."""
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    path.write_text("".join(ln + "\n" for ln in keep))
+    """On resume, drop lines logged after the checkpoint (they will be logged again) and a line
+    torn by the crash; rewritten atomically, so a second crash here loses nothing."""
+    keep = [rec for rec in read_jsonl(path) if isinstance(rec.get("step"), int) and rec["step"] <= step]
+    atomic_write_text(path, "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in keep))
 
 
 TB_PREFIX = {"train": "train", "eval": "val", "stats": "stats"}

@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from lmforge.evaluate.plots import task_confusion_figures
 from lmforge.report.figures import events_timeline, funnel_figure, loss_curve
-from lmforge.rundir import RunDir, atomic_write_text
+from lmforge.rundir import RunDir, atomic_write_text, read_jsonl
 
 
 def _load_json(path: Path) -> Any:
@@ -20,9 +20,7 @@ def _load_json(path: Path) -> Any:
 
 
 def _events(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def top_k_key(evaluation: dict[str, Any] | None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -10,14 +9,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from lmforge.rundir import read_jsonl
+
 
 def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
     train, evals = [], []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                (evals if rec.get("kind") == "eval" else train).append(rec)
+    for rec in read_jsonl(path):
+        (evals if rec.get("kind") == "eval" else train).append(rec)
     return train, evals
 
 
@@ -52,13 +50,7 @@ ADJUSTMENTS = ("control", "control_rejected", "lr_reduce", "early_stop", "restor
 def events_timeline(metrics: Path, events: Path, out: Path) -> Path | None:
     """Live adjustments (ctl commands, LR cuts, early stop, averaging) as marked lines over the
     learning rate and the loss, so a change and its effect are seen together. None if there were none."""
-    marks = []
-    if events.is_file():
-        for line in events.read_text().splitlines():
-            if line.strip():
-                ev = json.loads(line)
-                if ev.get("kind") in ADJUSTMENTS and ev.get("step") is not None:
-                    marks.append(ev)
+    marks = [ev for ev in read_jsonl(events) if ev.get("kind") in ADJUSTMENTS and ev.get("step") is not None]
     train, evals = read_metrics(metrics)
     train = [r for r in train if "lr" in r and "loss" in r]
     if not marks or not train:
