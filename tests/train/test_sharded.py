@@ -90,3 +90,34 @@ def test_sharded_one_process_resumes_on_two(tmp_path: Path, reference: Path) -> 
     assert _train(run, SHARDED, "train.distributed=fsdp", procs=2, resume=True) == 0
     assert _losses(run) == pytest.approx(_losses(reference), rel=1e-5)
     assert len(list(ckpt.list_checkpoints(run / "checkpoints")[-1].glob("*.distcp"))) == 2
+
+
+CALLED: list[str] = []
+
+
+def _side_effect() -> str:
+    CALLED.append("ran")
+    return "ran"
+
+
+class _CodeInOptimizerState:
+    def __reduce__(self) -> tuple:
+        return (_side_effect, ())
+
+
+def test_foreign_pickle_in_shard_bytes_is_refused(tmp_path: Path) -> None:
+    """DCP stores non-tensor state (optimizer settings) as torch.save pickles in the shard files
+    and loads them with weights_only=False: a checkpoint from elsewhere must not run code."""
+    sharded.save(tmp_path, {"w": torch.zeros(2)}, {"blob": _CodeInOptimizerState()})
+    CALLED.clear()
+    with pytest.raises(LmforgeError, match="_side_effect"):
+        sharded.load(tmp_path, {"w": torch.empty(2)}, {"blob": None})
+    assert CALLED == []
+
+
+def test_plain_values_in_shard_bytes_still_load(tmp_path: Path) -> None:
+    sharded.save(tmp_path, {"w": torch.ones(2)}, {"lr": 0.5, "betas": (0.9, 0.95), "name": "adamw"})
+    model, optim = {"w": torch.empty(2)}, {"lr": None, "betas": None, "name": None}
+    sharded.load(tmp_path, model, optim)
+    assert optim == {"lr": 0.5, "betas": (0.9, 0.95), "name": "adamw"}
+    assert torch.equal(model["w"], torch.ones(2))

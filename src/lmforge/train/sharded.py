@@ -8,6 +8,8 @@ on M, one included: DCP re-splits each tensor while loading (torchtitan checkpoi
 DCP's `.metadata` file is a pickle. Before DCP reads it, lmforge unpickles it with an allow-list
 of DCP's own metadata classes, so a tampered file that names any other callable is refused
 instead of run; the checkpoint's checksums (state.json) are verified before that as well.
+DCP also keeps non-tensor state (optimizer settings) as torch.save pickles inside the shard files
+and reads them with weights_only=False; lmforge's planner reads them with weights_only=True.
 """
 
 from __future__ import annotations
@@ -85,8 +87,37 @@ def load(path: Path, model_sd: dict[str, Any], optim_sd: dict[str, Any] | None) 
 
     read_metadata(path)  # refuses a foreign pickle before DCP unpickles it
     state = {MODEL_KEY: model_sd} if optim_sd is None else {MODEL_KEY: model_sd, OPTIM_KEY: optim_sd}
-    with _quiet_single_process():
-        dcp.load(state, storage_reader=dcp.FileSystemReader(str(path)))
+    planner = _weights_only_planner()
+    try:
+        with _quiet_single_process():
+            dcp.load(state, storage_reader=dcp.FileSystemReader(str(path)), planner=planner)
+    except BaseException:  # DCP wraps the planner's error in its CheckpointException, a BaseException
+        if planner.refused:
+            raise LmforgeError(f"{path} holds {planner.refused}",
+                               "resume only from sharded checkpoints your own runs wrote, or train afresh") from None
+        raise
+
+
+def _weights_only_planner() -> Any:
+    """DCP's default load planner, but each non-tensor item is first read with weights_only=True
+    (plain numbers, strings, tuples, dicts, tensors): a shard that pickles a callable is refused
+    before DCP's own weights_only=False read of the same bytes."""
+    from torch.distributed.checkpoint import DefaultLoadPlanner
+
+    class WeightsOnlyLoadPlanner(DefaultLoadPlanner):
+        refused = ""
+
+        def load_bytes(self, read_item: Any, value: io.BytesIO) -> None:
+            try:
+                torch.load(value, weights_only=True)
+            except pickle.UnpicklingError as exc:
+                why = next((ln for ln in str(exc).splitlines() if "GLOBAL" in ln), str(exc).splitlines()[0])
+                self.refused = f"state lmforge will not unpickle ({read_item.dest_index.fqn}): {why}"
+                raise
+            value.seek(0)
+            super().load_bytes(read_item, value)
+
+    return WeightsOnlyLoadPlanner()
 
 
 def full_weights(path: Path) -> dict[str, torch.Tensor]:
