@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmforge.config import Config, dump_config
+from lmforge.config import Config, MonitorConfig, dump_config
 from lmforge.corpora import shakespeare
 from lmforge.data.sources import input_files
 from lmforge.data.stage import run_data
@@ -41,6 +42,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
 ]}
 ORDER = list(STAGES)
 RUNNER_KEYS = ("executor", "ray", "slurm")  # data keys left out of the data stage's identity
+# monitor keys that change what training produces (when it stops, the LR, the final weights); the
+# rest of `monitor` (sinks, console, statistics, live control) only observes, so it is left out
+TRAIN_MONITOR_KEYS = ("early_stop", "plateau", "average")
 
 
 def external_inputs(cfg: Config, stage: str) -> list[Path]:
@@ -74,6 +78,11 @@ def stage_identity(run: RunDir, cfg: Config, stage: Stage) -> str:
     sections = [cfg.section(s) for s in stage.sections]
     if stage.name == "data":  # who runs phase 1 (local, Ray, Slurm) does not change what it makes
         sections = [{k: v for k, v in sections[0].items() if k not in RUNNER_KEYS}]
+    if stage.name == "train":  # only non-default values count, so runs that use none keep their identity
+        monitor, default = cfg.section("monitor"), MonitorConfig().model_dump(mode="json")
+        changed = {k: monitor[k] for k in TRAIN_MONITOR_KEYS if monitor[k] != default[k]}
+        if changed:
+            extra.append("monitor=" + json.dumps(changed, sort_keys=True))
     return identity(stage.name, sections, [run.stage_identity(u) for u in stage.upstream], extra)
 
 
