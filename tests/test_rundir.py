@@ -77,3 +77,15 @@ def test_require_names_the_missing_stage(tmp_path: Path):
 def test_atomic_json(tmp_path: Path):
     atomic_write_json(tmp_path / "a" / "b.json", {"x": [1, 2]})
     assert (tmp_path / "a" / "b.json").read_text().startswith("{")
+
+
+def test_clear_temp_removes_only_what_killed_writers_left(tmp_path: Path) -> None:
+    from lmforge.rundir import clear_temp
+
+    (tmp_path / ".train.bin.x1.tmp").write_bytes(b"partial")
+    (tmp_path / ".step-40.tmp").mkdir()
+    (tmp_path / ".step-40.tmp" / "model.safetensors").write_bytes(b"partial")
+    (tmp_path / "step-20").mkdir()
+    (tmp_path / "train.bin").write_bytes(b"done")
+    clear_temp(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-20", "train.bin"]

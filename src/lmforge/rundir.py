@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -37,6 +38,16 @@ def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def clear_temp(folder: Path) -> None:
+    """Remove what a killed writer left in `folder`: atomic_open's `.NAME.*.tmp` files and
+    checkpoint staging folders `.step-N.tmp`. Call it where one process owns the folder."""
+    for path in Path(folder).glob(".*.tmp"):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

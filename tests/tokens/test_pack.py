@@ -135,3 +135,23 @@ def test_special_token_text_in_a_document_is_not_a_boundary(tmp_path: Path, kind
     assert int((tokens == meta["eos_id"]).sum()) == 8 and int((tokens == meta["bos_id"]).sum()) == 8
     assert meta["splits"]["train"]["bytes"] == meta["splits"]["train"]["text_bytes"]
     assert meta["report"]["round_trip_exact"]
+
+
+def test_a_killed_tokenize_leaves_no_meta_beside_new_files(small_run: RunDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    """meta.json marks the token files complete: a rerun removes it first, and the temp files
+    of a writer that was killed are cleared."""
+    from lmforge.tokens import pack
+
+    run_tokenize(small_run, CFG)
+    stale = small_run.tokens / ".train.bin.abc123.tmp"
+    stale.write_bytes(b"left by a SIGKILL")
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # stands in for a kill in the middle of packing
+
+    monkeypatch.setattr(pack, "pack_split", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_tokenize(small_run, CFG.model_copy(update={"vocab_size": 300}))
+    assert not (small_run.tokens / "meta.json").exists() and not stale.exists()
+    with pytest.raises(LmforgeError, match="tokenize"):
+        load_tokens(small_run.tokens, "train")

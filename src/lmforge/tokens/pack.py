@@ -26,7 +26,7 @@ from tokenizers import Tokenizer
 from lmforge.config import TokenizerConfig
 from lmforge.errors import LmforgeError
 from lmforge.monitor.console import console
-from lmforge.rundir import RunDir, atomic_open, atomic_write_json, read_jsonl_gz
+from lmforge.rundir import RunDir, atomic_open, atomic_write_json, clear_temp, read_jsonl_gz
 from lmforge.tokens.leakage import leakage_report
 from lmforge.tokens.tokenizer import (
     for_documents,
@@ -248,6 +248,10 @@ def run_tokenize(run: RunDir, cfg: TokenizerConfig, model_vocab: int | None = No
         run.require(run.split_file(split), "data")
     run.tokenizer.parent.mkdir(parents=True, exist_ok=True)
     run.tokens.mkdir(parents=True, exist_ok=True)
+    # meta.json, written last, marks the token files complete: without it a tokenize killed midway
+    # would leave new .bin files beside the old meta.json, and `lmforge train` would read the mix
+    (run.tokens / "meta.json").unlink(missing_ok=True)
+    clear_temp(run.tokens)
     if cfg.kind == "pretrained":
         pretrained_tokenizer(cfg, run.tokenizer)
     else:

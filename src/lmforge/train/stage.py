@@ -17,7 +17,7 @@ from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model, count_parameters
 from lmforge.models.stream import StreamWindows
 from lmforge.monitor.console import console
-from lmforge.rundir import RunDir
+from lmforge.rundir import RunDir, clear_temp
 from lmforge.tokens.loader import build_loader, load_doc_starts, load_tokens
 from lmforge.train import checkpoint as ckpt
 from lmforge.train.callbacks import Callback
@@ -98,6 +98,8 @@ def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = 
             start = int(json.loads((latest / "state.json").read_text())["step"])
     trainer = new_trainer(run, cfg, pretrained=latest is None)
     info = trainer.dist
+    if info.is_main:
+        clear_temp(run.checkpoints)  # staging folders of saves that a kill interrupted
     if not resume and info.is_main:
         for old in ckpt.list_checkpoints(run.checkpoints):
             shutil.rmtree(old)  # a fresh run must never resume from a stale checkpoint
