@@ -410,7 +410,7 @@ def compare_eval_cmd(
     if split not in ("val", "test"):
         raise LmforgeError(f"--split '{split}': choose val or test")
     typer.echo(table(run_compare_eval(run_a, run_b, split)))
-    console.print(f"written: {compare_eval_path(run_a, run_b)}")
+    console.print(f"written: {compare_eval_path(run_a, run_b, split)}")
 
 
 @app.command()

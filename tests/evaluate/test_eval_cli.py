@@ -43,3 +43,4 @@ def test_compare_eval_file_is_named_after_b_given_as_dot(tmp_path: Path, monkeyp
     monkeypatch.chdir(tmp_path / "b")
     assert compare_eval_path(Path("../a"), Path(".")).name == "eval_vs_b.json"
     assert compare_eval_path(Path("../a"), Path("../b/")).name == "eval_vs_b.json"
+    assert compare_eval_path(Path("../a"), Path("../b/"), "val").name == "eval_vs_b_val.json"  # not the test file

@@ -125,12 +125,15 @@ def table(res: dict[str, Any]) -> str:
 
 
 def run_compare_eval(run_a: Path, run_b: Path, split: str = "test") -> dict[str, Any]:
-    """Compare and write RUN_A/compare/eval_vs_<B>.json."""
+    """Compare and write RUN_A/compare/eval_vs_<B>[_<split>].json."""
     res = compare_eval(RunDir(run_a), RunDir(run_b), split)
-    atomic_write_json(compare_eval_path(run_a, run_b), res)
+    atomic_write_json(compare_eval_path(run_a, run_b, split), res)
     return res
 
 
-def compare_eval_path(run_a: Path, run_b: Path) -> Path:
-    """RUN_A/compare/eval_vs_<B's folder name>; resolved, so B given as `.` or `runs/b/` is named too."""
-    return Path(run_a) / "compare" / f"eval_vs_{Path(run_b).resolve().name}.json"
+def compare_eval_path(run_a: Path, run_b: Path, split: str = "test") -> Path:
+    """RUN_A/compare/eval_vs_<B's folder name>.json for the test split, ..._<split>.json for another
+    (so comparing on val does not overwrite the test comparison); B is resolved, so `.` or
+    `runs/b/` is named too."""
+    suffix = "" if split == "test" else f"_{split}"
+    return Path(run_a) / "compare" / f"eval_vs_{Path(run_b).resolve().name}{suffix}.json"
