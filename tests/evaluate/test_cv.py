@@ -143,3 +143,30 @@ def test_compare_eval_pairs_two_runs(tmp_path):
     other = make_run(tmp_path / "c", n_docs=7)
     with pytest.raises(LmforgeError, match="hold out different"):
         compare_eval(runs[0], other, "train")
+
+
+@pytest.mark.parametrize(("field", "values", "keys", "match"), [
+    ("cluster", ["c0", "c1", "c0", "c1", "c0"], {"cv_folds": 3}, "only 2 groups"),
+    ("source", ["s0", "s1", "s0", "s1", "s0"], {"cv_folds": 4, "cv_stratified": True}, "the largest has 3"),
+])
+def test_impossible_folds_fail_before_any_scoring(tmp_path, monkeypatch, field, values, keys, match):
+    """Enough documents for K, but too few groups or strata: run_eval stops before the holdout scoring."""
+    from pathlib import Path
+
+    from lmforge.evaluate import stage
+    from lmforge.rundir import read_jsonl_gz
+
+    run = make_run(tmp_path / "run")
+    at = 0
+    for split in ("train", "val"):
+        recs = list(read_jsonl_gz(run.split_file(split)))
+        write_jsonl_gz(run.split_file(split), [{**r, field: values[at + i]} for i, r in enumerate(recs)])
+        at += len(recs)
+    monkeypatch.setattr(stage, "load_trained", lambda run, cfg: (None, None, Path("step-1")))
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("scored a split before checking the folds")
+
+    monkeypatch.setattr(stage, "score_split", no_scoring)
+    with pytest.raises(LmforgeError, match=match):
+        stage.run_eval(run, tiny_config(tasks="[]", **keys))

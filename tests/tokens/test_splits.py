@@ -122,3 +122,9 @@ def test_kfold_bad_k(n: int, k: int, match: str) -> None:
 def test_kfold_too_few_groups() -> None:
     with pytest.raises(LmforgeError, match="only 2 groups"):
         kfold_indices(10, 3, groups=[i % 2 for i in range(10)])
+
+
+def test_kfold_impossible_stratification_names_the_largest_stratum() -> None:
+    with pytest.raises(LmforgeError, match="the largest has 3") as err:
+        kfold_indices(5, 4, labels=["a", "a", "a", "b", "b"])
+    assert "use 3 folds or fewer" in (err.value.hint or "")

@@ -36,12 +36,28 @@ POOL = ("train", "val")  # the documents cross-validation may use; test stays un
 METRICS = ("loss", "bits_per_byte", "accuracy")
 
 
+def pool_labels(run: RunDir, splits: tuple[str, ...] = POOL) -> tuple[int, list[str], list[str] | None]:
+    """Document count, sources and (if recorded) near-duplicate clusters of every document of
+    `splits`, read without the token data, so the folds can be planned before any slow work."""
+    n = 0
+    sources: list[str] = []
+    clusters: list[str] = []
+    for split in splits:
+        if not run.token_file(split).is_file():
+            continue
+        count = len(np.load(run.tokens / f"{split}.docs.npy", allow_pickle=False))
+        n += count
+        sources += split_sources(run, split, count) or [""] * count
+        if run.split_file(split).is_file():
+            clusters += [str(r.get("cluster", "")) for r in read_jsonl_gz(run.split_file(split))]
+    has_clusters = len(clusters) == n and any(clusters)
+    return n, sources, clusters if has_clusters else None
+
+
 def pool_documents(run: RunDir, splits: tuple[str, ...] = POOL
                    ) -> tuple[list[np.ndarray], list[str], list[str] | None]:
     """Token arrays, sources and (if recorded) near-duplicate clusters of every document of `splits`."""
     docs: list[np.ndarray] = []
-    sources: list[str] = []
-    clusters: list[str] = []
     for split in splits:
         path = run.token_file(split)
         if not path.is_file():
@@ -50,11 +66,8 @@ def pool_documents(run: RunDir, splits: tuple[str, ...] = POOL
         starts = np.load(run.tokens / f"{split}.docs.npy", allow_pickle=False)
         ends = np.append(starts[1:], len(data))
         docs += [data[s:e] for s, e in zip(starts, ends)]
-        sources += split_sources(run, split, len(starts)) or [""] * len(starts)
-        if run.split_file(split).is_file():
-            clusters += [str(r.get("cluster", "")) for r in read_jsonl_gz(run.split_file(split))]
-    has_clusters = len(clusters) == len(docs) and any(clusters)
-    return docs, sources, clusters if has_clusters else None
+    _, sources, clusters = pool_labels(run, splits)
+    return docs, sources, clusters
 
 
 def _write_fold_tokens(fold: RunDir, meta: dict[str, Any], parts: dict[str, list[np.ndarray]]) -> None:
@@ -122,23 +135,32 @@ def train_and_score(run: RunDir, name: str, train_docs: list[np.ndarray], test_d
                 "accuracy", "accuracy_ci95")}}
 
 
-def check_folds(run: RunDir, k: int) -> None:
-    """Fail before any work when k folds cannot be made from the run's train+val documents."""
-    n = 0
-    for split in POOL:
-        path = run.tokens / f"{split}.docs.npy"
-        if path.is_file():
-            n += len(np.load(path, allow_pickle=False))
+def plan_folds(run: RunDir, cfg: Config) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Every repeat's (train_idx, test_idx) folds over the run's train+val documents.
+
+    Needs only document counts, sources and clusters, so it is cheap: `run_eval` calls it before
+    scoring anything, and too few documents, too few near-duplicate groups or a stratification
+    that cannot be made fail at once instead of after the holdout evaluation.
+    """
+    k, stratified = cfg.eval.cv_folds, cfg.eval.cv_stratified
+    n, sources, clusters = pool_labels(run)
     if n < k:
         raise LmforgeError(
             f"cannot make {k} folds: the run has only {n} train+validation documents",
             f"use --cv {max(2, n)} or fewer, or add documents (data.paths)")
+    return [kfold_indices(n, k, seed=cfg.eval.seed + r, labels=sources if stratified else None,
+                          groups=clusters) for r in range(cfg.eval.cv_repeats)]
+
+
+def check_folds(run: RunDir, cfg: Config) -> None:
+    """Fail before any work when the folds `cfg.eval` asks for cannot be made from the run."""
+    plan_folds(run, cfg)
 
 
 def cross_validate(run: RunDir, cfg: Config, keep_folds: bool = False) -> dict[str, Any]:
     """Train and score k models per repeat; mean, standard deviation and every fold."""
     k, repeats, stratified = cfg.eval.cv_folds, cfg.eval.cv_repeats, cfg.eval.cv_stratified
-    check_folds(run, k)
+    plan = plan_folds(run, cfg)
     docs, sources, clusters = pool_documents(run)
     if stratified and len(set(sources)) < 2:
         console.print("[yellow]cv: every document has the same source; stratified folds equal plain folds")
@@ -147,9 +169,7 @@ def cross_validate(run: RunDir, cfg: Config, keep_folds: bool = False) -> dict[s
     fcfg = fold_config(cfg)
     folds: list[dict[str, Any]] = []
     for r in range(repeats):
-        splits = kfold_indices(len(docs), k, seed=cfg.eval.seed + r,
-                               labels=sources if stratified else None, groups=clusters)
-        for f, (train_idx, test_idx) in enumerate(splits):
+        for f, (train_idx, test_idx) in enumerate(plan[r]):
             console.print(f"cv: repeat {r + 1}/{repeats}, fold {f + 1}/{k}: training on {len(train_idx)} "
                           f"documents, testing on {len(test_idx)}")
             scored = train_and_score(run, f"r{r}-f{f}", [docs[i] for i in train_idx],

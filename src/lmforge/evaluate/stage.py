@@ -116,7 +116,7 @@ def run_eval(run: RunDir, cfg: Config) -> dict[str, Any]:
     if cfg.eval.cv_folds >= 2:
         from lmforge.evaluate.cv import check_folds
 
-        check_folds(run, cfg.eval.cv_folds)  # before anything slow
+        check_folds(run, cfg)  # before anything slow
     tasks = load_tasks(run, cfg)  # a bad task file stops before the splits are scored
     byte_lengths = token_byte_lengths(tok)
     results: dict[str, Any] = {"checkpoint": latest.name, "splits": {}}

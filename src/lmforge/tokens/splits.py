@@ -157,8 +157,17 @@ def kfold_indices(n: int, k: int, seed: int = 0, labels: Sequence[Any] | None = 
     y = None if labels is None else np.asarray([str(v) for v in labels])
     g = None if groups is None else np.asarray([str(v) for v in groups])
     if g is not None and len(set(g.tolist())) < k:
-        raise LmforgeError(f"only {len(set(g.tolist()))} groups: too few for {k} folds",
-                           "use fewer folds, or do not group")
+        n_groups = len(set(g.tolist()))
+        raise LmforgeError(
+            f"cannot make {k} folds: the {n} items form only {n_groups} groups "
+            "(near-duplicate clusters; a group never straddles two folds)", f"use {max(2, n_groups)} folds or fewer")
+    if y is not None:
+        # scikit-learn refuses when every stratum is smaller than k; say so with the numbers
+        largest = max(np.unique(y, return_counts=True)[1].tolist())
+        if largest < k:
+            raise LmforgeError(
+                f"cannot make {k} stratified folds: every stratum has fewer than {k} items "
+                f"(the largest has {largest})", f"use {max(2, largest)} folds or fewer, or do not stratify")
     if y is not None and g is not None:
         splitter: Any = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     elif y is not None:
