@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 from lmforge.config import Config, MonitorConfig, dump_config
 from lmforge.corpora import shakespeare
 from lmforge.data.sources import input_files
 from lmforge.data.stage import run_data
+from lmforge.errors import LmforgeError
 from lmforge.evaluate.stage import run_eval
 from lmforge.monitor.console import console
+from lmforge.monitor.control import trainer_alive
 from lmforge.report.build import run_report
 from lmforge.rundir import RunDir, atomic_write_text, identity
 from lmforge.tokens.pack import run_tokenize
@@ -86,7 +90,20 @@ def stage_identity(run: RunDir, cfg: Config, stage: Stage) -> str:
     return identity(stage.name, sections, [run.stage_identity(u) for u in stage.upstream], extra)
 
 
+def refuse_if_training(run: RunDir) -> None:
+    """Stop before touching a run whose training is live in another process: a second command
+    would delete its checkpoints, interleave metrics.jsonl and leave stage records that describe
+    neither training (so eval and report are then skipped on checkpoints they never saw)."""
+    info = trainer_alive(run)
+    if info is not None and int(info["pid"]) != os.getpid():
+        raise LmforgeError(f"a training is running in {run.root} (pid {info['pid']})",
+                           f"wait for it to end (`lmforge watch {quote(str(run.root))}`), stop it with "
+                           f"`lmforge ctl {quote(str(run.root))} stop`, or use another folder")
+
+
 def write_config(run: RunDir, cfg: Config) -> None:
+    """Claim the run folder (refused while another process trains in it) and write config.yaml."""
+    refuse_if_training(run)
     run.create()
     atomic_write_text(run.config, dump_config(cfg))
 
