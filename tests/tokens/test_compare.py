@@ -40,3 +40,11 @@ def test_cli_prints_the_table(small_run: RunDir) -> None:
 def test_vocab_below_the_byte_alphabet_is_a_clear_error(small_run: RunDir) -> None:
     with pytest.raises(LmforgeError, match="vocab_size >= 257"):
         compare_tokenizers(small_run, ["bytelevel_bpe"], vocab_size=100)
+
+
+def test_no_kind_is_refused_and_a_repeated_kind_measured_once(small_run: RunDir) -> None:
+    with pytest.raises(LmforgeError, match="no tokenizer kind to compare"):
+        compare_tokenizers(small_run, [], vocab_size=128)
+    assert not (small_run.root / "compare" / "tokenizers.md").exists()  # no empty table written
+    rows = compare_tokenizers(small_run, ["char", "char"], vocab_size=128)["rows"]
+    assert [r["kind"] for r in rows] == ["char"]

@@ -57,7 +57,11 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 def compare_tokenizers(run: RunDir, kinds: Sequence[str], vocab_size: int, min_frequency: int = 2
                        ) -> dict[str, Any]:
-    """Measure every kind; write compare/tokenizers.json and .md in the run directory."""
+    """Measure every kind; write compare/tokenizers.json and .md in the run directory.
+    A kind named twice is measured once; none at all is refused (it would write an empty table)."""
+    kinds = list(dict.fromkeys(kinds))
+    if not kinds:
+        raise LmforgeError("no tokenizer kind to compare", f"e.g. --kinds {','.join(KINDS)}")
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise LmforgeError(f"unknown tokenizer kind(s): {', '.join(unknown)}", f"choose from {', '.join(KINDS)}")
