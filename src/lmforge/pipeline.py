@@ -108,15 +108,27 @@ def write_config(run: RunDir, cfg: Config) -> None:
     atomic_write_text(run.config, dump_config(cfg))
 
 
+def upstream_reran(run: RunDir, stage: Stage) -> str | None:
+    """The first stage this one reads that finished after it: rerun with --force or --resume (a
+    training stopped by `ctl stop` and resumed) keeps its identity but changes its outputs, so the
+    readers' identities alone would leave eval.json and the report describing the old ones."""
+    own = (run.stage_record(stage.name) or {}).get("finished_ns", 0)
+    for name in stage.upstream:
+        if (run.stage_record(name) or {}).get("finished_ns", 0) > own:
+            return name
+    return None
+
+
 def run_stage(run: RunDir, cfg: Config, name: str, force: bool = False, **opts: Any) -> bool:
     """Run one stage unless its identity is unchanged and its output exists. Returns whether it ran."""
     stage = STAGES[name]
     ident = stage_identity(run, cfg, stage)
     resume = opts.get("resume", False)
-    if not force and not resume and run.stage_identity(name) == ident and stage.output(run).exists():
+    reran = upstream_reran(run, stage)
+    if not force and not resume and run.stage_identity(name) == ident and stage.output(run).exists() and not reran:
         console.print(f"[dim]{name}: unchanged (identity {ident}), skipped — use --force to rerun")
         return False
-    console.print(f"[bold cyan]{name}[/]: running")
+    console.print(f"[bold cyan]{name}[/]: running" + (f" ({reran} ran again since)" if reran else ""))
     run.invalidate(name)
     start = time.time()
     summary = stage.fn(run, cfg, opts)

@@ -225,7 +225,8 @@ class RunDir:
         atomic_write_json(
             self.stages / f"{stage}.json",
             {"stage": stage, "identity": ident, "seconds": round(seconds, 3),
-             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "summary": summary or {}},
+             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "finished_ns": time.time_ns(),
+             "summary": summary or {}},
         )
 
     def invalidate(self, stage: str) -> None:
