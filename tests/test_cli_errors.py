@@ -66,3 +66,10 @@ def test_error_messages_are_printed_verbatim():
     proc = lmforge("model", "info", 'model.init_overrides={"blocks.[01].nope": zero}')
     assert_clean_failure(proc, "['blocks.[01].nope']")
     assert_clean_failure(lmforge("model", "info", "model.init_overrides={nomatch*:zero}"), "nomatch*:zero:")
+
+
+def test_run_takes_the_config_file_as_c_like_the_stage_commands(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    assert_clean_failure(lmforge("run", "-c", str(bad), "-o", str(tmp_path / "r")), "malformed YAML")
+    assert_clean_failure(lmforge("run", "-c", str(bad), str(bad), "-o", str(tmp_path / "r")), "two config files")

@@ -105,11 +105,17 @@ def run(
     preset: PresetOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default runs/NAME)")] = None,
     force: ForceOpt = False,
+    config_file: ConfigOpt = None,
 ) -> None:
     """Run the whole flow: data, tokenize, train, eval, report."""
     from lmforge.pipeline import run_all
 
     config, overrides = _split_config_arg(args or [])
+    if config_file is not None:  # -c, as the stage commands take it; then every argument is an override
+        if config is not None:
+            raise LmforgeError(f"two config files: -c {config_file} and {config}",
+                               "give one (as -c FILE or as the first argument); overrides are key=value")
+        config = config_file
     cfg = load_config(config, preset, overrides)
     run_dir = RunDir(out or Path("runs") / cfg.name)
     run_all(run_dir, cfg, force=force)
