@@ -112,7 +112,9 @@ def upstream_reran(run: RunDir, stage: Stage) -> str | None:
     """The first stage this one reads that finished after it: rerun with --force or --resume (a
     training stopped by `ctl stop` and resumed) keeps its identity but changes its outputs, so the
     readers' identities alone would leave eval.json and the report describing the old ones."""
-    own = (run.stage_record(stage.name) or {}).get("finished_ns", 0)
+    own = (run.stage_record(stage.name) or {}).get("finished_ns")
+    if own is None:  # never ran (or a record from before finished_ns): nothing to compare
+        return None
     for name in stage.upstream:
         if (run.stage_record(name) or {}).get("finished_ns", 0) > own:
             return name
