@@ -81,6 +81,13 @@ def _kept_if_untouched(run: RunDir, name: str) -> Iterator[None]:
         raise
 
 
+def require_png(path: Path, option: str, default_name: str) -> None:
+    """Figures are PNGs: matplotlib fails on another suffix and silently appends .png to none."""
+    if path.suffix.lower() != ".png":
+        better = path / default_name if path.is_dir() else path.with_suffix(".png")
+        raise LmforgeError(f"{option} {path}: the figure is a PNG, so name a .png file", f"e.g. {option} {better}")
+
+
 def _existing_run(run_dir: Path) -> Path:
     """eval and report read a run; a mistyped folder must not become a new run with a default config."""
     if not run_dir.is_dir():
@@ -234,9 +241,7 @@ def lr_plot(
     """Draw the config's learning-rate schedule, step by step."""
     from lmforge.train.schedule import lr_curve, plot_schedule
 
-    if out.suffix.lower() != ".png":  # matplotlib would fail on another suffix, or add .png to none
-        better = out / "lr_schedule.png" if out.is_dir() else out.with_suffix(".png")
-        raise LmforgeError(f"--out {out}: the plot is a PNG, so name a .png file", f"e.g. --out {better}")
+    require_png(out, "--out", "lr_schedule.png")
     config, overrides = _split_config_arg(args or [])
     cfg = load_config(config, preset, overrides)
     curve = lr_curve(cfg.train)
@@ -346,6 +351,8 @@ def model_info_cmd(
     if params:
         typer.echo(params_text(cfg, vocab))
         return
+    if figure is not None:
+        require_png(figure, "--figure", "signal.png")
     typer.echo(info_command(cfg, batch, vocab, tokens_per_s, peak_gflops, signal, run_dir, figure))
 
 

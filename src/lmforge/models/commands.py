@@ -72,10 +72,6 @@ def real_batch(run: Path | None, vocab: int, batch: int, context: int) -> tuple[
 
 def info_command(cfg: Config, batch: int | None, vocab: int | None, tokens_per_s: float | None,
                  peak_gflops: float | None, signal: bool, run: Path | None, figure: Path | None) -> str:
-    if figure is not None and figure.suffix.lower() != ".png":  # matplotlib fails on another suffix, adds one to none
-        better = figure / "signal.png" if figure.is_dir() else figure.with_suffix(".png")
-        raise LmforgeError(f"--figure {figure}: the signal figure is a PNG, so name a .png file",
-                           f"e.g. --figure {better}")
     if run is not None and (Path(run) / "tokens" / "meta.json").is_file():
         import json
 
