@@ -31,7 +31,7 @@ bench: install
 	$(BIN)/python bench/default_run.py $(ARGS)
 
 docs: install
-	$(BIN)/python -m lmforge.config_doc > docs/config.md
+	$(BIN)/python -m lmforge.config.doc > docs/config.md
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -20,9 +20,10 @@ import sklearn
 import torch
 from tokenizers import Tokenizer
 
-from lmforge.config import load_config
+from lmforge.config.load import load_config
 from lmforge.evaluate.classification import classification_report
-from lmforge.evaluate.stage import score_split, task_items
+from lmforge.evaluate.score import score_split
+from lmforge.evaluate.stage import task_items
 from lmforge.evaluate.tasks import score_items, task_metrics
 from lmforge.models.registry import build_model
 from lmforge.rundir import RunDir

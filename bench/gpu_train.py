@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lmforge.config import ModelConfig, TrainConfig
+from lmforge.config.schema import ModelConfig, TrainConfig
 from lmforge.models.registry import build_model
 from lmforge.tokens.loader import RandomWindows
 from lmforge.train.distributed import DistInfo, device_for, init_distributed, shutdown, wrap_model
@@ -124,7 +124,7 @@ def raw_stepper(tr: Trainer, batches: int = 8) -> Any:
     """The same model, optimizer and precision in a plain loop with no host synchronisation: batches
     made on the device beforehand, no loss value read, no finite-gradient check. Against the
     trainer's step it shows what the trainer's per-step syncs and host work cost."""
-    from lmforge.train.loop import autocast
+    from lmforge.runtime import autocast
 
     pairs = [tuple(t.to(tr.device) for t in tr.loader.next()) for _ in range(batches)]
     params = [p for p in tr.raw_model.parameters() if p.requires_grad]
@@ -146,7 +146,7 @@ def cmd_throughput(args: argparse.Namespace) -> None:
     tr = make_trainer(args.model, args.dtype, args.batch, args.micro, args.compile,
                       activation_checkpointing=args.act_ckpt)
     if args.eager_loss:  # the loss outside torch.compile, as the trainer had it for the first H200 figures
-        from lmforge.train.loop import lm_loss
+        from lmforge.models.loss import lm_loss
         tr.loss_fn = lm_loss
     step = raw_stepper(tr) if args.loop == "raw" else (lambda: run_steps(tr, 1))
     t0 = time.perf_counter()

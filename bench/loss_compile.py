@@ -23,9 +23,10 @@ import time
 
 import torch
 
-from lmforge.config import ModelConfig
+from lmforge.config.schema import ModelConfig
+from lmforge.models.loss import lm_loss
 from lmforge.models.registry import build_model
-from lmforge.train.loop import autocast, lm_loss
+from lmforge.runtime import autocast
 
 
 def step_ms(model: torch.nn.Module, loss_fn: object, x: torch.Tensor, y: torch.Tensor) -> float:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from lmforge.config import ModelConfig
+from lmforge.config.schema import ModelConfig
 from lmforge.models.hf import hf_config
 from lmforge.models.registry import build_model
 

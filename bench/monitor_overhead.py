@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lmforge.config import dump_config, load_config
+from lmforge.config.load import dump_config, load_config
 from lmforge.models.registry import build_model
 from lmforge.monitor.stats import TrainingStats
 from lmforge.rundir import RunDir, atomic_write_text

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lmforge.config import load_config
+from lmforge.config.load import load_config
 from lmforge.models.registry import build_model
 from lmforge.tokens.loader import EpochWindows, RandomWindows
 

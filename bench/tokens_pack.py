@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import tokenizers
 
-from lmforge.config import TokenizerConfig
+from lmforge.config.schema import TokenizerConfig
 from lmforge.corpora import shakespeare
 from lmforge.data.clean import strip_gutenberg
 from lmforge.rundir import RunDir, write_jsonl_gz

@@ -35,11 +35,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmforge.config import ModelConfig, TrainConfig
+from lmforge.config.schema import ModelConfig, TrainConfig
 from lmforge.models import common
+from lmforge.models.loss import LossFn, lm_loss
 from lmforge.models.registry import build_model
 from lmforge.tokens.loader import RandomWindows
-from lmforge.train.loop import LossFn, Trainer, lm_loss
+from lmforge.train.loop import Trainer
 from lmforge.train.optim import build_optimizer
 
 # ---------------------------------------------------------------- the nanoGPT reference

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lmforge.config import apply_overrides, dump_config, load_config, parse_override, preset_names
+from lmforge.config.load import apply_overrides, dump_config, load_config, parse_override, preset_names
 from lmforge.errors import LmforgeError
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lmforge.config_doc import reference
+from lmforge.config.doc import reference
 
 
 def test_config_reference_is_current():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lmforge.config import load_config
+from lmforge.config.load import load_config
 from lmforge.errors import LmforgeError
 from lmforge.pipeline import run_all, write_config
 from lmforge.rundir import RunDir

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lmforge.config import load_config
+from lmforge.config.load import load_config
 from lmforge.pipeline import STAGES, stage_identity
 from lmforge.rundir import RunDir
 

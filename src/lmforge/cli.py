@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from lmforge.config import Config, load_config, preset_names
+from lmforge.config.load import load_config, preset_names
+from lmforge.config.schema import Config
+from lmforge.console import console
 from lmforge.errors import LmforgeError, StagePending
-from lmforge.monitor.console import console
 from lmforge.rundir import RunDir, atomic_open
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -187,7 +188,7 @@ def generate(
 ) -> None:
     """Sample text from the newest checkpoint of RUN_DIR."""
     from lmforge.evaluate.generate import sample
-    from lmforge.evaluate.stage import load_trained
+    from lmforge.evaluate.score import load_trained
 
     run = RunDir(run_dir)
     cfg = resolve(run, None, None, [])
@@ -298,7 +299,7 @@ def compare_splits(
 ) -> None:
     """Holdout vs k-fold vs stratified k-fold: bias and spread of the estimate (Kohavi 1995, in small).
     A fresh RUN_DIR is prepared first (built-in corpus, Shakespeare and Milton, tiny model)."""
-    from lmforge.evaluate.splits_compare import prepare, run_compare_splits, table
+    from lmforge.compare.splits import prepare, run_compare_splits, table
 
     try:
         k_values = sorted({int(k) for k in ks.split(",") if k.strip()})
@@ -320,7 +321,7 @@ def compare_tokenizers_cmd(
     vocab_size: Annotated[int | None, typer.Option(min=64, help="one vocabulary size for all (default: the run's)")] = None,
 ) -> None:
     """Every tokenizer kind at one vocabulary size: bytes per token, unknown rate, vocabulary use, round trip."""
-    from lmforge.tokens.compare import compare_tokenizers, markdown
+    from lmforge.compare.tokenizers import compare_tokenizers, markdown
 
     run = RunDir(run_dir)
     cfg = resolve(run, None, None, [])
@@ -344,7 +345,7 @@ def model_info_cmd(
     params: Annotated[bool, typer.Option("--params", help="list every parameter: name, shape, init scheme")] = False,
 ) -> None:
     """Parameters, FLOPs per token, memory for a batch, MFU, and (--signal) signal propagation at init."""
-    from lmforge.models.commands import info_command, params_text
+    from lmforge.report.model_info import info_command, params_text
 
     config, overrides = _split_config_arg(args or [])
     cfg = load_config(config, preset, overrides)
@@ -359,13 +360,13 @@ def model_info_cmd(
 @model_app.command("sizes")
 def model_sizes_cmd() -> None:
     """List the size presets of every family (model.size)."""
-    from lmforge.models.commands import sizes_text
+    from lmforge.report.model_info import sizes_text
 
     typer.echo(sizes_text())
 
 
 def _compare_models(kind: str, args: list[str] | None, only: list[str] | None, out: Path | None) -> None:
-    from lmforge.models.compare import compare
+    from lmforge.compare.models import compare
 
     config, overrides = _split_config_arg(args or [])
     result = compare(kind, config, overrides, out, only)
@@ -403,7 +404,7 @@ def export_cmd(
     fmt: Annotated[str, typer.Option("--format", help="export format: hf")] = "hf",
 ) -> None:
     """Write the newest checkpoint as a Hugging Face model folder (GPT2LMHeadModel / LlamaForCausalLM)."""
-    from lmforge.models.hf import export_run
+    from lmforge.export import export_run
 
     if fmt != "hf":
         raise LmforgeError(f"unknown export format '{fmt}'", "supported: --format hf")
@@ -418,7 +419,7 @@ def compare_eval_cmd(
     split: Annotated[str, typer.Option(help="held-out split to compare on")] = "test",
 ) -> None:
     """Paired comparison of two runs on the same held-out text: bootstrap and McNemar p-values."""
-    from lmforge.evaluate.paired import compare_eval_path, run_compare_eval, table
+    from lmforge.compare.paired import compare_eval_path, run_compare_eval, table
 
     if split not in ("val", "test"):
         raise LmforgeError(f"--split '{split}': choose val or test")

@@ -11,13 +11,14 @@ from pathlib import Path
 from shlex import quote
 from typing import Any
 
-from lmforge.config import Config, MonitorConfig, dump_config
+from lmforge.config.load import dump_config
+from lmforge.config.schema import Config, MonitorConfig
+from lmforge.console import console
 from lmforge.corpora import shakespeare
 from lmforge.data.sources import input_files
 from lmforge.data.stage import run_data
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.stage import run_eval
-from lmforge.monitor.console import console
 from lmforge.monitor.control import trainer_alive
 from lmforge.report.build import run_report
 from lmforge.rundir import RunDir, atomic_write_text, identity

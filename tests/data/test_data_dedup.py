@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from lmforge.config import NearDedupConfig
+from lmforge.config.schema import NearDedupConfig
 from lmforge.data import dedup
 from lmforge.data.minhash import NearDedup, candidate_probability, jaccard, optimal_bands, shingles
 

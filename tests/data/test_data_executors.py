@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from lmforge.config import DataConfig, load_config
+from lmforge.config.load import load_config
+from lmforge.config.schema import DataConfig
 from lmforge.data.stage import run_data
 from lmforge.errors import LmforgeError, StagePending
 from lmforge.rundir import RunDir, read_jsonl_gz

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from lmforge.config import DataConfig, FieldRule, SourceConfig
+from lmforge.config.schema import DataConfig, FieldRule, SourceConfig
 from lmforge.data.encoding import decode
 from lmforge.data.sources import read_items, resolve_units
 from lmforge.errors import LmforgeError

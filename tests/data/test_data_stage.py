@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lmforge.config import DataConfig, SourceConfig
+from lmforge.config.schema import DataConfig, SourceConfig
 from lmforge.data.stage import run_data
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, read_jsonl_gz
@@ -103,7 +103,7 @@ def test_changed_input_files_rerun_the_data_stage(tmp_path: Path) -> None:
     """The data identity covers the user's files: editing, adding or removing one re-runs the stage."""
     import os
 
-    from lmforge.config import Config
+    from lmforge.config.schema import Config
     from lmforge.pipeline import STAGES, stage_identity
 
     folder = tmp_path / "texts"

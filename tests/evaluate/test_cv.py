@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
-from lmforge.config import load_config
+from lmforge.config.load import load_config
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.cv import cross_validate
-from lmforge.evaluate.stage import load_trained
+from lmforge.evaluate.score import load_trained
 from lmforge.rundir import RunDir, atomic_write_json, write_jsonl_gz
 
 CHARS = "abcdefghij \n"
@@ -104,7 +104,7 @@ def test_eval_json_keys_the_report_reads(tmp_path):
 
 
 def test_compare_splits_writes_table_and_figure(tmp_path):
-    from lmforge.evaluate.splits_compare import run_compare_splits, table
+    from lmforge.compare.splits import run_compare_splits, table
 
     run = make_run(tmp_path / "run", n_docs=8)
     result = run_compare_splits(run, tiny_config(), ks=[2], repeats=2, steps=2, doc_tokens=64)
@@ -121,8 +121,8 @@ def test_compare_splits_writes_table_and_figure(tmp_path):
 
 
 def test_compare_eval_pairs_two_runs(tmp_path):
-    from lmforge.config import dump_config
-    from lmforge.evaluate.paired import compare_eval, table
+    from lmforge.compare.paired import compare_eval, table
+    from lmforge.config.load import dump_config
     from lmforge.rundir import atomic_write_text
     from lmforge.train.stage import run_train
 

@@ -37,7 +37,7 @@ def test_a_refused_eval_leaves_the_runs_config(tmp_path: Path) -> None:
 
 def test_compare_eval_file_is_named_after_b_given_as_dot(tmp_path: Path, monkeypatch) -> None:
     """`lmforge compare eval ../a .` wrote a/compare/eval_vs_.json."""
-    from lmforge.evaluate.paired import compare_eval_path
+    from lmforge.compare.paired import compare_eval_path
 
     (tmp_path / "b").mkdir()
     monkeypatch.chdir(tmp_path / "b")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
-from lmforge.config import ModelConfig
+from lmforge.config.schema import ModelConfig
 from lmforge.evaluate.generate import sample
 from lmforge.models.gpt import GPT
 

@@ -53,7 +53,7 @@ def test_per_source_numbers():
 
 
 def test_score_tokens_matches_argmax_and_topk():
-    from lmforge.config import ModelConfig
+    from lmforge.config.schema import ModelConfig
     from lmforge.models.gpt import GPT
 
     torch.manual_seed(0)

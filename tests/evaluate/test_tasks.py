@@ -59,7 +59,7 @@ def test_encode_pair_moves_trailing_space():
 
 
 def test_batched_loglikelihoods_match_one_at_a_time():
-    from lmforge.config import ModelConfig
+    from lmforge.config.schema import ModelConfig
     from lmforge.models.gpt import GPT
 
     torch.manual_seed(0)

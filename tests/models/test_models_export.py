@@ -11,9 +11,9 @@ transformers = pytest.importorskip("transformers")
 from typer.testing import CliRunner
 
 from lmforge.cli import app
-from lmforge.config import dump_config, load_config
+from lmforge.config.load import dump_config, load_config
 from lmforge.errors import LmforgeError
-from lmforge.models.hf import export_run
+from lmforge.export import export_run
 from lmforge.models.registry import build_model
 from lmforge.rundir import RunDir
 from lmforge.tokens.tokenizer import build_and_train

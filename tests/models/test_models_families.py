@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from lmforge.config import ModelConfig, load_config
+from lmforge.config.load import load_config
+from lmforge.config.schema import ModelConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model
-from lmforge.models.stream import StreamWindows
+from lmforge.tokens.stream import StreamWindows
 
 FAMILIES = ["gpt", "llama", "lstm", "gru", "cnn"]
 VOCAB = 61
@@ -111,7 +112,7 @@ def test_rnn_carries_state_only_when_training(family: str) -> None:
 
 
 def _trainer(model, data, tmp_path, loader_cls, steps=60):
-    from lmforge.config import TrainConfig
+    from lmforge.config.schema import TrainConfig
     from lmforge.train.loop import Trainer
     from lmforge.train.optim import build_optimizer
 

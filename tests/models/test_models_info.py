@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from lmforge.cli import app
-from lmforge.config import ModelConfig
+from lmforge.config.schema import ModelConfig
 from lmforge.models.info import flops_per_token, memory_estimate
 from lmforge.models.registry import build_model, count_parameters
 from lmforge.models.signal import signal_check, verdict
@@ -76,7 +76,7 @@ def test_signal_on_a_run_too_short_for_one_window_is_a_clear_error(tmp_path) -> 
     import numpy as np
 
     from lmforge.errors import LmforgeError
-    from lmforge.models.commands import real_batch
+    from lmforge.report.model_info import real_batch
 
     tokens = tmp_path / "run" / "tokens"
     tokens.mkdir(parents=True)

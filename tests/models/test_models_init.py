@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lmforge.config import ModelConfig
+from lmforge.config.schema import ModelConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmforge.config import dump_config, load_config
+from lmforge.config.load import dump_config, load_config
 from lmforge.rundir import RunDir, atomic_write_text
 
 TINY = ["model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",

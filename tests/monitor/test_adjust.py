@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lmforge.config import EarlyStopConfig, PlateauConfig, load_config
+from lmforge.config.load import load_config
+from lmforge.config.schema import EarlyStopConfig, PlateauConfig
 from lmforge.monitor.adjust import EarlyStopping, ReduceLROnPlateau, improved
 from lmforge.train.callbacks import Callback
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lmforge.config import TrainConfig, load_config
+from lmforge.config.load import load_config
+from lmforge.config.schema import TrainConfig
 from lmforge.errors import LmforgeError
 from lmforge.monitor.control import Controller, command, parse_changes, send, trainer_alive, wait_outcome
 from lmforge.train.stage import build_trainer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lmforge.config import load_config
+from lmforge.config.load import load_config
 from lmforge.monitor import _sampler
 
 from ._runs import add_tokenizer, make_token_run

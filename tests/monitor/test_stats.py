@@ -7,7 +7,8 @@ import math
 
 import torch
 
-from lmforge.config import ModelConfig, load_config
+from lmforge.config.load import load_config
+from lmforge.config.schema import ModelConfig
 from lmforge.models.gpt import GPT
 from lmforge.monitor.stats import TrainingStats, attention_entropy, find_blocks
 from lmforge.train.callbacks import Callback

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from lmforge.cli import app
+from lmforge.compare.tokenizers import compare_tokenizers
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir
-from lmforge.tokens.compare import compare_tokenizers
 
 
 def test_compare_rows_and_files(small_run: RunDir) -> None:

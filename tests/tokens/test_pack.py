@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmforge.config import TokenizerConfig
+from lmforge.config.schema import TokenizerConfig
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, read_jsonl_gz
 from lmforge.tokens.loader import load_tokens

@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from lmforge.config import DataConfig
+from lmforge.config.schema import DataConfig
+from lmforge.data.splits import kfold_indices, split_documents, split_summary
 from lmforge.errors import LmforgeError
-from lmforge.tokens.splits import kfold_indices, split_documents, split_summary
 
 
 def records(n: int, sources: dict[str, float] | None = None, cluster_size: int = 1) -> list[dict]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer
 
-from lmforge.config import TokenizerConfig
+from lmforge.config.schema import TokenizerConfig
 from lmforge.errors import LmforgeError
 from lmforge.tokens.tokenizer import (
     KINDS,

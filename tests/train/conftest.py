@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmforge.config import Config, load_config
+from lmforge.config.load import load_config
+from lmforge.config.schema import Config
 from lmforge.rundir import RunDir
 
 VOCAB = 32

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import torch
 
-from lmforge.config import load_config
-from lmforge.train.loop import autocast, has_fast_bf16
+from lmforge.config.load import load_config
+from lmforge.runtime import autocast, has_fast_bf16
 
 
 def test_auto_matches_the_cpu_flags():

@@ -14,10 +14,12 @@ import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from lmforge.config import Config, load_config
+from lmforge.config.load import load_config
+from lmforge.config.schema import Config
 from lmforge.errors import LmforgeError
-from lmforge.evaluate.stage import load_trained
-from lmforge.models.hf import export_run, load_hf_folder
+from lmforge.evaluate.score import load_trained
+from lmforge.export import export_run
+from lmforge.models.hf import load_hf_folder
 from lmforge.pipeline import run_stage, write_config
 from lmforge.rundir import RunDir, write_jsonl_gz
 from lmforge.train.stage import build_trainer
@@ -201,7 +203,7 @@ def test_config_conflicts_are_clear_errors(folder: Path) -> None:
 
 @pytest.mark.parametrize("folder", ["gpt2"], indirect=True)
 def test_the_tokenizer_must_fit_the_model(folder: Path, tmp_path: Path) -> None:
-    from lmforge.config import ModelConfig
+    from lmforge.config.schema import ModelConfig
     from lmforge.models.registry import build_model
     from lmforge.tokens.pack import run_tokenize
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from lmforge.errors import LmforgeError
+from lmforge.models.loss import lm_loss
 from lmforge.models.registry import build_model
 from lmforge.tokens.loader import RandomWindows
 from lmforge.train import checkpoint as ckpt
-from lmforge.train.loop import BatchPlan, Trainer, global_rows, lm_loss, plan_batch, warmup_rows
+from lmforge.train.loop import BatchPlan, Trainer, global_rows, plan_batch, warmup_rows
 from lmforge.train.optim import build_optimizer
 
 from .conftest import VOCAB, tiny_config
@@ -176,7 +177,7 @@ def test_compiled_model_and_loss_train_like_eager(tmp_path: Path) -> None:
 
 
 def test_auto_compiles_the_loss_of_a_long_run_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lmforge.train import loop
+    from lmforge.models import loss as loop
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(2, 8, 64, generator=g, requires_grad=True)

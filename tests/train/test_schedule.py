@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from lmforge.config import TrainConfig
+from lmforge.config.schema import TrainConfig
 from lmforge.train.schedule import SCHEDULES, lr_at, lr_curve
 
 

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from lmforge.config import NearDedupConfig
+from lmforge.config.schema import NearDedupConfig
 from lmforge.data import quality
 from lmforge.data.clean import too_short
 from lmforge.data.minhash import NearDedup, NearDupResult, jaccard

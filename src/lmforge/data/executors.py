@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lmforge.config import DataConfig
+from lmforge.config.schema import DataConfig
 from lmforge.data.sources import Unit
 from lmforge.errors import LmforgeError, StagePending
 from lmforge.rundir import atomic_write_json

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmforge.config import DataConfig, FieldRule, SourceConfig
+from lmforge.config.schema import DataConfig, FieldRule, SourceConfig
 from lmforge.corpora import shakespeare
 from lmforge.data.encoding import decode, looks_binary
 from lmforge.errors import LmforgeError

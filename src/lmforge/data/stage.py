@@ -20,15 +20,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lmforge.config import DataConfig
+from lmforge.config.schema import DataConfig
 from lmforge.data import dedup, executors, quality
 from lmforge.data.ledger import build_ledger
 from lmforge.data.mix import mix
 from lmforge.data.sources import Unit, read_unit, reference_units, resolve_units, source_specs
+from lmforge.data.splits import split_documents
 from lmforge.data.text import count_tokens
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_open, atomic_write_json
-from lmforge.tokens.splits import split_documents
 
 Record = dict[str, Any]
 

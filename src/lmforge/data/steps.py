@@ -18,7 +18,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
-from lmforge.config import DataConfig
+from lmforge.config.schema import DataConfig
 from lmforge.data import clean, pii, quality
 from lmforge.data.sources import Unit, read_unit
 from lmforge.rundir import atomic_write_json

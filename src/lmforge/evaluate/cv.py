@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from lmforge.config import Config
+from lmforge.config.schema import Config
+from lmforge.console import console
+from lmforge.data.splits import kfold_indices
 from lmforge.errors import LmforgeError
-from lmforge.evaluate.stage import load_trained, score_split, split_sources
-from lmforge.monitor.console import console
+from lmforge.evaluate.score import load_trained, score_split, split_sources
 from lmforge.rundir import RunDir, atomic_open, atomic_write_json, read_jsonl_gz
 from lmforge.tokens.loader import load_tokens
-from lmforge.tokens.splits import kfold_indices
 from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths
 from lmforge.train.stage import run_train
 

@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from lmforge.evaluate.stats import DEFAULT_ROUNDS, ratio_interval
+from lmforge.models.loss import lm_loss
+from lmforge.runtime import autocast
 from lmforge.tokens.loader import sequential_windows
-from lmforge.train.loop import autocast, lm_loss
 
 TOP_K = 5
 

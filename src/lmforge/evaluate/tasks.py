@@ -33,7 +33,7 @@ from torch import nn
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.classification import classification_report
 from lmforge.evaluate.stats import DEFAULT_ROUNDS, ratio_interval
-from lmforge.train.loop import autocast
+from lmforge.runtime import autocast
 
 BUILTIN_TASKS = ("next_line",)
 DEFAULT_DELIMITER = " "  # lm-evaluation-harness's default target_delimiter

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmforge.config import ModelConfig
+from lmforge.config.schema import ModelConfig
 from lmforge.models.common import LanguageModel, output_head
 from lmforge.models.init import initialize
 

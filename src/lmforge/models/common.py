@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmforge.config import ModelConfig
+from lmforge.config.schema import ModelConfig
 from lmforge.errors import LmforgeError
 
 
@@ -24,6 +24,24 @@ class LanguageModel(nn.Module):
             raise LmforgeError(f"vocabulary of {vocab_size} tokens is too small for a language model",
                                "train the tokenizer first (`lmforge tokenize RUN`)")
         self.cfg, self.vocab_size = cfg, vocab_size
+
+    # Truncated BPTT (models/rnn.py): a model that carries its hidden state from one training
+    # window to the next overrides these four; for every other family they do nothing, so the
+    # loop, the loaders and the checkpoints call them on any model without probing.
+    @property
+    def carries_state(self) -> bool:
+        """Whether row i of each batch must continue row i of the last (tokens/stream.py)."""
+        return False
+
+    def reset_state(self) -> None:
+        """Start the carried state from zeros (training starts)."""
+
+    def carried_state(self) -> dict[str, torch.Tensor]:
+        """The state carried into the next window, by name, for a checkpoint (empty: none)."""
+        return {}
+
+    def load_carried_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Put back what `carried_state` returned."""
 
     def residual_outputs(self) -> list[str]:
         """Names of the last projection of each residual branch (GPT-2 scales these at init)."""

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmforge.config import ModelConfig
+from lmforge.config.schema import ModelConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model
 
@@ -23,7 +23,7 @@ ACT_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
 ACT_FROM_HF = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
 
 
-def _transformers() -> Any:
+def require_transformers() -> Any:
     try:
         import transformers
     except ImportError:
@@ -74,7 +74,7 @@ def _pairs(cfg: ModelConfig) -> list[tuple[str, str, bool]]:
 def hf_config(cfg: ModelConfig, vocab_size: int, eos_id: int | None = None, bos_id: int | None = None,
               pad_id: int | None = None) -> Any:
     """The transformers config equal to our model section (GPT2Config or LlamaConfig)."""
-    tf = _transformers()
+    tf = require_transformers()
     if cfg.family == "gpt":
         return tf.GPT2Config(vocab_size=vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd,
                              n_layer=cfg.n_layer, n_head=cfg.n_head, n_inner=cfg.mlp_dim,
@@ -143,7 +143,7 @@ def model_config_from_hf(hf: Any) -> tuple[ModelConfig, int]:
 
 def to_hf(model: nn.Module, eos_id: int | None = None, bos_id: int | None = None, pad_id: int | None = None) -> Any:
     """A transformers model (float32, eval mode) with our model's weights."""
-    tf = _transformers()
+    tf = require_transformers()
     cfg: ModelConfig = model.cfg
     hcfg = hf_config(cfg, model.vocab_size, eos_id, bos_id, pad_id)
     cls = tf.GPT2LMHeadModel if cfg.family == "gpt" else tf.LlamaForCausalLM
@@ -231,7 +231,7 @@ def folder_config(folder: Path) -> Any:
     if model_type not in ("gpt2", "llama"):
         raise LmforgeError(f"{folder / 'config.json'}: cannot import a '{model_type}' checkpoint",
                            "supported: gpt2 (GPT2LMHeadModel) and llama (LlamaForCausalLM)")
-    return _transformers().AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    return require_transformers().AutoConfig.from_pretrained(str(folder), local_files_only=True)
 
 
 def folder_model_keys(folder: Path) -> dict[str, Any]:
@@ -297,37 +297,3 @@ def load_hf_folder(folder: Path) -> nn.Module:
     model = build_model(ModelConfig(**keys), vocab)
     load_folder_weights(model, Path(folder))
     return model.eval()
-
-
-# ------------------------------------------------------------------ a run, exported
-
-
-def export_run(run_dir: Path, out: Path) -> dict[str, Any]:
-    """Write the newest checkpoint of a run as a Hugging Face folder: config.json, model.safetensors,
-    tokenizer files. Returns a summary for the CLI."""
-    from lmforge.config import load_config
-    from lmforge.evaluate.stage import load_trained
-    from lmforge.rundir import RunDir
-
-    tf = _transformers()
-    run = RunDir(run_dir)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise LmforgeError(f"cannot export to {out}: it is a file, and the export is a folder",
-                           "give a new or existing folder to write config.json and model.safetensors into")
-    if not run.config.is_file():
-        raise LmforgeError(f"{run_dir} is not a run directory (no config.yaml)", "train a model first: lmforge run")
-    cfg = load_config(run.config)
-    model, tok, latest = load_trained(run, cfg)
-    model = model.float().cpu()
-    # the run's special tokens (packing wrote bos before and eos after each document), so
-    # config.json's ids and the tokenizer's named tokens are the ones the model was trained with
-    specials = {f"{kind}_token": token for kind, token in (("eos", cfg.tokenizer.eos_token),
-                ("bos", cfg.tokenizer.bos_token), ("pad", cfg.tokenizer.pad_token)) if token}
-    ids = {f"{key[:3]}_id": tok.token_to_id(token) for key, token in specials.items()}
-    hf = to_hf(model, **ids)
-    out.mkdir(parents=True, exist_ok=True)
-    hf.save_pretrained(str(out))
-    fast = tf.PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=cfg.model.block_size, **specials)
-    fast.save_pretrained(str(out))
-    return {"checkpoint": latest.name, "architecture": type(hf).__name__, "out": str(out)}

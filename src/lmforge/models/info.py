@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmforge.config import ModelConfig
+from lmforge.config.schema import ModelConfig
 from lmforge.models.registry import count_parameters
 
 

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from lmforge.config import ModelConfig
+from lmforge.config.schema import ModelConfig
 from lmforge.errors import LmforgeError
 
 # the family defaults; docs/models.md explains each choice

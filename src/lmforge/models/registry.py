@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from lmforge.config import ModelConfig
+from lmforge.config.schema import ModelConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.cnn import GatedCNN
 from lmforge.models.gpt import GPT

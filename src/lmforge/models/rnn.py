@@ -4,7 +4,7 @@ with dropout between layers (Zaremba et al. 2014) and tied input/output embeddin
 Truncated backpropagation through time: while training with `model.tbptt`, the final hidden
 state of one window is kept (detached, so gradients stop at the window edge) and starts the
 next window. That is only right when row i of the next batch continues row i of this one, so
-the trainer draws batches from `StreamWindows` for models with `carries_state` (models/stream.py),
+the trainer draws batches from `StreamWindows` for models with `carries_state` (tokens/stream.py),
 and calls `reset_state()` when training starts. A checkpoint holds the carried state
 (`carried_state`), so a resumed run continues it exactly. In eval mode every window starts from a
 zero state, like the transformers' fixed context, and leaves the training state alone.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lmforge.config import ModelConfig
+from lmforge.config.schema import ModelConfig
 from lmforge.models.common import LanguageModel, output_head
 from lmforge.models.init import initialize
 

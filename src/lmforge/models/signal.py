@@ -1,7 +1,7 @@
 """Signal propagation at init (or at any step): per-layer activation std going forward and gradient
 norms going backward, on a real batch, so vanishing or exploding signals show before training.
 
-Flags follow AUTOTRAINER (Zhang et al., ICSE 2021, via ANCHORS.md): vanishing when the first-to-last
+Flags follow AUTOTRAINER (Zhang et al., ICSE 2021): vanishing when the first-to-last
 layer gradient-norm ratio is below 1e-3, exploding when it is above 70 or anything is not finite.
 """
 
@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from lmforge.train.callbacks import Callback
+from lmforge.models.loss import lm_loss
 
 VANISH_RATIO, EXPLODE_RATIO = 1e-3, 70.0
 
@@ -44,10 +43,9 @@ def signal_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str
     try:
         for p in model.parameters():
             p.grad = None
-        if hasattr(model, "reset_state"):
-            model.reset_state()
+        model.reset_state()
         logits = model(x)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        loss = lm_loss(logits, y)
         loss.backward()
         rows = []
         for name, mod in layers:
@@ -107,17 +105,3 @@ def plot_signal(result: dict[str, Any], path: Path, title: str = "") -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-class SignalCallback(Callback):
-    """Runs the check every `every` steps on one fixed batch, so readings compare across steps."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, every: int) -> None:
-        self.x, self.y, self.every = x, y, every
-        self.history: list[dict[str, Any]] = []
-
-    def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
-        if metrics["step"] % self.every == 0:
-            dev = trainer.device
-            self.history.append({"step": metrics["step"],
-                                 **signal_check(trainer.model, self.x.to(dev), self.y.to(dev))})

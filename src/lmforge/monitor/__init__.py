@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch import nn
 
-    from lmforge.config import Config
+    from lmforge.config.schema import Config
     from lmforge.rundir import RunDir
     from lmforge.train.callbacks import Callback
 
@@ -21,8 +21,8 @@ def build_callbacks(run: RunDir, cfg: Config, model: nn.Module, resume_step: int
     """Controller first (a command applies before anything reads the step), then the per-source
     loss (it adds to the eval record), the automatic adjusters, and the Monitor last so it logs
     what the others measured and decided."""
+    from lmforge.console import make_panel
     from lmforge.monitor.adjust import build_adjusters
-    from lmforge.monitor.console import make_panel
     from lmforge.monitor.control import Controller
     from lmforge.monitor.logger import Monitor, flat_hparams, flops_per_token, measure_peak_flops
     from lmforge.monitor.sinks import JsonlSink, MlflowSink, Sink, TensorBoardSink, WandbSink

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmforge.config import AverageConfig, EarlyStopConfig, PlateauConfig
+from lmforge.config.schema import AverageConfig, EarlyStopConfig, PlateauConfig
 from lmforge.errors import LmforgeError
 from lmforge.monitor.logger import raw_model
 from lmforge.rundir import RunDir

@@ -20,7 +20,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lmforge.config import TrainConfig, parse_override
+from lmforge.config.load import parse_override
+from lmforge.config.schema import TrainConfig
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_write_json, read_jsonl
 from lmforge.train.callbacks import Callback
@@ -225,7 +226,7 @@ def command(run: RunDir, action: str, assignments: list[str], reason: str | None
             wait: float = 30.0) -> dict[str, Any] | None:
     """`lmforge ctl`: check the command here (so a typo fails at once), send it, and wait for the
     trainer's answer. Returns the answering event, or None when not waiting."""
-    from lmforge.config import load_config
+    from lmforge.config.load import load_config
 
     if action not in ACTIONS:
         raise LmforgeError(f"unknown control action '{action}'", f"actions: {', '.join(ACTIONS)}")

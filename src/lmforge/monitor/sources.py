@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmforge.models.loss import lm_loss
 from lmforge.monitor.logger import raw_model
+from lmforge.runtime import autocast
 from lmforge.tokens.loader import load_tokens
 from lmforge.train.callbacks import Callback
-from lmforge.train.loop import autocast, lm_loss
 
 
 def source_names(tokens_dir: Path) -> list[str] | None:

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 from rich.live import Live
 
+from lmforge.console import console, render_panel
 from lmforge.errors import LmforgeError
-from lmforge.monitor.console import console, render_panel
 from lmforge.monitor.control import trainer_alive
 from lmforge.rundir import RunDir
 

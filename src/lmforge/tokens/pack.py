@@ -23,9 +23,9 @@ from typing import Any, Self
 import numpy as np
 from tokenizers import Tokenizer
 
-from lmforge.config import TokenizerConfig
+from lmforge.config.schema import TokenizerConfig
+from lmforge.console import console
 from lmforge.errors import LmforgeError
-from lmforge.monitor.console import console
 from lmforge.rundir import RunDir, atomic_open, atomic_write_json, clear_temp, read_jsonl_gz
 from lmforge.tokens.leakage import leakage_report
 from lmforge.tokens.tokenizer import (

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from lmforge.config import TokenizerConfig
+from lmforge.config.schema import TokenizerConfig
 from lmforge.errors import LmforgeError
 from lmforge.rundir import atomic_write_text
 

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from lmforge.config import TrainConfig
+from lmforge.config.schema import TrainConfig
 from lmforge.errors import LmforgeError
 
 

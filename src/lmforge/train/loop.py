@@ -10,10 +10,7 @@ gives the same loss and gradients (the bug of transformers #37766 cannot happen 
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib.util
 import math
-import os
 import shutil
 import signal
 import threading
@@ -25,111 +22,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from lmforge.config import TrainConfig
+from lmforge.config.schema import TrainConfig
 from lmforge.errors import LmforgeError
-from lmforge.monitor.console import console
+from lmforge.models.loss import IGNORE_INDEX, LossFn, lm_loss
+from lmforge.runtime import autocast
 from lmforge.tokens.loader import RandomWindows, sequential_windows
 from lmforge.train import checkpoint as ckpt
 from lmforge.train import sharded
 from lmforge.train.callbacks import Callback
 from lmforge.train.distributed import DistInfo, all_reduce_sum, barrier, unwrap
 from lmforge.train.schedule import lr_at as schedule_lr_at
-
-IGNORE_INDEX = -100
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
-    return torch.device(name)
-
-
-@functools.cache
-def has_fast_bf16(device_type: str) -> bool:
-    """Whether bf16 matmuls are native here: on a CPU without avx512_bf16 or AMX they are emulated
-    and slower than fp32, so `dtype: auto` keeps fp32 there (ANCHORS.md: ~2.2x fp32 with avx512_bf16)."""
-    if device_type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device_type != "cpu":
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CPU or GPU; fp16 autocast on GPU (pair it with a GradScaler);
-    `auto` is bf16 where the hardware computes it natively, else none."""
-    if dtype == "auto":
-        dtype = "bfloat16" if has_fast_bf16(device.type) else "float32"
-    if dtype == "bfloat16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if dtype == "float16":
-        return torch.autocast(device.type, dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy per token, in float32 whatever the autocast dtype; targets of -100 are ignored."""
-    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction=reduction,
-                           ignore_index=IGNORE_INDEX)
-
-
-# The eager loss copies the logits to float32 and keeps a float32 log-softmax for backward, all
-# memory-bound, plus a dozen small ops; compiled, it runs fused. Measured on this CPU
-# (bench/loss_compile.py, bench/train_throughput.py): the step saves ~5 ns per logit element (a
-# sixth of the step at 84 rows, over half at 50304) and the first compile costs ~10 s. So
-# `auto` compiles when a run's logits (steps x micro-batches x rows x tokens x vocabulary) reach
-# 2e9 elements, where the saving is about the compile time: the default preset's 2000 steps do,
-# a short test run does not.
-COMPILE_LOSS_MIN_ELEMENTS = 2e9
-
-
-def can_compile(device: torch.device) -> bool:
-    """Whether torch.compile can generate kernels here: a C++ compiler on CPU, Triton on CUDA."""
-    if device.type == "cuda":
-        return importlib.util.find_spec("triton") is not None
-    if device.type == "cpu":
-        return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "c++", "g++", "clang++") if c)
-    return False
-
-
-class LossFn:
-    """lm_loss, compiled or not per train.compile_loss. In `auto` the choice waits for the first
-    logits (their size and device), given `calls` (micro-batches in the run), and a compile that
-    fails falls back to eager with a message instead of stopping the run."""
-
-    def __init__(self, mode: str, compile_model: bool, calls: int = 1) -> None:
-        self.mode = "on" if mode == "auto" and compile_model else mode
-        self.calls = calls
-        self.fn: Callable[..., torch.Tensor] | None = None if self.mode == "auto" else (
-            torch.compile(lm_loss) if self.mode == "on" else lm_loss)
-
-    @property
-    def compiled(self) -> bool:
-        return self.fn is not None and self.fn is not lm_loss
-
-    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        if self.fn is None:
-            pays = self.calls * logits.numel() >= COMPILE_LOSS_MIN_ELEMENTS
-            self.fn = torch.compile(lm_loss) if pays and can_compile(logits.device) else lm_loss
-        if self.mode != "auto" or not self.compiled:
-            return self.fn(logits, targets, reduction)
-        try:
-            return self.fn(logits, targets, reduction)
-        except Exception as exc:  # noqa: BLE001 -- inductor reports a broken toolchain in many ways
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
-            console.print(f"[yellow]compiling the loss failed ({type(exc).__name__}: {first}); "
-                          "training on with the eager loss. train.compile_loss=off skips the attempt.")
-            self.fn = lm_loss
-            return lm_loss(logits, targets, reduction)
 
 
 @torch.no_grad()
@@ -236,7 +140,7 @@ class Trainer:
         if cfg.dtype == "float16" and self.device.type != "cuda":
             raise LmforgeError(f"train.dtype=float16 needs a CUDA GPU (this run is on {self.device.type})",
                                "use train.dtype=bfloat16 on CPU: it needs no loss scaling")
-        if getattr(self.raw_model, "carries_state", False) and (
+        if self.raw_model.carries_state and (
                 self.plan.accum > 1 or self.plan.world > 1 or cfg.batch_warmup_steps):
             raise LmforgeError("this model carries state across batches (truncated BPTT): each row must meet "
                                "the same rows every step, so gradient accumulation, several processes and "
@@ -293,11 +197,6 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return rng
 
-    def _carried_state(self) -> dict[str, torch.Tensor]:
-        """A recurrent model's hidden state between windows (empty for other models)."""
-        get = getattr(self.raw_model, "carried_state", None)
-        return get() if get is not None else {}
-
     def weights_finite(self) -> bool:
         return all(bool(torch.isfinite(p.detach()).all()) for p in self.raw_model.parameters())
 
@@ -326,7 +225,7 @@ class Trainer:
         if self.dist.is_main:
             path = ckpt.save_checkpoint(self.checkpoint_dir, self.step, model_sd, optim_sd, state,
                                         self._rng_state(), self.cfg.keep_checkpoints,
-                                        carried=self._carried_state())
+                                        carried=self.raw_model.carried_state())
         barrier(self.dist)
         self._emit("on_checkpoint", path)
         return path
@@ -524,8 +423,7 @@ class Trainer:
 
     def fit(self) -> None:
         self.model.train()
-        if hasattr(self.raw_model, "reset_state"):  # recurrent models: truncated BPTT starts from zeros
-            self.raw_model.reset_state()
+        self.raw_model.reset_state()  # truncated BPTT starts from zeros (a no-op for other models)
         if self.carried:  # resumed: truncated BPTT continues the streams' saved state
             self.raw_model.load_carried_state(self.carried)
             self.carried = {}

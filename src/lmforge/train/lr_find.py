@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from lmforge.config import Config
+from lmforge.config.schema import Config
+from lmforge.console import console
 from lmforge.errors import LmforgeError
-from lmforge.monitor.console import console
 from lmforge.rundir import RunDir, atomic_write_json
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmforge.config import TrainConfig
+from lmforge.config.schema import TrainConfig
 from lmforge.errors import LmforgeError
 
 GROUPS = ("matrix", "embedding", "norm_bias")

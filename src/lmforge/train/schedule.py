@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from lmforge.config import TrainConfig
+from lmforge.config.schema import TrainConfig
 
 Schedule = Callable[[int, TrainConfig], float]
 

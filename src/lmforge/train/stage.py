@@ -12,13 +12,13 @@ from typing import Any
 
 import torch
 
-from lmforge.config import Config
+from lmforge.config.schema import Config
+from lmforge.console import console
 from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model, count_parameters
-from lmforge.models.stream import StreamWindows
-from lmforge.monitor.console import console
 from lmforge.rundir import RunDir, clear_temp
 from lmforge.tokens.loader import build_loader, load_doc_starts, load_tokens
+from lmforge.tokens.stream import StreamWindows
 from lmforge.train import checkpoint as ckpt
 from lmforge.train.callbacks import Callback
 from lmforge.train.distributed import DistInfo, device_for, init_distributed, wrap_model
@@ -26,11 +26,6 @@ from lmforge.train.loop import Trainer, global_rows
 from lmforge.train.optim import build_optimizer
 
 MASKABLE = ("gpt", "llama")  # families whose forward takes a document attention mask
-
-
-def setup_threads(threads: int) -> None:
-    if threads:
-        torch.set_num_threads(threads)
 
 
 def default_callbacks(run: RunDir, cfg: Config, start: int, show_progress: bool,

@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from lmforge.config import Config
+from lmforge.config.schema import Config
+from lmforge.console import console
+from lmforge.data.splits import kfold_indices
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.cv import pool_documents, train_and_score
-from lmforge.monitor.console import console
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
-from lmforge.tokens.splits import kfold_indices
 from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths
 
 METRIC = "bits_per_byte"
@@ -45,7 +45,7 @@ FRESH_DEFAULTS = ["data.authors=[shakespeare,milton]", "tokenizer.vocab_size=512
 def prepare(run: RunDir, overrides: list[str]) -> Config:
     """The run's config (FRESH_DEFAULTS first when the folder has none), with data and tokens made
     by the data and tokenize stages when they are missing."""
-    from lmforge.config import load_config
+    from lmforge.config.load import load_config
     from lmforge.pipeline import run_all
 
     fresh = not run.config.is_file()

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from lmforge.config import load_config
+from lmforge.config.load import load_config
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.lm import per_document, score_tokens
-from lmforge.evaluate.stage import load_trained, task_items
+from lmforge.evaluate.score import load_trained
+from lmforge.evaluate.stage import task_items
 from lmforge.evaluate.stats import mcnemar, paired_bootstrap
 from lmforge.evaluate.tasks import score_items
 from lmforge.rundir import RunDir, atomic_write_json, read_jsonl_gz

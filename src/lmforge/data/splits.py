@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from lmforge.config import DataConfig
+from lmforge.config.schema import DataConfig
 from lmforge.errors import LmforgeError
 
 SPLITS = ("train", "val", "test")

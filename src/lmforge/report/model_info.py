@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lmforge.config import Config
+from lmforge.config.schema import Config
 from lmforge.errors import LmforgeError
 from lmforge.models.info import model_info
 from lmforge.models.registry import build_model

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lmforge.config import Config, load_config
+from lmforge.config.load import load_config
+from lmforge.config.schema import Config
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
 from lmforge.train.callbacks import Callback
 
@@ -88,8 +89,8 @@ def run_arm(run_root: str, cfg_json: dict[str, Any], name: str) -> dict[str, Any
     from lmforge.models.info import flops_per_token
     from lmforge.models.registry import build_model, count_parameters
     from lmforge.models.signal import signal_check
-    from lmforge.models.stream import StreamWindows
     from lmforge.tokens.loader import RandomWindows, load_tokens
+    from lmforge.tokens.stream import StreamWindows
     from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths
     from lmforge.train.loop import Trainer
     from lmforge.train.optim import build_optimizer

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from lmforge.config import TokenizerConfig
+from lmforge.config.schema import TokenizerConfig
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text, read_jsonl_gz
 from lmforge.tokens.tokenizer import KINDS, build_and_train, for_documents

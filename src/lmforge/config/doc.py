@@ -1,6 +1,6 @@
 """Write docs/config.md from the config models, so the reference never drifts from the code.
 
-Run `python -m lmforge.config_doc > docs/config.md` (or `make docs`); a test checks it is current.
+Run `python -m lmforge.config.doc > docs/config.md` (or `make docs`); a test checks it is current.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from lmforge.config import Config
+from lmforge.config.schema import Config
 
 
 def _type_name(annotation: object) -> str:
@@ -60,7 +60,7 @@ def _sub_models(model: type[BaseModel]) -> list[tuple[str, type[BaseModel]]]:
 
 def reference() -> str:
     lines = ["# Configuration reference", "",
-             "Generated from `src/lmforge/config.py` by `python -m lmforge.config_doc`; do not edit by hand.",
+             "Generated from `src/lmforge/config/schema.py` by `python -m lmforge.config.doc`; do not edit by hand.",
              "Any key can be set in a YAML file (`section:` then `key: value`) or on the command line as",
              "`section.key=value`. Unknown keys and out-of-range values are errors that name the key.", "",
              "## Top level", "", "| key | type | default | allowed | meaning |", "|---|---|---|---|---|",
