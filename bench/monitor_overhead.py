@@ -36,7 +36,7 @@ from lmforge.config.load import dump_config, load_config
 from lmforge.models.registry import build_model
 from lmforge.monitor.stats import TrainingStats
 from lmforge.rundir import RunDir, atomic_write_text
-from lmforge.train.callbacks import Callback
+from lmforge.train.loop import Callback
 from lmforge.train.stage import build_trainer
 
 LOG = 10

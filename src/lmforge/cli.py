@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +13,7 @@ from lmforge.config.load import load_config, preset_names
 from lmforge.config.schema import Config
 from lmforge.console import console
 from lmforge.errors import LmforgeError, StagePending
-from lmforge.rundir import RunDir, atomic_open
+from lmforge.rundir import RunDir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="lmforge: the whole training flow of a language model, measured and explained.")
@@ -46,42 +44,6 @@ def resolve(run: RunDir, config: Path | None, preset: str | None, overrides: lis
     return load_config(config, preset, overrides)
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
-
-
-@contextmanager
-def _kept_if_untouched(run: RunDir, name: str) -> Iterator[None]:
-    """A stage command writes its config into config.yaml before it runs. If `train` then fails
-    without touching checkpoints/ (a refused override: batch split, device, optimizer...), put
-    config.yaml and the stage's record back, so eval, generate, export and --resume still read
-    the config that made the checkpoints, not the refused one. Likewise `eval` without touching
-    eval.json (a refused --cv K, a bad task file): the config keeps describing eval.json, and a
-    refused option is not read again by the next plain `lmforge eval`. Only these two: train
-    touches checkpoints/ before anything else it writes, and eval writes eval.json last."""
-    from lmforge.pipeline import STAGES
-
-    if name not in ("train", "eval"):
-        yield
-        return
-    output = STAGES[name].output(run)
-    record = run.stages / f"{name}.json"
-    kept = {p: p.read_bytes() for p in (run.config, record) if p.is_file()}
-    before = _stamp(output)
-    try:
-        yield
-    except BaseException:
-        if kept and _stamp(output) == before:
-            for path, data in kept.items():
-                with atomic_open(path, "wb") as fh:
-                    fh.write(data)
-        raise
-
-
 def require_png(path: Path, option: str, default_name: str) -> None:
     """Figures are PNGs: matplotlib fails on another suffix and silently appends .png to none."""
     if path.suffix.lower() != ".png":
@@ -98,13 +60,10 @@ def _existing_run(run_dir: Path) -> Path:
 
 def _stage(name: str, run_dir: Path, config: Path | None, preset: str | None, overrides: list[str] | None,
            force: bool, **opts: object) -> None:
-    from lmforge.pipeline import run_stage, write_config
+    from lmforge.pipeline import run_stage_command
 
     run = RunDir(run_dir)
-    cfg = resolve(run, config, preset, overrides or [])
-    with _kept_if_untouched(run, name):
-        write_config(run, cfg)
-        run_stage(run, cfg, name, force=force, **opts)
+    run_stage_command(run, resolve(run, config, preset, overrides or []), name, force, **opts)
 
 
 @app.command()

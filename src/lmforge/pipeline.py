@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from shlex import quote
@@ -19,9 +20,10 @@ from lmforge.data.sources import input_files
 from lmforge.data.stage import run_data
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.stage import run_eval
+from lmforge.monitor import build_callbacks
 from lmforge.monitor.control import trainer_alive
 from lmforge.report.build import run_report
-from lmforge.rundir import RunDir, atomic_write_text, identity
+from lmforge.rundir import RunDir, atomic_open, atomic_write_text, file_stamp, identity
 from lmforge.tokens.pack import run_tokenize
 from lmforge.train.stage import run_train
 
@@ -40,8 +42,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("tokenize", ("tokenizer",), ("data",), lambda r: r.tokens / "meta.json",
           lambda r, c, o: run_tokenize(r, c.tokenizer, c.model.vocab_size)),
     Stage("train", ("model", "train"), ("tokenize",), lambda r: r.checkpoints,
-          lambda r, c, o: run_train(r, c, resume=o.get("resume", False))),
-    Stage("eval", ("eval",), ("train",), lambda r: r.eval, lambda r, c, o: run_eval(r, c)),
+          lambda r, c, o: run_train(r, c, resume=o.get("resume", False), callbacks=build_callbacks)),
+    Stage("eval", ("eval",), ("train",), lambda r: r.eval,
+          lambda r, c, o: run_eval(r, c, callbacks=build_callbacks)),
     Stage("report", ("report",), ("data", "tokenize", "train", "eval"), lambda r: r.report / "index.html",
           lambda r, c, o: run_report(r, c.report.title)),
 ]}
@@ -67,12 +70,9 @@ def external_inputs(cfg: Config, stage: str) -> list[Path]:
 
 
 def _stamp(path: Path) -> str:
-    """Size and modification time: a changed file re-runs the stage without hashing gigabytes."""
-    try:
-        st = path.stat()
-    except OSError:
-        return f"{path}:missing"
-    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    """A changed outside file re-runs the stage, told by size and time without hashing gigabytes."""
+    stamp = file_stamp(path)
+    return f"{path}:missing" if stamp is None else f"{path.resolve()}:{stamp[0]}:{stamp[1]}"
 
 
 def stage_identity(run: RunDir, cfg: Config, stage: Stage) -> str:
@@ -145,3 +145,37 @@ def run_all(run: RunDir, cfg: Config, force: bool = False, stages: list[str] | N
     """The whole flow, in order; each stage is skipped when unchanged."""
     write_config(run, cfg)
     return {name: run_stage(run, cfg, name, force) for name in (stages or ORDER)}
+
+
+@contextmanager
+def kept_if_untouched(run: RunDir, name: str) -> Iterator[None]:
+    """A stage command writes its config into config.yaml before it runs. If `train` then fails
+    without touching checkpoints/ (a refused override: batch split, device, optimizer...), put
+    config.yaml and the stage's record back, so eval, generate, export and --resume still read
+    the config that made the checkpoints, not the refused one. Likewise `eval` without touching
+    eval.json (a refused --cv K, a bad task file): the config keeps describing eval.json, and a
+    refused option is not read again by the next plain `lmforge eval`. Only these two: train
+    touches checkpoints/ before anything else it writes, and eval writes eval.json last."""
+    if name not in ("train", "eval"):
+        yield
+        return
+    output = STAGES[name].output(run)
+    record = run.stages / f"{name}.json"
+    kept = {p: p.read_bytes() for p in (run.config, record) if p.is_file()}
+    before = file_stamp(output)
+    try:
+        yield
+    except BaseException:
+        if kept and file_stamp(output) == before:
+            for path, data in kept.items():
+                with atomic_open(path, "wb") as fh:
+                    fh.write(data)
+        raise
+
+
+def run_stage_command(run: RunDir, cfg: Config, name: str, force: bool = False, **opts: Any) -> bool:
+    """One stage as `lmforge STAGE RUN` runs it: write the config, run the stage, and put the
+    config back if the stage was refused before it touched its output."""
+    with kept_if_untouched(run, name):
+        write_config(run, cfg)
+        return run_stage(run, cfg, name, force=force, **opts)

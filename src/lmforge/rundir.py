@@ -111,6 +111,15 @@ def identity(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """Size and modification time (None when missing): tells a changed file without hashing it."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from lmforge.config.load import load_config
 from lmforge.config.schema import EarlyStopConfig, PlateauConfig
 from lmforge.monitor.adjust import EarlyStopping, ReduceLROnPlateau, improved
-from lmforge.train.callbacks import Callback
+from lmforge.train.loop import Callback
 
 from ._runs import make_token_run, read_jsonl, train
 

@@ -11,7 +11,7 @@ from lmforge.config.load import load_config
 from lmforge.config.schema import ModelConfig
 from lmforge.models.gpt import GPT
 from lmforge.monitor.stats import TrainingStats, attention_entropy, find_blocks
-from lmforge.train.callbacks import Callback
+from lmforge.train.loop import Callback
 from lmforge.train.stage import build_trainer
 
 from ._runs import make_token_run, read_jsonl

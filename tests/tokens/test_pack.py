@@ -11,8 +11,8 @@ import pytest
 from lmforge.config.schema import TokenizerConfig
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, read_jsonl_gz
-from lmforge.tokens.loader import load_tokens
 from lmforge.tokens.pack import pick_dtype, run_tokenize
+from lmforge.tokens.store import load_tokens
 from lmforge.tokens.tokenizer import load_tokenizer
 
 from .corpus import make_docs, write_run

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import tiny_config
 
 from lmforge.rundir import RunDir
-from lmforge.train.callbacks import Callback
+from lmforge.train.loop import Callback
 from lmforge.train.stage import build_trainer
 
 

@@ -201,7 +201,7 @@ def test_auto_compiles_the_loss_of_a_long_run_and_falls_back(monkeypatch: pytest
 
 
 def test_a_run_stopped_early_is_evaluated_before_its_last_checkpoint(tmp_path: Path) -> None:
-    from lmforge.train.callbacks import Callback
+    from lmforge.train.loop import Callback
 
     class StopAtThree(Callback):
         def on_step_end(self, trainer: Trainer, metrics: dict) -> None:

@@ -24,10 +24,19 @@ import torch
 
 from lmforge.config.load import load_config
 from lmforge.config.schema import Config
+from lmforge.errors import LmforgeError
+from lmforge.evaluate.lm import bits_per_byte, token_losses
+from lmforge.models.info import flops_per_token
+from lmforge.models.registry import count_parameters
+from lmforge.models.signal import signal_check
+from lmforge.pipeline import run_stage, write_config
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
-from lmforge.train.callbacks import Callback
+from lmforge.tokens.store import load_tokens
+from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths
+from lmforge.train.loop import Callback, Trainer
+from lmforge.train.stage import new_trainer
 
-# a character-level tokenizer and nanoGPT's CPU shape (context 64, batch 12; ANCHORS.md) keep the
+# a character-level tokenizer and nanoGPT's CPU shape (context 64, batch 12) keep the
 # comparison about the architecture, and each arm within about a minute on 2 cores; one thread,
 # because on a shared 2-core machine a second OpenMP thread mostly waits (measured: a tiny model
 # ran 35x slower with 2 threads than with 1 while other jobs loaded the CPU)
@@ -57,8 +66,6 @@ def base_config(config: Path | None, overrides: list[str]) -> Config:
 
 def prepare(run: RunDir, cfg: Config) -> None:
     """Data and tokenizer through the normal stages (skipped when unchanged)."""
-    from lmforge.pipeline import run_stage, write_config
-
     write_config(run, cfg)
     for stage in ("data", "tokenize"):
         run_stage(run, cfg, stage)
@@ -70,7 +77,7 @@ class _Recorder(Callback):
     def __init__(self) -> None:
         self.steps: list[dict[str, Any]] = []
 
-    def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
+    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         self.steps.append({k: metrics[k] for k in ("step", "loss", "grad_norm", "tokens_per_s") if k in metrics})
 
 
@@ -84,45 +91,33 @@ def peak_rss_mib() -> float:
 
 
 def run_arm(run_root: str, cfg_json: dict[str, Any], name: str) -> dict[str, Any]:
-    """One arm, in its own process: train with the one Trainer, then score validation bits per byte."""
-    from lmforge.evaluate.lm import token_losses
-    from lmforge.models.info import flops_per_token
-    from lmforge.models.registry import build_model, count_parameters
-    from lmforge.models.signal import signal_check
-    from lmforge.tokens.loader import RandomWindows, load_tokens
-    from lmforge.tokens.stream import StreamWindows
-    from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths
-    from lmforge.train.loop import Trainer
-    from lmforge.train.optim import build_optimizer
-
+    """One arm, in its own process: train through the train stage's trainer factory (so every
+    `train.*` key means what it means in `lmforge train`), then score validation bits per byte."""
     cfg = Config.model_validate(cfg_json)
     run = RunDir(Path(run_root))
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    torch.manual_seed(cfg.train.seed)
+    recorder = _Recorder()
+    trainer = new_trainer(run, cfg, [recorder], checkpoint_dir=run.root / "arms" / name / "checkpoints",
+                          validate=False)
+    model = trainer.raw_model
     tok = load_tokenizer(run.tokenizer)
-    vocab = tok.get_vocab_size(with_added_tokens=True)
-    model = build_model(cfg.model, vocab)
-    train, val = load_tokens(run.tokens, "train"), load_tokens(run.tokens, "val")
-    T, B = cfg.model.block_size, cfg.train.batch_size
+    val = load_tokens(run.tokens, "val")
+    T, B = cfg.model.block_size, trainer.plan.rows
     start = np.random.default_rng(0).integers(0, len(val) - T - 1)
     xy = torch.from_numpy(np.asarray(val[start: start + T + 1], dtype=np.int64))[None]
     signal = signal_check(model, xy[:, :-1].repeat(B, 1), xy[:, 1:].repeat(B, 1))
-    windows = StreamWindows if getattr(model, "carries_state", False) else RandomWindows
-    loader = windows(train, T, B, cfg.train.seed)
-    recorder = _Recorder()
-    trainer = Trainer(model, build_optimizer(model, cfg.train), loader, cfg.train, None,
-                      run.root / "arms" / name / "checkpoints", [recorder])
     t0 = time.perf_counter()
     trainer.fit()
     train_s = time.perf_counter() - t0
     losses = token_losses(model, val, T, 32, cfg.eval.max_tokens)
     targets = np.asarray(val[1: len(losses) + 1], dtype=np.int64)
     nbytes = token_byte_lengths(tok)[targets].sum()
+    plan = trainer.plan
     rates = [s["tokens_per_s"] for s in recorder.steps[1:]] or [math.nan]
     return {"arm": name, "family": cfg.model.family, "init": cfg.model.init, "params": count_parameters(model),
             "flops_per_token": flops_per_token(model, cfg.model), "steps": trainer.step,
-            "val_bpb": float(losses.sum() / nbytes / math.log(2)), "val_loss": float(losses.mean()),
+            "val_bpb": bits_per_byte(losses.sum(), nbytes), "val_loss": float(losses.mean()),
+            "tokens": trainer.tokens_seen, "batch": {"rows": plan.rows, "micro": plan.micro, "accum": plan.accum},
+            "loader": type(trainer.loader).__name__, "doc_mask": cfg.train.doc_mask,
             "tokens_per_s": statistics.median(rates), "train_s": train_s,
             "peak_rss_mib": peak_rss_mib(),
             "signal": {k: signal[k] for k in ("status", "ratio", "reason")},
@@ -182,8 +177,6 @@ def init_table(results: list[dict[str, Any]]) -> str:
 def compare(kind: str, config: Path | None, overrides: list[str], out: Path | None,
             only: list[str] | None = None) -> dict[str, Any]:
     """Run the comparison `kind` ("architectures" or "init") and write results.json and table.md."""
-    from lmforge.errors import LmforgeError
-
     names = list(ARCHITECTURES) if kind == "architectures" else INITS
     unknown = [n for n in only or [] if n not in names]
     if unknown:

@@ -17,16 +17,14 @@ import numpy as np
 
 from lmforge.config.load import load_config
 from lmforge.errors import LmforgeError
-from lmforge.evaluate.lm import per_document, score_tokens
+from lmforge.evaluate.lm import NATS_TO_BITS, bits_per_byte, per_document, score_tokens
 from lmforge.evaluate.score import load_trained
 from lmforge.evaluate.stage import task_items
 from lmforge.evaluate.stats import mcnemar, paired_bootstrap
 from lmforge.evaluate.tasks import score_items
 from lmforge.rundir import RunDir, atomic_write_json, read_jsonl_gz
-from lmforge.tokens.loader import load_tokens
+from lmforge.tokens.store import load_doc_starts, load_tokens
 from lmforge.tokens.tokenizer import token_byte_lengths
-
-LN2 = float(np.log(2))
 
 
 def _doc_ids(run: RunDir, split: str) -> list[str]:
@@ -37,7 +35,7 @@ def _documents(run: RunDir, cfg: Any, model: Any, tok: Any, split: str) -> dict[
     """Per-document nats and bytes over the whole split (no token budget: both runs must see the
     same text, and budgets in tokens would cut different text under different tokenizers)."""
     data = load_tokens(run.tokens, split)
-    starts = np.load(run.tokens / f"{split}.docs.npy", allow_pickle=False)
+    starts = load_doc_starts(run.tokens, split)
     scores = score_tokens(model, data, cfg.model.block_size, cfg.eval.batch_size, None, cfg.train.dtype)
     targets = np.asarray(data[1: len(scores) + 1], dtype=np.int64)
     return per_document(scores, targets, token_byte_lengths(tok), starts)
@@ -75,10 +73,10 @@ def compare_eval(run_a: RunDir, run_b: RunDir, split: str = "test", rounds: int 
             out["note"] = f"next_line not compared: {exc.message}"
     a, b = docs["a"], docs["b"]
     out["bits_per_byte"] = {
-        "a": float(a["nats"].sum() / a["bytes"].sum() / LN2), "b": float(b["nats"].sum() / b["bytes"].sum() / LN2),
+        "a": bits_per_byte(a["nats"].sum(), a["bytes"].sum()), "b": bits_per_byte(b["nats"].sum(), b["bytes"].sum()),
         # A − B in bits per byte: negative means A compresses the text better
         "paired_bootstrap": _scaled(paired_bootstrap(a["nats"], b["nats"], a["bytes"], rounds, den_b=b["bytes"]),
-                                    1 / LN2),
+                                    NATS_TO_BITS),
     }
     if hits["a"] is None or hits["b"] is None:
         out["next_line_acc_norm"] = None

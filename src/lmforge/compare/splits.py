@@ -17,7 +17,6 @@ Every model is trained by the one train stage (through evaluate.cv.train_and_sco
 
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import time
@@ -31,8 +30,13 @@ from lmforge.console import console
 from lmforge.data.splits import kfold_indices
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.cv import pool_documents, train_and_score
+from lmforge.monitor import build_callbacks
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
+from lmforge.tokens.store import (
+    read_meta,
+)
 from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths
+from lmforge.train.stage import short_run
 
 METRIC = "bits_per_byte"
 # a fresh run directory gets the setting of the measured table in docs/benchmarks.md: two sources
@@ -66,15 +70,14 @@ def centred_chunks(docs: list[np.ndarray], length: int) -> list[np.ndarray]:
 
 def experiment_config(cfg: Config, steps: int) -> Config:
     """The run's config for the experiment's small models: `steps` steps, whole test sets, no extras."""
-    data = cfg.model_dump()
-    data["train"].update(steps=steps, warmup_steps=min(cfg.train.warmup_steps, steps // 10),
-                         eval_interval=steps, checkpoint_interval=steps)
+    out = short_run(cfg, steps)
+    out.train.eval_interval = out.train.checkpoint_interval = steps
     if cfg.train.threads == 0:
         # these models are tiny: one thread beats two on 2 cores (measured 10x and more when the
         # machine is shared; docs/evaluation.md), since OpenMP's barriers cost more than the matmuls
-        data["train"]["threads"] = 1
-    data["eval"].update(max_tokens=None, cv_folds=0, tasks=[], samples=0)
-    return Config.model_validate(data)
+        out.train.threads = 1
+    out.eval.max_tokens = None
+    return out
 
 
 def _summary(estimates: list[float], truth: float, trainings: int, seconds: float) -> dict[str, Any]:
@@ -93,14 +96,15 @@ def compare_splits(run: RunDir, cfg: Config, ks: list[int], repeats: int, steps:
     if len(docs) < 3 * max(ks):
         raise LmforgeError(f"the run has {len(docs)} documents: too few for K={max(ks)} on two thirds of them",
                            "use smaller --ks, or a run with more documents")
-    meta = json.loads((run.tokens / "meta.json").read_text())
+    meta = read_meta(run.tokens)
     byte_lengths = token_byte_lengths(load_tokenizer(run.tokenizer))
     ecfg = experiment_config(cfg, steps)
     started = time.time()
 
     def fit(name: str, train: list[int], test: list[int], pool: list[int]) -> dict[str, Any]:
         return train_and_score(run, f"splits/{name}", [docs[pool[i]] for i in train],
-                               [docs[pool[i]] for i in test], ecfg, meta, byte_lengths)
+                               [docs[pool[i]] for i in test], ecfg, meta, byte_lengths,
+                               callbacks=build_callbacks)
 
     everything = list(range(len(docs)))
     sample_idx, truth_idx = kfold_indices(len(docs), 3, seed=seed, labels=sources)[0]

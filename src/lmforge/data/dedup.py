@@ -15,8 +15,8 @@ from lmforge.config.schema import NearDedupConfig
 from lmforge.data import quality
 from lmforge.data.clean import too_short
 from lmforge.data.minhash import NearDedup, NearDupResult, jaccard
+from lmforge.data.record import Record
 
-Record = dict[str, Any]
 _SPACES = re.compile(r"\s+")
 
 

@@ -7,9 +7,9 @@ import math
 from collections import Counter, defaultdict
 from typing import Any
 
+from lmforge.data.record import Record
 from lmforge.data.text import count_tokens
 
-Record = dict[str, Any]
 # Order of the per-document rules in the datatrove pipeline, for the funnel.
 PHASE1_RULES = ["read", "decode", "missing_value", "too_short", "language",
                 "gopher_quality", "gopher_repetition", "c4", "fineweb", "code"]

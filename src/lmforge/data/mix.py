@@ -8,9 +8,8 @@ source, beyond its share or its `max_tokens`, is rejected with the rule that cut
 from __future__ import annotations
 
 import random
-from typing import Any
 
-Record = dict[str, Any]
+from lmforge.data.record import Record
 
 
 def mix(records: list[Record], weights: dict[str, float], budgets: dict[str, int | None],

@@ -24,13 +24,12 @@ from lmforge.config.schema import DataConfig
 from lmforge.data import dedup, executors, quality
 from lmforge.data.ledger import build_ledger
 from lmforge.data.mix import mix
+from lmforge.data.record import Record
 from lmforge.data.sources import Unit, read_unit, reference_units, resolve_units, source_specs
 from lmforge.data.splits import split_documents
 from lmforge.data.text import count_tokens
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_open, atomic_write_json
-
-Record = dict[str, Any]
 
 
 def check_ready(cfg: DataConfig) -> dict[str, dict[str, Any]]:

@@ -14,7 +14,6 @@ across folds shows how much (Kohavi 1995 studies this bias/variance trade-off fo
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import time
@@ -27,10 +26,11 @@ from lmforge.console import console
 from lmforge.data.splits import kfold_indices
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.score import load_trained, score_split, split_sources
-from lmforge.rundir import RunDir, atomic_open, atomic_write_json, read_jsonl_gz
-from lmforge.tokens.loader import load_tokens
+from lmforge.rundir import RunDir, read_jsonl_gz
+from lmforge.tokens.store import load_doc_starts, load_tokens, read_meta, write_meta, write_split
 from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths
-from lmforge.train.stage import run_train
+from lmforge.train.loop import CallbackFactory
+from lmforge.train.stage import run_train, short_run
 
 POOL = ("train", "val")  # the documents cross-validation may use; test stays untouched
 METRICS = ("loss", "bits_per_byte", "accuracy")
@@ -45,7 +45,7 @@ def pool_labels(run: RunDir, splits: tuple[str, ...] = POOL) -> tuple[int, list[
     for split in splits:
         if not run.token_file(split).is_file():
             continue
-        count = len(np.load(run.tokens / f"{split}.docs.npy", allow_pickle=False))
+        count = len(load_doc_starts(run.tokens, split))
         n += count
         sources += split_sources(run, split, count) or [""] * count
         if run.split_file(split).is_file():
@@ -63,7 +63,7 @@ def pool_documents(run: RunDir, splits: tuple[str, ...] = POOL
         if not path.is_file():
             continue
         data = np.asarray(load_tokens(run.tokens, split))
-        starts = np.load(run.tokens / f"{split}.docs.npy", allow_pickle=False)
+        starts = load_doc_starts(run.tokens, split)
         ends = np.append(starts[1:], len(data))
         docs += [data[s:e] for s, e in zip(starts, ends)]
     _, sources, clusters = pool_labels(run, splits)
@@ -72,28 +72,9 @@ def pool_documents(run: RunDir, splits: tuple[str, ...] = POOL
 
 def _write_fold_tokens(fold: RunDir, meta: dict[str, Any], parts: dict[str, list[np.ndarray]]) -> None:
     """A fold's tokens/ folder in the tokens stage's format, so the train stage reads it as any run."""
-    fold.tokens.mkdir(parents=True, exist_ok=True)
     dtype = np.dtype(meta["dtype"])
-    splits = {}
-    for split, arrays in parts.items():
-        flat = np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
-        with atomic_open(fold.token_file(split), "wb") as fh:
-            fh.write(flat.tobytes())
-        starts = np.cumsum([0] + [len(a) for a in arrays[:-1]]).astype(np.int64) if arrays else np.zeros(0, np.int64)
-        with atomic_open(fold.tokens / f"{split}.docs.npy", "wb") as fh:
-            np.save(fh, starts, allow_pickle=False)
-        splits[split] = {"tokens": len(flat), "documents": len(arrays)}
-    atomic_write_json(fold.tokens / "meta.json", {**meta, "splits": splits, "cv_fold": True})
-
-
-def fold_config(cfg: Config) -> Config:
-    """The run's config for one fold: cv_steps training steps, quiet, with no cross-validation inside."""
-    data = cfg.model_dump()
-    if cfg.eval.cv_steps is not None:
-        data["train"]["steps"] = cfg.eval.cv_steps
-        data["train"]["warmup_steps"] = min(cfg.train.warmup_steps, max(0, cfg.eval.cv_steps // 10))
-    data["eval"].update(cv_folds=0, tasks=[], samples=0)
-    return Config.model_validate(data)
+    splits = {split: write_split(fold.tokens, split, docs, dtype) for split, docs in parts.items()}
+    write_meta(fold.tokens, {**meta, "splits": splits, "cv_fold": True})
 
 
 def _aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -108,8 +89,8 @@ def _aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def train_and_score(run: RunDir, name: str, train_docs: list[np.ndarray], test_docs: list[np.ndarray],
-                    cfg: Config, meta: dict[str, Any], byte_lengths: np.ndarray, keep: bool = False
-                    ) -> dict[str, Any]:
+                    cfg: Config, meta: dict[str, Any], byte_lengths: np.ndarray, keep: bool = False,
+                    callbacks: CallbackFactory | None = None) -> dict[str, Any]:
     """Train one model on `train_docs` through the train stage and score it on `test_docs`.
 
     The model lives in its own run directory under RUN/cv/NAME; unless `keep`, its weights and
@@ -123,7 +104,7 @@ def train_and_score(run: RunDir, name: str, train_docs: list[np.ndarray], test_d
     fold.tokenizer.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run.tokenizer, fold.tokenizer)
     _write_fold_tokens(fold, meta, {"train": train_docs, "val": [], "test": test_docs})
-    trained = run_train(fold, cfg, show_progress=False)
+    trained = run_train(fold, cfg, show_progress=False, callbacks=callbacks)
     model, _, _ = load_trained(fold, cfg)
     scored = score_split(model, fold, "test", cfg, byte_lengths, per_source=False)
     if not keep:
@@ -157,23 +138,25 @@ def check_folds(run: RunDir, cfg: Config) -> None:
     plan_folds(run, cfg)
 
 
-def cross_validate(run: RunDir, cfg: Config, keep_folds: bool = False) -> dict[str, Any]:
-    """Train and score k models per repeat; mean, standard deviation and every fold."""
+def cross_validate(run: RunDir, cfg: Config, keep_folds: bool = False,
+                   callbacks: CallbackFactory | None = None) -> dict[str, Any]:
+    """Train and score k models per repeat; mean, standard deviation and every fold. `callbacks`
+    (the pipeline's monitoring) attach to each fold's training."""
     k, repeats, stratified = cfg.eval.cv_folds, cfg.eval.cv_repeats, cfg.eval.cv_stratified
     plan = plan_folds(run, cfg)
     docs, sources, clusters = pool_documents(run)
     if stratified and len(set(sources)) < 2:
         console.print("[yellow]cv: every document has the same source; stratified folds equal plain folds")
-    meta = json.loads((run.tokens / "meta.json").read_text())
+    meta = read_meta(run.tokens)
     byte_lengths = token_byte_lengths(load_tokenizer(run.tokenizer))
-    fcfg = fold_config(cfg)
+    fcfg = short_run(cfg, cfg.eval.cv_steps)  # quiet, with no cross-validation inside
     folds: list[dict[str, Any]] = []
     for r in range(repeats):
         for f, (train_idx, test_idx) in enumerate(plan[r]):
             console.print(f"cv: repeat {r + 1}/{repeats}, fold {f + 1}/{k}: training on {len(train_idx)} "
                           f"documents, testing on {len(test_idx)}")
             scored = train_and_score(run, f"r{r}-f{f}", [docs[i] for i in train_idx],
-                                     [docs[i] for i in test_idx], fcfg, meta, byte_lengths, keep_folds)
+                                     [docs[i] for i in test_idx], fcfg, meta, byte_lengths, keep_folds, callbacks)
             folds.append({"repeat": r, "fold": f, "train_documents": len(train_idx),
                           "test_documents": len(test_idx),
                           "test_sources": sorted({sources[i] for i in test_idx}), **scored})

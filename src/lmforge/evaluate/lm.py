@@ -107,6 +107,15 @@ def per_document(scores: TokenScores, targets: np.ndarray, byte_lengths: np.ndar
             "topk": total(scores.topk)}
 
 
+NATS_TO_BITS = 1 / math.log(2)
+
+
+def bits_per_byte(nats: float, nbytes: float) -> float:
+    """Summed loss in nats per byte of the text scored, in bits: unlike the per-token loss it
+    compares across tokenizers, since every tokenizer encodes the same bytes."""
+    return float(nats / max(1.0, nbytes) * NATS_TO_BITS)
+
+
 def summarize_documents(docs: dict[str, np.ndarray], rounds: int = DEFAULT_ROUNDS, seed: int = 0,
                         k: int = TOP_K) -> dict[str, Any]:
     """Split-level metrics from per-document sums, each with a document-bootstrap interval."""
@@ -114,8 +123,6 @@ def summarize_documents(docs: dict[str, np.ndarray], rounds: int = DEFAULT_ROUND
     if tokens == 0:
         return {"tokens": 0}
     loss = float(docs["nats"].sum() / tokens)
-    bits = 1 / math.log(2)
-
     def ci(num: str, den: str, transform: Any = None) -> list[float] | None:
         return ratio_interval(docs[num], docs[den], rounds, seed, transform)
 
@@ -123,8 +130,8 @@ def summarize_documents(docs: dict[str, np.ndarray], rounds: int = DEFAULT_ROUND
         "tokens": int(tokens), "bytes": int(docs["bytes"].sum()), "documents": len(docs["tokens"]),
         "loss": loss, "loss_ci95": ci("nats", "tokens"),
         "perplexity": math.exp(loss), "perplexity_ci95": ci("nats", "tokens", np.exp),
-        "bits_per_byte": float(docs["nats"].sum() / max(1.0, docs["bytes"].sum()) * bits),
-        "bits_per_byte_ci95": ci("nats", "bytes", lambda v: v * bits),
+        "bits_per_byte": bits_per_byte(docs["nats"].sum(), docs["bytes"].sum()),
+        "bits_per_byte_ci95": ci("nats", "bytes", lambda v: v * NATS_TO_BITS),
         "accuracy": float(docs["correct"].sum() / tokens), "accuracy_ci95": ci("correct", "tokens"),
         f"top{k}_accuracy": float(docs["topk"].sum() / tokens), f"top{k}_accuracy_ci95": ci("topk", "tokens"),
     }

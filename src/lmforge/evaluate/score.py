@@ -17,7 +17,7 @@ from lmforge.evaluate.lm import score_tokens, spread_budget, summarize
 from lmforge.models.registry import build_model
 from lmforge.rundir import RunDir, read_jsonl_gz
 from lmforge.runtime import pick_device, setup_threads
-from lmforge.tokens.loader import load_tokens
+from lmforge.tokens.store import load_doc_starts, load_tokens
 from lmforge.tokens.tokenizer import load_tokenizer
 from lmforge.train import checkpoint as ckpt
 
@@ -52,7 +52,7 @@ def score_split(model: nn.Module, run: RunDir, split: str, cfg: Config, byte_len
     data = load_tokens(run.tokens, split)
     if len(data) < 2:
         return {"tokens": 0}
-    starts = np.load(run.tokens / f"{split}.docs.npy", allow_pickle=False)
+    starts = load_doc_starts(run.tokens, split)
     data, starts = spread_budget(data, starts, cfg.eval.max_tokens)
     scores = score_tokens(model, data, cfg.model.block_size, cfg.eval.batch_size, cfg.eval.max_tokens,
                           cfg.train.dtype, cfg.eval.accuracy_top_k)

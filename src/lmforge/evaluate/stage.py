@@ -29,7 +29,11 @@ from lmforge.evaluate.tasks import (
 )
 from lmforge.models.registry import build_model
 from lmforge.rundir import RunDir, atomic_write_json, read_jsonl_gz
+from lmforge.tokens.store import (
+    read_meta,
+)
 from lmforge.tokens.tokenizer import token_byte_lengths
+from lmforge.train.loop import CallbackFactory
 
 
 def task_items(run: RunDir, cfg: Config, name: str) -> tuple[list, str]:
@@ -64,7 +68,8 @@ def read_leakage(run: RunDir) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def run_eval(run: RunDir, cfg: Config) -> dict[str, Any]:
+def run_eval(run: RunDir, cfg: Config, callbacks: CallbackFactory | None = None) -> dict[str, Any]:
+    """The eval stage; `callbacks` attach to the trainings of cross-validation folds."""
     model, tok, latest = load_trained(run, cfg)
     if cfg.eval.cv_folds >= 2:
         check_folds(run, cfg)  # before anything slow
@@ -86,13 +91,13 @@ def run_eval(run: RunDir, cfg: Config) -> dict[str, Any]:
                         cfg.tokenizer.eos_token)}
         for i in range(cfg.eval.samples)
     ]
-    meta = json.loads((run.tokens / "meta.json").read_text())
+    meta = read_meta(run.tokens)
     results["tokenizer"] = {"kind": meta["kind"], "vocab_size": meta["vocab_size"]}
     results["leakage"] = read_leakage(run)
     results["intervals"] = {"method": "percentile bootstrap, 95%", "rounds": cfg.eval.bootstrap_rounds,
                             "unit": "document (LM metrics), item (tasks)"}
     if cfg.eval.cv_folds >= 2:
-        results["cross_validation"] = cross_validate(run, cfg)
+        results["cross_validation"] = cross_validate(run, cfg, callbacks=callbacks)
     atomic_write_json(run.eval, results)
     return _summary(results)
 

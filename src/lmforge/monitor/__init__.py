@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from lmforge.config.schema import Config
     from lmforge.rundir import RunDir
-    from lmforge.train.callbacks import Callback
+    from lmforge.train.loop import Callback
 
 
 def build_callbacks(run: RunDir, cfg: Config, model: nn.Module, resume_step: int = 0,

@@ -8,17 +8,17 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from lmforge.config.schema import AverageConfig, EarlyStopConfig, PlateauConfig
 from lmforge.errors import LmforgeError
-from lmforge.monitor.logger import raw_model
 from lmforge.rundir import RunDir
-from lmforge.train.callbacks import Callback
-from lmforge.train.loop import estimate_loss
+from lmforge.train.loop import Callback
+
+if TYPE_CHECKING:
+    from lmforge.train.loop import Trainer
 
 EventFn = Callable[..., None]
 
@@ -35,15 +35,15 @@ class MetricCheck(Callback):
 
     metric = "val_loss"
 
-    def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
+    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         if self.metric == "loss" and "loss" in metrics:
             self.check(trainer, float(metrics["loss"]))
 
-    def on_eval_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         if self.metric == "val_loss" and "val_loss" in metrics:
             self.check(trainer, float(metrics["val_loss"]))
 
-    def check(self, trainer: Any, value: float) -> None:
+    def check(self, trainer: Trainer, value: float) -> None:
         raise NotImplementedError
 
 
@@ -60,14 +60,14 @@ class EarlyStopping(MetricCheck):
         self.best_state: dict[str, torch.Tensor] | None = None
         self.stopped_at: int | None = None
 
-    def check(self, trainer: Any, value: float) -> None:
+    def check(self, trainer: Trainer, value: float) -> None:
         if math.isnan(value):  # NaN never improves and is not waited on
             self._stop(trainer, f"{self.metric} is NaN")
             return
         if improved(value, self.best, self.cfg.mode, self.cfg.min_delta):
             self.best, self.best_step, self.wait = value, trainer.step, 0
             if self.cfg.restore_best:
-                self.best_state = {k: v.detach().clone() for k, v in raw_model(trainer).state_dict().items()}
+                self.best_state = {k: v.detach().clone() for k, v in trainer.raw_model.state_dict().items()}
         else:
             self.wait += 1
         target = self.cfg.target
@@ -77,16 +77,16 @@ class EarlyStopping(MetricCheck):
             self._stop(trainer, f"{self.metric} did not improve by more than {self.cfg.min_delta} for "
                                 f"{self.wait} checks (best {self.best:.4f} at step {self.best_step})")
 
-    def _stop(self, trainer: Any, reason: str) -> None:
+    def _stop(self, trainer: Trainer, reason: str) -> None:
         if self.stopped_at is None:
             trainer.should_stop = True
             self.stopped_at = trainer.step
             self.event("early_stop", f"early stopping at step {trainer.step}", step=trainer.step, reason=reason)
 
-    def on_train_end(self, trainer: Any) -> None:
+    def on_train_end(self, trainer: Trainer) -> None:
         if self.best_state is None or self.best_step == trainer.step:
             return
-        raw_model(trainer).load_state_dict(self.best_state)
+        trainer.raw_model.load_state_dict(self.best_state)
         trainer.save()  # the final checkpoint now holds the best weights
         self.event("restore_best", f"restored the weights of step {self.best_step}", step=trainer.step,
                    reason=f"best {self.metric} {self.best:.4f}")
@@ -105,8 +105,8 @@ class ReduceLROnPlateau(MetricCheck):
         self.wait = 0
         self.cooldown = 0
 
-    def on_train_start(self, trainer: Any) -> None:
-        if getattr(getattr(trainer, "dist", None), "world", 1) > 1:
+    def on_train_start(self, trainer: Trainer) -> None:
+        if trainer.dist.world > 1:
             raise LmforgeError("monitor.plateau is not available under torchrun yet: only rank 0 would cut its LR",
                                "turn monitor.plateau.enabled off, or train in one process")
         base = trainer.lr_at
@@ -117,7 +117,7 @@ class ReduceLROnPlateau(MetricCheck):
 
         trainer.lr_at = scaled
 
-    def check(self, trainer: Any, value: float) -> None:
+    def check(self, trainer: Trainer, value: float) -> None:
         if self.cooldown > 0:
             self.cooldown -= 1
             self.wait = 0
@@ -149,33 +149,33 @@ class WeightAverage(Callback):
         self.updates = 0
         self._handle: Any = None
 
-    def on_train_start(self, trainer: Any) -> None:
+    def on_train_start(self, trainer: Trainer) -> None:
         def after_step(optimizer: Any, args: Any, kwargs: Any) -> None:
             step = trainer.step + 1  # counted by the loop after the optimizer step
             if step < self.cfg.start * trainer.cfg.steps or step % self.cfg.every:
                 return
             if self.avg is None:
-                self.avg = self._make(raw_model(trainer))
-            self.avg.update_parameters(raw_model(trainer))
+                self.avg = self._make(trainer.raw_model)
+            self.avg.update_parameters(trainer.raw_model)
             self.updates += 1
 
-        last = list(getattr(trainer.optimizer, "optimizers", [trainer.optimizer]))[-1]
+        last = trainer.optimizers()[-1]
         self._handle = last.register_step_post_hook(after_step)
 
-    def on_train_end(self, trainer: Any) -> None:
+    def on_train_end(self, trainer: Trainer) -> None:
         if self._handle is not None:
             self._handle.remove()
         if self.avg is None:
             self.event("average", f"no {self.cfg.kind.upper()} average: training ended before it started",
                        step=trainer.step, reason=f"start at {self.cfg.start:.0%} of steps")
             return
-        model = raw_model(trainer)
-        raw = val_loss(trainer, model)
+        model = trainer.raw_model
+        raw = trainer.val_loss() if trainer.val_data is not None else None
         averaged = copy.deepcopy(model)
         with torch.no_grad():
             for p, q in zip(averaged.parameters(), self.avg.module.parameters(), strict=True):
                 p.copy_(q)
-        avg = val_loss(trainer, averaged)
+        avg = trainer.val_loss(averaged) if trainer.val_data is not None else None
         name = self.cfg.kind.upper()
         if raw is not None and avg is not None and avg > raw:
             self.event("average", f"kept the raw weights: {name} val_loss {avg:.4f} > raw {raw:.4f}",
@@ -186,17 +186,6 @@ class WeightAverage(Callback):
         detail = f": val_loss {avg:.4f} (raw {raw:.4f})" if raw is not None and avg is not None else ""
         self.event("average", f"weights replaced by their {name} average{detail}", step=trainer.step,
                    reason=f"{self.updates} updates", raw_val_loss=raw, avg_val_loss=avg)
-
-
-def val_loss(trainer: Any, model: nn.Module) -> float | None:
-    """Validation loss of `model` on the trainer's validation windows, without emitting events."""
-    if trainer.val_data is None:
-        return None
-    plan = getattr(trainer, "plan", None)  # the trainer's evaluate() uses the same windows
-    micro = plan.micro if plan else trainer.loader.batch_size
-    batches = trainer.cfg.eval_batches * (plan.rows // plan.micro if plan else 1)
-    return estimate_loss(model, trainer.val_data, trainer.loader.block_size, micro, batches,
-                         trainer.device, trainer.cfg.dtype)
 
 
 def build_adjusters(run: RunDir, early: EarlyStopConfig, plateau: PlateauConfig,

@@ -16,7 +16,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -24,7 +24,10 @@ from lmforge.config.load import parse_override
 from lmforge.config.schema import TrainConfig
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_write_json, read_jsonl
-from lmforge.train.callbacks import Callback
+from lmforge.train.loop import Callback
+
+if TYPE_CHECKING:
+    from lmforge.train.loop import Trainer
 
 ACTIONS = ("set", "pause", "resume", "save", "stop", "eval")
 # keys that can change while training runs; the rest (batch, device, dtype, seed...) shape the
@@ -119,7 +122,7 @@ class Controller(Callback):
         self.paused = False
         self.decay_ratio: dict[int, float] = {}
 
-    def on_train_start(self, trainer: Any) -> None:
+    def on_train_start(self, trainer: Trainer) -> None:
         self.decay_ratio = decay_ratios(trainer.optimizer, trainer.cfg.weight_decay)
         self.dir.mkdir(parents=True, exist_ok=True)
         for stale in self.dir.glob("cmd-*.json"):  # left by an earlier run: never replay a stale "stop"
@@ -128,16 +131,16 @@ class Controller(Callback):
             stale.unlink(missing_ok=True)
         atomic_write_json(trainer_file(self.run), {"pid": os.getpid(), "started": time.time()})
 
-    def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
+    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         self.poll(trainer)
-        while self.paused and not trainer.should_stop and not getattr(trainer, "interrupted", False):
+        while self.paused and not trainer.should_stop and not trainer.interrupted:
             time.sleep(PAUSE_POLL_S)
             self.poll(trainer)
 
-    def on_train_end(self, trainer: Any) -> None:
+    def on_train_end(self, trainer: Trainer) -> None:
         trainer_file(self.run).unlink(missing_ok=True)
 
-    def poll(self, trainer: Any) -> None:
+    def poll(self, trainer: Trainer) -> None:
         """Apply every waiting command, oldest first."""
         for path in sorted(self.dir.glob("cmd-*.json")):
             try:
@@ -156,9 +159,9 @@ class Controller(Callback):
                 self._record(trainer, "control_rejected", f"failed: {type(exc).__name__}: {exc}", cmd)
             path.unlink(missing_ok=True)
 
-    def apply(self, trainer: Any, cmd: dict[str, Any]) -> None:
+    def apply(self, trainer: Trainer, cmd: dict[str, Any]) -> None:
         action = cmd.get("action")
-        if action in ("set", "save") and getattr(getattr(trainer, "dist", None), "world", 1) > 1:
+        if action in ("set", "save") and trainer.dist.world > 1:
             # only rank 0 reads commands: a new LR would split the ranks, a save would wait for them
             raise LmforgeError(f"`{action}` is not available under torchrun yet",
                                "use pause/resume/stop/eval, or train in one process")
@@ -198,7 +201,7 @@ class Controller(Callback):
         else:
             raise LmforgeError(f"unknown control action '{action}'", f"actions: {', '.join(ACTIONS)}")
 
-    def _record(self, trainer: Any, kind: str, message: str, cmd: dict[str, Any], **extra: Any) -> None:
+    def _record(self, trainer: Trainer, kind: str, message: str, cmd: dict[str, Any], **extra: Any) -> None:
         self.run.event(kind, message, step=trainer.step, id=cmd.get("id"), action=cmd.get("action"),
                        reason=cmd.get("reason", "lmforge ctl"), **extra)
 

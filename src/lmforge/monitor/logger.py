@@ -9,21 +9,19 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from lmforge.monitor.sinks import Sink
 from lmforge.monitor.stats import TrainingStats
-from lmforge.train.callbacks import Callback
+from lmforge.train.loop import Callback
+
+if TYPE_CHECKING:
+    from lmforge.train.loop import Trainer
 
 _PEAK_CACHE: dict[tuple[str, str], float] = {}
-
-
-def raw_model(trainer: Any) -> nn.Module:
-    """The plain model under any DDP/FSDP/compile wrapper (hooks and state dicts belong to it)."""
-    return getattr(trainer, "raw_model", trainer.model)
 
 
 def flops_per_token(model: nn.Module, n_layer: int, n_head: int, n_embd: int, block_size: int) -> float:
@@ -76,29 +74,29 @@ class Monitor(Callback):
         for sink in self.sinks:
             getattr(sink, method)(*args)
 
-    def on_train_start(self, trainer: Any) -> None:
+    def on_train_start(self, trainer: Trainer) -> None:
         self.start_step, self.start_time = trainer.step, time.time()
         if self.stats is not None and self.stats.interval > 0:
-            self.stats.attach(raw_model(trainer), trainer.optimizer, lambda: trainer.step)
+            self.stats.attach(trainer.raw_model, trainer.optimizer, lambda: trainer.step)
         if self.histogram_interval:
             # gradients exist only between backward and the loop's zero_grad: read them right
             # after the optimizer step
-            last = list(getattr(trainer.optimizer, "optimizers", [trainer.optimizer]))[-1]
+            last = trainer.optimizers()[-1]
             self._hooks.append(last.register_step_post_hook(
                 lambda opt, args, kwargs: self._maybe_histograms(trainer)))
         if self.panel is not None:
             self.panel.start(trainer.step, trainer.cfg.steps)
 
-    def _maybe_histograms(self, trainer: Any) -> None:
+    def _maybe_histograms(self, trainer: Trainer) -> None:
         step = trainer.step + 1  # the loop counts the step after the optimizer has taken it
         if step % self.histogram_interval == 0:
-            self._histograms(raw_model(trainer), step)
+            self._histograms(trainer.raw_model, step)
 
     def _flush_stats(self) -> None:
         for step, values in self.stats.pop() if self.stats is not None else []:
             self._each("log", "stats", step, values)
 
-    def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
+    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         self._flush_stats()
         step = metrics["step"]
         extra: dict[str, Any] = {}
@@ -121,16 +119,16 @@ class Monitor(Callback):
                 tensors[f"grads/{name}"] = p.grad
         self._each("histograms", step, tensors)
 
-    def on_eval_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         step = metrics["step"]
         self.last.update({"val_loss": metrics.get("val_loss"), "best_val_loss": trainer.best_val})
         self._each("log", "eval", step, metrics)
         if self.sampler is not None:
-            self._each("text", step, "samples", self.sampler(raw_model(trainer)))
+            self._each("text", step, "samples", self.sampler(trainer.raw_model))
         if self.panel is not None:
             self.panel.update_eval(metrics, trainer.best_val)
 
-    def on_train_end(self, trainer: Any) -> None:
+    def on_train_end(self, trainer: Trainer) -> None:
         self._flush_stats()
         if self.stats is not None:
             self.stats.detach()

@@ -9,30 +9,38 @@ the eval line as `val_loss/<source>`.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from lmforge.models.loss import lm_loss
-from lmforge.monitor.logger import raw_model
 from lmforge.runtime import autocast
-from lmforge.tokens.loader import load_tokens
-from lmforge.train.callbacks import Callback
+from lmforge.tokens.store import (
+    META,
+    has_doc_index,
+    load_doc_sources,
+    load_doc_starts,
+    load_tokens,
+    read_meta,
+)
+from lmforge.train.loop import Callback
+
+if TYPE_CHECKING:
+    from lmforge.train.loop import Trainer
 
 
 def source_names(tokens_dir: Path) -> list[str] | None:
     """The sources of the validation split, or None when it has fewer than two (nothing to compare)."""
-    meta_path = tokens_dir / "meta.json"
-    if not (meta_path.is_file() and (tokens_dir / "val.doc_sources.npy").is_file()
-            and (tokens_dir / "val.docs.npy").is_file()):
+    if not (tokens_dir / META).is_file() or not has_doc_index(tokens_dir, "val"):
         return None
-    sources = json.loads(meta_path.read_text()).get("sources") or []
-    used = np.unique(np.load(tokens_dir / "val.doc_sources.npy", allow_pickle=False))
-    return sources if len(used) > 1 else None
+    doc_sources = load_doc_sources(tokens_dir, "val")
+    if doc_sources is None:
+        return None
+    sources = read_meta(tokens_dir).get("sources") or []
+    return sources if len(np.unique(doc_sources)) > 1 else None
 
 
 def _key(name: str) -> str:
@@ -45,9 +53,9 @@ class SourceLoss(Callback):
 
     def __init__(self, tokens_dir: Path, block_size: int, windows: int, batch_size: int) -> None:
         self.data = load_tokens(tokens_dir, "val")
-        self.doc_starts = np.load(tokens_dir / "val.docs.npy", allow_pickle=False)
-        self.doc_source = np.load(tokens_dir / "val.doc_sources.npy", allow_pickle=False)
-        self.names = json.loads((tokens_dir / "meta.json").read_text())["sources"]
+        self.doc_starts = load_doc_starts(tokens_dir, "val")
+        self.doc_source = load_doc_sources(tokens_dir, "val")
+        self.names = read_meta(tokens_dir)["sources"]
         self.block, self.batch = block_size, batch_size
         last = max(0, len(self.data) - block_size - 1)
         self.starts = np.unique(np.linspace(0, last, num=max(1, windows)).astype(np.int64))
@@ -73,5 +81,5 @@ class SourceLoss(Callback):
         model.train(was_training)
         return {_key(self.names[k]): float(total[k] / count[k]) for k in range(len(self.names)) if count[k]}
 
-    def on_eval_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
-        metrics.update(self.losses(raw_model(trainer), trainer.device, trainer.cfg.dtype))
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        metrics.update(self.losses(trainer.raw_model, trainer.device, trainer.cfg.dtype))

@@ -51,7 +51,7 @@ def format_signal(result: dict[str, Any]) -> str:
 def real_batch(run: Path | None, vocab: int, batch: int, context: int) -> tuple[torch.Tensor, str]:
     """A validation batch from a run's token files, or random tokens (said so) when there is none."""
     if run is not None:
-        from lmforge.tokens.loader import load_tokens
+        from lmforge.tokens.store import load_tokens
 
         meta = Path(run) / "tokens" / "meta.json"
         if not meta.is_file():

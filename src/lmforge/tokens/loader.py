@@ -18,39 +18,13 @@ to a key (causal and within one document), for attention that must not cross doc
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from lmforge.errors import LmforgeError
-
-
-def load_tokens(tokens_dir: Path, split: str) -> np.ndarray:
-    """Memory-map {split}.bin with the dtype from meta.json (nothing is read until used)."""
-    meta_path, path = tokens_dir / "meta.json", tokens_dir / f"{split}.bin"
-    for p in (meta_path, path):
-        if not p.is_file():
-            raise LmforgeError(f"{p} is missing", f"run `lmforge tokenize {tokens_dir.parent}` first")
-    try:
-        dtype = np.dtype(json.loads(meta_path.read_text())["dtype"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise LmforgeError(f"{meta_path} is corrupt ({exc})", "rerun `lmforge tokenize RUN_DIR --force`") from None
-    size = path.stat().st_size
-    if size % dtype.itemsize:
-        raise LmforgeError(f"{path} has {size} bytes, not a whole number of {dtype.name} tokens: it is truncated",
-                           "rerun `lmforge tokenize RUN_DIR --force`")
-    if size == 0:
-        return np.zeros(0, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r")
-
-
-def load_doc_starts(tokens_dir: Path, split: str) -> np.ndarray:
-    """Start offset of every document of a split (int64)."""
-    return np.load(tokens_dir / f"{split}.docs.npy", allow_pickle=False)
 
 
 def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:

@@ -28,6 +28,11 @@ from lmforge.console import console
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_open, atomic_write_json, clear_temp, read_jsonl_gz
 from lmforge.tokens.leakage import leakage_report
+from lmforge.tokens.store import (
+    META,
+    write_doc_index,
+    write_meta,
+)
 from lmforge.tokens.tokenizer import (
     for_documents,
     load_tokenizer,
@@ -177,10 +182,7 @@ def pack_split(run: RunDir, split: str, encoder: Encoder, batch_docs: int, sourc
             out.write(flat.tobytes())
             stats.add(flat, lengths, held.popleft(), sources)
     starts = np.concatenate(stats.starts) if stats.starts else np.zeros(0, dtype=np.int64)
-    with atomic_open(run.tokens / f"{split}.docs.npy", "wb", encoding=None) as fh:
-        np.save(fh, starts, allow_pickle=False)
-    with atomic_open(run.tokens / f"{split}.doc_sources.npy", "wb", encoding=None) as fh:
-        np.save(fh, np.asarray(stats.source_ids, dtype=np.int32), allow_pickle=False)
+    write_doc_index(run.tokens, split, starts, np.asarray(stats.source_ids, dtype=np.int32))
     return stats.summary(), stats.id_counts
 
 
@@ -250,7 +252,7 @@ def run_tokenize(run: RunDir, cfg: TokenizerConfig, model_vocab: int | None = No
     run.tokens.mkdir(parents=True, exist_ok=True)
     # meta.json, written last, marks the token files complete: without it a tokenize killed midway
     # would leave new .bin files beside the old meta.json, and `lmforge train` would read the mix
-    (run.tokens / "meta.json").unlink(missing_ok=True)
+    (run.tokens / META).unlink(missing_ok=True)
     clear_temp(run.tokens)
     if cfg.kind == "pretrained":
         pretrained_tokenizer(cfg, run.tokenizer)
@@ -280,6 +282,6 @@ def run_tokenize(run: RunDir, cfg: TokenizerConfig, model_vocab: int | None = No
     leak = leakage_report((r["text"] for r in read_jsonl_gz(run.split_file("train"))),
                           {s: _heldout_docs(run, s) for s in ("val", "test")}, cfg.leakage_ngram)
     atomic_write_json(run.tokens / "leakage.json", leak)
-    atomic_write_json(run.tokens / "meta.json", meta)
+    write_meta(run.tokens, meta)
     console.print(summary_line(meta, leak))
     return {**meta, "leakage": {s: v["fraction"] for s, v in leak["splits"].items()}}

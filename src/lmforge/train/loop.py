@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,9 +31,12 @@ from lmforge.runtime import autocast
 from lmforge.tokens.loader import RandomWindows, sequential_windows
 from lmforge.train import checkpoint as ckpt
 from lmforge.train import sharded
-from lmforge.train.callbacks import Callback
 from lmforge.train.distributed import DistInfo, all_reduce_sum, barrier, unwrap
 from lmforge.train.schedule import lr_at as schedule_lr_at
+
+if TYPE_CHECKING:
+    from lmforge.config.schema import Config
+    from lmforge.rundir import RunDir
 
 
 @torch.no_grad()
@@ -112,6 +115,25 @@ def warmup_rows(step: int, plan: BatchPlan, warmup_steps: int) -> int:
     return min(plan.rows, units * unit)
 
 
+# ------------------------------------------------------------------ callbacks
+
+
+class Callback:
+    """Override the events you need. Set `trainer.should_stop = True` to end training early."""
+
+    def on_train_start(self, trainer: Trainer) -> None: ...
+    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None: ...
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None: ...
+    def on_checkpoint(self, trainer: Trainer, path: Path) -> None: ...
+    def on_train_end(self, trainer: Trainer) -> None: ...
+
+
+# What the pipeline hands the train stage: (run, cfg, model, resume step, show progress) -> the
+# callbacks of rank 0. Monitoring (monitor.build_callbacks) is one; search, the doctor and
+# fine-tuning add theirs the same way, so the loop never imports them.
+CallbackFactory = Callable[["RunDir", "Config", "nn.Module", int, bool], list[Callback]]
+
+
 # ------------------------------------------------------------------ the trainer
 
 
@@ -168,7 +190,7 @@ class Trainer:
             getattr(cb, event)(self, *args)
 
     # state -------------------------------------------------------------
-    def _optimizers(self) -> list[torch.optim.Optimizer]:
+    def optimizers(self) -> list[torch.optim.Optimizer]:
         return list(getattr(self.optimizer, "optimizers", [self.optimizer]))
 
     @property
@@ -188,7 +210,7 @@ class Trainer:
         opts = StateDictOptions(full_state_dict=not self._sharded,
                                 cpu_offload=self.dist.mode == "fsdp" and not self._sharded)
         model_sd = get_model_state_dict(self.raw_model, options=opts)
-        optim_sd = get_optimizer_state_dict(self.raw_model, self._optimizers(), options=opts)
+        optim_sd = get_optimizer_state_dict(self.raw_model, self.optimizers(), options=opts)
         return model_sd, optim_sd
 
     def _rng_state(self) -> dict[str, torch.Tensor]:
@@ -260,7 +282,7 @@ class Trainer:
         set_model_state_dict(self.raw_model, tensors, options=opts)
         settings = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
         try:
-            set_optimizer_state_dict(self.raw_model, self._optimizers(), optim_sd, options=opts)
+            set_optimizer_state_dict(self.raw_model, self.optimizers(), optim_sd, options=opts)
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise LmforgeError(f"the optimizer state in {path} does not fit train.optimizer={self.cfg.optimizer} "
                                f"({type(exc).__name__}: {exc})",
@@ -288,12 +310,18 @@ class Trainer:
         self.carried = load_file(str(carried)) if carried.is_file() else {}
 
     # the loop ----------------------------------------------------------
-    def evaluate(self) -> float:
-        """Validation loss on the same windows every time, whatever the micro-batch split."""
+    def val_loss(self, model: nn.Module | None = None) -> float:
+        """Validation loss of `model` (default: the one being trained) on the same windows every
+        time, whatever the micro-batch split. Changes nothing and tells no callback, so plateau,
+        early stopping and weight averaging can ask it as often as they need."""
         if self.val_data is None:
-            raise LmforgeError("evaluate() needs validation data", "pass val_data to Trainer")
-        loss = estimate_loss(self.raw_model, self.val_data, self.loader.block_size, self.plan.micro,
+            raise LmforgeError("a validation loss needs validation data", "pass val_data to Trainer")
+        return estimate_loss(model or self.raw_model, self.val_data, self.loader.block_size, self.plan.micro,
                              self.cfg.eval_batches * self.plan.rows // self.plan.micro, self.device, self.cfg.dtype)
+
+    def evaluate(self) -> float:
+        """The validation loss at this step, recorded (last, best) and sent to the callbacks."""
+        loss = self.val_loss()
         self.last_val, self.last_val_step = loss, self.step
         self.best_val = loss if self.best_val is None else min(self.best_val, loss)
         self._emit("on_eval_end", {"step": self.step, "val_loss": loss})
@@ -346,7 +374,7 @@ class Trainer:
         """Total gradient norm; clip by norm or by value as configured (Pascanu et al. 2013)."""
         params = [p for p in self.raw_model.parameters() if p.grad is not None]
         if self.scaler:
-            for opt in self._optimizers():
+            for opt in self.optimizers():
                 self.scaler.unscale_(opt)
         grads = [p.grad for p in params]
         norm = torch.nn.utils.get_total_norm(grads)
@@ -360,8 +388,10 @@ class Trainer:
         return norm
 
     def train_step(self, batch: tuple[torch.Tensor, ...] | None = None) -> tuple[float, float]:
-        """One optimizer step on `batch` (default: the loader's next global batch).
-        A step whose gradients are not finite is skipped, never applied (OLMo-core skips bad steps)."""
+        """One optimizer step on `batch` (default: the loader's next global batch), at the LR of
+        the current step; then the step counter moves on. Returns (loss, gradient norm).
+        A step whose gradients are not finite is skipped, never applied (OLMo-core skips bad steps),
+        though it still counts as a step."""
         if batch is None:
             self.loader.batch_size = warmup_rows(self.step, self.plan, self.cfg.batch_warmup_steps)
             batch = self.loader.next_with_mask() if self.cfg.doc_mask else self.loader.next()
@@ -392,6 +422,7 @@ class Trainer:
                     f"lr {lr:.3g}); those steps were skipped and no checkpoint holds them",
                     "lower train.lr (`lmforge lr-find` suggests one), keep train.grad_clip > 0, "
                     "prefer bfloat16 to float16")
+        self.step += 1
         return loss, float(norm)
 
     def _stop_requested(self, started: float) -> bool:
@@ -435,7 +466,6 @@ class Trainer:
                 loss, grad_norm = self.train_step()
                 lr = self.last_lr
                 self.last_loss = loss
-                self.step += 1
                 window_tokens += self.tokens_seen - tokens_before
                 if self.step % self.cfg.log_interval == 0 or self.step == self.cfg.steps:
                     now = time.time()

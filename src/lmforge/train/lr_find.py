@@ -19,6 +19,7 @@ from lmforge.config.schema import Config
 from lmforge.console import console
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_write_json
+from lmforge.train.stage import new_trainer, short_run
 
 
 @dataclass
@@ -85,19 +86,15 @@ def valley(lrs: list[float], losses: list[float]) -> float | None:
 def sweep(run: RunDir, cfg: Config, steps: int = 100, start_lr: float = 1e-6, end_lr: float = 1.0,
           diverge: float = 4.0) -> SweepResult:
     """Train a fresh model while the LR grows from start_lr to end_lr; stop when the smoothed loss
-    exceeds `diverge` x its best (4x as fastai; ANCHORS: 4-5x) or is not finite."""
-    from lmforge.train.stage import new_trainer
-
+    exceeds `diverge` x its best (4x as fastai; torch-lr-finder stops at 5x) or is not finite."""
     sweep_cfg = cfg.model_copy(deep=True)
     sweep_cfg.train.steps = steps
-    trainer = new_trainer(run, sweep_cfg)
-    trainer.lr_at = lambda step, c: exp_lr(step, steps, start_lr, end_lr)
+    trainer = new_trainer(run, sweep_cfg, lr_at=lambda step, c: exp_lr(step, steps, start_lr, end_lr))
     lrs: list[float] = []
     losses: list[float] = []
     stopped = "end of sweep"
     best = math.inf
     for step in range(steps):
-        trainer.step = step
         lr = trainer.lr_at(step, sweep_cfg.train)
         try:
             loss, _ = trainer.train_step()
@@ -120,24 +117,19 @@ def sweep(run: RunDir, cfg: Config, steps: int = 100, start_lr: float = 1e-6, en
 
 def check(run: RunDir, cfg: Config, lrs: list[float], steps: int) -> list[dict[str, Any]]:
     """Short runs with the configured schedule at each LR, from the same initial weights."""
-    from lmforge.train.stage import new_trainer
-
     out = []
     ratio = cfg.train.min_lr / cfg.train.lr
     for lr in lrs:
-        c = cfg.model_copy(deep=True)
-        c.train.lr, c.train.min_lr, c.train.steps = lr, lr * ratio, steps
-        c.train.warmup_steps = min(c.train.warmup_steps, steps // 10)
+        c = short_run(cfg, steps)
+        c.train.lr, c.train.min_lr = lr, lr * ratio
         trainer = new_trainer(run, c)
         losses = []
-        for step in range(steps):
-            trainer.step = step
+        for _ in range(steps):
             try:
                 losses.append(trainer.train_step()[0])
             except LmforgeError:
                 losses.append(float("nan"))
                 break
-        trainer.step = steps
         val = trainer.evaluate() if trainer.val_data is not None and all(map(math.isfinite, losses)) else None
         tail = losses[-max(1, steps // 10):]
         out.append({"lr": lr, "train_loss": float(np.mean(tail)), "val_loss": val, "losses": losses})

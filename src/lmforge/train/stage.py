@@ -7,43 +7,53 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lmforge.config.schema import Config
+from lmforge.config.schema import Config, TrainConfig
 from lmforge.console import console
 from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model, count_parameters
 from lmforge.rundir import RunDir, clear_temp
-from lmforge.tokens.loader import build_loader, load_doc_starts, load_tokens
+from lmforge.runtime import setup_threads
+from lmforge.tokens.loader import build_loader
+from lmforge.tokens.store import META, load_doc_starts, load_tokens, read_meta
 from lmforge.tokens.stream import StreamWindows
 from lmforge.train import checkpoint as ckpt
-from lmforge.train.callbacks import Callback
 from lmforge.train.distributed import DistInfo, device_for, init_distributed, wrap_model
-from lmforge.train.loop import Trainer, global_rows
+from lmforge.train.loop import Callback, CallbackFactory, Trainer, global_rows
 from lmforge.train.optim import build_optimizer
+from lmforge.train.schedule import lr_at as schedule_lr_at
 
 MASKABLE = ("gpt", "llama")  # families whose forward takes a document attention mask
 
 
-def default_callbacks(run: RunDir, cfg: Config, start: int, show_progress: bool,
-                      model: torch.nn.Module) -> list[Callback]:
-    """Rank 0's monitoring: sinks, console, statistics, live control and adjustments (monitor/)."""
-    from lmforge.monitor import build_callbacks
-
-    return build_callbacks(run, cfg, model, start, show_progress)
+def short_run(cfg: Config, steps: int | None) -> Config:
+    """`cfg` for a short experiment run (a cross-validation fold, a comparison arm, an LR check):
+    `steps` steps with the warmup cut to at most a tenth of them, and no cross-validation, tasks
+    or samples in its evaluation. `steps=None` keeps the run's own steps and warmup."""
+    data = cfg.model_dump()
+    if steps is not None:
+        data["train"].update(steps=steps, warmup_steps=min(cfg.train.warmup_steps, steps // 10))
+    data["eval"].update(cv_folds=0, tasks=[], samples=0)
+    return Config.model_validate(data)
 
 
 def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = None,
-                extra_state: dict[str, Any] | None = None, pretrained: bool = True) -> Trainer:
+                extra_state: dict[str, Any] | None = None, pretrained: bool = True,
+                checkpoint_dir: Path | None = None, validate: bool = True,
+                lr_at: Callable[[int, TrainConfig], float] | None = None) -> Trainer:
     """A fresh trainer on the run's tokens: process group, device, seeded model, wrapping,
-    optimizer and loader. Touches no checkpoint (lr-find uses it as is; build_trainer adds resume and sinks).
+    optimizer and loader. Every experiment builds its trainer here, so every `train.*` key means
+    the same in all of them. Touches no checkpoint (build_trainer adds resume and callbacks).
     With `model.init_from` the weights come from that folder, unless `pretrained` is off (a resume,
-    whose checkpoint replaces them anyway)."""
-    meta_path = run.require(run.tokens / "meta.json", "tokenize")
-    meta = json.loads(meta_path.read_text())
+    whose checkpoint replaces them anyway). `checkpoint_dir` defaults to the run's; `validate`
+    off skips the periodic validation loss; `lr_at` replaces the schedule (the LR range test)."""
+    run.require(run.tokens / META, "tokenize")
+    meta = read_meta(run.tokens)
     setup_threads(cfg.train.threads)
     info = init_distributed(cfg.train)
     device = device_for(cfg.train, info)
@@ -65,7 +75,7 @@ def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = Non
     rows = global_rows(cfg.train, cfg.model.block_size)
     try:
         # state-carrying models (truncated BPTT) need row i of each batch to continue row i of the last
-        if getattr(model, "carries_state", False):
+        if model.carries_state:
             loader = StreamWindows(train_tokens, cfg.model.block_size, rows, cfg.train.seed)
         else:  # one stream for every process: each keeps its rows of the global batch (see loop.py)
             starts = load_doc_starts(run.tokens, "train") if cfg.train.doc_mask else None
@@ -73,15 +83,17 @@ def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = Non
                                   doc_starts=starts)
     except ValueError as exc:
         raise LmforgeError(f"training split too small: {exc}", "lower model.block_size or add data") from None
-    val = load_tokens(run.tokens, "val") if meta["splits"]["val"]["tokens"] > cfg.model.block_size else None
+    val = (load_tokens(run.tokens, "val") if validate and meta["splits"]["val"]["tokens"] > cfg.model.block_size
+           else None)
     state = {"params": params, "model": cfg.section("model"), "vocab_size": meta["vocab_size"], **(extra_state or {})}
-    return Trainer(wrapped, optimizer, loader, cfg.train, val, run.checkpoints, callbacks or [],
-                   extra_state=state, dist=info)
+    return Trainer(wrapped, optimizer, loader, cfg.train, val, checkpoint_dir or run.checkpoints, callbacks or [],
+                   lr_at=lr_at or schedule_lr_at, extra_state=state, dist=info)
 
 
 def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = True,
-                  callbacks: list[Callback] | None = None) -> Trainer:
-    """The train stage's trainer, with rank 0's sinks; restores the newest valid checkpoint when
+                  callbacks: CallbackFactory | None = None) -> Trainer:
+    """The train stage's trainer, with rank 0's callbacks from `callbacks` (the pipeline hands in
+    monitoring this way, so train/ never imports it); restores the newest valid checkpoint when
     `resume` is set (a corrupt newest one is reported and the previous one used), and clears old
     checkpoints when it is not."""
     start, latest = 0, None
@@ -98,8 +110,8 @@ def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = 
     if not resume and info.is_main:
         for old in ckpt.list_checkpoints(run.checkpoints):
             shutil.rmtree(old)  # a fresh run must never resume from a stale checkpoint
-    cbs = default_callbacks(run, cfg, start, show_progress, trainer.raw_model) if info.is_main else []
-    trainer.callbacks = cbs + (callbacks or [])
+    if info.is_main and callbacks is not None:
+        trainer.callbacks = callbacks(run, cfg, trainer.raw_model, start, show_progress)
     if latest is not None:
         trainer.restore(latest)
         if info.is_main:
@@ -112,8 +124,10 @@ def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = 
     return trainer
 
 
-def run_train(run: RunDir, cfg: Config, resume: bool = False, show_progress: bool = True) -> dict[str, Any]:
-    trainer = build_trainer(run, cfg, resume, show_progress)
+def run_train(run: RunDir, cfg: Config, resume: bool = False, show_progress: bool = True,
+              callbacks: CallbackFactory | None = None) -> dict[str, Any]:
+    """The train stage: build (or resume) the trainer, fit, record start and end in events.jsonl."""
+    trainer = build_trainer(run, cfg, resume, show_progress, callbacks)
     info: DistInfo = trainer.dist
     params = count_parameters(trainer.raw_model)
     plan = trainer.plan
