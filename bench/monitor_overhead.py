@@ -34,6 +34,7 @@ import torch
 
 from lmforge.config.load import dump_config, load_config
 from lmforge.models.registry import build_model
+from lmforge.monitor import build_callbacks
 from lmforge.monitor.stats import TrainingStats
 from lmforge.rundir import RunDir, atomic_write_text
 from lmforge.train.loop import Callback
@@ -76,7 +77,7 @@ def train_durations(run: RunDir, steps: int, threads: int, extra: list[str]) -> 
     cfg = load_config(None, "default", overrides)
     atomic_write_text(run.config, dump_config(cfg))
     clock = StepTimes()
-    trainer = build_trainer(run, cfg, resume=False, show_progress=False, callbacks=[clock])
+    trainer = build_trainer(run, cfg, resume=False, show_progress=False, callbacks=lambda *args: build_callbacks(*args) + [clock])
     trainer.fit()
     return clock.durations()
 

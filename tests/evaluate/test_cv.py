@@ -12,6 +12,7 @@ from lmforge.config.load import load_config
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.cv import cross_validate
 from lmforge.evaluate.score import load_trained
+from lmforge.monitor import build_callbacks
 from lmforge.rundir import RunDir, atomic_write_json, write_jsonl_gz
 
 CHARS = "abcdefghij \n"
@@ -55,7 +56,7 @@ def tiny_config(**eval_keys):
 def test_cross_validation_trains_every_fold(tmp_path):
     run = make_run(tmp_path / "run")
     cfg = tiny_config(cv_folds=2, cv_stratified=True, cv_repeats=1)
-    out = cross_validate(run, cfg)
+    out = cross_validate(run, cfg, callbacks=build_callbacks)  # as the pipeline hands them
     assert out["k"] == 2 and out["documents"] == 5 and len(out["folds"]) == 2
     assert sorted(f["test_documents"] for f in out["folds"]) == [2, 3]
     for f in out["folds"]:

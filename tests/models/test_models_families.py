@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmforge.config.load import load_config
+from lmforge.config.load import load_config, model_config
 from lmforge.config.schema import ModelConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model
@@ -76,7 +76,7 @@ def test_bad_model_sections_are_clear(tmp_path, bad: dict, match: str) -> None:
 
 
 def test_size_preset_fills_only_unset_keys() -> None:
-    cfg = ModelConfig(family="llama", size="llama-1b", n_layer=2)
+    cfg = model_config(family="llama", size="llama-1b", n_layer=2)
     assert (cfg.n_layer, cfg.n_embd, cfg.kv_heads, cfg.mlp_dim) == (2, 2048, 8, 8192)
 
 

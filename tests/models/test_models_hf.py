@@ -9,6 +9,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from lmforge.config.load import model_config
 from lmforge.config.schema import ModelConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.hf import from_hf, load_hf_folder, to_hf
@@ -16,10 +17,10 @@ from lmforge.models.registry import build_model
 
 V = 97
 CONFIGS = {
-    "gpt": ModelConfig(family="gpt", size="tiny", block_size=32),
-    "gpt-bias-tanh-untied": ModelConfig(family="gpt", size="tiny", block_size=32, bias=True,
+    "gpt": model_config(family="gpt", size="tiny", block_size=32),
+    "gpt-bias-tanh-untied": model_config(family="gpt", size="tiny", block_size=32, bias=True,
                                         activation="gelu_tanh", tie_embeddings=False),
-    "llama": ModelConfig(family="llama", size="tiny", block_size=32),
+    "llama": model_config(family="llama", size="tiny", block_size=32),
     "llama-gqa-untied": ModelConfig(family="llama", n_layer=2, n_head=4, n_kv_head=2, n_embd=64, block_size=32,
                                     tie_embeddings=False, rope_theta=500000.0),
 }
@@ -78,9 +79,9 @@ def test_import_from_a_hf_model_built_locally(kind: str) -> None:
 
 def test_unsupported_exports_and_imports_are_clear(tmp_path) -> None:
     with pytest.raises(LmforgeError, match="no Hugging Face equivalent"):
-        to_hf(build_model(ModelConfig(family="lstm", size="tiny"), V))
+        to_hf(build_model(model_config(family="lstm", size="tiny"), V))
     with pytest.raises(LmforgeError, match="QK-norm"):
-        to_hf(build_model(ModelConfig(family="llama", size="tiny", qk_norm=True), V))
+        to_hf(build_model(model_config(family="llama", size="tiny", qk_norm=True), V))
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(LmforgeError, match="'bert'"):
         load_hf_folder(tmp_path)

@@ -8,6 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from lmforge.cli import app
+from lmforge.config.load import model_config
 from lmforge.config.schema import ModelConfig
 from lmforge.models.info import flops_per_token, memory_estimate
 from lmforge.models.registry import build_model, count_parameters
@@ -15,7 +16,7 @@ from lmforge.models.signal import signal_check, verdict
 
 
 def test_gpt2_124m_parameter_count() -> None:
-    cfg = ModelConfig(family="gpt", size="gpt2-124m")
+    cfg = model_config(family="gpt", size="gpt2-124m")
     with torch.device("meta"):  # shapes only: no memory, no init cost
         model = build_model(cfg, 50257)
     assert count_parameters(model)["total"] == 124_439_808  # GPT-2 small, tied head
@@ -23,7 +24,7 @@ def test_gpt2_124m_parameter_count() -> None:
 
 def test_llama_1b_parameter_count() -> None:
     with torch.device("meta"):
-        model = build_model(ModelConfig(family="llama", size="llama-1b"), 128256)
+        model = build_model(model_config(family="llama", size="llama-1b"), 128256)
     assert count_parameters(model)["total"] == 1_235_814_400  # Llama 3.2 1B
 
 
@@ -37,7 +38,7 @@ def test_flops_match_nanogpt_formula() -> None:
 
 def test_signal_check_rows_and_no_side_effects() -> None:
     torch.manual_seed(0)
-    model = build_model(ModelConfig(family="gpt", size="tiny", block_size=16), 50).train()
+    model = build_model(model_config(family="gpt", size="tiny", block_size=16), 50).train()
     x = torch.randint(0, 50, (4, 16))
     before = [p.detach().clone() for p in model.parameters()]
     result = signal_check(model, x, x)

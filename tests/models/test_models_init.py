@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from lmforge.config.load import model_config
 from lmforge.config.schema import ModelConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model
@@ -108,7 +109,7 @@ def test_the_override_hints_params_listing_exists() -> None:
     from lmforge.cli import app
 
     with pytest.raises(LmforgeError) as err:
-        build_model(ModelConfig(family="gpt", size="tiny", init_overrides={"nomatch*": "zero"}), 50)
+        build_model(model_config(family="gpt", size="tiny", init_overrides={"nomatch*": "zero"}), 50)
     assert "--params" in (err.value.hint or "")
     result = CliRunner().invoke(app, ["model", "info", "--params", "model.family=llama", "model.size=tiny",
                                       "model.tie_embeddings=false", "--vocab", "50"])

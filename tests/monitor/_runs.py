@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from lmforge.config.load import dump_config, load_config
+from lmforge.config.schema import Config
 from lmforge.rundir import RunDir, atomic_write_text
+from lmforge.train.loop import Callback, CallbackFactory
 
 TINY = ["model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
         "train.batch_size=8", "train.warmup_steps=5", "train.eval_batches=2", "train.threads=1",
@@ -47,11 +50,21 @@ def add_tokenizer(run: RunDir, vocab: int = 64) -> None:
     tok.save(str(run.tokenizer))
 
 
+def monitored(*extra: Callback) -> CallbackFactory:
+    """What the pipeline hands the train stage (monitor.build_callbacks), then `extra`."""
+    from lmforge.monitor import build_callbacks
+
+    def factory(run: RunDir, cfg: Config, model: nn.Module, start: int, show: bool) -> list[Callback]:
+        return build_callbacks(run, cfg, model, start, show) + list(extra)
+
+    return factory
+
+
 def train(run: RunDir) -> dict:
-    """The train stage in this process, with the run's own config.yaml."""
+    """The train stage in this process, with the run's own config.yaml and the pipeline's monitoring."""
     from lmforge.train.stage import run_train
 
-    return run_train(run, load_config(run.config), show_progress=False)
+    return run_train(run, load_config(run.config), show_progress=False, callbacks=monitored())
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -14,7 +14,7 @@ from lmforge.config.schema import EarlyStopConfig, PlateauConfig
 from lmforge.monitor.adjust import EarlyStopping, ReduceLROnPlateau, improved
 from lmforge.train.loop import Callback
 
-from ._runs import make_token_run, read_jsonl, train
+from ._runs import make_token_run, monitored, read_jsonl, train
 
 
 class Events(list):
@@ -113,7 +113,7 @@ def test_swa_average_is_the_mean_of_the_snapshots(tmp_path) -> None:
                                             "monitor.average.kind=swa", "monitor.average.start=0.5",
                                             "monitor.average.every=5", "monitor.stats_interval=0"])
     recorder = WeightRecorder({15, 20, 25, 30})
-    trainer = build_trainer(run, load_config(run.config), resume=False, show_progress=False, callbacks=[recorder])
+    trainer = build_trainer(run, load_config(run.config), resume=False, show_progress=False, callbacks=monitored(recorder))
     trainer.fit()
     (ev,) = [e for e in read_jsonl(run.events) if e["kind"] == "average"]
     assert ev["reason"] == "4 updates"  # steps 15, 20, 25, 30
@@ -132,7 +132,8 @@ def test_restore_best_puts_the_best_weights_in_the_final_checkpoint(tmp_path) ->
     from lmforge.train.stage import build_trainer
 
     run = make_token_run(tmp_path / "run", ["train.steps=20", "monitor.stats_interval=0"])
-    trainer = build_trainer(run, load_config(run.config), resume=False, show_progress=False)
+    trainer = build_trainer(run, load_config(run.config), resume=False, show_progress=False,
+                            callbacks=monitored())
     events = Events()
     cb = EarlyStopping(EarlyStopConfig(enabled=True, patience=5, restore_best=True), events)
     key = "blocks.0.attn.qkv.weight"

@@ -17,7 +17,7 @@ from lmforge.errors import LmforgeError
 from lmforge.monitor.control import Controller, command, parse_changes, send, trainer_alive, wait_outcome
 from lmforge.train.stage import build_trainer
 
-from ._runs import make_token_run, read_jsonl
+from ._runs import make_token_run, monitored, read_jsonl
 
 LMFORGE = [sys.executable, "-m", "lmforge"]
 
@@ -42,7 +42,8 @@ def test_parse_changes_validates_keys_and_values() -> None:
 def trainer(tmp_path: Path):
     run = make_token_run(tmp_path / "run", ["train.steps=40", "train.log_interval=10", "train.eval_interval=1000",
                                             "monitor.stats_interval=0", "monitor.tensorboard=false"])
-    trainer = build_trainer(run, load_config(run.config), resume=False, show_progress=False)
+    trainer = build_trainer(run, load_config(run.config), resume=False, show_progress=False,
+                            callbacks=monitored())
     ctl = next(cb for cb in trainer.callbacks if isinstance(cb, Controller))
     ctl.on_train_start(trainer)
     return run, trainer, ctl
@@ -95,7 +96,8 @@ def test_stop_save_eval_pause(trainer) -> None:
 def test_stale_commands_from_an_earlier_run_are_dropped(tmp_path) -> None:
     run = make_token_run(tmp_path / "run", ["train.steps=20", "monitor.stats_interval=0"])
     send(run, "stop")
-    trainer = build_trainer(run, load_config(run.config), resume=False, show_progress=False)
+    trainer = build_trainer(run, load_config(run.config), resume=False, show_progress=False,
+                            callbacks=monitored())
     trainer.fit()
     assert trainer.step == 20
     assert read_jsonl(run.events)[0]["reason"] == "stale"

@@ -14,7 +14,7 @@ from lmforge.monitor.stats import TrainingStats, attention_entropy, find_blocks
 from lmforge.train.loop import Callback
 from lmforge.train.stage import build_trainer
 
-from ._runs import make_token_run, read_jsonl
+from ._runs import make_token_run, monitored, read_jsonl
 
 
 def test_attention_entropy_of_uniform_attention() -> None:
@@ -52,7 +52,7 @@ def test_statistics_match_direct_computation(tmp_path) -> None:
                                             "train.grad_clip=0", "monitor.stats_interval=4",
                                             "monitor.tensorboard=false"])
     snap = Snapshot()
-    trainer = build_trainer(run, load_config(run.config), resume=False, show_progress=False, callbacks=[snap])
+    trainer = build_trainer(run, load_config(run.config), resume=False, show_progress=False, callbacks=monitored(snap))
     trainer.fit()
     stats = read_jsonl(run.root / "stats.jsonl")
     assert [s["step"] for s in stats] == [4, 8]  # logged at steps 4 and 8 though log_interval is 2

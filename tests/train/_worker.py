@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import tiny_config
 
+from lmforge.monitor import build_callbacks
 from lmforge.rundir import RunDir
 from lmforge.train.loop import Callback
 from lmforge.train.stage import build_trainer
@@ -37,7 +38,8 @@ def main() -> None:
     sig = signal.SIGINT if kill_at.startswith("int:") else signal.SIGKILL
     at = int(kill_at.removeprefix("int:"))
     cbs = [KillAt(at, sig)] if at > 0 else []
-    trainer = build_trainer(RunDir(run_dir), cfg, resume=resume == "1", show_progress=False, callbacks=cbs)
+    trainer = build_trainer(RunDir(run_dir), cfg, resume=resume == "1", show_progress=False,
+                            callbacks=lambda *args: build_callbacks(*args) + cbs)  # as `lmforge train` does
     trainer.fit()
     print(f"stopped at step {trainer.step}, interrupted={trainer.interrupted}")
 
