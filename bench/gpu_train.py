@@ -146,8 +146,8 @@ def cmd_throughput(args: argparse.Namespace) -> None:
     tr = make_trainer(args.model, args.dtype, args.batch, args.micro, args.compile,
                       activation_checkpointing=args.act_ckpt)
     if args.eager_loss:  # the loss outside torch.compile, as the trainer had it for the first H200 figures
-        from lmforge.models.loss import lm_loss
-        tr.loss_fn = lm_loss
+        from lmforge.models.loss import LossFn
+        tr.loss_fn = LossFn("off", compile_model=False)
     step = raw_stepper(tr) if args.loop == "raw" else (lambda: run_steps(tr, 1))
     t0 = time.perf_counter()
     for _ in range(args.warmup):

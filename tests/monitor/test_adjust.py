@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from lmforge.config.load import load_config
 from lmforge.config.schema import EarlyStopConfig, PlateauConfig
 from lmforge.monitor.adjust import EarlyStopping, ReduceLROnPlateau, improved
+from lmforge.train.distributed import DistInfo
 from lmforge.train.loop import Callback
 
 from ._runs import make_token_run, monitored, read_jsonl, train
@@ -24,7 +25,7 @@ class Events(list):
 
 def drive(cb, values, every: int = 10) -> SimpleNamespace:
     """Feed val_loss values as evaluations at steps every, 2*every, ...; stop when the callback says so."""
-    trainer = SimpleNamespace(step=0, should_stop=False, lr_at=lambda s, c: 1e-2, cfg=None)
+    trainer = SimpleNamespace(step=0, should_stop=False, lr_at=lambda s, c: 1e-2, cfg=None, dist=DistInfo())
     cb.on_train_start(trainer)
     for i, v in enumerate(values, 1):
         trainer.step = i * every

@@ -10,6 +10,7 @@ import torch
 from lmforge.config.schema import ModelConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model
+from lmforge.monitor import build_callbacks
 from lmforge.tokens.loader import document_mask
 from lmforge.train.stage import run_train
 
@@ -50,7 +51,7 @@ def _with_documents(root: Path):
 def test_training_with_document_masks_learns(tmp_path: Path):
     run = _with_documents(tmp_path / "run")
     cfg = tiny_config("train.doc_mask=true", "train.steps=30")
-    summary = run_train(run, cfg, show_progress=False)
+    summary = run_train(run, cfg, show_progress=False, callbacks=build_callbacks)  # metrics.jsonl, as `lmforge train`
     losses = [line for line in run.metrics.read_text().splitlines() if '"kind": "train"' in line]
     assert summary["step"] == 30 and len(losses) == 30
 

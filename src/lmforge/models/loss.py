@@ -44,6 +44,13 @@ class LossFn:
         self.fn: Callable[..., torch.Tensor] | None = None if self.mode == "auto" else (
             torch.compile(lm_loss) if self.mode == "on" else lm_loss)
 
+    def replan(self, calls: int) -> None:
+        """The run turned out `calls` micro-batches long (a time budget fixed its steps): forget an
+        `auto` choice made for another length, so it is made as a run of this length makes it."""
+        self.calls = calls
+        if self.mode == "auto":
+            self.fn = None
+
     @property
     def compiled(self) -> bool:
         return self.fn is not None and self.fn is not lm_loss

@@ -10,6 +10,7 @@ gives the same loss and gradients (the bug of transformers #37766 cannot happen 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import shutil
 import signal
@@ -169,8 +170,7 @@ class Trainer:
                                "batch-size warmup are not available for it",
                                "unset train.micro_batch_size/grad_accum/batch_warmup_steps and run one process")
         self.scaler = torch.amp.GradScaler("cuda") if cfg.dtype == "float16" else None
-        self.loss_fn: Callable[..., torch.Tensor] = LossFn(cfg.compile_loss, cfg.compile,
-                                                           calls=cfg.steps * self.plan.accum)
+        self.loss_fn = LossFn(cfg.compile_loss, cfg.compile, calls=cfg.steps * self.plan.accum)
         self.step = 0
         self.tokens_seen = 0
         self.should_stop = False
@@ -218,6 +218,30 @@ class Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return rng
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a training step changes, copied in memory: weights, optimizer state, step
+        and counters, RNG and loader position. `rollback` puts it back, so steps taken in between
+        (a speed probe; later, a repair that retries) leave no trace."""
+        return copy.deepcopy({
+            "model": self.raw_model.state_dict(), "optim": [o.state_dict() for o in self.optimizers()],
+            "rng": torch.get_rng_state(), "loader": self.loader.state_dict(),
+            "counters": {k: getattr(self, k) for k in ("step", "tokens_seen", "bad_steps", "skipped_steps",
+                                                        "last_loss", "last_lr")},
+            "carried": self.raw_model.carried_state()})
+
+    def rollback(self, snap: dict[str, Any]) -> None:
+        """Return to a `snapshot` exactly."""
+        snap = copy.deepcopy(snap)
+        self.raw_model.load_state_dict(snap["model"])
+        for opt, state in zip(self.optimizers(), snap["optim"], strict=True):
+            opt.load_state_dict(state)
+        torch.set_rng_state(snap["rng"])
+        self.loader.load_state_dict(snap["loader"])
+        for key, value in snap["counters"].items():
+            setattr(self, key, value)
+        self.raw_model.load_carried_state(snap["carried"])
+        self.optimizer.zero_grad(set_to_none=True)
 
     def weights_finite(self) -> bool:
         return all(bool(torch.isfinite(p.detach()).all()) for p in self.raw_model.parameters())

@@ -1,0 +1,96 @@
+"""Training to a time budget: how many steps fit in `train.time_budget` seconds on this machine.
+
+Cutting a run off when time is up (`train.max_seconds`) stops it mid-schedule, with the LR still
+high. Budgeted training (Li, Yumer & Ramanan, "Budgeted Training", ICLR 2020) instead fits the
+whole schedule to the budget, so the LR decays to its floor when the time runs out; they find a
+schedule that decays linearly to the end of the budget does well at every budget.
+
+lmforge measures rather than guesses: before training, a short probe times a few real steps
+and one validation pass on the real model and batches, then rolls every state back
+(`Trainer.snapshot`/`rollback`). The step count that fits is fixed from then on and written to
+`train.budget_steps`, so the run is an ordinary fixed-step run: `config.yaml` records how many
+steps ran and why, and `lmforge run RUN/config.yaml` repeats it exactly on any machine.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+from lmforge.errors import LmforgeError
+from lmforge.train.distributed import all_reduce_sum
+from lmforge.train.loop import Trainer
+
+PROBE_STEPS = 8  # timed steps; the first of them pays one-time costs and is not counted
+MARGIN = 0.97  # of the budget planned for, leaving room for checkpoints and a slower stretch
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """What the probe measured and the step count it gives."""
+
+    budget_s: float
+    step_s: float
+    eval_s: float
+    steps: int
+
+    def why(self) -> str:
+        return (f"{self.steps} steps fit train.time_budget={self.budget_s:g}s: measured {self.step_s * 1e3:.1f} ms "
+                f"per step and {self.eval_s:.2f} s per validation pass on this machine")
+
+
+def steps_in_budget(budget_s: float, step_s: float, eval_s: float, eval_interval: int) -> int:
+    """Steps n with n·step + (n/eval_interval + 1)·eval <= MARGIN·budget: the periodic validation
+    passes and the final one are part of training's time."""
+    usable = budget_s * MARGIN - eval_s
+    return max(0, int(usable / (step_s + eval_s / eval_interval)))
+
+
+def probe(trainer: Trainer, steps: int = PROBE_STEPS) -> tuple[float, float]:
+    """Median seconds per training step and seconds per validation pass, measured on the real
+    model and data, with every state put back afterwards."""
+    snap = trainer.snapshot()
+    times = []
+    try:
+        for _ in range(steps):
+            start = time.perf_counter()
+            trainer.train_step()
+            times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        if trainer.val_data is not None:
+            trainer.val_loss()
+        eval_s = time.perf_counter() - start if trainer.val_data is not None else 0.0
+    finally:
+        trainer.rollback(snap)
+    step_s = statistics.median(times[1:] if len(times) > 1 else times)
+    if trainer.dist.world > 1:  # every process must settle on the same count
+        both = all_reduce_sum(torch.tensor([step_s, eval_s], device=trainer.device), trainer.dist)
+        step_s, eval_s = (float(v) / trainer.dist.world for v in both)
+    return step_s, eval_s
+
+
+def fit_to_budget(trainer: Trainer) -> BudgetPlan:
+    """Measure, choose the step count, and set it on the trainer's config (steps, budget_steps).
+    A budget that cannot hold the warmup and a few steps more is refused before training."""
+    cfg = trainer.cfg
+    budget = float(cfg.time_budget or 0)
+    step_s, eval_s = probe(trainer)
+    steps = steps_in_budget(budget, step_s, eval_s, cfg.eval_interval)
+    plan = BudgetPlan(budget, step_s, eval_s, steps)
+    least = cfg.warmup_steps + 1
+    if steps < least:
+        fits = "not one step fits" if steps < 1 else f"only {steps} steps fit"
+        raise LmforgeError(
+            f"train.time_budget={budget:g}s is too small: {fits} at {step_s * 1e3:.1f} ms per step "
+            f"(+ {eval_s:.2f} s per validation pass), and the schedule needs more than "
+            f"train.warmup_steps={cfg.warmup_steps}",
+            f"raise train.time_budget to at least {(least * step_s + 2 * eval_s) / MARGIN:.0f}s, "
+            "lower train.warmup_steps, or use a smaller model")
+    cfg.steps = steps
+    cfg.budget_steps = steps
+    # the compiled-loss choice weighs the run's length: weigh it for the steps that will run
+    trainer.loss_fn.replan(steps * trainer.plan.accum)
+    return plan
