@@ -42,13 +42,23 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("tokenize", ("tokenizer",), ("data",), lambda r: r.tokens / "meta.json",
           lambda r, c, o: run_tokenize(r, c.tokenizer, c.model.vocab_size)),
     Stage("train", ("model", "train"), ("tokenize",), lambda r: r.checkpoints,
-          lambda r, c, o: run_train(r, c, resume=o.get("resume", False), callbacks=build_callbacks)),
+          lambda r, c, o: _train(r, c, resume=o.get("resume", False))),
     Stage("eval", ("eval",), ("train",), lambda r: r.eval,
           lambda r, c, o: run_eval(r, c, callbacks=build_callbacks)),
     Stage("report", ("report",), ("data", "tokenize", "train", "eval"), lambda r: r.report / "index.html",
           lambda r, c, o: run_report(r, c.report.title)),
 ]}
 ORDER = list(STAGES)
+
+
+def _train(run: RunDir, cfg: Config, resume: bool) -> dict[str, Any]:
+    """The train stage with the pipeline's monitoring. A time-budgeted run has measured its step
+    count (train.budget_steps): config.yaml records it, so the run repeats exactly from there."""
+    measured = cfg.train.time_budget is not None and cfg.train.budget_steps is None
+    summary = run_train(run, cfg, resume=resume, callbacks=build_callbacks)
+    if measured:
+        atomic_write_text(run.config, dump_config(cfg))
+    return summary
 RUNNER_KEYS = ("executor", "ray", "slurm")  # data keys left out of the data stage's identity
 # monitor keys that change what training produces (when it stops, the LR, the final weights); the
 # rest of `monitor` (sinks, console, statistics, live control) only observes, so it is left out
@@ -83,6 +93,10 @@ def stage_identity(run: RunDir, cfg: Config, stage: Stage) -> str:
     sections = [cfg.section(s) for s in stage.sections]
     if stage.name == "data":  # who runs phase 1 (local, Ray, Slurm) does not change what it makes
         sections = [{k: v for k, v in sections[0].items() if k not in RUNNER_KEYS}]
+    if stage.name == "train" and cfg.train.time_budget is not None:
+        # the budget decides the step count: a run that recorded what it measured (budget_steps)
+        # is the same stage as the one that measured it
+        sections[1] = {k: v for k, v in sections[1].items() if k not in ("steps", "budget_steps")}
     if stage.name == "train":  # only non-default values count, so runs that use none keep their identity
         monitor, default = cfg.section("monitor"), MonitorConfig().model_dump(mode="json")
         changed = {k: monitor[k] for k in TRAIN_MONITOR_KEYS if monitor[k] != default[k]}

@@ -300,6 +300,10 @@ ScheduleName = Literal["constant", "linear", "cosine", "wsd", "step", "exponenti
                        "triangular", "triangular2", "exp_range", "one_cycle"]
 
 
+# schedules whose shape follows the run's length, so a time budget can set it (train/budget.py)
+BUDGET_SCHEDULES = ("constant", "linear", "cosine", "wsd", "one_cycle", "exponential")
+
+
 class TrainConfig(Section):
     """Optimizer, schedule, batch, precision, checkpoints and the loop's rhythm (docs/training.md)."""
 
@@ -366,7 +370,27 @@ class TrainConfig(Section):
     distributed: Literal["ddp", "fsdp"] = Field("ddp", description="under torchrun: how to spread the model")
     threads: int = Field(0, ge=0, description="CPU threads; 0 uses every core")
     seed: int = 1337
-    max_seconds: float | None = Field(None, gt=0, description="stop training after this wall time")
+    max_seconds: float | None = Field(None, gt=0, description="stop training after this wall time, wherever the "
+                                      "schedule is (time_budget fits the schedule to the time instead)")
+    time_budget: float | None = Field(None, gt=0, description="seconds of training: a probe measures how many steps "
+                                      "fit, and the schedule ends with the budget (docs/training.md)")
+    budget_steps: int | None = Field(None, ge=1, description="written by a time-budgeted run: the steps its budget "
+                                     "gave there; when set, the run trains exactly that many and measures nothing")
+
+    @model_validator(mode="after")
+    def _budget_schedule(self) -> TrainConfig:
+        """A time budget sets the step count, so the schedule must stretch to it: a shape fixed in
+        steps (step_size cycles, a given gamma, inverse square root) would not end with the budget."""
+        if self.time_budget is None:
+            return self
+        fixed = (self.schedule in ("step", "triangular", "triangular2", "exp_range", "inverse_sqrt")
+                 or (self.schedule == "exponential" and self.gamma is not None))
+        if fixed:
+            name = f"{self.schedule} with gamma" if self.schedule == "exponential" else self.schedule
+            raise ValueError(f"schedule '{name}' cannot "
+                             "follow train.time_budget: its shape is fixed in steps, not by the run's length; use "
+                             f"{', '.join(BUDGET_SCHEDULES)} (exponential without gamma)")
+        return self
 
     @field_validator("fused", "compile_loss", mode="before")
     @classmethod
@@ -448,7 +472,9 @@ class AverageConfig(Section):
 class MonitorConfig(Section):
     """Dashboards, training statistics and live adjustment (docs/monitoring.md)."""
 
-    console: Literal["auto", "panel", "bar", "none"] = "auto"
+    console: Literal["auto", "panel", "bar", "lines", "none"] = Field(
+        "auto", description="auto: live panel on a terminal, plain progress lines otherwise (files, CI); "
+        "panel and bar also print lines without a terminal")
     tensorboard: bool = True
     wandb: bool = False
     wandb_mode: Literal["offline", "online"] = Field("offline", description="offline sends nothing anywhere")

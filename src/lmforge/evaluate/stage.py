@@ -9,6 +9,7 @@ stage when it exists; and cross-validation when eval.cv_folds >= 2.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,6 +34,7 @@ from lmforge.tokens.store import (
     read_meta,
 )
 from lmforge.tokens.tokenizer import token_byte_lengths
+from lmforge.train import checkpoint as ckpt
 from lmforge.train.loop import CallbackFactory
 
 
@@ -59,6 +61,16 @@ def run_tasks(model: nn.Module, tok: Tokenizer, run: RunDir, cfg: Config,
     for name, (items, origin) in (load_tasks(run, cfg) if tasks is None else tasks).items():
         lls = score_items(model, tok, items, cfg.model.block_size, eos_id, cfg.eval.batch_size * 2, cfg.train.dtype)
         out[name] = {"source": origin, **task_metrics(items, lls, cfg.eval.bootstrap_rounds, cfg.eval.seed)}
+    return out
+
+
+def training_record(run: RunDir, cfg: Config, checkpoint: Path) -> dict[str, Any]:
+    """How many steps made the scored checkpoint, and why that many (a time budget measures them)."""
+    out: dict[str, Any] = {"steps": cfg.train.steps, "checkpoint_step": int(checkpoint.name.removeprefix(ckpt.STEP_PREFIX))}
+    if cfg.train.time_budget is not None:
+        summary = (run.stage_record("train") or {}).get("summary") or {}
+        out["budget"] = summary.get("budget") or {"time_budget_s": cfg.train.time_budget,
+                                                  "steps": cfg.train.budget_steps}
     return out
 
 
@@ -93,6 +105,7 @@ def run_eval(run: RunDir, cfg: Config, callbacks: CallbackFactory | None = None)
     ]
     meta = read_meta(run.tokens)
     results["tokenizer"] = {"kind": meta["kind"], "vocab_size": meta["vocab_size"]}
+    results["training"] = training_record(run, cfg, latest)
     results["leakage"] = read_leakage(run)
     results["intervals"] = {"method": "percentile bootstrap, 95%", "rounds": cfg.eval.bootstrap_rounds,
                             "unit": "document (LM metrics), item (tasks)"}

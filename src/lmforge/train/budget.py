@@ -44,7 +44,7 @@ class BudgetPlan:
 
 def steps_in_budget(budget_s: float, step_s: float, eval_s: float, eval_interval: int) -> int:
     """Steps n with n·step + (n/eval_interval + 1)·eval <= MARGIN·budget: the periodic validation
-    passes and the final one are part of training's time."""
+    passes and the final one are part of training's time; the margin covers checkpoint saves."""
     usable = budget_s * MARGIN - eval_s
     return max(0, int(usable / (step_s + eval_s / eval_interval)))
 
@@ -77,17 +77,19 @@ def fit_to_budget(trainer: Trainer) -> BudgetPlan:
     A budget that cannot hold the warmup and a few steps more is refused before training."""
     cfg = trainer.cfg
     budget = float(cfg.time_budget or 0)
+    started = time.perf_counter()
     step_s, eval_s = probe(trainer)
-    steps = steps_in_budget(budget, step_s, eval_s, cfg.eval_interval)
+    spent = time.perf_counter() - started  # the probe's time (and a first compile) comes out of the budget
+    steps = steps_in_budget(budget - spent, step_s, eval_s, cfg.eval_interval)
     plan = BudgetPlan(budget, step_s, eval_s, steps)
     least = cfg.warmup_steps + 1
     if steps < least:
         fits = "not one step fits" if steps < 1 else f"only {steps} steps fit"
         raise LmforgeError(
             f"train.time_budget={budget:g}s is too small: {fits} at {step_s * 1e3:.1f} ms per step "
-            f"(+ {eval_s:.2f} s per validation pass), and the schedule needs more than "
-            f"train.warmup_steps={cfg.warmup_steps}",
-            f"raise train.time_budget to at least {(least * step_s + 2 * eval_s) / MARGIN:.0f}s, "
+            f"(+ {eval_s:.2f} s per validation pass, {spent:.1f} s to measure them), and the schedule "
+            f"needs more than train.warmup_steps={cfg.warmup_steps}",
+            f"raise train.time_budget to at least {spent + (least * step_s + 2 * eval_s) / MARGIN:.0f}s, "
             "lower train.warmup_steps, or use a smaller model")
     cfg.steps = steps
     cfg.budget_steps = steps

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from lmforge.tokens.loader import build_loader
 from lmforge.tokens.store import META, load_doc_starts, load_tokens, read_meta
 from lmforge.tokens.stream import StreamWindows
 from lmforge.train import checkpoint as ckpt
+from lmforge.train.budget import fit_to_budget
 from lmforge.train.distributed import DistInfo, device_for, init_distributed, wrap_model
 from lmforge.train.loop import Callback, CallbackFactory, Trainer, global_rows
 from lmforge.train.optim import build_optimizer
@@ -127,8 +129,16 @@ def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = 
 def run_train(run: RunDir, cfg: Config, resume: bool = False, show_progress: bool = True,
               callbacks: CallbackFactory | None = None) -> dict[str, Any]:
     """The train stage: build (or resume) the trainer, fit, record start and end in events.jsonl."""
+    if cfg.train.time_budget is not None and cfg.train.budget_steps is not None:
+        cfg.train.steps = cfg.train.budget_steps  # measured once, by the run that wrote it
     trainer = build_trainer(run, cfg, resume, show_progress, callbacks)
     info: DistInfo = trainer.dist
+    budget = None
+    if cfg.train.time_budget is not None and cfg.train.budget_steps is None:
+        budget = fit_to_budget(trainer)  # sets cfg.train.steps and budget_steps
+        if info.is_main:
+            console.print(f"train: {budget.why()}")
+            run.event("budget", budget.why(), step=trainer.step, **asdict(budget))
     params = count_parameters(trainer.raw_model)
     plan = trainer.plan
     if info.is_main:
@@ -145,4 +155,8 @@ def run_train(run: RunDir, cfg: Config, resume: bool = False, show_progress: boo
         console.print(f"[yellow]interrupted at step {trainer.step}; checkpoint saved. "
                       f"Continue with `lmforge train {run.root} --resume`")
         raise KeyboardInterrupt
-    return {"step": trainer.step, "val_loss": trainer.last_val, "params": params}
+    summary = {"step": trainer.step, "val_loss": trainer.last_val, "params": params}
+    if cfg.train.time_budget is not None:
+        summary["budget"] = {"time_budget_s": cfg.train.time_budget, "steps": cfg.train.budget_steps,
+                             "why": budget.why() if budget else "train.budget_steps, from the run that measured it"}
+    return summary

@@ -1,0 +1,90 @@
+"""Training to a time budget: the probe leaves no trace, the run ends within its budget with the
+LR at its floor, the recorded step count repeats the run exactly, and bad budgets are refused
+before training."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lmforge.config.load import load_config
+from lmforge.errors import LmforgeError
+from lmforge.rundir import RunDir
+from lmforge.train import checkpoint as ckpt
+from lmforge.train.budget import probe, steps_in_budget
+from lmforge.train.stage import new_trainer, run_train
+from tests.helpers.runs import tiny_config
+
+
+def test_steps_in_budget_counts_the_validation_passes() -> None:
+    # 10 s at 10 ms a step and 0.5 s per validation every 100 steps: n·0.01 + (n/100 + 1)·0.5 <= 9.7
+    n = steps_in_budget(10.0, 0.01, 0.5, 100)
+    assert n == int((10.0 * 0.97 - 0.5) / (0.01 + 0.005))
+    assert n * 0.01 + (n / 100 + 1) * 0.5 <= 10.0
+    assert steps_in_budget(0.1, 0.05, 0.2, 10) == 0
+
+
+def test_the_probe_leaves_no_trace(tiny_run) -> None:
+    cfg = tiny_config("train.steps=6")
+    probed = new_trainer(tiny_run, cfg)
+    step_s, eval_s = probe(probed, steps=4)
+    assert step_s > 0 and eval_s > 0 and probed.step == 0 and probed.tokens_seen == 0
+    plain = new_trainer(tiny_run, tiny_config("train.steps=6"))
+    for _ in range(6):
+        assert probed.train_step() == plain.train_step()  # bit for bit, as if never probed
+    for a, b in zip(probed.raw_model.parameters(), plain.raw_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_budgeted_run_ends_within_its_budget_at_the_lr_floor(tiny_run) -> None:
+    budget = 6.0
+    cfg = tiny_config("train.steps=100000", f"train.time_budget={budget}", "train.eval_interval=50",
+                      "train.checkpoint_interval=100000", "train.warmup_steps=5")
+    started = time.perf_counter()
+    summary = run_train(tiny_run, cfg, show_progress=False)
+    elapsed = time.perf_counter() - started
+    steps = cfg.train.budget_steps
+    assert steps is not None and steps > 5 and cfg.train.steps == steps == summary["step"]
+    assert summary["budget"]["steps"] == steps and "ms per step" in summary["budget"]["why"]
+    # within the budget; the slack covers setup (model, loaders) and a noisy shared machine
+    assert elapsed < budget * 1.25, f"{elapsed:.1f}s for a {budget}s budget ({steps} steps)"
+    trainer = new_trainer(tiny_run, cfg)  # the schedule the run followed, at its last step
+    assert trainer.lr_at(steps - 1, cfg.train) == pytest.approx(cfg.train.min_lr)
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    latest = ckpt.latest_valid(run_dir / "checkpoints")
+    return load_file(str(latest / "model.safetensors"))
+
+
+def test_the_recorded_config_repeats_a_budgeted_run_exactly(tmp_path: Path) -> None:
+    from lmforge.pipeline import run_all
+
+    small = ["data.max_docs=4", "train.time_budget=8", "train.threads=1", "train.dtype=float32",
+             "train.eval_interval=40", "train.checkpoint_interval=100000", "eval.bootstrap_rounds=0",
+             "eval.samples=0", "eval.tasks=[]", "eval.max_tokens=2000", "monitor.console=none"]
+    first = tmp_path / "first"
+    run_all_cfg = load_config(None, "smoke", small)
+    run_all(RunDir(first), run_all_cfg, stages=["data", "tokenize", "train"])
+    recorded = load_config(first / "config.yaml")
+    assert recorded.train.budget_steps == recorded.train.steps == run_all_cfg.train.budget_steps
+    again = tmp_path / "again"
+    run_all(RunDir(again), recorded, stages=["data", "tokenize", "train"])
+    a, b = _weights(first), _weights(again)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_budget_too_small_for_the_warmup_is_refused_before_training(tiny_run) -> None:
+    cfg = tiny_config("train.time_budget=0.05", "train.warmup_steps=50")
+    with pytest.raises(LmforgeError, match="too small"):
+        run_train(tiny_run, cfg, show_progress=False)
+    assert ckpt.list_checkpoints(tiny_run.checkpoints) == []
+
+
+def test_a_schedule_that_cannot_follow_a_budget_is_a_config_error() -> None:
+    with pytest.raises(LmforgeError, match="cannot follow train.time_budget"):
+        tiny_config("train.time_budget=60", "train.schedule=triangular")
