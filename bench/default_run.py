@@ -1,7 +1,7 @@
 """The foundation benchmark: the `default` preset end to end — wall time per stage and test bits per byte.
 
 Usage: python bench/default_run.py [--repeats N] [--preset NAME]
-Peer figure (from ANCHORS.md, measured earlier on this kind of machine, not re-run here):
+Peer figure (measured earlier on this kind of machine, not re-run here):
 nanoGPT's CPU recipe on this corpus reaches 2.70 bits/char after 2,000 steps (~85 s of training)
 and 2.39 after 5,500 steps (~230 s).
 """

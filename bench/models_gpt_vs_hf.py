@@ -27,7 +27,7 @@ from lmforge.models.registry import build_model
 
 SHAPES = {"nanoGPT CPU 4x4x128 ctx64 b12": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "batch": 12},
           "6x6x384 ctx256 b8": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "batch": 8}}
-VOCAB = 84  # the built-in corpus, char-level (ANCHORS.md)
+VOCAB = 84  # the built-in corpus, char-level
 
 
 def systems(shape: dict) -> dict[str, torch.nn.Module]:

@@ -154,7 +154,7 @@ class NanoSystem:
 
 class HFSystem(NanoSystem):
     """Hugging Face's GPT2LMHeadModel (GPT-2's tanh GELU and biases) in the same plain loop:
-    the "HF plain loop" row of ANCHORS.md, against which nanoGPT measured ~1.3x."""
+    the "HF plain loop" of the reference baselines, against which nanoGPT measured ~1.3x."""
 
     def __init__(self, shape: Shape, data: np.ndarray, seed: int = 0) -> None:
         import transformers
@@ -229,7 +229,7 @@ def make_system(name: str, shape: Shape, data: np.ndarray) -> NanoSystem | Lmfor
 
 
 def matmul_peak(n: int = 2048, dtype: torch.dtype = torch.float32, reps: int = 5) -> float:
-    """Measured torch.mm FLOP/s at n x n (the denominator of MFU, as ANCHORS.md does)."""
+    """Measured torch.mm FLOP/s at n x n (the denominator of MFU, as the reference baselines use)."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)
     times = []

@@ -129,7 +129,7 @@ def file_sha256(path: Path) -> str:
 
 
 class RunDir:
-    """Paths of one run directory (see DESIGN.md for the layout)."""
+    """Paths of one run directory (the layout: docs/architecture.md, 'The run directory')."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)

@@ -41,7 +41,7 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(cfg.n_embd, cfg.mlp_dim, bias=cfg.bias)
         self.proj = nn.Linear(cfg.mlp_dim, cfg.n_embd, bias=cfg.bias)
-        # exact GELU is several times cheaper on CPU than GPT-2's tanh form (ANCHORS.md); the tanh
+        # exact GELU is several times cheaper on CPU than GPT-2's tanh form (bench/models_gpt_vs_hf.py); the tanh
         # form is kept for loading GPT-2 checkpoints ("gelu_new" in transformers)
         self.approximate = "tanh" if cfg.activation == "gelu_tanh" else "none"
 

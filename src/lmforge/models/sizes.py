@@ -12,7 +12,7 @@ from typing import Any
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "gpt": {
         "tiny": {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64},
-        # nanoGPT's CPU recipe shape (ANCHORS.md: 4x4x128, ctx 64)
+        # nanoGPT's CPU recipe shape (4 layers, 4 heads, width 128, context 64)
         "small": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64},
         "base": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256},
         # Radford et al. 2019, GPT-2 small: 124M parameters with the 50257 vocabulary

@@ -36,7 +36,7 @@ def flops_per_token(model: nn.Module, n_layer: int, n_head: int, n_embd: int, bl
 
 def measure_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 1024) -> float:
     """This machine's measured matmul rate (median of 5), the MFU denominator when none is given.
-    A measured rate, not a spec sheet: it is what the ANCHORS baselines use on CPU."""
+    A measured rate, not a spec sheet: the CPU baselines in docs/benchmarks.md use the same."""
     key = (str(device), str(dtype))
     if key not in _PEAK_CACHE:
         a = torch.randn(n, n, device=device, dtype=dtype)
