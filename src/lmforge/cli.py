@@ -3,31 +3,93 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
 from rich.markup import escape
 
 from lmforge.config.load import load_config, preset_names
 from lmforge.config.schema import Config
-from lmforge.console import console
+from lmforge.console import console, say, set_quiet
 from lmforge.errors import LmforgeError, StagePending
 from lmforge.rundir import RunDir
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="lmforge: the whole training flow of a language model, measured and explained.")
 
-compare_app = typer.Typer(no_args_is_help=True, help="Measured comparisons that feed the course tables.")
-model_app = typer.Typer(no_args_is_help=True, help="Model families, sizes and initialisation.")
+class _CleanHelp:
+    """Help without a value type beside flags: typer prints `--force <bool>`, which reads as if the
+    flag took a value (it takes none). A flag's empty metavar leaves that column blank."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_CleanHelp, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_CleanHelp, typer.core.TyperGroup):
+    pass
+
+
+class _Typer(typer.Typer):
+    """typer.Typer whose groups and commands use the clean help above."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=_Group, **kwargs)
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+app = _Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+             help="lmforge: the whole training flow of a language model, measured and explained.")
+
+compare_app = _Typer(no_args_is_help=True, help="Measured comparisons that feed the course tables.")
+model_app = _Typer(no_args_is_help=True, help="Model families, sizes and initialisation.")
 app.add_typer(compare_app, name="compare")
 app.add_typer(model_app, name="model")
 
+# Argument help is rich markup (typer's rich mode), where `[CONFIG]` is a style tag and vanishes:
+# the help texts below use no square brackets.
 PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help="a preset from `lmforge presets`")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="a YAML config file")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="rerun even if the stage is unchanged")]
-RunArg = Annotated[Path, typer.Argument(help="the run directory")]
-Overrides = Annotated[list[str] | None, typer.Argument(help="overrides such as train.steps=500")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="print only errors and the final line")]
+RunArg = Annotated[Path, typer.Argument(metavar="RUN_DIR", help="the run directory")]
+Overrides = Annotated[list[str] | None, typer.Argument(
+    metavar="KEY=VALUE", help="config overrides as section.key=value, e.g. train.steps=500")]
+ConfigAndOverrides = Annotated[list[str] | None, typer.Argument(
+    metavar="CONFIG|KEY=VALUE",
+    help="an optional YAML config file, then overrides as section.key=value, e.g. train.steps=500")]
+
+
+def _version(value: bool) -> None:
+    """--version: the installed package's version, from its metadata (one number, pyproject's)."""
+    if not value:
+        return
+    try:
+        typer.echo(f"lmforge {package_version('lmforge')}")
+    except PackageNotFoundError:
+        raise LmforgeError("lmforge is not installed, so it has no version to show",
+                           "install it with `pip install -e .` in the repository") from None
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """lmforge: the whole training flow of a language model, measured and explained."""
 
 
 def _split_config_arg(args: list[str]) -> tuple[Path | None, list[str]]:
@@ -59,24 +121,31 @@ def _existing_run(run_dir: Path) -> Path:
 
 
 def _stage(name: str, run_dir: Path, config: Path | None, preset: str | None, overrides: list[str] | None,
-           force: bool, **opts: object) -> None:
+           force: bool, quiet: bool, **opts: object) -> None:
     from lmforge.pipeline import run_stage_command
 
+    set_quiet(quiet)
     run = RunDir(run_dir)
-    run_stage_command(run, resolve(run, config, preset, overrides or []), name, force, **opts)
+    ran = run_stage_command(run, resolve(run, config, preset, overrides or []), name, force, **opts)
+    if quiet:  # the pipeline's own last line was silenced with the rest
+        record = run.stage_record(name) or {}
+        say(f"{name}: done in {record['seconds']:.1f}s" if ran and "seconds" in record
+            else f"{name}: unchanged, skipped", markup=False)
 
 
 @app.command()
 def run(
-    args: Annotated[list[str] | None, typer.Argument(help="[CONFIG] [section.key=value ...]")] = None,
+    args: ConfigAndOverrides = None,
     preset: PresetOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default runs/NAME)")] = None,
     force: ForceOpt = False,
     config_file: ConfigOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run the whole flow: data, tokenize, train, eval, report."""
     from lmforge.pipeline import run_all
 
+    set_quiet(quiet)
     config, overrides = _split_config_arg(args or [])
     if config_file is not None:  # -c, as the stage commands take it; then every argument is an override
         if config is not None:
@@ -86,30 +155,31 @@ def run(
     cfg = load_config(config, preset, overrides)
     run_dir = RunDir(out or Path("runs") / cfg.name)
     run_all(run_dir, cfg, force=force)
-    console.print(f"[bold green]done[/]: report at {run_dir.report / 'index.html'}")
+    say(f"[bold green]done[/]: report at {escape(str(run_dir.report / 'index.html'))}")
 
 
 @app.command()
 def data(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
-         force: ForceOpt = False) -> None:
+         force: ForceOpt = False, quiet: QuietOpt = False) -> None:
     """Read, clean, deduplicate and split documents into RUN_DIR/data."""
-    _stage("data", run_dir, config, preset, overrides, force)
+    _stage("data", run_dir, config, preset, overrides, force, quiet)
 
 
 @app.command()
 def tokenize(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
-             force: ForceOpt = False) -> None:
+             force: ForceOpt = False, quiet: QuietOpt = False) -> None:
     """Train the tokenizer and pack every split into token files."""
-    _stage("tokenize", run_dir, config, preset, overrides, force)
+    _stage("tokenize", run_dir, config, preset, overrides, force, quiet)
 
 
 @app.command()
 def train(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
           force: ForceOpt = False,
           resume: Annotated[bool, typer.Option("--resume", help="continue from the newest valid checkpoint")] = False,
+          quiet: QuietOpt = False,
           ) -> None:
     """Train the model on RUN_DIR/tokens, writing checkpoints, metrics.jsonl and TensorBoard logs."""
-    _stage("train", run_dir, config, preset, overrides, force, resume=resume)
+    _stage("train", run_dir, config, preset, overrides, force, quiet, resume=resume)
 
 
 @app.command("eval")
@@ -119,19 +189,21 @@ def eval_(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None
           stratified: Annotated[bool, typer.Option("--stratified", help="stratify the folds by source")] = False,
           repeats: Annotated[int, typer.Option("--repeats", min=1, help="repeat the K folds R times")] = 1,
           cv_steps: Annotated[int | None, typer.Option("--cv-steps", min=1, help="training steps per fold")] = None,
+          quiet: QuietOpt = False,
           ) -> None:
-    """Score the newest checkpoint (eval.json: every metric with its 95% interval, tasks, samples);
-    with --cv K, also train and score K models on k folds of the train+val documents."""
+    """Score the newest checkpoint: every metric with its 95% interval, tasks and samples (eval.json).
+
+    With --cv K, also train and score K models on k folds of the train+val documents."""
     extra = [f"eval.cv_folds={cv}", f"eval.cv_stratified={stratified}", f"eval.cv_repeats={repeats}"] if cv else []
     extra += [f"eval.cv_steps={cv_steps}"] if cv and cv_steps else []
-    _stage("eval", _existing_run(run_dir), config, preset, [*(overrides or []), *extra], force)
+    _stage("eval", _existing_run(run_dir), config, preset, [*(overrides or []), *extra], force, quiet)
 
 
 @app.command()
 def report(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
-           force: ForceOpt = False) -> None:
+           force: ForceOpt = False, quiet: QuietOpt = False) -> None:
     """Write RUN_DIR/report/index.html from what the run directory holds."""
-    _stage("report", _existing_run(run_dir), config, preset, overrides, force)
+    _stage("report", _existing_run(run_dir), config, preset, overrides, force, quiet)
 
 
 @app.command()
@@ -175,8 +247,9 @@ def watch(
 @app.command()
 def ctl(
     run_dir: RunArg,
-    action: Annotated[str, typer.Argument(help="set | pause | resume | save | stop | eval")],
-    changes: Annotated[list[str] | None, typer.Argument(help="for set: live keys such as train.lr=1e-4")] = None,
+    action: Annotated[str, typer.Argument(metavar="ACTION", help="set | pause | resume | save | stop | eval")],
+    changes: Annotated[list[str] | None, typer.Argument(
+        metavar="KEY=VALUE", help="for set: live keys as section.key=value, e.g. train.lr=1e-4")] = None,
     reason: Annotated[str | None, typer.Option(help="why (recorded in events.jsonl)")] = None,
     wait: Annotated[float, typer.Option(min=0.0, help="seconds to wait for the trainer's answer; 0 = don't")] = 60.0,
 ) -> None:
@@ -187,13 +260,13 @@ def ctl(
     typer.echo(f"step {outcome['step']}: {outcome['message']}" if outcome else "sent")
 
 
-lr_app = typer.Typer(no_args_is_help=True, help="Learning-rate schedules: draw them, find a good peak.")
+lr_app = _Typer(no_args_is_help=True, help="Learning-rate schedules: draw them, find a good peak.")
 app.add_typer(lr_app, name="lr")
 
 
 @lr_app.command("plot")
 def lr_plot(
-    args: Annotated[list[str] | None, typer.Argument(help="[CONFIG] [section.key=value ...]")] = None,
+    args: ConfigAndOverrides = None,
     preset: PresetOpt = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write (a .csv of every step beside it)")] = Path(
         "lr_schedule.png"),
@@ -216,7 +289,7 @@ def lr_plot(
 
 @app.command("lr-find")
 def lr_find_cmd(
-    args: Annotated[list[str] | None, typer.Argument(help="[CONFIG] [section.key=value ...]")] = None,
+    args: ConfigAndOverrides = None,
     preset: PresetOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default runs/NAME)")] = None,
     steps: Annotated[int, typer.Option(min=10, help="steps of the exponential sweep")] = 100,
@@ -292,7 +365,9 @@ def compare_tokenizers_cmd(
 
 @model_app.command("info")
 def model_info_cmd(
-    args: Annotated[list[str] | None, typer.Argument(help="[CONFIG] [model.key=value ...]")] = None,
+    args: Annotated[list[str] | None, typer.Argument(
+        metavar="CONFIG|KEY=VALUE",
+        help="an optional YAML config file, then overrides as section.key=value, e.g. model.n_layer=4")] = None,
     preset: PresetOpt = None,
     batch: Annotated[int | None, typer.Option(min=1, help="sequences per batch (default train.batch_size)")] = None,
     vocab: Annotated[int | None, typer.Option(min=2, help="vocabulary size (default from --run or the config)")] = None,
@@ -339,7 +414,7 @@ OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="run directory 
 
 @compare_app.command("architectures")
 def compare_architectures(
-    args: Annotated[list[str] | None, typer.Argument(help="[CONFIG] [section.key=value ...]")] = None,
+    args: ConfigAndOverrides = None,
     only: OnlyOpt = None, out: OutOpt = None,
 ) -> None:
     """GPT, LLaMA, LSTM, GRU and gated CNN at about equal size on the built-in corpus: bits per byte,
@@ -349,7 +424,7 @@ def compare_architectures(
 
 @compare_app.command("init")
 def compare_init(
-    args: Annotated[list[str] | None, typer.Argument(help="[CONFIG] [section.key=value ...]")] = None,
+    args: ConfigAndOverrides = None,
     only: OnlyOpt = None, out: OutOpt = None,
 ) -> None:
     """Init schemes on one GPT: signal at init, loss and gradient norm over the first 100 steps."""
@@ -396,7 +471,7 @@ def presets() -> None:
 def _say(label: str, text: str) -> None:
     """Print `text` verbatim after a styled label: messages quote user input (globs such as
     `blocks.[01].*`, YAML such as `{a:zero}`) that rich would otherwise read as markup or emoji."""
-    console.print(f"{label} {escape(text)}", emoji=False)
+    say(f"{label} {escape(text)}", emoji=False)
 
 
 def main() -> None:
@@ -415,7 +490,7 @@ def main() -> None:
             _say("  [yellow]hint:[/]", exc.hint)
         sys.exit(2)
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
+        say("[yellow]interrupted[/]")
         sys.exit(130)
 
 

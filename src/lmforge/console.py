@@ -1,9 +1,16 @@
 """The console: a rich live panel (or a plain progress bar) during training, and the same panel
-for `lmforge watch`, which rebuilds its state from the run's files."""
+for `lmforge watch`, which rebuilds its state from the run's files. Without a terminal (output
+sent to a file, CI) a live display cannot redraw, so training prints plain lines instead
+(`LinePrinter`), and the other long loops report through a `Ticker`. `--quiet` and `NO_COLOR`
+are honoured here, in one place."""
 
 from __future__ import annotations
 
 import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console, Group
@@ -19,7 +26,64 @@ from rich.progress import (
 from rich.progress_bar import ProgressBar as Bar
 from rich.table import Table
 
-console = Console(stderr=True)
+QUIET_ENV = "LMFORGE_QUIET"  # set by --quiet; an environment variable so worker processes inherit it
+
+
+def _no_color() -> bool:
+    """NO_COLOR (no-color.org): any non-empty value. rich alone drops colours but keeps bold and
+    dim; no colour system at all writes no style codes."""
+    return os.environ.get("NO_COLOR", "") != ""
+
+
+class _Console(Console):
+    """rich's Console, but a message printed to a file stays one line: wrapped at 80 columns it
+    becomes several log lines (a path cut in two, a summary grep cannot find), while a terminal
+    wraps long lines itself. Only text: tables and panels keep their layout."""
+
+    def print(self, *objects: Any, soft_wrap: bool | None = None, **kwargs: Any) -> None:
+        if soft_wrap is None and not self.is_terminal and all(isinstance(o, str) for o in objects):
+            soft_wrap = True
+        super().print(*objects, soft_wrap=soft_wrap, **kwargs)
+
+
+console = _Console(stderr=True, color_system=None if _no_color() else "auto",
+                   quiet=os.environ.get(QUIET_ENV, "") not in ("", "0"))
+
+
+def set_quiet(quiet: bool) -> None:
+    """--quiet: only errors and the command's last line are printed (see `say`). Kept in the
+    environment too, so datatrove's and the tokenizer's worker processes stay quiet."""
+    console.quiet = quiet
+    if quiet:
+        os.environ[QUIET_ENV] = "1"
+    else:
+        os.environ.pop(QUIET_ENV, None)
+
+
+def say(text: str, **kwargs: Any) -> None:
+    """Print even under --quiet: errors and a command's final line are what --quiet keeps."""
+    quiet, console.quiet = console.quiet, False
+    try:
+        console.print(text, **kwargs)
+    finally:
+        console.quiet = quiet
+
+
+def plain(text: str) -> None:
+    """A progress line exactly as written: no markup, no number highlighting, no wrapping (log
+    readers and grep see one line per update)."""
+    console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+@contextmanager
+def kept_on_stderr() -> Iterator[None]:
+    """Keep the console on this process's stderr while a library's own chatter is swallowed with
+    contextlib.redirect_stderr (rich looks up sys.stderr at each print, so it would follow)."""
+    console.file = console.file  # pin the stream the console uses now
+    try:
+        yield
+    finally:
+        console.file = None  # type: ignore[assignment]  # back to following sys.stderr
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -119,10 +183,131 @@ class ProgressBar:
         self.progress.stop()
 
 
-def make_panel(mode: str, title: str) -> LivePanel | ProgressBar | None:
-    """"auto": the live panel on a terminal, the one-line bar otherwise (logs stay readable)."""
-    if mode == "none":
+class Pace:
+    """When the next progress line is due: each time another tenth of the work is done, or
+    `max_gap_s` after the last line, whichever comes first; never sooner than `min_gap_s` after
+    the last line (of any Pace sharing `shared`), nor before `delay_s` from the start (a loop that
+    ends quickly prints nothing; one that does not gets its first line then). Without a known
+    total, only time counts."""
+
+    def __init__(self, total: float | None, delay_s: float = 0.0, min_gap_s: float = 0.0,
+                 max_gap_s: float = 30.0, fraction: float = 0.1, shared: list[float] | None = None) -> None:
+        self.total, self.fraction = total or None, fraction
+        self.delay_s, self.min_gap_s, self.max_gap_s = delay_s, min_gap_s, max_gap_s
+        self.shared = shared if shared is not None else [-math.inf]
+        self.started = self.last = time.monotonic()
+        self.next_done = self._boundary_after(0.0)
+
+    def _boundary_after(self, done: float) -> float:
+        if self.total is None:
+            return math.inf
+        step = self.total * self.fraction
+        return (math.floor(done / step) + 1) * step
+
+    def restart(self, done: float, total: float | None) -> None:
+        """Count from `done` of `total` (training resumed part-way)."""
+        self.total = total or None
+        self.started = self.last = time.monotonic()
+        self.next_done = self._boundary_after(done)
+
+    def due(self, done: float) -> bool:
+        now = time.monotonic()
+        if now - self.started < self.delay_s or now - self.shared[0] < self.min_gap_s:
+            return False
+        first = self.delay_s > 0 and self.last == self.started  # a slow loop says so once the delay is up
+        if not first and done < self.next_done and now - self.last < self.max_gap_s:
+            return False
+        self.last = self.shared[0] = now
+        self.next_done = self._boundary_after(done)
+        return True
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+class LinePrinter:
+    """Training progress as plain lines for logs and CI, where a live display cannot redraw (it
+    would print only when training ends): step/total, loss, val loss, tokens/s and ETA, every
+    tenth of the steps or every 30 s, whichever comes first. Each number is one that the Monitor
+    also writes to metrics.jsonl."""
+
+    def __init__(self, label: str = "train") -> None:
+        self.label = label
+        self.pace = Pace(None)
+        self.total = 0
+        self.val: float | None = None
+        self.pending: dict[str, Any] | None = None  # the newest record, until it is printed
+
+    def start(self, step: int, total: int) -> None:
+        self.total = total
+        self.pace.restart(step, total)
+        if step:
+            plain(f"{self.label}: resuming at step {step:,}/{total:,}")
+
+    def update(self, metrics: dict[str, Any], total: int) -> None:
+        self.total, self.pending = total, metrics
+        if self.pace.due(metrics["step"]):
+            self._print()
+
+    def update_eval(self, metrics: dict[str, Any], best: float | None) -> None:
+        self.val = metrics.get("val_loss")
+
+    def stop(self, step: int) -> None:
+        if self.pending is not None:  # stopped between lines (early stop, ctl stop, Ctrl-C)
+            self._print()
+
+    def _print(self) -> None:
+        m, self.pending = self.pending or {}, None
+        step, total = m.get("step", 0), max(1, self.total)
+        parts = [f"step {step:,}/{self.total:,} ({100 * step / total:.0f}%)", f"loss {_fmt(m.get('loss'), '.4f')}"]
+        if self.val is not None:
+            parts.append(f"val loss {_fmt(self.val, '.4f')}")
+        parts += [f"{_fmt(m.get('tokens_per_s'), ',.0f')} tokens/s", f"ETA {_duration(m.get('eta_s'))}"]
+        plain(f"{self.label}: " + ", ".join(parts))
+
+
+_TICKER_LINE = [-math.inf]  # when any Ticker last printed: loops in a row share the 5 s gap
+
+
+class Ticker:
+    """Progress of a long loop outside training (reading documents, packing, scoring): a first
+    line once the loop has run 3 s (short loops stay silent), then every tenth of the work or
+    every 30 s, and never two lines from any tickers within 5 s. Cheap enough to call once per
+    item: a clock read and a few comparisons. It prints counts of items, not new measurements."""
+
+    def __init__(self, label: str, total: int | None = None, unit: str = "", delay_s: float = 3.0) -> None:
+        self.label, self.total, self.unit = label, total, unit
+        self.done = 0
+        self.note = ""  # e.g. which input file; printed after the count
+        self.pace = Pace(total, delay_s=delay_s, min_gap_s=5.0, shared=_TICKER_LINE)
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.pace.due(self.done):
+            self._print()
+
+    def _print(self) -> None:
+        count = f"{self.done:,}" + (f"/{self.total:,}" if self.total else "")
+        unit = f" {self.unit}" if self.unit else ""
+        share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
+        note = f", {self.note}" if self.note else ""
+        plain(f"{self.label}: {count}{unit}{share}{note}, {_duration(self.pace.elapsed())} elapsed")
+
+
+def live_display_works() -> bool:
+    """A live display redraws only on a terminal (or in Jupyter); in a file it prints once, at the end."""
+    return console.is_terminal or console.is_jupyter
+
+
+def make_panel(mode: str, title: str) -> LivePanel | ProgressBar | LinePrinter | None:
+    """The training display for `monitor.console`. "auto": the live panel on a terminal, plain
+    lines otherwise; "panel" and "bar" also fall back to lines without a terminal, since there
+    they would stay blank until training ends; "lines" always prints lines; "none" and --quiet
+    show nothing."""
+    if mode == "none" or console.quiet:
         return None
-    if mode == "panel" or (mode == "auto" and console.is_terminal):
-        return LivePanel(title)
-    return ProgressBar()
+    if mode == "lines" or not live_display_works():
+        return LinePrinter()
+    if mode == "bar":
+        return ProgressBar()
+    return LivePanel(title)

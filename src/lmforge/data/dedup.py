@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 from lmforge.config.schema import NearDedupConfig
+from lmforge.console import Ticker
 from lmforge.data import quality
 from lmforge.data.clean import too_short
 from lmforge.data.minhash import NearDedup, NearDupResult, jaccard
@@ -111,8 +112,10 @@ def near_dedup(records: list[Record], cfg: NearDedupConfig, seed: int) -> tuple[
     """MinHash LSH clusters; keep one member per cluster (or tag all with the cluster when
     action=cluster). Every record gets `cluster`, the id of its cluster's kept member."""
     index = _index(cfg, seed)
+    ticker = Ticker("data: near dedup", len(records), "documents hashed")
     for rec in records:
         index.add(rec["text"])
+        ticker.advance()
     res: NearDupResult = index.clusters()
     groups: dict[int, list[int]] = {}
     for i, root in enumerate(res.cluster):

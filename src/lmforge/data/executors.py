@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.config.schema import DataConfig
+from lmforge.console import kept_on_stderr
 from lmforge.data.sources import Unit
 from lmforge.errors import LmforgeError, StagePending
 from lmforge.rundir import atomic_write_json
@@ -100,7 +101,8 @@ def run_local_or_ray(executor: Any, cfg: DataConfig, logs: Path, tasks: int) -> 
     used as is; one started here is shut down after). Raises when any task did not finish."""
     log = io.StringIO()
     try:
-        with contextlib.redirect_stderr(log):
+        # datatrove's own log lines are swallowed; lmforge's progress lines still reach stderr
+        with kept_on_stderr(), contextlib.redirect_stderr(log):
             if cfg.executor == "ray":
                 import ray
 

@@ -19,6 +19,7 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from lmforge.config.schema import DataConfig
+from lmforge.console import Ticker
 from lmforge.data import clean, pii, quality
 from lmforge.data.sources import Unit, read_unit
 from lmforge.rundir import atomic_write_json
@@ -37,10 +38,16 @@ class UnitReader(PipelineStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         counts: dict[str, Counter[str]] = {}
-        for u, unit in enumerate(self.units):
-            if u % world_size != rank:
-                continue
+        mine = [u for u in range(len(self.units)) if u % world_size == rank]
+        # documents flow through the whole pipeline as this reader yields them, so its count is
+        # the phase's progress; the totals are in the ledger's funnel at the end
+        task = f" (task {rank + 1}/{world_size})" if world_size > 1 else ""
+        ticker = Ticker(f"data{task}", unit="documents read")
+        for i, u in enumerate(mine):
+            unit = self.units[u]
+            ticker.note = f"input {i + 1}/{len(mine)}" if len(mine) > 1 else ""
             for r, item in enumerate(read_unit(unit)):
+                ticker.advance()
                 c = counts.setdefault(item.source, Counter())
                 c["in"] += 1
                 c["characters"] += len(item.text)

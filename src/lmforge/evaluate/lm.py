@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lmforge.console import Ticker
 from lmforge.evaluate.stats import DEFAULT_ROUNDS, ratio_interval
 from lmforge.models.loss import lm_loss
 from lmforge.runtime import autocast
@@ -39,12 +40,16 @@ class TokenScores:
 
 @torch.no_grad()
 def score_tokens(model: nn.Module, data: np.ndarray, block_size: int, batch_size: int,
-                 max_tokens: int | None, dtype: str = "float32", k: int = TOP_K) -> TokenScores:
-    """Score every predicted token (token i+1 given its window) of a split, in order."""
+                 max_tokens: int | None, dtype: str = "float32", k: int = TOP_K,
+                 progress: str = "eval: scoring") -> TokenScores:
+    """Score every predicted token (token i+1 given its window) of a split, in order.
+    `progress` labels the progress lines a long scoring prints."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     losses, correct, topk = [], [], []
+    total = max(0, len(data) - 1 if max_tokens is None else min(len(data) - 1, max_tokens))
+    ticker = Ticker(progress, total, "tokens")
     for x, y in sequential_windows(data, block_size, batch_size, max_tokens):
         y = y.to(device)
         with autocast(device, dtype):
@@ -53,6 +58,7 @@ def score_tokens(model: nn.Module, data: np.ndarray, block_size: int, batch_size
         top = logits.float().topk(min(k, logits.shape[-1]), dim=-1).indices
         correct.append((top[..., 0] == y).flatten().cpu().numpy())
         topk.append((top == y[..., None]).any(-1).flatten().cpu().numpy())
+        ticker.advance(y.numel())
     model.train(was_training)
     if not losses:
         return TokenScores(np.zeros(0), np.zeros(0, bool), np.zeros(0, bool))

@@ -55,7 +55,7 @@ def score_split(model: nn.Module, run: RunDir, split: str, cfg: Config, byte_len
     starts = load_doc_starts(run.tokens, split)
     data, starts = spread_budget(data, starts, cfg.eval.max_tokens)
     scores = score_tokens(model, data, cfg.model.block_size, cfg.eval.batch_size, cfg.eval.max_tokens,
-                          cfg.train.dtype, cfg.eval.accuracy_top_k)
+                          cfg.train.dtype, cfg.eval.accuracy_top_k, progress=f"eval: scoring {split}")
     targets = np.asarray(data[1: len(scores) + 1], dtype=np.int64)
     sources = split_sources(run, split, len(starts)) if per_source else None
     return summarize(scores, targets, byte_lengths, starts, sources, cfg.eval.bootstrap_rounds, cfg.eval.seed,

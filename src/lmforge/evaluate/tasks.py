@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import nn
 
+from lmforge.console import Ticker
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.classification import classification_report
 from lmforge.evaluate.stats import DEFAULT_ROUNDS, ratio_interval
@@ -192,6 +193,7 @@ def continuation_loglikelihoods(model: nn.Module, pairs: Sequence[tuple[list[int
         whole = (ctx + cont)[-(block_size + 1):]
         inputs.append((whole[:-1], whole[1:], min(len(cont), len(whole) - 1)))
     order = sorted(range(len(pairs)), key=lambda i: -len(inputs[i][0]))  # similar lengths together
+    ticker = Ticker("eval: scoring task choices", len(order), "choices")
     for start in range(0, len(order), batch_size):
         batch = order[start: start + batch_size]
         width = len(inputs[batch[0]][0])
@@ -206,6 +208,7 @@ def continuation_loglikelihoods(model: nn.Module, pairs: Sequence[tuple[list[int
             seq, targets, n_cont = inputs[i]
             pos = torch.arange(len(seq) - n_cont, len(seq))
             out[i] = float(logp[row, pos, torch.tensor(targets[-n_cont:])].sum()) if n_cont else 0.0
+        ticker.advance(len(batch))
     model.train(was_training)
     return out
 

@@ -24,7 +24,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from lmforge.config.schema import TokenizerConfig
-from lmforge.console import console
+from lmforge.console import Ticker, console
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_open, atomic_write_json, clear_temp, read_jsonl_gz
 from lmforge.tokens.leakage import leakage_report
@@ -171,6 +171,8 @@ def pack_split(run: RunDir, split: str, encoder: Encoder, batch_docs: int, sourc
     Returns the split's summary and how often each token id occurs."""
     stats = SplitStats(encoder.tok.get_vocab_size(with_added_tokens=True), byte_lengths)
     held: deque[list[dict[str, Any]]] = deque()  # records of batches in flight, in order
+    # the split streams past without a count up front; its totals land in meta.json
+    ticker = Ticker(f"tokenize: packing {split}", unit="documents")
 
     def texts() -> Iterator[list[str]]:
         for records in _record_batches(run, split, batch_docs):
@@ -181,6 +183,7 @@ def pack_split(run: RunDir, split: str, encoder: Encoder, batch_docs: int, sourc
         for flat, lengths in encoder.encode(texts()):
             out.write(flat.tobytes())
             stats.add(flat, lengths, held.popleft(), sources)
+            ticker.advance(len(lengths))
     starts = np.concatenate(stats.starts) if stats.starts else np.zeros(0, dtype=np.int64)
     write_doc_index(run.tokens, split, starts, np.asarray(stats.source_ids, dtype=np.int32))
     return stats.summary(), stats.id_counts
@@ -235,6 +238,12 @@ def _heldout_docs(run: RunDir, split: str) -> Iterator[tuple[str, str]]:
         yield str(rec.get("id", "")), rec["text"]
 
 
+def _ticked(text: str, ticker: Ticker) -> str:
+    """Count a document as the tokenizer trainer (Rust, silent here) pulls it from the generator."""
+    ticker.advance()
+    return text
+
+
 def check_model_vocab(vocab: int, model_vocab: int | None, cfg: TokenizerConfig) -> None:
     """Stop before packing when the model (a pretrained folder's) has fewer rows than the tokenizer."""
     if model_vocab is not None and vocab > model_vocab:
@@ -257,7 +266,8 @@ def run_tokenize(run: RunDir, cfg: TokenizerConfig, model_vocab: int | None = No
     if cfg.kind == "pretrained":
         pretrained_tokenizer(cfg, run.tokenizer)
     else:
-        texts = (rec["text"] for rec in read_jsonl_gz(run.split_file("train")))
+        ticker = Ticker("tokenize: training the tokenizer", unit="documents read")
+        texts = (_ticked(rec["text"], ticker) for rec in read_jsonl_gz(run.split_file("train")))
         train_tokenizer(texts, cfg, run.tokenizer)
     tok = for_documents(load_tokenizer(run.tokenizer))  # what later stages load, so pack with exactly that
     vocab = tok.get_vocab_size(with_added_tokens=True)
@@ -279,7 +289,8 @@ def run_tokenize(run: RunDir, cfg: TokenizerConfig, model_vocab: int | None = No
             "unk_id": tok.token_to_id(cfg.unk_token), "kind": cfg.kind, "sources": list(sources),
             "format": "docs/tokens.md", "doc_index": "{split}.docs.npy: int64 start offset of each document; "
             "{split}.doc_sources.npy: int32 index into sources", "splits": splits, "report": report}
-    leak = leakage_report((r["text"] for r in read_jsonl_gz(run.split_file("train"))),
+    ticker = Ticker("tokenize: leakage check, train n-grams", splits["train"]["documents"], "documents")
+    leak = leakage_report((_ticked(r["text"], ticker) for r in read_jsonl_gz(run.split_file("train"))),
                           {s: _heldout_docs(run, s) for s in ("val", "test")}, cfg.leakage_ngram)
     atomic_write_json(run.tokens / "leakage.json", leak)
     write_meta(run.tokens, meta)
