@@ -79,3 +79,11 @@ def test_export_names_the_runs_bos_and_pad_tokens(family: str, tmp_path) -> None
     assert (tok.bos_token, tok.eos_token, tok.pad_token) == ("<s>", "<|endoftext|>", "<pad>")
     assert (config.bos_token_id, config.eos_token_id, config.pad_token_id) == (
         tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
+
+
+def test_export_to_a_file_is_a_clear_error(tmp_path) -> None:
+    target = tmp_path / "model.bin"
+    target.write_text("keep me")
+    res = CliRunner().invoke(app, ["export", str(tmp_path / "run"), str(target)])
+    assert isinstance(res.exception, LmforgeError) and "is a file" in res.exception.message
+    assert target.read_text() == "keep me"

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 
 from lmforge.config.schema import NearDedupConfig
 from lmforge.data import dedup
 from lmforge.data.minhash import NearDedup, candidate_probability, jaccard, optimal_bands, shingles
-
-from .samples import AUSTEN, GUXIANG, MELVILLE, TAOHUAYUAN
-
-
-def edit_words(text: str, fraction: float, seed: int) -> str:
-    """Replace a fraction of the words by other words (controlled near-duplicate)."""
-    rng = random.Random(seed)
-    words = text.split()
-    for i in rng.sample(range(len(words)), int(len(words) * fraction)):
-        words[i] = f"w{rng.randrange(10**6)}"
-    return " ".join(words)
+from tests.helpers.texts import AUSTEN, GUXIANG, MELVILLE, TAOHUAYUAN, edit_words
 
 
 def test_bands_rows_put_the_curve_step_at_the_threshold() -> None:

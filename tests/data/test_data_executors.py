@@ -24,8 +24,7 @@ from lmforge.config.schema import DataConfig
 from lmforge.data.stage import run_data
 from lmforge.errors import LmforgeError, StagePending
 from lmforge.rundir import RunDir, read_jsonl_gz
-
-from .test_data_stage import make_inputs
+from tests.helpers.texts import make_inputs
 
 OPTS: dict = {"min_chars": 100, "val_fraction": 0.1, "test_fraction": 0.1}
 

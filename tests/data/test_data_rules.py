@@ -6,8 +6,7 @@ import pytest
 
 from lmforge.data import clean, pii, quality
 from lmforge.data.text import is_cjk, sentences, tokens
-
-from .samples import AUSTEN, GUXIANG, MELVILLE, TAOHUAYUAN
+from tests.helpers.texts import AUSTEN, GUXIANG, MELVILLE, TAOHUAYUAN
 
 
 def test_fullwidth_folds_letters_not_chinese_punctuation() -> None:

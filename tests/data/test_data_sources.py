@@ -16,8 +16,7 @@ from lmforge.config.schema import DataConfig, FieldRule, SourceConfig
 from lmforge.data.encoding import decode
 from lmforge.data.sources import read_items, resolve_units
 from lmforge.errors import LmforgeError
-
-from .samples import AUSTEN, GUXIANG, MELVILLE, TAOHUAYUAN
+from tests.helpers.texts import AUSTEN, GUXIANG, MELVILLE, TAOHUAYUAN
 
 
 def items(tmp_path: Path, **source: object) -> list:

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 
 import pytest
 
-from lmforge.config.schema import DataConfig, SourceConfig
+from lmforge.config.schema import DataConfig
 from lmforge.data.stage import run_data
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, read_jsonl_gz
-
-from .samples import AUSTEN, GUXIANG, MELVILLE, TAOHUAYUAN
-from .test_data_dedup import edit_words
-
-
-def make_inputs(root: Path) -> list[SourceConfig]:
-    texts = root / "texts"
-    texts.mkdir(parents=True)
-    (texts / "austen.txt").write_text(AUSTEN * 2, encoding="utf-8")
-    (texts / "austen_copy.txt").write_text((AUSTEN * 2).replace("  ", " "), encoding="utf-8")
-    (texts / "melville.txt").write_text(MELVILLE * 2 + "Write to ishmael@pequod.org for more.\n", encoding="utf-8")
-    (texts / "taohua.txt").write_bytes((TAOHUAYUAN * 2).encode("gb18030"))
-    (texts / "taohua_edit.txt").write_text((TAOHUAYUAN * 2).replace("桃花林", "梨花林", 1), encoding="utf-8")
-    (texts / "short.txt").write_text("Too short.", encoding="utf-8")
-    rows = [{"id": "g1", "text": GUXIANG * 2, "label": "zh"}, {"id": "m1", "text": edit_words(MELVILLE * 3, 0.3, 1)},
-            {"id": "x", "text": None}]
-    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + "{broken\n"
-    (root / "recs.jsonl.gz").write_bytes(gzip.compress(body.encode()))
-    return [SourceConfig(path=str(texts), name="texts"), SourceConfig(path=str(root / "recs.jsonl.gz"), name="recs")]
+from tests.helpers.texts import AUSTEN, MELVILLE, make_inputs
 
 
 def run(tmp_path: Path, **cfg: object) -> tuple[RunDir, dict]:

@@ -6,8 +6,7 @@ import pytest
 
 from lmforge.data import wordsplit
 from lmforge.data.text import tokens
-
-from .samples import AUSTEN, MELVILLE
+from tests.helpers.texts import AUSTEN, MELVILLE
 
 # Chunks where spaCy 3.8's English tokenizer and lmforge's earlier regex splitter disagreed;
 # the expected tokens are spaCy's (checked against spaCy when it is installed, below).

@@ -33,14 +33,3 @@ def test_a_refused_eval_leaves_the_runs_config(tmp_path: Path) -> None:
     assert isinstance(res.exception, LmforgeError), res.output  # no tokenizer: refused
     assert run.config.read_text() == "name: kept\n"
     assert (run.stages / "eval.json").read_text() == record
-
-
-def test_compare_eval_file_is_named_after_b_given_as_dot(tmp_path: Path, monkeypatch) -> None:
-    """`lmforge compare eval ../a .` wrote a/compare/eval_vs_.json."""
-    from lmforge.compare.paired import compare_eval_path
-
-    (tmp_path / "b").mkdir()
-    monkeypatch.chdir(tmp_path / "b")
-    assert compare_eval_path(Path("../a"), Path(".")).name == "eval_vs_b.json"
-    assert compare_eval_path(Path("../a"), Path("../b/")).name == "eval_vs_b.json"
-    assert compare_eval_path(Path("../a"), Path("../b/"), "val").name == "eval_vs_b_val.json"  # not the test file

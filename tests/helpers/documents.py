@@ -1,4 +1,5 @@
-"""Small synthetic corpora for the tokens tests, written into a run directory as the data stage would."""
+"""Small synthetic corpora of verse-like documents (the tokens and compare tests), written into a run
+directory's split files as the data stage would."""
 
 from __future__ import annotations
 

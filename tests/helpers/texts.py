@@ -1,4 +1,15 @@
-"""Real text for the data tests: public-domain Chinese and English prose."""
+"""Real text for the data tests: public-domain Chinese and English prose, a controlled
+near-duplicate of a text (`edit_words`), and the data stage's small mixed inputs built from them
+(`make_inputs`)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+
+from lmforge.config.schema import SourceConfig
 
 # 陶渊明《桃花源记》(421 CE), public domain.
 TAOHUAYUAN = (
@@ -47,3 +58,30 @@ MELVILLE = (
     "requires a strong moral principle to prevent me from deliberately stepping into the street, and "
     "methodically knocking people's hats off, then, I account it high time to get to sea as soon as I can.\n"
 )
+
+
+def edit_words(text: str, fraction: float, seed: int) -> str:
+    """Replace a fraction of the words by other words (controlled near-duplicate)."""
+    rng = random.Random(seed)
+    words = text.split()
+    for i in rng.sample(range(len(words)), int(len(words) * fraction)):
+        words[i] = f"w{rng.randrange(10**6)}"
+    return " ".join(words)
+
+
+def make_inputs(root: Path) -> list[SourceConfig]:
+    """Two sources under `root`: a folder of .txt files (an exact and a near duplicate, a GB18030
+    file, one too short) and a .jsonl.gz of records (one with no text, one broken line); 10 records."""
+    texts = root / "texts"
+    texts.mkdir(parents=True)
+    (texts / "austen.txt").write_text(AUSTEN * 2, encoding="utf-8")
+    (texts / "austen_copy.txt").write_text((AUSTEN * 2).replace("  ", " "), encoding="utf-8")
+    (texts / "melville.txt").write_text(MELVILLE * 2 + "Write to ishmael@pequod.org for more.\n", encoding="utf-8")
+    (texts / "taohua.txt").write_bytes((TAOHUAYUAN * 2).encode("gb18030"))
+    (texts / "taohua_edit.txt").write_text((TAOHUAYUAN * 2).replace("桃花林", "梨花林", 1), encoding="utf-8")
+    (texts / "short.txt").write_text("Too short.", encoding="utf-8")
+    rows = [{"id": "g1", "text": GUXIANG * 2, "label": "zh"}, {"id": "m1", "text": edit_words(MELVILLE * 3, 0.3, 1)},
+            {"id": "x", "text": None}]
+    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + "{broken\n"
+    (root / "recs.jsonl.gz").write_bytes(gzip.compress(body.encode()))
+    return [SourceConfig(path=str(texts), name="texts"), SourceConfig(path=str(root / "recs.jsonl.gz"), name="recs")]

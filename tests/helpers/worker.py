@@ -1,23 +1,31 @@
-"""Run the train stage in a child process; optionally SIGKILL itself at a given step.
+"""The train stage in a child process, as `lmforge train` runs it, optionally killed at a step.
 
-Used by the resume tests: `python _worker.py RUN_DIR KILL_STEP RESUME override...`.
+`launch(...)` starts it from a test (under torch.distributed.run when procs > 1); by hand, from the
+repository root:
+
+    python -m tests.helpers.worker RUN_DIR KILL_STEP RESUME override...
+
+KILL_STEP 0 trains to the end; N sends SIGKILL to rank 0 after step N, `int:N` sends SIGINT
+(Ctrl-C). RESUME is 1 to resume from the newest checkpoint. The config is `tiny_config(*overrides)`.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from conftest import tiny_config
 
 from lmforge.monitor import build_callbacks
 from lmforge.rundir import RunDir
 from lmforge.train.loop import Callback
 from lmforge.train.stage import build_trainer
+from tests.helpers.runs import tiny_config
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository root: where `-m tests.helpers.worker` resolves
+MODULE = "tests.helpers.worker"
 
 
 class KillAt(Callback):
@@ -30,6 +38,26 @@ class KillAt(Callback):
     def on_step_end(self, trainer: object, metrics: dict) -> None:
         if trainer.step == self.at and int(os.environ.get("RANK", "0")) == 0:
             os.kill(os.getpid(), self.sig)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(run: Path, *overrides: str, procs: int = 1, kill_at: int | str = 0, resume: bool = False) -> int:
+    """Train `run` in a child process (or `procs` processes with gloo); its exit status, negative
+    for the signal that killed it. Output of an unexpected failure is printed for pytest to show."""
+    args = ["-m", MODULE, str(run), str(kill_at), "1" if resume else "0", *overrides]
+    if procs > 1:
+        args = ["-m", "torch.distributed.run", "--nproc_per_node", str(procs), "--master_addr", "127.0.0.1",
+                "--master_port", str(_free_port()), *args]
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, check=False, capture_output=True, text=True,
+                          timeout=300)
+    if proc.returncode and not kill_at:
+        print(proc.stdout[-3000:], proc.stderr[-3000:])
+    return proc.returncode
 
 
 def main() -> None:

@@ -14,8 +14,7 @@ from lmforge.config.schema import EarlyStopConfig, PlateauConfig
 from lmforge.monitor.adjust import EarlyStopping, ReduceLROnPlateau, improved
 from lmforge.train.distributed import DistInfo
 from lmforge.train.loop import Callback
-
-from ._runs import make_token_run, monitored, read_jsonl, train
+from tests.helpers.runs import make_token_run, monitored, read_jsonl, train
 
 
 class Events(list):

@@ -16,8 +16,7 @@ from lmforge.config.schema import TrainConfig
 from lmforge.errors import LmforgeError
 from lmforge.monitor.control import Controller, command, parse_changes, send, trainer_alive, wait_outcome
 from lmforge.train.stage import build_trainer
-
-from ._runs import make_token_run, monitored, read_jsonl
+from tests.helpers.runs import make_token_run, monitored, read_jsonl
 
 LMFORGE = [sys.executable, "-m", "lmforge"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ._runs import make_token_run, read_jsonl, train
+from tests.helpers.runs import make_token_run, read_jsonl, train
 
 
 @pytest.mark.slow

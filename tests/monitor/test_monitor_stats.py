@@ -13,8 +13,7 @@ from lmforge.models.gpt import GPT
 from lmforge.monitor.stats import TrainingStats, attention_entropy, find_blocks
 from lmforge.train.loop import Callback
 from lmforge.train.stage import build_trainer
-
-from ._runs import make_token_run, monitored, read_jsonl
+from tests.helpers.runs import make_token_run, monitored, read_jsonl
 
 
 def test_attention_entropy_of_uniform_attention() -> None:
@@ -95,7 +94,7 @@ def test_hooks_are_idle_between_statistics_steps() -> None:
 
 
 def test_every_statistics_step_is_logged_between_log_steps(tmp_path) -> None:
-    from ._runs import train
+    from tests.helpers.runs import train
 
     run = make_token_run(tmp_path / "run", ["train.steps=8", "train.log_interval=4", "train.eval_interval=100",
                                             "monitor.stats_interval=1", "monitor.tensorboard=false"])

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from lmforge.config.load import load_config
 from lmforge.monitor import _sampler
-
-from ._runs import add_tokenizer, make_token_run
+from tests.helpers.runs import add_tokenizer, make_token_run
 
 
 def test_sample_at_eval_keeps_eval_top_p(tmp_path: Path, monkeypatch) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ._runs import add_tokenizer, make_token_run, read_jsonl, train
-from .wandb_records import history
+from tests.helpers.runs import add_tokenizer, make_token_run, read_jsonl, train
+from tests.helpers.wandb_records import history
 
 
 @pytest.fixture(scope="module")

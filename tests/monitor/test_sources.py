@@ -8,8 +8,7 @@ import math
 import numpy as np
 
 from lmforge.monitor.sources import source_names
-
-from ._runs import make_token_run, read_jsonl, train
+from tests.helpers.runs import make_token_run, read_jsonl, train
 
 VOCAB = 64
 

@@ -8,8 +8,7 @@ import sys
 
 from lmforge.monitor.watch import RunView, _Tail
 from lmforge.rundir import RunDir, append_jsonl
-
-from ._runs import make_token_run, read_jsonl, train
+from tests.helpers.runs import make_token_run, read_jsonl, train
 
 
 def test_watch_shows_a_finished_run(tmp_path) -> None:

@@ -14,8 +14,7 @@ from lmforge.rundir import RunDir, read_jsonl_gz
 from lmforge.tokens.pack import pick_dtype, run_tokenize
 from lmforge.tokens.store import load_tokens
 from lmforge.tokens.tokenizer import load_tokenizer
-
-from .corpus import make_docs, write_run
+from tests.helpers.documents import make_docs, write_run
 
 CFG = TokenizerConfig(vocab_size=300, batch_docs=7)  # 7: batches do not divide the splits evenly
 

@@ -18,8 +18,7 @@ from lmforge.tokens.tokenizer import (
     tokenizer_kind,
     train_tokenizer,
 )
-
-from .corpus import make_docs
+from tests.helpers.documents import make_docs
 
 TEXTS = [d["text"] for d in make_docs(20)]
 ODD = ["", " leading space", "trailing  \n\n", "tabs\tand\r\nCRLF", "ünïcödé — “quotes” 日本語 🙂",

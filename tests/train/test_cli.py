@@ -9,8 +9,7 @@ from typer.testing import CliRunner
 from lmforge.cli import app
 from lmforge.errors import LmforgeError
 from lmforge.train import checkpoint as ckpt
-
-from .conftest import make_tokens
+from tests.helpers.runs import make_tokens
 
 
 def test_lr_plot_writes_png_and_every_step(tmp_path: Path) -> None:
@@ -58,11 +57,3 @@ def test_a_refused_train_command_leaves_the_runs_config(tmp_path: Path) -> None:
     assert [p.name for p in ckpt.list_checkpoints(run.checkpoints)] == ["step-3"]
     res = CliRunner().invoke(app, ["train", str(run.root)])  # unchanged: skipped, checkpoints kept
     assert res.exit_code == 0 and "skipped" in res.output, res.output
-
-
-def test_export_to_a_file_is_a_clear_error(tmp_path: Path) -> None:
-    target = tmp_path / "model.bin"
-    target.write_text("keep me")
-    res = CliRunner().invoke(app, ["export", str(tmp_path / "run"), str(target)])
-    assert isinstance(res.exception, LmforgeError) and "is a file" in res.exception.message
-    assert target.read_text() == "keep me"

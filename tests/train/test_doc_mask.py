@@ -13,8 +13,7 @@ from lmforge.models.registry import build_model
 from lmforge.monitor import build_callbacks
 from lmforge.tokens.loader import document_mask
 from lmforge.train.stage import run_train
-
-from .conftest import make_tokens, tiny_config
+from tests.helpers.runs import make_tokens, tiny_config
 
 
 @pytest.mark.parametrize("family", ["gpt", "llama"])

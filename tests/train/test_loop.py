@@ -16,8 +16,7 @@ from lmforge.tokens.loader import RandomWindows
 from lmforge.train import checkpoint as ckpt
 from lmforge.train.loop import BatchPlan, Trainer, global_rows, plan_batch, warmup_rows
 from lmforge.train.optim import build_optimizer
-
-from .conftest import VOCAB, tiny_config
+from tests.helpers.runs import VOCAB, tiny_config
 
 
 def _trainer(tmp_path: Path, *overrides: str, data: np.ndarray | None = None) -> Trainer:

@@ -10,8 +10,7 @@ import pytest
 
 from lmforge.rundir import RunDir
 from lmforge.train.lr_find import exp_lr, lr_find, smooth, steepest, valley
-
-from .conftest import tiny_config
+from tests.helpers.runs import tiny_config
 
 
 def _curve() -> tuple[list[float], list[float]]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,10 +14,9 @@ from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir
 from lmforge.train import checkpoint as ckpt
 from lmforge.train.stage import build_trainer
+from tests.helpers.runs import make_tokens, tiny_config
+from tests.helpers.worker import launch
 
-from .conftest import make_tokens, tiny_config
-
-WORKER = Path(__file__).parent / "_worker.py"
 # dropout: the RNG must be restored too; micro-batches: accumulation state must not leak
 OVERRIDES = ("model.dropout=0.1", "train.micro_batch_size=4")
 # truncated BPTT: the hidden state carried between windows must come back too (no accumulation here)
@@ -28,8 +25,7 @@ LSTM = ("model.family=lstm", "model.dropout=0.1")
 
 def _train(run: Path, kill_at: int | str = 0, resume: bool = False, *overrides: str,
            base: tuple[str, ...] = OVERRIDES) -> int:
-    cmd = [sys.executable, str(WORKER), str(run), str(kill_at), "1" if resume else "0", *base, *overrides]
-    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300).returncode
+    return launch(run, *base, *overrides, kill_at=kill_at, resume=resume)
 
 
 def _losses(run: Path) -> list[tuple[int, float]]:

@@ -12,8 +12,7 @@ from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir
 from lmforge.train import checkpoint as ckpt
 from lmforge.train.stage import build_trainer
-
-from .conftest import tiny_config
+from tests.helpers.runs import tiny_config
 
 SHORT = ("train.steps=10", "train.eval_interval=10")
 

@@ -15,12 +15,15 @@ from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model
 from lmforge.train import checkpoint as ckpt
 from lmforge.train import sharded
-
-from .conftest import make_tokens, tiny_config
-from .test_distributed import _losses, _weights
-from .test_distributed import _run as _train
+from tests.helpers.runs import make_tokens, newest_weights, tiny_config, train_losses
+from tests.helpers.worker import launch
 
 SHARDED = "train.checkpoint_format=sharded"
+STEPS = ("train.steps=10",)
+
+
+def _train(run: Path, *overrides: str, **how: object) -> int:
+    return launch(run, *STEPS, *overrides, **how)
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +42,11 @@ def test_sharded_sigkill_resume_is_bit_identical(tmp_path: Path, reference: Path
     assert not (latest / "model.safetensors").exists()
     assert ckpt.verify(latest) is None  # every shard and the metadata are checksummed
     assert _train(run, SHARDED, resume=True) == 0
-    ref, got = _weights(reference), _weights(run)
+    ref, got = newest_weights(reference), newest_weights(run)
     assert set(ref) <= set(got)  # the shards also name the tied head, which safetensors drops
     for name, value in ref.items():
         assert value.equal(got[name]), f"{name} differs after a sharded resume"
-    assert _losses(run) == _losses(reference)
+    assert train_losses(run) == train_losses(reference)
 
 
 def test_fsdp_sharded_two_processes_resume_on_one(tmp_path: Path, reference: Path) -> None:
@@ -53,8 +56,8 @@ def test_fsdp_sharded_two_processes_resume_on_one(tmp_path: Path, reference: Pat
     assert latest.name == "step-5"
     assert len(list(latest.glob("*.distcp"))) == 2  # one shard file per process
     assert _train(run, SHARDED, resume=True) == 0  # one process re-splits the shards
-    assert _losses(run) == pytest.approx(_losses(reference), rel=1e-5)
-    ref, got = _weights(reference), _weights(run)
+    assert train_losses(run) == pytest.approx(train_losses(reference), rel=1e-5)
+    ref, got = newest_weights(reference), newest_weights(run)
     for name, value in ref.items():
         torch.testing.assert_close(got[name], value, rtol=1e-4, atol=1e-5, msg=name)
     model = build_model(tiny_config().model, 32)
@@ -88,7 +91,7 @@ def test_sharded_one_process_resumes_on_two(tmp_path: Path, reference: Path) -> 
     run = make_tokens(tmp_path / "grow").root
     assert _train(run, SHARDED, kill_at=7) == -signal.SIGKILL
     assert _train(run, SHARDED, "train.distributed=fsdp", procs=2, resume=True) == 0
-    assert _losses(run) == pytest.approx(_losses(reference), rel=1e-5)
+    assert train_losses(run) == pytest.approx(train_losses(reference), rel=1e-5)
     assert len(list(ckpt.list_checkpoints(run / "checkpoints")[-1].glob("*.distcp"))) == 2
 
 
