@@ -1,0 +1,184 @@
+"""fp32 training step: lmforge's loop against nanoGPT's own train.py, side by side in one run.
+
+nanoGPT's files (train.py, model.py, configurator.py) run unmodified from a checkout you give
+(`git clone https://github.com/karpathy/nanoGPT`), copied into a scratch folder beside a
+`data/lmforge/` dataset made from the built-in corpus by lmforge's own data and tokenize stages
+(char-level), so both systems read the same token stream. The shape is nanoGPT's CPU recipe from
+its README: 4 layers, 4 heads, width 128, context 64, batch 12, dropout 0, no compile, fp32.
+
+nanoGPT's figure is the `time` it prints per iteration (the wall time between iterations: batch,
+forward, backward, clip, AdamW step, logging); lmforge's is the wall time between consecutive
+`on_step_end` events of `Trainer.fit` with `log_interval=1` (the same span, its loop's own
+bookkeeping included). Systems alternate round by round; each figure is the median over rounds of
+the per-round median, the first `--skip` steps of every round left out.
+
+  .venv/bin/python bench/fp32_vs_nanogpt.py --nanogpt PATH [--rounds 3] [--steps 120] [--skip 20]
+      [--profile] [--out bench/results/fp32_vs_nanogpt.json]
+Emulate a CPU without AVX-512/bf16: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 (printed below).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SHAPE = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "batch_size": 12}
+
+
+def cpu_line() -> str:
+    """CPU model, the flags that decide the fast paths, and what PyTorch dispatches to."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "?")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []))
+    wanted = ["avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
+    have = " ".join(f for f in wanted if f in flags) or "none of " + ",".join(wanted)
+    env = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ}
+    return (f"cpu: {model}; flags: {have}; torch dispatch: {torch.backends.cpu.get_cpu_capability()}"
+            f"{'; env ' + str(env) if env else ''}")
+
+
+def prepare_tokens(root: Path) -> Path:
+    """The built-in corpus through lmforge's data and tokenize stages, char-level: RUN/tokens."""
+    from lmforge.config.load import load_config
+    from lmforge.pipeline import run_all
+    from lmforge.rundir import RunDir
+
+    cfg = load_config(None, "default", ["tokenizer.kind=char", "tokenizer.vocab_size=256", "monitor.console=none"])
+    run = RunDir(root / "run")
+    run_all(run, cfg, stages=["data", "tokenize"])
+    return run.root
+
+
+def nanogpt_workdir(nanogpt: Path, run_root: Path, work: Path) -> Path:
+    """nanoGPT's three files, unmodified, beside data/lmforge/{train,val}.bin and meta.pkl."""
+    work.mkdir(parents=True, exist_ok=True)
+    for name in ("train.py", "model.py", "configurator.py"):
+        shutil.copy(nanogpt / name, work / name)
+    data = work / "data" / "lmforge"
+    data.mkdir(parents=True)
+    meta = json.loads((run_root / "tokens" / "meta.json").read_text())
+    for split in ("train", "val"):
+        ids = np.fromfile(run_root / "tokens" / f"{split}.bin", dtype=meta["dtype"]).astype(np.uint16)
+        ids.tofile(data / f"{split}.bin")
+    with open(data / "meta.pkl", "wb") as fh:  # nanoGPT reads its vocabulary size from here
+        pickle.dump({"vocab_size": meta["vocab_size"]}, fh)
+    return work
+
+
+def nanogpt_round(work: Path, steps: int, skip: int) -> float:
+    args = [sys.executable, "train.py", "--dataset=lmforge", "--device=cpu", "--compile=False", "--dtype=float32",
+            "--eval_interval=1000000", "--eval_iters=1", "--log_interval=1", "--always_save_checkpoint=False",
+            f"--out_dir={work / 'out'}", "--gradient_accumulation_steps=1", "--dropout=0.0", "--bias=False",
+            f"--max_iters={steps}", f"--lr_decay_iters={steps}", "--warmup_iters=10", "--learning_rate=1e-3",
+            *(f"--{k}={v}" for k, v in SHAPE.items())]
+    out = subprocess.run(args, cwd=work, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise SystemExit(f"nanoGPT failed:\n{out.stderr[-3000:]}")
+    times = [float(m) for m in re.findall(r"^iter \d+: loss [\d.]+, time ([\d.]+)ms", out.stdout, re.M)]
+    return statistics.median(times[skip:]) / 1e3
+
+
+def lmforge_round(run_root: Path, steps: int, skip: int, profile: bool = False) -> float:
+    """Runs in a fresh process (like nanoGPT's) so neither inherits the other's allocator state."""
+    code = ("import sys, json; from bench.fp32_vs_nanogpt import lmforge_steps; "
+            f"print(json.dumps(lmforge_steps({str(run_root)!r}, {steps}, {skip}, {profile})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                         cwd=Path(__file__).resolve().parents[1])
+    if out.returncode:
+        raise SystemExit(f"lmforge failed:\n{out.stderr[-3000:]}")
+    if profile:
+        print(out.stderr[-6000:])
+    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def lmforge_steps(run_root: str, steps: int, skip: int, profile: bool) -> float:
+    """Median seconds between consecutive step-end events of the one Trainer, fp32."""
+    from lmforge.config.load import load_config
+    from lmforge.rundir import RunDir
+    from lmforge.train.loop import Callback
+    from lmforge.train.stage import new_trainer
+
+    class Clock(Callback):
+        def __init__(self) -> None:
+            self.marks: list[float] = []
+
+        def on_step_end(self, trainer: object, metrics: dict) -> None:
+            self.marks.append(time.perf_counter())
+
+    over = [f"model.{k}={v}" for k, v in SHAPE.items() if k != "batch_size"]
+    cfg = load_config(None, "default", [*over, f"train.batch_size={SHAPE['batch_size']}", "train.dtype=float32",
+                                        f"train.steps={steps}", "train.warmup_steps=10", "train.lr=1e-3",
+                                        "train.log_interval=1", "train.eval_interval=1000000",
+                                        "train.checkpoint_interval=1000000", "model.dropout=0.0",
+                                        "monitor.console=none"])
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as ck:
+        trainer = new_trainer(RunDir(run_root), cfg, [clock], checkpoint_dir=Path(ck), validate=False)
+        if profile:
+            from torch.profiler import ProfilerActivity
+            from torch.profiler import profile as torch_profile
+
+            for _ in range(skip):
+                trainer.train_step()
+            with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(30):
+                    trainer.train_step()
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
+            return 0.0
+        trainer.fit()
+    gaps = np.diff(clock.marks)
+    return float(np.median(gaps[skip:]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--nanogpt", type=Path, required=True, help="a checkout of karpathy/nanoGPT")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=120)
+    ap.add_argument("--skip", type=int, default=20)
+    ap.add_argument("--profile", action="store_true", help="print lmforge's op profile and stop")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    if not (args.nanogpt / "train.py").is_file():
+        raise SystemExit(f"{args.nanogpt} holds no train.py: give a checkout of karpathy/nanoGPT")
+    print(cpu_line())
+    print(f"python {platform.python_version()}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"nanoGPT at {args.nanogpt}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = prepare_tokens(Path(tmp))
+        if args.profile:
+            lmforge_round(root, args.steps, args.skip, profile=True)
+            return
+        work = nanogpt_workdir(args.nanogpt, root, Path(tmp) / "nanogpt")
+        rows: dict[str, list[float]] = {"nanogpt": [], "lmforge": []}
+        for r in range(args.rounds):
+            rows["nanogpt"].append(nanogpt_round(work, args.steps, args.skip))
+            rows["lmforge"].append(lmforge_round(root, args.steps, args.skip))
+            print(f"round {r + 1}: nanoGPT {rows['nanogpt'][-1] * 1e3:.1f} ms/step, "
+                  f"lmforge {rows['lmforge'][-1] * 1e3:.1f} ms/step", flush=True)
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    speedup = med["nanogpt"] / med["lmforge"]
+    print(f"median: nanoGPT {med['nanogpt'] * 1e3:.1f} ms/step, lmforge {med['lmforge'] * 1e3:.1f} ms/step: "
+          f"lmforge is {speedup:.2f}x nanoGPT's speed (per-round ratios "
+          f"{', '.join(f'{a / b:.2f}' for a, b in zip(rows['nanogpt'], rows['lmforge']))})")
+    if args.out:
+        args.out.write_text(json.dumps({"cpu": cpu_line(), "torch": torch.__version__, "shape": SHAPE,
+                                        "rounds": rows, "median_s": med, "speedup": speedup}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
