@@ -15,6 +15,7 @@ from lmforge.models.info import model_info
 from lmforge.models.registry import build_model
 from lmforge.models.signal import plot_signal, signal_check
 from lmforge.models.sizes import SIZES
+from lmforge.tokens.store import META, load_tokens, read_meta
 
 
 def _mib(n: float) -> str:
@@ -51,11 +52,8 @@ def format_signal(result: dict[str, Any]) -> str:
 def real_batch(run: Path | None, vocab: int, batch: int, context: int) -> tuple[torch.Tensor, str]:
     """A validation batch from a run's token files, or random tokens (said so) when there is none."""
     if run is not None:
-        from lmforge.tokens.store import load_tokens
-
-        meta = Path(run) / "tokens" / "meta.json"
-        if not meta.is_file():
-            raise LmforgeError(f"{run} has no tokens/meta.json", f"run `lmforge tokenize {run}` first")
+        if not (Path(run) / "tokens" / META).is_file():
+            raise LmforgeError(f"{run} has no tokens/{META}", f"run `lmforge tokenize {run}` first")
         val = load_tokens(Path(run) / "tokens", "val")
         if len(val) <= context + 1:
             val = load_tokens(Path(run) / "tokens", "train")
@@ -72,10 +70,8 @@ def real_batch(run: Path | None, vocab: int, batch: int, context: int) -> tuple[
 
 def info_command(cfg: Config, batch: int | None, vocab: int | None, tokens_per_s: float | None,
                  peak_gflops: float | None, signal: bool, run: Path | None, figure: Path | None) -> str:
-    if run is not None and (Path(run) / "tokens" / "meta.json").is_file():
-        import json
-
-        run_vocab = json.loads((Path(run) / "tokens" / "meta.json").read_text())["vocab_size"]
+    if run is not None and (Path(run) / "tokens" / META).is_file():
+        run_vocab = read_meta(Path(run) / "tokens")["vocab_size"]
         if vocab is not None and vocab < run_vocab:  # its token ids would index past the embedding
             raise LmforgeError(f"--vocab {vocab} is smaller than the vocabulary of {run} ({run_vocab} tokens)",
                                "drop --vocab (--run sets it) or give at least that many")
