@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # torch is pinned here (a CPU build on this machine); pyproject.toml holds the range.
 TORCH   ?= torch==2.13.0
 
-.PHONY: install run test test-slow bench lint docs clean
+.PHONY: install run test test-slow bench lint docs golden clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ bench: install
 
 docs: install
 	$(BIN)/python -m lmforge.config.doc > docs/config.md
+
+# the golden loss curve (docs/training.md): rewrite it when a change to training is intended
+golden: install
+	$(BIN)/python -m tests.golden.smoke_curve --write
 
 lint: install
 	$(BIN)/ruff check src tests bench
