@@ -1,5 +1,8 @@
 """`train.dtype: auto` follows the hardware: bf16 autocast only where bf16 is native."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -8,9 +11,13 @@ from lmforge.config.load import load_config
 from lmforge.runtime import autocast, has_fast_bf16
 
 
-def test_auto_matches_the_cpu_flags():
+def test_auto_matches_the_cpu_flags(monkeypatch):
+    for var in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"):
+        monkeypatch.delenv(var, raising=False)
+    has_fast_bf16.cache_clear()
     flags = Path("/proc/cpuinfo").read_text()
-    assert has_fast_bf16("cpu") == ("avx512_bf16" in flags or "amx_bf16" in flags)
+    native = "avx512_bf16" in flags or "amx_bf16" in flags
+    assert has_fast_bf16("cpu") == (native and torch.backends.cpu.get_cpu_capability().startswith("AVX512"))
     with autocast(torch.device("cpu"), "auto"):
         y = torch.ones(4, 4) @ torch.ones(4, 4)
     assert y.dtype == (torch.bfloat16 if has_fast_bf16("cpu") else torch.float32)
@@ -20,3 +27,13 @@ def test_default_preset_uses_auto_and_float32_stays_float32():
     assert load_config(preset="default").train.dtype == "auto"
     with autocast(torch.device("cpu"), "float32"):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+def test_an_emulated_avx2_cpu_trains_in_float32():
+    """How a CPU without bf16 is emulated on one that has it: both variables must take effect, or
+    `dtype: auto` would keep bf16 and the emulated figures would describe the wrong path."""
+    probe = ("import torch; from lmforge.runtime import has_fast_bf16; "
+             "print(torch.backends.cpu.get_cpu_capability(), has_fast_bf16('cpu'))")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["AVX2", "False"]
