@@ -212,3 +212,26 @@ def test_a_run_stopped_early_is_evaluated_before_its_last_checkpoint(tmp_path: P
     assert tr.step == 3 and tr.last_val_step == 3  # eval_interval is 10: only the stop evaluated
     state = json.loads((tmp_path / "ck" / "step-3" / "state.json").read_text())
     assert state["val_loss"] == pytest.approx(tr.last_val)
+
+
+def test_replan_keeps_a_choice_that_still_holds_and_redoes_one_that_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A time budget fixes the run's length after the probe chose the loss: the choice is kept when
+    the real length gives the same one (no second compile), and made again when it does not."""
+    import functools
+
+    from lmforge.models import loss as loss_mod
+
+    monkeypatch.setattr(loss_mod, "can_compile", lambda device: True)
+    monkeypatch.setattr(torch, "compile", lambda fn: functools.partial(fn))  # stands in for a compiled fn
+    logits, y = torch.randn(2, 8, 64), torch.randint(0, 64, (2, 8))
+    long_run = int(loss_mod.COMPILE_LOSS_MIN_ELEMENTS // logits.numel()) + 1
+    fn = loss_mod.LossFn("auto", compile_model=False, calls=2 * long_run)
+    fn(logits, y)
+    chosen = fn.fn
+    assert fn.compiled
+    fn.replan(long_run)  # shorter, still long enough: the same compiled function
+    fn(logits, y)
+    assert fn.fn is chosen
+    fn.replan(long_run // 4)  # too short to pay for a compile: eager from now on
+    fn(logits, y)
+    assert not fn.compiled

@@ -41,15 +41,19 @@ class LossFn:
     def __init__(self, mode: str, compile_model: bool, calls: int = 1) -> None:
         self.mode = "on" if mode == "auto" and compile_model else mode
         self.calls = calls
+        self.numel = 0  # logits per call, seen at the first call
         self.fn: Callable[..., torch.Tensor] | None = None if self.mode == "auto" else (
             torch.compile(lm_loss) if self.mode == "on" else lm_loss)
 
     def replan(self, calls: int) -> None:
-        """The run turned out `calls` micro-batches long (a time budget fixed its steps): forget an
-        `auto` choice made for another length, so it is made as a run of this length makes it."""
+        """The run turned out `calls` micro-batches long (a time budget fixed its steps): an `auto`
+        choice made for another length is made again as a run of this length makes it, and kept
+        when it comes out the same (a second compile would cost as much as the first)."""
         self.calls = calls
-        if self.mode == "auto":
-            self.fn = None
+        if self.mode == "auto" and self.fn is not None:
+            pays = calls * self.numel >= COMPILE_LOSS_MIN_ELEMENTS
+            if pays != self.compiled:
+                self.fn = None
 
     @property
     def compiled(self) -> bool:
@@ -57,7 +61,8 @@ class LossFn:
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         if self.fn is None:
-            pays = self.calls * logits.numel() >= COMPILE_LOSS_MIN_ELEMENTS
+            self.numel = logits.numel()
+            pays = self.calls * self.numel >= COMPILE_LOSS_MIN_ELEMENTS
             self.fn = torch.compile(lm_loss) if pays and can_compile(logits.device) else lm_loss
         if self.mode != "auto" or not self.compiled:
             return self.fn(logits, targets, reduction)
