@@ -42,7 +42,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("tokenize", ("tokenizer",), ("data",), lambda r: r.tokens / "meta.json",
           lambda r, c, o: run_tokenize(r, c.tokenizer, c.model.vocab_size)),
     Stage("train", ("model", "train"), ("tokenize",), lambda r: r.checkpoints,
-          lambda r, c, o: _train(r, c, resume=o.get("resume", False))),
+          lambda r, c, o: run_train(r, c, resume=o.get("resume", False), callbacks=build_callbacks)),
     Stage("eval", ("eval",), ("train",), lambda r: r.eval,
           lambda r, c, o: run_eval(r, c, callbacks=build_callbacks)),
     Stage("report", ("report",), ("data", "tokenize", "train", "eval"), lambda r: r.report / "index.html",
@@ -50,15 +50,6 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
 ]}
 ORDER = list(STAGES)
 
-
-def _train(run: RunDir, cfg: Config, resume: bool) -> dict[str, Any]:
-    """The train stage with the pipeline's monitoring. A time-budgeted run has measured its step
-    count (train.budget_steps): config.yaml records it, so the run repeats exactly from there."""
-    measured = cfg.train.time_budget is not None and cfg.train.budget_steps is None
-    summary = run_train(run, cfg, resume=resume, callbacks=build_callbacks)
-    if measured:
-        atomic_write_text(run.config, dump_config(cfg))
-    return summary
 RUNNER_KEYS = ("executor", "ray", "slurm")  # data keys left out of the data stage's identity
 # monitor keys that change what training produces (when it stops, the LR, the final weights); the
 # rest of `monitor` (sinks, console, statistics, live control) only observes, so it is left out

@@ -50,6 +50,7 @@ def test_a_budgeted_run_ends_within_its_budget_at_the_lr_floor(tiny_run) -> None
     steps = cfg.train.budget_steps
     assert steps is not None and steps > 5 and cfg.train.steps == steps == summary["step"]
     assert summary["budget"]["steps"] == steps and "ms per step" in summary["budget"]["why"]
+    assert load_config(tiny_run.config).train.budget_steps == steps  # recorded for a resume or a rerun
     # within the budget; the slack covers setup (model, loaders) and a noisy shared machine
     assert elapsed < budget * 1.25, f"{elapsed:.1f}s for a {budget}s budget ({steps} steps)"
     trainer = new_trainer(tiny_run, cfg)  # the schedule the run followed, at its last step

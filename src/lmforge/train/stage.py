@@ -14,11 +14,12 @@ from typing import Any
 
 import torch
 
+from lmforge.config.load import dump_config
 from lmforge.config.schema import Config, TrainConfig
 from lmforge.console import console
 from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model, count_parameters
-from lmforge.rundir import RunDir, clear_temp
+from lmforge.rundir import RunDir, atomic_write_text, clear_temp
 from lmforge.runtime import setup_threads
 from lmforge.tokens.loader import build_loader
 from lmforge.tokens.store import META, load_doc_starts, load_tokens, read_meta
@@ -136,7 +137,8 @@ def run_train(run: RunDir, cfg: Config, resume: bool = False, show_progress: boo
     budget = None
     if cfg.train.time_budget is not None and cfg.train.budget_steps is None:
         budget = fit_to_budget(trainer)  # sets cfg.train.steps and budget_steps
-        if info.is_main:
+        if info.is_main:  # recorded before the first step, so a resume or a rerun uses the same count
+            atomic_write_text(run.config, dump_config(cfg))
             console.print(f"train: {budget.why()}")
             run.event("budget", budget.why(), step=trainer.step, **asdict(budget))
     params = count_parameters(trainer.raw_model)
