@@ -80,10 +80,13 @@ def test_the_recorded_config_repeats_a_budgeted_run_exactly(tmp_path: Path) -> N
 
 
 def test_a_budget_too_small_for_the_warmup_is_refused_before_training(tiny_run) -> None:
+    run_train(tiny_run, tiny_config("train.steps=5"), show_progress=False)
+    before = [p.name for p in ckpt.list_checkpoints(tiny_run.checkpoints)]
     cfg = tiny_config("train.time_budget=0.05", "train.warmup_steps=50")
     with pytest.raises(LmforgeError, match="too small"):
         run_train(tiny_run, cfg, show_progress=False)
-    assert ckpt.list_checkpoints(tiny_run.checkpoints) == []
+    # refused before the run was touched: the earlier training's checkpoints are all still there
+    assert before and [p.name for p in ckpt.list_checkpoints(tiny_run.checkpoints)] == before
 
 
 def test_a_schedule_that_cannot_follow_a_budget_is_a_config_error() -> None:

@@ -93,6 +93,18 @@ def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = Non
                    lr_at=lr_at or schedule_lr_at, extra_state=state, dist=info)
 
 
+def plan_budget(run: RunDir, cfg: Config, trainer: Trainer) -> None:
+    """Fit the steps to train.time_budget (train/budget.py) and record the count in config.yaml
+    before the first step, so a resume or a rerun follows the same schedule; every checkpoint's
+    state.json keeps the measurement."""
+    plan = fit_to_budget(trainer)  # sets cfg.train.steps and budget_steps
+    trainer.extra_state["budget"] = {**asdict(plan), "why": plan.why()}
+    if trainer.dist.is_main:
+        atomic_write_text(run.config, dump_config(cfg))
+        console.print(f"train: {plan.why()}")
+        run.event("budget", plan.why(), step=trainer.step, **asdict(plan))
+
+
 def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = True,
                   callbacks: CallbackFactory | None = None) -> Trainer:
     """The train stage's trainer, with rank 0's callbacks from `callbacks` (the pipeline hands in
@@ -106,7 +118,11 @@ def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = 
             console.print(f"[yellow]no valid checkpoint in {run.checkpoints}: starting from step 0")
         else:
             start = int(json.loads((latest / "state.json").read_text())["step"])
+    if cfg.train.time_budget is not None and cfg.train.budget_steps is not None:
+        cfg.train.steps = cfg.train.budget_steps  # measured once, by the run that wrote it
     trainer = new_trainer(run, cfg, pretrained=latest is None)
+    if cfg.train.time_budget is not None and cfg.train.budget_steps is None:
+        plan_budget(run, cfg, trainer)  # before anything of the run is touched: a refusal loses nothing
     info = trainer.dist
     if info.is_main:
         clear_temp(run.checkpoints)  # staging folders of saves that a kill interrupted
@@ -130,17 +146,8 @@ def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = 
 def run_train(run: RunDir, cfg: Config, resume: bool = False, show_progress: bool = True,
               callbacks: CallbackFactory | None = None) -> dict[str, Any]:
     """The train stage: build (or resume) the trainer, fit, record start and end in events.jsonl."""
-    if cfg.train.time_budget is not None and cfg.train.budget_steps is not None:
-        cfg.train.steps = cfg.train.budget_steps  # measured once, by the run that wrote it
     trainer = build_trainer(run, cfg, resume, show_progress, callbacks)
     info: DistInfo = trainer.dist
-    budget = None
-    if cfg.train.time_budget is not None and cfg.train.budget_steps is None:
-        budget = fit_to_budget(trainer)  # sets cfg.train.steps and budget_steps
-        if info.is_main:  # recorded before the first step, so a resume or a rerun uses the same count
-            atomic_write_text(run.config, dump_config(cfg))
-            console.print(f"train: {budget.why()}")
-            run.event("budget", budget.why(), step=trainer.step, **asdict(budget))
     params = count_parameters(trainer.raw_model)
     plan = trainer.plan
     if info.is_main:
@@ -159,6 +166,7 @@ def run_train(run: RunDir, cfg: Config, resume: bool = False, show_progress: boo
         raise KeyboardInterrupt
     summary = {"step": trainer.step, "val_loss": trainer.last_val, "params": params}
     if cfg.train.time_budget is not None:
+        measured = trainer.extra_state.get("budget") or {}
         summary["budget"] = {"time_budget_s": cfg.train.time_budget, "steps": cfg.train.budget_steps,
-                             "why": budget.why() if budget else "train.budget_steps, from the run that measured it"}
+                             "why": measured.get("why", "train.budget_steps, from the run that measured it")}
     return summary
