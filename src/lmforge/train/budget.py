@@ -59,10 +59,11 @@ def probe(trainer: Trainer, steps: int = PROBE_STEPS) -> tuple[float, float]:
             start = time.perf_counter()
             trainer.train_step()
             times.append(time.perf_counter() - start)
-        start = time.perf_counter()
+        eval_s = 0.0
         if trainer.val_data is not None:
+            start = time.perf_counter()
             trainer.val_loss()
-        eval_s = time.perf_counter() - start if trainer.val_data is not None else 0.0
+            eval_s = time.perf_counter() - start
     finally:
         trainer.rollback(snap)
     step_s = statistics.median(times[1:] if len(times) > 1 else times)
