@@ -319,6 +319,37 @@ def lr_find_cmd(
     console.print(f"written: {run_dir.root / 'lr_find.json'}, lr_find.png")
 
 
+@app.command()
+def tune(
+    run_dir: RunArg,
+    args: ConfigAndOverrides = None,
+    preset: PresetOpt = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="delete RUN_DIR/tune/ and start a new study")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Hyperparameter search over the config's tune.space (Optuna): trials.csv, best.yaml, figures.
+
+    Runs data and tokenize once, then tune.trials trials through the train stage; a study that
+    was stopped resumes where it stopped."""
+    from lmforge.tune.study import run_tune
+
+    set_quiet(quiet)
+    config, overrides = _split_config_arg(args or [])
+    run = RunDir(run_dir)
+    summary = run_tune(run, resolve(run, config, preset, overrides), fresh=fresh)
+    counts = ", ".join(f"{n} {o}" for o, n in summary["outcomes"].items() if n)
+    best = summary["best"]
+    say(f"tune: {summary['trials']} trials ({counts}), {summary['steps']:,} training steps", markup=False)
+    if best:
+        say(f"best: trial {best['trial']}, {summary['metric']} {best['value']:.4f}: "
+            + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items()),
+            markup=False)
+        say(f"written: {run.root / 'tune'}/trials.csv, best.yaml (train it: lmforge run {run.root / 'tune' / 'best.yaml'}"
+            f" -o {run.root})", markup=False)
+    else:
+        say("no trial completed: see trials.csv for why", markup=False)
+
+
 @compare_app.command("splits")
 def compare_splits(
     run_dir: RunArg,
