@@ -18,17 +18,10 @@ from lmforge.config.load import dump_config
 from lmforge.config.schema import Config
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
 from lmforge.tune.space import with_values
-from lmforge.tune.storage import tune_dir
+from lmforge.tune.storage import outcome, tune_dir
 
 FIGURES = {"history": "optimization history", "parallel": "parallel coordinates",
            "importance": "parameter importance (fANOVA)", "intermediate": "metric at each evaluation"}
-
-
-def outcome(trial: FrozenTrial) -> str:
-    """complete, pruned, diverged or failed; running or interrupted for a trial with none yet."""
-    if "outcome" in trial.user_attrs:
-        return str(trial.user_attrs["outcome"])
-    return "running" if trial.state == TrialState.RUNNING else "interrupted"
 
 
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from lmforge.config.schema import Config
 from lmforge.errors import LmforgeError
@@ -59,9 +60,11 @@ def open_storage(run: RunDir, cfg: Config) -> optuna.storages.BaseStorage:
                            "file in RUN/tune/")
     connect: dict[str, Any] = {"connect_timeout": 10} if url.startswith(("postgresql", "mysql")) else {}
     try:
-        return RDBStorage(url, engine_kwargs={"connect_args": connect} if connect else None,
-                          heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat
+            return RDBStorage(url, engine_kwargs={"connect_args": connect} if connect else None,
+                              heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
     except ImportError as exc:
         raise LmforgeError(f"tune.storage {where}: its database driver is not installed ({exc})",
                            "for PostgreSQL: pip install 'lmforge[tune-rdb]' (psycopg)") from None
@@ -101,16 +104,24 @@ def release(run: RunDir) -> None:
     (tune_dir(run) / OWNER).unlink(missing_ok=True)
 
 
+def outcome(trial: FrozenTrial) -> str:
+    """complete, pruned, diverged or failed (the trial.py outcomes) for a trial that ended; running
+    for one under way; interrupted for one a stopped study left unfinished (queued again)."""
+    ended = trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    if ended and "outcome" in trial.user_attrs and not trial.user_attrs.get("requeued"):
+        return str(trial.user_attrs["outcome"])
+    return "running" if trial.state == TrialState.RUNNING else "interrupted"
+
+
 def requeue_unfinished(study: optuna.Study) -> int:
-    """Trials left RUNNING (or failed by Ctrl-C) by a study that stopped: fail them, marked
-    `interrupted`, and queue their values again so the resumed study trains them first. Only for a
-    study this process owns (a journal file under claim), where nothing else can be running."""
+    """Trials a stopped study left unfinished (still RUNNING, or failed by Ctrl-C): fail them,
+    marked `requeued`, and queue their values again so the resumed study trains them first. Only
+    for a study this process owns (a journal file under claim), where nothing else can be running.
+    Optuna has no public call to end another process's trial, hence the storage and trial id."""
     storage = study._storage
     count = 0
     for trial in study.get_trials(deepcopy=False):
-        unfinished = trial.state == TrialState.RUNNING or (
-            trial.state == TrialState.FAIL and "outcome" not in trial.user_attrs)
-        if not unfinished or trial.user_attrs.get("requeued"):
+        if outcome(trial) not in ("running", "interrupted") or trial.user_attrs.get("requeued"):
             continue
         storage.set_trial_user_attr(trial._trial_id, "requeued", True)
         if trial.state == TrialState.RUNNING:
@@ -121,6 +132,5 @@ def requeue_unfinished(study: optuna.Study) -> int:
 
 
 def finished(study: optuna.Study) -> int:
-    """Trials that reached an outcome (complete, pruned, diverged, failed); interrupted ones, whose
-    values are trained again, do not count."""
-    return sum(1 for t in study.get_trials(deepcopy=False) if "outcome" in t.user_attrs)
+    """Trials that reached an outcome; interrupted ones, whose values are trained again, do not count."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if outcome(t) not in ("running", "interrupted"))

@@ -14,7 +14,9 @@ keeps it apart from the trials pruned for being worse.
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +95,7 @@ def trial_config(base: Config, values: dict[str, Any], threads: int | None) -> C
 
 def _finish(trial: optuna.Trial, outcome: str, trainer: Trainer | None, started: float, why: str = "") -> None:
     trial.set_user_attr("outcome", outcome)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     trial.set_user_attr("steps", trainer.step if trainer is not None else 0)
     trial.set_user_attr("tokens", trainer.tokens_seen if trainer is not None else 0)
     trial.set_user_attr("seconds", round(time.time() - started, 3))
