@@ -237,11 +237,21 @@ def watch(
     once: Annotated[bool, typer.Option("--once", help="print one frame and exit")] = False,
     follow: Annotated[bool, typer.Option("--follow", help="keep watching after training ends")] = False,
     interval: Annotated[float, typer.Option(min=0.1, help="seconds between refreshes")] = 1.0,
+    study: Annotated[bool, typer.Option("--study", help="show the run's hyperparameter study (`lmforge tune`)")] = False,
 ) -> None:
-    """Live view of a running or finished run, read from its files (works from another shell)."""
+    """Live view of a running or finished run, read from its files (works from another shell).
+
+    A run with a study and no training of its own (what `lmforge tune` leaves) shows the study."""
     from lmforge.monitor.watch import watch as watch_run
 
-    watch_run(RunDir(run_dir), interval, once, follow)
+    run = RunDir(run_dir)
+    if study or not run.metrics.is_file():
+        from lmforge.tune.watch import has_study, watch_study
+
+        if study or has_study(run):
+            watch_study(run, interval, once)
+            return
+    watch_run(run, interval, once, follow)
 
 
 @app.command()

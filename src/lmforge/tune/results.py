@@ -100,8 +100,9 @@ def write_figures(study: optuna.Study, folder: Path, scores: dict[str, float] | 
     makers = {"history": lambda: ovm.plot_optimization_history(study), "parallel": parallel,
               "importance": importances, "intermediate": lambda: ovm.plot_intermediate_values(study)}
     written = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+    # Optuna marks its matplotlib plots experimental, and sets a style: both stay inside this block
+    with warnings.catch_warnings(), matplotlib.rc_context():
+        warnings.simplefilter("ignore")
         for name, make in makers.items():
             try:
                 ax = make()

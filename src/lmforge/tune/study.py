@@ -18,6 +18,7 @@ from lmforge.config.schema import Config
 from lmforge.console import console
 from lmforge.errors import LmforgeError
 from lmforge.pipeline import run_stage, write_config
+from lmforge.report.build import run_report
 from lmforge.rundir import RunDir
 from lmforge.tokens.store import META, load_tokens, read_meta
 from lmforge.tune.results import write_results, write_trials_csv
@@ -170,6 +171,7 @@ def run_tune(run: RunDir, cfg: Config, fresh: bool = False, stages: bool = True)
         else:
             run_workers(run, cfg)
         summary = write_results(run, cfg, study)
+        run_report(run, cfg.report.title)  # the run report shows the study
         trials = tune_dir(run) / "trials"
         if trials.is_dir() and not any(trials.iterdir()):
             trials.rmdir()
