@@ -472,6 +472,30 @@ def compare_init(
     _compare_models("init", args, only, out)
 
 
+@compare_app.command("search")
+def compare_search_cmd(
+    args: ConfigAndOverrides = None,
+    seeds: Annotated[int, typer.Option(min=1, help="seeds of every search (sampler and training)")] = 3,
+    methods: Annotated[str, typer.Option(help="comma-separated: grid, random, tpe, tpe+hyperband")] = (
+        "grid,random,tpe,tpe+hyperband"),
+    out: OutOpt = None,
+) -> None:
+    """Grid vs random vs TPE vs TPE with Hyperband pruning on one space and the grid's compute:
+    best validation loss against training steps spent, over seeds (built-in corpus)."""
+    from lmforge.compare.search import METHODS, run_compare_search, search_config, table
+
+    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown or "grid" not in chosen:
+        raise LmforgeError(f"--methods {methods!r}: " + (f"unknown {unknown}" if unknown else "grid is the yardstick"),
+                           f"choose from {', '.join(METHODS)}, grid included")
+    config, overrides = _split_config_arg(args or [])
+    run = RunDir(out or Path("runs") / "compare-search")
+    record = run_compare_search(run, search_config(config, overrides), list(range(seeds)), chosen)
+    typer.echo(table(record))
+    console.print(f"written: {run.root / 'compare'}/search.md, search.json, search.png ({record['wall_s']:.0f} s)")
+
+
 @app.command("export")
 def export_cmd(
     run_dir: RunArg,

@@ -100,6 +100,28 @@ def optimize(run: RunDir, cfg: Config, worker: int = 0) -> None:
                    callbacks=[stop_when_done], catch=())
 
 
+def steps_spent(study: optuna.Study) -> int:
+    """Training steps of every trial of the study: the compute a search spent."""
+    return sum(int(t.user_attrs.get("steps", 0)) for t in study.get_trials(deepcopy=False))
+
+
+def run_budgeted(run: RunDir, cfg: Config, budget_steps: int) -> optuna.Study:
+    """An in-memory study in this process that runs trials until they have trained `budget_steps`
+    steps in all (or the grid is done): searches compared at equal compute (compare search)."""
+    optuna.logging.set_verbosity(logging.WARNING)
+    check_space(cfg)
+    study = optuna.create_study(sampler=build_sampler(cfg), pruner=build_pruner(cfg), direction="minimize")
+    metric = metric_for(run, cfg)
+    uniform = math.log(read_meta(run.tokens)["vocab_size"])
+
+    def stop_at_budget(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if steps_spent(study) >= budget_steps:
+            study.stop()
+
+    study.optimize(lambda t: run_trial(t, run, cfg, metric, uniform), callbacks=[stop_at_budget], catch=())
+    return study
+
+
 def _worker_main(root: str, cfg_json: dict[str, Any], worker: int) -> None:
     """A worker process: its own trials against the shared study."""
     optimize(RunDir(Path(root)), Config.model_validate(cfg_json), worker)
