@@ -67,8 +67,10 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
                 parent.chmod(parent.stat().st_mode | 0o111)
     port = free_port()
-    run = lambda *cmd: subprocess.run([*as_user, *cmd], capture_output=True, text=True, timeout=120,  # noqa: E731
-                                      check=False)
+
+    def run(*cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*as_user, *cmd], capture_output=True, text=True, timeout=120, check=False)
+
     init = run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "lmforge", "--no-sync")
     if init.returncode:
         pytest.skip(f"initdb failed: {init.stderr.strip()[-300:]}")

@@ -125,10 +125,11 @@ def summary_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def table(record: dict[str, Any]) -> str:
-    lines = [f"search space: {record['grid_points']} grid points, {record['steps_per_trial']} steps per full trial; "
-             f"budget {record['budget_steps']:,} steps per search (the full grid); seeds {record['seeds']}", "",
-             "| search | trials (median) | pruned (median) | best val loss: median (min–max) | "
-             "steps to reach the grid's best: median (min–max) | share of the grid's compute: median |",
+    lines = [(f"search space: {record['grid_points']} grid points, {record['steps_per_trial']} steps per full "
+              f"trial; budget {record['budget_steps']:,} steps per search (the full grid); seeds {record['seeds']}"),
+             "",
+             ("| search | trials (median) | pruned (median) | best val loss: median (min–max) | "
+              "steps to reach the grid's best: median (min–max) | share of the grid's compute: median |"),
              "|---|---|---|---|---|---|"]
     for r in record["rows"]:
         reached = [s for s in r["reach_steps"] if s is not None]

@@ -90,7 +90,7 @@ def write_figures(study: optuna.Study, folder: Path, scores: dict[str, float] | 
     def importances() -> Any:
         if not scores:
             raise ValueError("no importance")
-        fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(scores)))
+        _, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(scores)))
         names = list(scores)[::-1]
         ax.barh(names, [scores[n] for n in names])
         ax.set_xlabel("fANOVA importance (share of the metric's variance)")

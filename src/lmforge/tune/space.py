@@ -82,7 +82,7 @@ def candidate_values(spec: ParamSpec) -> list[Any]:
             return [int(v) for v in points]
         return list(range(int(low), int(high) + 1, step))
     if spec.step is not None:
-        n = int(math.floor((high - low) / spec.step + 1e-9))
+        n = math.floor((high - low) / spec.step + 1e-9)
         return [float(low + i * spec.step) for i in range(n + 1)]
     points = np.geomspace(low, high, spec.grid) if spec.log else np.linspace(low, high, spec.grid)
     return [float(f"{v:.6g}") for v in points]
