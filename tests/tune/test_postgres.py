@@ -98,3 +98,7 @@ def test_a_study_in_postgres_is_shared(tmp_path: Path, postgres: str):
     assert finished(study) == 5 and summary["trials"] == 5
     assert not (second.root / "tune" / "journal.log").exists()
     assert (second.root / "tune" / "best.yaml").is_file()
+    # --fresh drops the database's study of that name and starts anew
+    again = run_tune(second, cfg.model_copy(update={"tune": cfg.tune.model_copy(update={"trials": 2})}), fresh=True,
+                     stages=False)
+    assert again["trials"] == 2

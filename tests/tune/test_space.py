@@ -96,3 +96,17 @@ def test_a_conditional_key_is_sampled_only_when_its_condition_holds():
         study.tell(trial, 0.0)
     assert all(("train.momentum" in v) == (v["train.optimizer"] == "sgd") for v in seen)
     assert {v["train.optimizer"] for v in seen} == {"adamw", "sgd"}
+
+
+def test_the_command_prints_the_error_without_a_traceback(tmp_path: Path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "search.yaml"
+    bad.write_text("tune:\n  space:\n    model.n_layr: {int: [1, 3]}\n")
+    proc = subprocess.run([sys.executable, "-m", "lmforge", "tune", str(tmp_path / "run"), str(bad)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in out
+    assert "unknown key 'model.n_layr'" in out and "did you mean 'model.n_layer'" in out
+    assert not (tmp_path / "run" / "data").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 
 from lmforge.config.schema import Config
@@ -21,8 +23,10 @@ def build_sampler(cfg: Config) -> optuna.samplers.BaseSampler:
         return optuna.samplers.RandomSampler(seed=seed)
     if t.sampler == "tpe":
         conditional = any(spec.when for spec in t.space.values())
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=t.startup_trials, multivariate=True,
-                                          group=conditional, constant_liar=t.workers > 1 or t.storage is not None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # `group`, `constant_liar`
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=t.startup_trials, multivariate=True,
+                                              group=conditional, constant_liar=t.workers > 1 or t.storage is not None)
     if t.sampler == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=t.startup_trials)
     if t.sampler == "cmaes":

@@ -172,7 +172,11 @@ def run_tune(run: RunDir, cfg: Config, fresh: bool = False, stages: bool = True)
         import shutil
 
         shutil.rmtree(tune_dir(run), ignore_errors=True)
-    open_storage(run, cfg)  # an unreachable database stops here, before data and tokenize
+    storage = open_storage(run, cfg)  # an unreachable database stops here, before data and tokenize
+    if fresh and cfg.tune.storage is not None:
+        names = {s.study_name for s in storage.get_all_studies()}
+        if study_name(cfg) in names:
+            optuna.delete_study(study_name=study_name(cfg), storage=storage)
     if stages:
         prepare(run, cfg)
     local = cfg.tune.storage is None
