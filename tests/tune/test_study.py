@@ -15,12 +15,14 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from rich.console import Console
 
 from lmforge.config.load import load_config
 from lmforge.rundir import RunDir
 from lmforge.train.stage import run_train
 from lmforge.tune.storage import finished, open_storage
 from lmforge.tune.study import open_study, run_tune
+from lmforge.tune.watch import render
 from tests.helpers.runs import VOCAB
 from tests.helpers.tune import tune_config, tune_run
 
@@ -98,6 +100,11 @@ def test_best_yaml_is_a_config_that_trains(tmp_path: Path):
     figures = {p.name for p in (run.root / "tune").glob("*.png")}
     assert {"history.png", "parallel.png", "intermediate.png"} <= figures
     assert len(list((run.root / "tune" / "tb").glob("trial-*/events.out.tfevents.*"))) == 3
+    # what `lmforge watch RUN` shows: counts, the best trial, the trials
+    shown = Console(record=True, width=200)
+    shown.print(render(optuna.load_study(study_name=cfg.name, storage=open_storage(run, cfg)), 3))
+    text = shown.export_text()
+    assert "3 trials of 3 (3 complete)" in text and f"best: trial {summary['best']['trial']}" in text
 
 
 def test_two_worker_processes_share_one_journal_study(tmp_path: Path):
