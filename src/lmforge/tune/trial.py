@@ -4,7 +4,9 @@ factory, its validation metric reported at every evaluation so the pruner can st
 A trial ends in one of four outcomes, kept in its user attribute `outcome`:
 - complete: trained to the end; its value is the metric at the last step;
 - pruned: stopped by the pruner because it was doing worse than other trials at the same step;
-- diverged: its loss became NaN/Inf or rose above the loss it started at (times DIVERGE_FACTOR);
+- diverged: its loss became NaN/Inf or rose above the loss it started at (times DIVERGE_FACTOR),
+  where the start is the first logged loss or the loss of guessing uniformly, whichever is higher
+  (the first logged step may come after the loss has already fallen);
 - failed: the trial's config was refused (a combination the schema forbids) or training raised.
 Optuna stores a diverged trial as PRUNED with the metric of uniform guessing as its last value,
 so TPE ranks it below every finished trial and learns to avoid its region; the outcome attribute
@@ -60,15 +62,15 @@ class PruneOnEval(Callback):
     """Reports the metric to the trial at each evaluation (`on_eval_end`) and stops the trial when
     the pruner says so; watches every logged training loss for divergence."""
 
-    def __init__(self, trial: optuna.Trial, metric: Metric) -> None:
-        self.trial, self.metric = trial, metric
+    def __init__(self, trial: optuna.Trial, metric: Metric, uniform_loss: float) -> None:
+        self.trial, self.metric, self.uniform_loss = trial, metric, uniform_loss
         self.start_loss: float | None = None
         self.reported: set[int] = set()
 
     def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         loss = float(metrics["loss"])
         if self.start_loss is None and math.isfinite(loss):
-            self.start_loss = loss
+            self.start_loss = max(loss, self.uniform_loss)
         if not math.isfinite(loss):
             raise Diverged(f"training loss {loss} at step {trainer.step}")
         if self.start_loss is not None and loss > DIVERGE_FACTOR * self.start_loss:
@@ -125,7 +127,7 @@ def run_trial(trial: optuna.Trial, run: RunDir, base: Config, metric: Metric, un
         return math.nan  # optuna records a NaN value as FAIL
     folder = run.root / "tune" / "trials" / str(trial.number)
     trainer: Trainer | None = None
-    watcher = PruneOnEval(trial, metric)
+    watcher = PruneOnEval(trial, metric, uniform_loss)
     try:
         trainer = new_trainer(run, cfg, [watcher], checkpoint_dir=folder / "checkpoints")
         trainer.fit()
