@@ -510,6 +510,16 @@ class Config(Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder_name(cls, value: str) -> str:
+        """runs/NAME must be a folder of its own: `.` or `..` (a file called `...yaml` has the
+        stem `..`) would make the working directory the run, whose checkpoints a fresh run clears."""
+        if set(value) == {"."}:
+            raise ValueError(f"name {value!r} is not a folder of its own; name the run with letters or digits "
+                             "(name: my-run, or rename the config file)")
+        return value
+
     @model_validator(mode="after")
     def _pretrained_tokenizer_path(self) -> Config:
         """A pretrained tokenizer comes from tokenizer.path, else from the model.init_from folder."""
