@@ -436,13 +436,14 @@ def export_cmd(
     run_dir: RunArg,
     out: Annotated[Path, typer.Argument(help="folder to write")],
     fmt: Annotated[str, typer.Option("--format", help="export format: hf")] = "hf",
+    force: Annotated[bool, typer.Option("--force", help="replace a folder that is not empty")] = False,
 ) -> None:
     """Write the newest checkpoint as a Hugging Face model folder (GPT2LMHeadModel / LlamaForCausalLM)."""
     from lmforge.export import export_run
 
     if fmt != "hf":
         raise LmforgeError(f"unknown export format '{fmt}'", "supported: --format hf")
-    summary = export_run(run_dir, out)
+    summary = export_run(run_dir, out, force)
     typer.echo(f"exported {summary['checkpoint']} as {summary['architecture']} to {summary['out']}")
 
 
