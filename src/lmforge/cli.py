@@ -12,7 +12,7 @@ import typer
 import typer.core
 from rich.markup import escape
 
-from lmforge.config.load import load_config, preset_names
+from lmforge.config.load import load_config, outside_effects, preset_names
 from lmforge.config.schema import Config
 from lmforge.console import console, say, set_quiet
 from lmforge.errors import LmforgeError, StagePending
@@ -106,6 +106,13 @@ def resolve(run: RunDir, config: Path | None, preset: str | None, overrides: lis
     return load_config(config, preset, overrides)
 
 
+def announce_outside_effects(cfg: Config, sections: tuple[str, ...] = ("data", "monitor")) -> None:
+    """Say which keys of this config will run commands or reach the network, before they do
+    (even under --quiet: a config from someone else must not use them unseen)."""
+    for line in outside_effects(cfg, sections):
+        say(f"note: this config leaves the process: {line}", markup=False)
+
+
 def require_png(path: Path, option: str, default_name: str) -> None:
     """Figures are PNGs: matplotlib fails on another suffix and silently appends .png to none."""
     if path.suffix.lower() != ".png":
@@ -126,7 +133,9 @@ def _stage(name: str, run_dir: Path, config: Path | None, preset: str | None, ov
 
     set_quiet(quiet)
     run = RunDir(run_dir)
-    ran = run_stage_command(run, resolve(run, config, preset, overrides or []), name, force, **opts)
+    cfg = resolve(run, config, preset, overrides or [])
+    announce_outside_effects(cfg, {"data": ("data",), "train": ("monitor",)}.get(name, ()))
+    ran = run_stage_command(run, cfg, name, force, **opts)
     if quiet:  # the pipeline's own last line was silenced with the rest
         record = run.stage_record(name) or {}
         say(f"{name}: done in {record['seconds']:.1f}s" if ran and "seconds" in record
@@ -153,6 +162,7 @@ def run(
                                "give one (as -c FILE or as the first argument); overrides are key=value")
         config = config_file
     cfg = load_config(config, preset, overrides)
+    announce_outside_effects(cfg)
     run_dir = RunDir(out or Path("runs") / cfg.name)
     run_all(run_dir, cfg, force=force)
     say(f"[bold green]done[/]: report at {escape(str(run_dir.report / 'index.html'))}")
