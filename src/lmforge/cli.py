@@ -43,7 +43,8 @@ class _Typer(typer.Typer):
     """typer.Typer whose groups and commands use the clean help above."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cls=_Group, **kwargs)
+        kwargs.setdefault("cls", _Group)
+        super().__init__(**kwargs)
 
     def command(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("cls", _Command)
@@ -53,10 +54,35 @@ class _Typer(typer.Typer):
 app = _Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
              help="lmforge: the whole training flow of a language model, measured and explained.")
 
-compare_app = _Typer(no_args_is_help=True, help="Measured comparisons that feed the course tables.")
+class _CompareGroup(_Group):
+    """`lmforge compare NAME`: a mistyped NAME gets the closest comparison's name."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        from lmforge.compare.catalog import closest
+
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            guess = closest(args[0], self.list_commands(ctx))
+            raise LmforgeError(f"unknown comparison '{args[0]}'" + (f"; did you mean '{guess}'?" if guess else ""),
+                               "`lmforge compare --list` shows every comparison with its course number")
+        return super().resolve_command(ctx, args)
+
+
+compare_app = _Typer(cls=_CompareGroup, no_args_is_help=True,
+                          help="Measured comparisons that feed the course tables (--list: by course number).")
 model_app = _Typer(no_args_is_help=True, help="Model families, sizes and initialisation.")
 app.add_typer(compare_app, name="compare")
 app.add_typer(model_app, name="model")
+
+
+@compare_app.callback(invoke_without_command=True)
+def compare_main(ctx: typer.Context, show: Annotated[bool, typer.Option(
+        "--list", help="every comparison with its course number and what it measures")] = False) -> None:
+    """Measured comparisons that feed the course tables."""
+    if show:
+        from lmforge.compare.catalog import listing
+
+        typer.echo(listing())
+        raise typer.Exit()
 
 # Argument help is rich markup (typer's rich mode), where `[CONFIG]` is a style tag and vanishes:
 # the help texts below use no square brackets.
