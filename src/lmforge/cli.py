@@ -382,7 +382,9 @@ def tune(
     set_quiet(quiet)
     config, overrides = _split_config_arg(args or [])
     run = RunDir(run_dir)
-    summary = run_tune(run, resolve(run, config, preset, overrides), fresh=fresh)
+    cfg = resolve(run, config, preset, overrides)
+    announce_outside_effects(cfg, ("data", "monitor", "tune"))
+    summary = run_tune(run, cfg, fresh=fresh)
     counts = ", ".join(f"{n} {o}" for o, n in summary["outcomes"].items() if n)
     best = summary["best"]
     say(f"tune: {summary['trials']} trials ({counts}), {summary['steps']:,} training steps", markup=False)

@@ -110,3 +110,13 @@ def test_the_command_prints_the_error_without_a_traceback(tmp_path: Path):
     assert proc.returncode == 2 and "Traceback" not in out
     assert "unknown key 'model.n_layr'" in out and "did you mean 'model.n_layer'" in out
     assert not (tmp_path / "run" / "data").exists()
+
+
+def test_a_database_storage_is_announced_without_its_password():
+    from lmforge.config.load import outside_effects
+
+    cfg = tune_config(storage="postgresql://tuner:s3cret@db.example:5432/studies")
+    lines = outside_effects(cfg, ("tune",))
+    assert lines == ["tune.storage='postgresql://tuner:***@db.example:5432/studies': a database URL: the study's "
+                     "trials, values and config keys are stored there"]
+    assert outside_effects(tune_config(), ("tune",)) == []  # the journal file in RUN/tune/ stays local

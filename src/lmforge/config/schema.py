@@ -27,6 +27,7 @@ OUTSIDE_KEYS: dict[str, str] = {
     "data.ray.address": "the Ray cluster phase 1's tasks are sent to (their code runs there)",
     "monitor.wandb_mode": "`online` sends metrics and the config to Weights & Biases' servers",
     "monitor.mlflow_uri": "an http(s) or database URI sends metrics and the config there",
+    "tune.storage": "a database URL: the study's trials, values and config keys are stored there",
 }
 
 
