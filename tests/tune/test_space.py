@@ -117,6 +117,6 @@ def test_a_database_storage_is_announced_without_its_password():
 
     cfg = tune_config(storage="postgresql://tuner:s3cret@db.example:5432/studies")
     lines = outside_effects(cfg, ("tune",))
-    assert lines == ["tune.storage='postgresql://tuner:***@db.example:5432/studies': a database URL: the study's "
-                     "trials, values and config keys are stored there"]
+    assert lines == [("tune.storage='postgresql://tuner:***@db.example:5432/studies': a database URL: the study's "
+                      "trials, values and config keys are stored there")]
     assert outside_effects(tune_config(), ("tune",)) == []  # the journal file in RUN/tune/ stays local

@@ -295,7 +295,7 @@ def _without_password(url: str) -> str:
     head, sep, tail = url.partition("://")
     if not sep or "@" not in tail:
         return url
-    cred, at, host = tail.rpartition("@")
+    cred, _, host = tail.rpartition("@")
     user = cred.split(":", 1)[0]
     return f"{head}://{user}{':***' if ':' in cred else ''}@{host}"
 
