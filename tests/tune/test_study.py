@@ -165,3 +165,17 @@ def test_a_study_killed_mid_way_resumes(tmp_path: Path):
     assert study.trials[killed_running.number].state == TrialState.FAIL
     assert [r["state"] for r in rows(run)].count("interrupted") == 1
 
+
+
+def test_bits_per_byte_is_the_validation_loss_in_bits_per_byte_of_text(tmp_path: Path):
+    from tests.helpers.runs import doc_run_config, make_doc_run
+
+    run = make_doc_run(tmp_path / "run")  # char tokens: 300 one-byte characters and an EOS per document
+    values = {}
+    for metric in ("val_loss", "bits_per_byte"):
+        cfg = doc_run_config().model_copy(deep=True)
+        cfg.train.steps, cfg.train.eval_interval = 6, 3
+        cfg.tune = cfg.tune.model_validate({"space": {"train.lr": {"choice": [1e-2]}}, "trials": 1, "metric": metric,
+                                            "pruner": "none", "study": metric})
+        values[metric] = run_tune(run, cfg, stages=False)["best"]["value"]
+    assert values["bits_per_byte"] == pytest.approx(values["val_loss"] / math.log(2) * 301 / 300, rel=1e-6)
