@@ -7,7 +7,8 @@ writes its table, curves and figure, plus the CPU line and versions, to bench/re
 
 Usage (from the repository root):
 
-    .venv/bin/python bench/tune_search.py [--seeds 3] [--out runs/bench-tune-search]
+    .venv/bin/python bench/tune_search.py [--seeds 3] [--first-seed 0] [--methods grid,tpe+hyperband]
+                                          [--name tune_search] [--out runs/bench-tune-search]
 """
 
 from __future__ import annotations
@@ -45,16 +46,20 @@ def cpu_line() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--methods", default=",".join(METHODS), help="grid is the yardstick: keep it")
+    parser.add_argument("--name", default="tune_search", help="bench/results/NAME.json and NAME.png")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-tune-search"))
     args = parser.parse_args()
     set_quiet(True)  # one line per search, not per trial
-    record = run_compare_search(RunDir(args.out), search_config(None, []), list(range(args.seeds)), list(METHODS))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    record = run_compare_search(RunDir(args.out), search_config(None, []), seeds, args.methods.split(","))
     record["cpu"] = cpu_line()
     record["versions"] = {"optuna": optuna.__version__, "torch": torch.__version__,
                           "python": platform.python_version()}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "tune_search.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
-    shutil.copyfile(args.out / "compare" / "search.png", RESULTS / "tune_search.png")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    shutil.copyfile(args.out / "compare" / "search.png", RESULTS / f"{args.name}.png")
     print(table(record))
     print(f"cpu: {record['cpu']}; {record['versions']}; wall {record['wall_s']:.0f} s")
 
