@@ -19,6 +19,7 @@ from lmforge.config.schema import Config
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
 from lmforge.tune.space import with_values
 from lmforge.tune.storage import outcome, tune_dir
+from lmforge.tune.trial import OUTCOMES
 
 FIGURES = {"history": "optimization history", "parallel": "parallel coordinates",
            "importance": "parameter importance (fANOVA)", "intermediate": "metric at each evaluation"}
@@ -124,7 +125,7 @@ def write_hparams(study: optuna.Study, folder: Path, metric: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     with SummaryWriter(log_dir=str(folder)) as writer:
         for row in trial_rows(study):
-            if row["state"] in ("running", "interrupted"):
+            if row["state"] not in OUTCOMES:
                 continue
             params = {k: v for k, v in row.items() if k not in ("number", "value", "tokens", "reason", "seconds")
                       and v is not None}
@@ -145,7 +146,7 @@ def write_results(run: RunDir, base: Config, study: optuna.Study) -> dict[str, A
         "study": study.study_name, "metric": base.tune.metric, "sampler": base.tune.sampler,
         "pruner": base.tune.pruner, "trials": len(rows),
         "outcomes": {o: sum(r["state"] == o for r in rows) for o in
-                     ("complete", "pruned", "diverged", "failed", "interrupted", "running")},
+                     (*OUTCOMES, "interrupted", "running", "waiting")},
         "steps": sum(r["steps"] or 0 for r in rows), "best": None, "importance": scores}
     if best is not None:
         atomic_write_text(folder / "best.yaml",

@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from lmforge.config.schema import Config
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_write_json
+from lmforge.tune.trial import OUTCOMES
 
 JOURNAL = "journal.log"
 OWNER = "owner.json"
@@ -105,11 +106,14 @@ def release(run: RunDir) -> None:
 
 
 def outcome(trial: FrozenTrial) -> str:
-    """complete, pruned, diverged or failed (the trial.py outcomes) for a trial that ended; running
-    for one under way; interrupted for one a stopped study left unfinished (queued again)."""
+    """complete, pruned, diverged or failed (the trial.py outcomes) for a trial that ended; waiting
+    for one queued, running for one under way; interrupted for one a stopped study left unfinished
+    (queued again)."""
     ended = trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     if ended and "outcome" in trial.user_attrs and not trial.user_attrs.get("requeued"):
         return str(trial.user_attrs["outcome"])
+    if trial.state == TrialState.WAITING:
+        return "waiting"  # queued (enqueue_trial, or a retry), not started
     return "running" if trial.state == TrialState.RUNNING else "interrupted"
 
 
@@ -133,4 +137,4 @@ def requeue_unfinished(study: optuna.Study) -> int:
 
 def finished(study: optuna.Study) -> int:
     """Trials that reached an outcome; interrupted ones, whose values are trained again, do not count."""
-    return sum(1 for t in study.get_trials(deepcopy=False) if outcome(t) not in ("running", "interrupted"))
+    return sum(1 for t in study.get_trials(deepcopy=False) if outcome(t) in OUTCOMES)

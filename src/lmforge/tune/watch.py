@@ -19,6 +19,7 @@ from lmforge.rundir import RunDir
 from lmforge.tune.results import trial_rows
 from lmforge.tune.storage import JOURNAL, open_storage, tune_dir
 from lmforge.tune.study import study_name
+from lmforge.tune.trial import OUTCOMES
 
 
 def has_study(run: RunDir) -> bool:
@@ -68,6 +69,6 @@ def watch_study(run: RunDir, interval: float = 2.0, once: bool = False) -> None:
             time.sleep(interval)
             live.update(render(study, cfg.tune.trials))
             rows = trial_rows(study)
-            if sum(r["state"] not in ("running", "interrupted") for r in rows) >= cfg.tune.trials and not any(
+            if sum(r["state"] in OUTCOMES for r in rows) >= cfg.tune.trials and not any(
                     r["state"] == "running" for r in rows):
                 break
