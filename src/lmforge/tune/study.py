@@ -17,8 +17,6 @@ import optuna
 from lmforge.config.schema import Config
 from lmforge.console import console
 from lmforge.errors import LmforgeError
-from lmforge.pipeline import run_stage, write_config
-from lmforge.report.build import run_report
 from lmforge.rundir import RunDir
 from lmforge.tokens.store import META, load_tokens, read_meta
 from lmforge.tune.results import write_results, write_trials_csv
@@ -150,6 +148,8 @@ def run_workers(run: RunDir, cfg: Config) -> None:
 
 def prepare(run: RunDir, cfg: Config) -> None:
     """Data and tokenize through the pipeline (skipped when unchanged): once for the whole study."""
+    from lmforge.pipeline import run_stage, write_config  # here: worker processes never need the flow
+
     write_config(run, cfg)
     for stage in ("data", "tokenize"):
         run_stage(run, cfg, stage)
@@ -197,6 +197,8 @@ def run_tune(run: RunDir, cfg: Config, fresh: bool = False, stages: bool = True)
         else:
             run_workers(run, cfg)
         summary = write_results(run, cfg, study)
+        from lmforge.report.build import run_report  # here, like the pipeline: not in worker processes
+
         run_report(run, cfg.report.title)  # the run report shows the study
         trials = tune_dir(run) / "trials"
         if trials.is_dir() and not any(trials.iterdir()):
