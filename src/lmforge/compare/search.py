@@ -134,8 +134,9 @@ def table(record: dict[str, Any]) -> str:
     for r in record["rows"]:
         reached = [s for s in r["reach_steps"] if s is not None]
         missed = len(r["reach_steps"]) - len(reached)
-        steps = (f"{statistics.median([s if s is not None else math.inf for s in r['reach_steps']]):,.0f} "
-                 f"({min(reached):,}–{max(reached):,})" if reached else "-")
+        middle = statistics.median([s if s is not None else math.inf for s in r["reach_steps"]])
+        steps = (f"{'not reached' if math.isinf(middle) else f'{middle:,.0f}'} ({min(reached):,}–{max(reached):,})"
+                 if reached else "-")
         if missed:
             steps += f", not reached in {missed} of {len(r['reach_steps'])} seeds"
         share = statistics.median(r["reach_fraction"])
