@@ -139,9 +139,13 @@ def test_a_study_killed_mid_way_resumes(tmp_path: Path):
     killed_running = None
     try:
         while time.time() < deadline and child.poll() is None:
-            journal = run.root / "tune" / "journal.log"
-            if journal.is_file():
-                trials = optuna.load_study(study_name=cfg.name, storage=open_storage(run, cfg)).trials
+            trials = []
+            if (run.root / "tune" / "journal.log").is_file():
+                try:  # the journal file exists a moment before the study is written into it
+                    trials = optuna.load_study(study_name=cfg.name, storage=open_storage(run, cfg)).trials
+                except KeyError:
+                    pass
+            if trials:
                 running = [t for t in trials if t.state == TrialState.RUNNING and t.params]
                 if any(t.state == TrialState.COMPLETE for t in trials) and running:
                     os.kill(child.pid, signal.SIGKILL)  # as a lost machine or the OOM killer would
