@@ -462,6 +462,32 @@ def compare_eval_cmd(
 
 
 @app.command()
+def finetune(
+    base: Annotated[Path, typer.Argument(metavar="BASE", help="an lmforge run, one of its checkpoints/step-N "
+                                         "folders, or a Hugging Face model folder")],
+    args: ConfigAndOverrides = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default runs/NAME-finetune)")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fine-tune a classifier on BASE: labels from finetune.label_field, passages split by document;
+    full, frozen (finetune.freeze_blocks=K) or LoRA (finetune.lora=true). Writes finetune.json."""
+    from lmforge.finetune.base import resolve_base
+    from lmforge.finetune.classify import finetune_config, run_finetune
+
+    set_quiet(quiet)
+    config, overrides = _split_config_arg(args or [])
+    found = resolve_base(base)
+    cfg = finetune_config(found, config, overrides)
+    run_dir = RunDir(out or Path("runs") / cfg.name)
+    result = run_finetune(found, run_dir, cfg, show_progress=not quiet)
+    test = result["test"]
+    f1, ci = test["f1_macro"]["value"], test["f1_macro"]["ci95"]
+    interval = f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
+    say(f"[bold green]done[/]: {escape(result['method'])}, test macro-F1 {f1:.3f}{interval}, MCC "
+        f"{test['mcc']['value']:.3f} on {test['n']} passages; {escape(str(run_dir.root / 'finetune.json'))}")
+
+
+@app.command()
 def presets() -> None:
     """List the built-in presets."""
     for name in preset_names():

@@ -288,3 +288,20 @@ def load_config(
 def dump_config(cfg: Config) -> str:
     """The fully resolved config as YAML, every default written out."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def config_over(base: Config, path: str | Path | None, overrides: list[str]) -> Config:
+    """A resolved config (a base run's, say) with a YAML file's keys and key=value overrides on
+    top, validated like `load_config`'s."""
+    data = base.model_dump(mode="json")
+    lines: dict[tuple[str, ...], int] = {}
+    source = "<base config>"
+    if path is not None:
+        user, lines = _read_yaml(Path(path))
+        data = _merge(data, user)
+        source = str(path)
+    data = fill_model(apply_overrides(data, overrides))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, source, lines, overrides) from None

@@ -331,6 +331,9 @@ class TrainConfig(Section):
     nesterov: bool = False
     lr_mult: dict[Literal["matrix", "embedding", "norm_bias"], float] = Field(
         default_factory=dict, description="per-group LR multipliers, e.g. {embedding: 0.5}")
+    layer_decay: float = Field(1.0, gt=0.0, le=1.0, description="layer-wise LR decay: each block gets this "
+                               "times the LR of the one above it (fine-tuning; 1 = off)")
+    l1: float = Field(0.0, ge=0.0, description="L1 penalty strength on weight matrices (0 = off)")
     fused: Literal["auto", "fused", "foreach", "off"] = "auto"
     # schedule
     schedule: ScheduleName = "cosine"
@@ -498,6 +501,39 @@ class ReportConfig(Section):
     title: str | None = None
 
 
+class FinetuneConfig(Section):
+    """`lmforge finetune`: a classification head on a pretrained base (docs/finetune.md).
+
+    Documents come from the data stage (the `data` section, with its missing-value rules) and are
+    split by document, stratified by label; passages are cut after the split, so no passage of a
+    held-out document is trained on."""
+
+    label_field: str = Field("author", min_length=1, description="record field holding the label: author, "
+                             "edition or title for the built-in corpus, or a field of your own records")
+    passage_chars: int = Field(500, ge=20, description="characters per passage (cut at a space)")
+    max_passages_per_doc: int | None = Field(60, ge=1, description="evenly spaced passages kept per document "
+                                             "(None: all)")
+    train_passages: int | None = Field(None, ge=2, description="keep this many training passages (a random, "
+                                       "stratified subset: the training-set size of compare transfer)")
+    val_fraction: float = Field(0.15, gt=0.0, lt=0.5, description="documents held out for validation")
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.5, description="documents held out for the test")
+    pooling: Literal["last", "mean", "cls"] = Field("last", description="last real token or mean (decoders); "
+                                                    "cls (encoders)")
+    init: Literal["pretrained", "scratch"] = Field("pretrained", description="scratch: the base's shape with "
+                                                   "fresh weights (the transfer baseline)")
+    freeze_embeddings: bool = False
+    freeze_blocks: int = Field(0, ge=0, description="freeze the first k blocks")
+    lora: bool = Field(False, description="train LoRA adapters (peft) and the head; the base stays frozen")
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: float = Field(16.0, gt=0.0)
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    lora_targets: list[str] | None = Field(None, description="module names to adapt; None: every attention "
+                                           "and MLP projection of the family")
+    head_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before the classification head")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    seed: int = 1337
+
+
 class Config(Section):
     """The whole run: one section per stage."""
 
@@ -509,6 +545,7 @@ class Config(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
     @model_validator(mode="after")
     def _pretrained_tokenizer_path(self) -> Config:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,6 +45,12 @@ class LanguageModel(nn.Module):
     def load_carried_state(self, tensors: dict[str, torch.Tensor]) -> None:
         """Put back what `carried_state` returned."""
 
+    def features(self, idx: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (batch, T, width) before the LM head, for a classification head. The
+        attention families (gpt, llama, encoder) have them; the others say so."""
+        raise LmforgeError(f"model family '{self.cfg.family}' offers no hidden states for a classification head",
+                           "fine-tune a gpt, llama or encoder base")
+
     def residual_outputs(self) -> list[str]:
         """Names of the last projection of each residual branch (GPT-2 scales these at init)."""
         return [n for n, _ in self.named_parameters() if n.endswith(("attn.proj.weight", "mlp.proj.weight"))]
@@ -53,6 +61,22 @@ class LanguageModel(nn.Module):
         if self.max_len_is_hard and idx.shape[1] > self.cfg.block_size:
             raise ValueError(f"sequence of {idx.shape[1]} tokens is longer than "
                              f"model.block_size={self.cfg.block_size}")
+
+
+_BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)\.")
+
+
+def layer_depth(name: str, n_layer: int) -> int:
+    """How deep a parameter sits: 0 for embeddings, i + 1 for block i, n_layer + 1 for the rest
+    (final norm, LM head, a classification head). Names may carry wrappers' prefixes (a
+    classifier's `backbone.`, peft's `base_model.model.`). Layer-wise LR decay and freezing the
+    first k blocks both read it."""
+    found = _BLOCK.search(name)
+    if found:
+        return int(found.group(1)) + 1
+    if "emb" in name:
+        return 0
+    return n_layer + 1
 
 
 def output_head(cfg: ModelConfig, vocab_size: int, embedding: nn.Embedding) -> nn.Linear:

@@ -76,11 +76,16 @@ class GPT(LanguageModel):
         self.head = output_head(cfg, vocab_size, self.tok_emb)
         self.init_report = initialize(self, cfg)
 
-    def forward(self, idx: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """`attn_mask` (batch, T, T) bool, True = may attend; None = causal over the whole window."""
+    def features(self, idx: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (batch, T, n_embd) after the final norm: what the LM head and a
+        classification head (models/classifier.py) both read."""
         self.check_length(idx)
         pos = torch.arange(idx.shape[1], device=idx.device)
         x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
         for block in self.blocks:
             x = block(x, attn_mask)
-        return self.head(self.ln_f(x))
+        return self.ln_f(x)
+
+    def forward(self, idx: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`attn_mask` (batch, T, T) bool, True = may attend; None = causal over the whole window."""
+        return self.head(self.features(idx, attn_mask))

@@ -74,3 +74,11 @@ class LossFn:
                           "training on with the eager loss. train.compile_loss=off skips the attempt.")
             self.fn = lm_loss
             return lm_loss(logits, targets, reduction)
+
+
+def class_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean",
+               label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of class logits (batch, classes) against labels (batch,), in float32; label
+    smoothing as Szegedy et al. 2016 define it (PyTorch's own)."""
+    return F.cross_entropy(logits.float(), targets, reduction=reduction, ignore_index=IGNORE_INDEX,
+                           label_smoothing=label_smoothing)

@@ -194,7 +194,7 @@ class Controller(Callback):
             path = trainer.save()
             self._record(trainer, "control", f"saved {Path(path).name}", cmd)
         elif action == "eval":
-            if trainer.val_data is None:
+            if not trainer.can_validate:
                 raise LmforgeError("this run has no validation split to evaluate on")
             loss = trainer.evaluate()
             self._record(trainer, "control", f"evaluated: val_loss {loss:.4f}", cmd, val_loss=loss)

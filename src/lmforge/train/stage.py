@@ -28,7 +28,9 @@ from lmforge.train import checkpoint as ckpt
 from lmforge.train.budget import fit_to_budget
 from lmforge.train.distributed import DistInfo, device_for, init_distributed, wrap_model
 from lmforge.train.loop import Callback, CallbackFactory, Trainer, global_rows
+from lmforge.train.objective import Objective
 from lmforge.train.optim import build_optimizer
+from lmforge.train.penalty import L1Penalty
 from lmforge.train.schedule import lr_at as schedule_lr_at
 
 MASKABLE = ("gpt", "llama")  # families whose forward takes a document attention mask
@@ -48,15 +50,20 @@ def short_run(cfg: Config, steps: int | None) -> Config:
 def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = None,
                 extra_state: dict[str, Any] | None = None, pretrained: bool = True,
                 checkpoint_dir: Path | None = None, validate: bool = True,
-                lr_at: Callable[[int, TrainConfig], float] | None = None) -> Trainer:
+                lr_at: Callable[[int, TrainConfig], float] | None = None,
+                model: torch.nn.Module | None = None, loader: Any = None,
+                objective: Objective | None = None) -> Trainer:
     """A fresh trainer on the run's tokens: process group, device, seeded model, wrapping,
     optimizer and loader. Every experiment builds its trainer here, so every `train.*` key means
     the same in all of them. Touches no checkpoint (build_trainer adds resume and callbacks).
     With `model.init_from` the weights come from that folder, unless `pretrained` is off (a resume,
     whose checkpoint replaces them anyway). `checkpoint_dir` defaults to the run's; `validate`
-    off skips the periodic validation loss; `lr_at` replaces the schedule (the LR range test)."""
-    run.require(run.tokens / META, "tokenize")
-    meta = read_meta(run.tokens)
+    off skips the periodic validation loss; `lr_at` replaces the schedule (the LR range test).
+
+    Fine-tuning and other objectives hand in their own `model` (already holding its weights;
+    frozen parameters stay out of the optimizer), `loader` (the interface of tokens/loader.py) and
+    `objective` (train/objective.py); without them the run's tokens are read as always.
+    `train.l1` adds its penalty to whichever objective runs."""
     setup_threads(cfg.train.threads)
     info = init_distributed(cfg.train)
     device = device_for(cfg.train, info)
@@ -65,32 +72,52 @@ def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = Non
     if cfg.train.doc_mask and cfg.model.family not in MASKABLE:
         raise LmforgeError(f"train.doc_mask needs an attention model ({', '.join(MASKABLE)}); "
                            f"model.family is '{cfg.model.family}'", "set train.doc_mask=false")
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model, meta["vocab_size"]).to(device)
-    if cfg.model.init_from and pretrained:
-        from lmforge.models.hf import load_folder_weights
+    meta: dict[str, Any] | None = None
+    if model is None or loader is None:
+        run.require(run.tokens / META, "tokenize")
+        meta = read_meta(run.tokens)
+    if model is None:
+        assert meta is not None
+        torch.manual_seed(cfg.train.seed)
+        model = build_model(cfg.model, meta["vocab_size"]).to(device)
+        if cfg.model.init_from and pretrained:
+            from lmforge.models.hf import load_folder_weights
 
-        load_folder_weights(model, Path(cfg.model.init_from))  # before wrapping: DDP/FSDP copy what is there
+            load_folder_weights(model, Path(cfg.model.init_from))  # before wrapping: DDP/FSDP copy what is there
+    else:
+        model = model.to(device)
     params = count_parameters(model)
     wrapped = wrap_model(model, cfg.train, info)
     optimizer = build_optimizer(model, cfg.train)
+    val = None
+    if loader is None:
+        assert meta is not None
+        loader = _token_loader(run, cfg, model)
+        val = (load_tokens(run.tokens, "val") if validate and meta["splits"]["val"]["tokens"] > cfg.model.block_size
+               else None)
+    objective = objective or Objective()
+    if cfg.train.l1 > 0:
+        objective.penalties.append(L1Penalty(cfg.train.l1))
+    vocab = meta["vocab_size"] if meta is not None else getattr(model, "vocab_size", None)
+    state = {"params": params, "model": cfg.section("model"), "vocab_size": vocab, **(extra_state or {})}
+    return Trainer(wrapped, optimizer, loader, cfg.train, val, checkpoint_dir or run.checkpoints, callbacks or [],
+                   lr_at=lr_at or schedule_lr_at, extra_state=state, dist=info, objective=objective)
+
+
+def _token_loader(run: RunDir, cfg: Config, model: torch.nn.Module) -> Any:
+    """The training loader over the run's train tokens, as train.loader and the family ask."""
     train_tokens = load_tokens(run.tokens, "train")
     rows = global_rows(cfg.train, cfg.model.block_size)
     try:
         # state-carrying models (truncated BPTT) need row i of each batch to continue row i of the last
         if model.carries_state:
-            loader = StreamWindows(train_tokens, cfg.model.block_size, rows, cfg.train.seed)
-        else:  # one stream for every process: each keeps its rows of the global batch (see loop.py)
-            starts = load_doc_starts(run.tokens, "train") if cfg.train.doc_mask else None
-            loader = build_loader(cfg.train.loader, train_tokens, cfg.model.block_size, rows, cfg.train.seed,
-                                  doc_starts=starts)
+            return StreamWindows(train_tokens, cfg.model.block_size, rows, cfg.train.seed)
+        # one stream for every process: each keeps its rows of the global batch (see loop.py)
+        starts = load_doc_starts(run.tokens, "train") if cfg.train.doc_mask else None
+        return build_loader(cfg.train.loader, train_tokens, cfg.model.block_size, rows, cfg.train.seed,
+                            doc_starts=starts)
     except ValueError as exc:
         raise LmforgeError(f"training split too small: {exc}", "lower model.block_size or add data") from None
-    val = (load_tokens(run.tokens, "val") if validate and meta["splits"]["val"]["tokens"] > cfg.model.block_size
-           else None)
-    state = {"params": params, "model": cfg.section("model"), "vocab_size": meta["vocab_size"], **(extra_state or {})}
-    return Trainer(wrapped, optimizer, loader, cfg.train, val, checkpoint_dir or run.checkpoints, callbacks or [],
-                   lr_at=lr_at or schedule_lr_at, extra_state=state, dist=info)
 
 
 def plan_budget(run: RunDir, cfg: Config, trainer: Trainer) -> None:
