@@ -431,6 +431,30 @@ def compare_init(
     _compare_models("init", args, only, out)
 
 
+@compare_app.command("continual")
+def compare_continual(
+    base: Annotated[Path, typer.Argument(metavar="RUN_A", help="the run trained on domain A (or a checkpoint of it)")],
+    overrides: Annotated[list[str] | None, typer.Argument(
+        metavar="KEY=VALUE", help="domain B's data and the training on B, e.g. data.authors=[milton] train.steps=200")] = None,
+    methods: Annotated[str, typer.Option(help="comma-separated: naive, replay, ewc, l2")] = "naive,replay,ewc,l2",
+    replay: Annotated[float, typer.Option(min=0.01, max=0.99, help="share of each batch replayed from A")] = 0.25,
+    ewc: Annotated[float, typer.Option(min=0.0, help="EWC strength (Fisher scaled to mean 1)")] = 0.05,
+    l2: Annotated[float, typer.Option(min=0.0, help="L2-toward-start strength")] = 0.05,
+    fisher_windows: Annotated[int, typer.Option(min=1, help="A's windows the Fisher is averaged over")] = 64,
+    out: OutOpt = None,
+) -> None:
+    """Train A's model on domain B by each method; forgetting of A, gain on B and cost: table and figure."""
+    from lmforge.compare.continual import run_continual
+    from lmforge.finetune.base import resolve_base
+
+    found = resolve_base(base)
+    run = RunDir(out or Path("runs") / "compare-continual")
+    result = run_continual(found, run, overrides or [], [m.strip() for m in methods.split(",") if m.strip()],
+                           replay, {"ewc": ewc, "l2": l2}, fisher_windows)
+    typer.echo(result["table"])
+    console.print(f"written: {run.root / 'continual.md'}, continual.json, continual.png")
+
+
 @app.command("export")
 def export_cmd(
     run_dir: RunArg,

@@ -57,7 +57,7 @@ def test_no_passage_of_a_held_out_document_is_trained_on(frozen: tuple[RunDir, R
 
 
 def test_lineage_and_metrics_are_recorded(frozen: tuple[RunDir, RunDir, dict]) -> None:
-    base, out, result = frozen
+    base, out, _result = frozen
     lineage = json.loads((out.root / "lineage.json").read_text())
     assert lineage["base"]["kind"] == "run" and lineage["base"]["step"] == 10
     assert Path(lineage["base"]["path"]) == base.root.resolve()

@@ -68,3 +68,23 @@ def finetune_keys(docs: Path, *extra: str) -> list[str]:
             "finetune.max_passages_per_doc=6", "train.steps=12", "train.batch_size=8", "train.warmup_steps=2",
             "train.eval_interval=6", "train.log_interval=2", "eval.bootstrap_rounds=20", "monitor.console=none",
             "monitor.tensorboard=false", "monitor.peak_flops=1e11", "finetune.head_dropout=0", *extra]
+
+
+def add_tokens(run: RunDir, letters: str = "abcde", n: int = 4000, seed: int = 0) -> None:
+    """tokens/{train,val}.bin of text in `letters`, encoded with the run's char tokenizer."""
+    import numpy as np
+
+    from lmforge.rundir import atomic_write_json
+
+    rng = random.Random(seed)
+    ids = {c: i + 1 for i, c in enumerate(CHARS)}
+    run.tokens.mkdir(parents=True, exist_ok=True)
+    splits = {}
+    for split, size in (("train", n), ("val", n // 4)):
+        text = " ".join("".join(rng.choice(letters) for _ in range(rng.randint(2, 6))) for _ in range(size // 4))
+        arr = np.array([ids[c] for c in text[:size]], dtype=np.uint16)
+        arr.tofile(run.token_file(split))
+        np.save(run.tokens / f"{split}.docs.npy", np.array([0], dtype=np.int64))
+        splits[split] = {"tokens": int(len(arr)), "documents": 1}
+    atomic_write_json(run.tokens / "meta.json", {"dtype": "uint16", "vocab_size": len(CHARS) + 1, "eos_id": 0,
+                                                 "kind": "char", "splits": splits})
