@@ -431,6 +431,34 @@ def compare_init(
     _compare_models("init", args, only, out)
 
 
+@compare_app.command("transfer")
+def compare_transfer(
+    base: Annotated[Path, typer.Argument(metavar="BASE", help="the pretrained base (run, checkpoint or HF folder)")],
+    args: ConfigAndOverrides = None,
+    sizes: Annotated[str, typer.Option(help="comma-separated training-set sizes, in passages")] = "32,128,512",
+    only: OnlyOpt = None, out: OutOpt = None,
+) -> None:
+    """Scratch vs pretrained vs frozen-k vs LoRA fine-tuning at several training-set sizes: test
+    macro-F1 and training time, table and figure (Yosinski et al. 2014 in miniature)."""
+    from lmforge.compare.transfer import run_transfer
+    from lmforge.finetune.base import resolve_base
+    from lmforge.finetune.classify import finetune_config
+
+    try:
+        size_list = sorted({int(v) for v in sizes.split(",") if v.strip()})
+    except ValueError:
+        raise LmforgeError(f"--sizes '{sizes}' is not a list of integers", "example: --sizes 32,128,512") from None
+    if not size_list or min(size_list) < 2:
+        raise LmforgeError(f"--sizes '{sizes}': every size must be at least 2 passages", "example: --sizes 32,128")
+    config, overrides = _split_config_arg(args or [])
+    found = resolve_base(base)
+    cfg = finetune_config(found, config, ["monitor.console=none", *overrides])
+    run = RunDir(out or Path("runs") / "compare-transfer")
+    result = run_transfer(found, run, cfg, size_list, only)
+    typer.echo(result["table"])
+    console.print(f"written: {run.root / 'transfer.md'}, transfer.json, transfer.png")
+
+
 @compare_app.command("continual")
 def compare_continual(
     base: Annotated[Path, typer.Argument(metavar="RUN_A", help="the run trained on domain A (or a checkpoint of it)")],

@@ -50,3 +50,15 @@ def test_last_token_pooling_ignores_padding() -> None:
             with torch.no_grad():
                 torch.testing.assert_close(clf(padded), clf(ids))
                 assert not torch.allclose(clf(padded), clf(ids[:, :6]))
+
+
+def test_a_passage_longer_than_the_context_is_read_in_windows() -> None:
+    torch.manual_seed(0)
+    backbone = build_model(model_config(n_layer=1, n_head=2, n_embd=16, block_size=8), 10)
+    clf = SequenceClassifier(backbone, 2, "last").eval()
+    ids = torch.randint(0, 10, (1, 13))  # windows of 8 and 5 real tokens
+    with torch.no_grad():
+        first, second = clf.pooled(ids[:, :8]), clf.pooled(ids[:, 8:])
+        torch.testing.assert_close(clf.pooled(ids), (8 * first + 5 * second) / 13)
+        padded = torch.cat([ids, torch.full((1, 7), PAD)], 1)  # a third window of padding only
+        torch.testing.assert_close(clf.pooled(padded), clf.pooled(ids))

@@ -511,6 +511,8 @@ class FinetuneConfig(Section):
     label_field: str = Field("author", min_length=1, description="record field holding the label: author, "
                              "edition or title for the built-in corpus, or a field of your own records")
     passage_chars: int = Field(500, ge=20, description="characters per passage (cut at a space)")
+    max_tokens: int = Field(512, ge=4, description="tokens read per passage; beyond model.block_size it is read in "
+                            "windows whose pooled vectors are averaged")
     max_passages_per_doc: int | None = Field(60, ge=1, description="evenly spaced passages kept per document "
                                              "(None: all)")
     train_passages: int | None = Field(None, ge=2, description="keep this many training passages (a random, "

@@ -119,16 +119,26 @@ def build_classifier(base: Base, cfg: Config, n_classes: int, backbone: nn.Modul
     return model, {"method": method, "init": ft.init, "trainable_params": trainable, "total_params": total}
 
 
-def run_finetune(base: Base, run: RunDir, cfg: Config, show_progress: bool = True) -> dict[str, Any]:
-    """Fine-tune a classifier on `base` in `run`; write finetune.json and lineage.json."""
-    check_model_keys(base, cfg.model)
-    tok = base_tokenizer(base)
+def read_documents(run: RunDir, cfg: Config) -> list[dict[str, Any]]:
+    """The fine-tune's documents: the data stage run in `run` (skipped when unchanged)."""
     write_config(run, cfg)
     run_stage(run, cfg, "data")
-    records = list(read_jsonl_gz(run.split_file("train")))
+    return list(read_jsonl_gz(run.split_file("train")))
+
+
+def run_finetune(base: Base, run: RunDir, cfg: Config, show_progress: bool = True,
+                 records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Fine-tune a classifier on `base` in `run`; write finetune.json and lineage.json.
+    `records`: documents already read by the data stage (a comparison reads them once)."""
+    check_model_keys(base, cfg.model)
+    tok = base_tokenizer(base)
+    if records is None:
+        records = read_documents(run, cfg)
+    else:
+        write_config(run, cfg)
     backbone = load_backbone(base, cfg.model, tok, cfg.finetune.init == "pretrained", cfg.train.seed)
     prefix = [backbone.cls_id] if getattr(backbone, "bidirectional", False) else []  # an encoder's [CLS]
-    task = build_task(records, cfg.finetune, tok, cfg.model.block_size, prefix)
+    task = build_task(records, cfg.finetune, tok, cfg.finetune.max_tokens, prefix)
     model, method = build_classifier(base, cfg, len(task.labels), backbone)
     console.print(f"finetune: {method['method']}, {method['trainable_params']:,} of {method['total_params']:,} "
                   f"parameters train; {len(task.splits['train'].y)} training passages, classes {task.labels}")

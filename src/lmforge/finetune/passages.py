@@ -157,7 +157,9 @@ def build_task(records: Sequence[Mapping[str, Any]], cfg: FinetuneConfig, tok: T
         if len(texts) == 0:
             raise LmforgeError(f"finetune: the {split} split has no passage (its documents are shorter than "
                                f"finetune.passage_chars={cfg.passage_chars})", "lower finetune.passage_chars")
-        splits[split] = Split(encode(texts, tok, length, prefix), y, docs, [len(t) for t in texts])
+        x = encode(texts, tok, length, prefix)
+        x = x[:, : max(1, int((x != PAD).sum(1).max()))]  # no column of padding alone
+        splits[split] = Split(x, y, docs, [len(t) for t in texts])
     summary = {
         "labels": names, "label_field": cfg.label_field,
         "documents": {s: {lab: sum(1 for r, lb, w in zip(records, labels, assignment) if w == s and lb == lab)
@@ -166,6 +168,6 @@ def build_task(records: Sequence[Mapping[str, Any]], cfg: FinetuneConfig, tok: T
                      for s in SPLITS},
         "mean_passage_chars": {s: float(np.mean(splits[s].chars)) for s in SPLITS},
         "mean_passage_tokens": {s: float((splits[s].x != PAD).sum(1).mean()) for s in SPLITS},
-        "truncated_passages": {s: int(((splits[s].x != PAD).sum(1) == length).sum()) for s in SPLITS},
+        "passages_cut_at_max_tokens": {s: int(((splits[s].x != PAD).sum(1) == length).sum()) for s in SPLITS},
     }
     return Task(names, splits, documents, summary)

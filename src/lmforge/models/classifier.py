@@ -48,7 +48,22 @@ class SequenceClassifier(LanguageModel):
         return self.backbone.blocks  # type: ignore[return-value]
 
     def pooled(self, idx: torch.Tensor) -> torch.Tensor:
-        """One vector (batch, n_embd) per passage."""
+        """One vector (batch, n_embd) per passage. A passage longer than model.block_size is read
+        in consecutive windows of block_size; the pooled vectors of its windows are averaged,
+        weighted by their real tokens."""
+        b, t = idx.shape
+        size = self.cfg.block_size
+        if t <= size:
+            return self._pool_window(idx)
+        n = -(-t // size)
+        padded = torch.full((b, n * size), PAD, dtype=idx.dtype, device=idx.device)
+        padded[:, :t] = idx
+        windows = padded.view(b * n, size)
+        vectors = self._pool_window(windows).view(b, n, -1)
+        weight = (windows != PAD).sum(1).view(b, n, 1).to(vectors.dtype)
+        return (vectors * weight).sum(1) / weight.sum(1).clamp(min=1)
+
+    def _pool_window(self, idx: torch.Tensor) -> torch.Tensor:
         real = idx != PAD
         lengths = real.sum(1).clamp(min=1)
         ids = idx.clamp(min=0)  # padding becomes token 0: pooled out, and masked for encoders
