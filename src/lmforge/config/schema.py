@@ -224,12 +224,12 @@ class TokenizerConfig(Section):
         return self
 
 
-Family = Literal["gpt", "llama", "lstm", "gru", "cnn"]
+Family = Literal["gpt", "llama", "lstm", "gru", "cnn", "encoder"]
 InitScheme = Literal["auto", "torch", "normal", "gpt2", "small", "xavier_uniform", "xavier_normal",
                      "kaiming_uniform", "kaiming_normal", "orthogonal", "zero_residual"]
 InitOverride = Literal["torch", "normal", "scaled", "small", "xavier_uniform", "xavier_normal",
                        "kaiming_uniform", "kaiming_normal", "orthogonal", "zero", "ones"]
-TRANSFORMERS = ("gpt", "llama")
+TRANSFORMERS = ("gpt", "llama", "encoder")
 
 
 class ModelConfig(Section):

@@ -9,6 +9,7 @@ import json
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from lmforge.train import checkpoint as ckpt
 from lmforge.train.budget import fit_to_budget
 from lmforge.train.distributed import DistInfo, device_for, init_distributed, wrap_model
 from lmforge.train.loop import Callback, CallbackFactory, Trainer, global_rows
+from lmforge.train.mlm import MaskedWindows, masked_loss
 from lmforge.train.objective import Objective
 from lmforge.train.optim import build_optimizer
 from lmforge.train.penalty import L1Penalty
@@ -90,18 +92,27 @@ def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = Non
     wrapped = wrap_model(model, cfg.train, info)
     optimizer = build_optimizer(model, cfg.train)
     val = None
+    objective = objective or Objective()
     if loader is None:
         assert meta is not None
         loader = _token_loader(run, cfg, model)
         val = (load_tokens(run.tokens, "val") if validate and meta["splits"]["val"]["tokens"] > cfg.model.block_size
                else None)
-    objective = objective or Objective()
+        if val is not None and getattr(model, "objective", None) == "masked" and objective.val_loss is None:
+            objective.val_loss = partial(masked_loss, data=val, block_size=cfg.model.block_size,
+                                         batch_size=rows_of(cfg), batches=cfg.train.eval_batches,
+                                         dtype=cfg.train.dtype)
+            val = None
     if cfg.train.l1 > 0:
         objective.penalties.append(L1Penalty(cfg.train.l1))
     vocab = meta["vocab_size"] if meta is not None else getattr(model, "vocab_size", None)
     state = {"params": params, "model": cfg.section("model"), "vocab_size": vocab, **(extra_state or {})}
     return Trainer(wrapped, optimizer, loader, cfg.train, val, checkpoint_dir or run.checkpoints, callbacks or [],
                    lr_at=lr_at or schedule_lr_at, extra_state=state, dist=info, objective=objective)
+
+
+def rows_of(cfg: Config) -> int:
+    return global_rows(cfg.train, cfg.model.block_size)
 
 
 def _token_loader(run: RunDir, cfg: Config, model: torch.nn.Module) -> Any:
@@ -113,6 +124,9 @@ def _token_loader(run: RunDir, cfg: Config, model: torch.nn.Module) -> Any:
         if model.carries_state:
             return StreamWindows(train_tokens, cfg.model.block_size, rows, cfg.train.seed)
         # one stream for every process: each keeps its rows of the global batch (see loop.py)
+        if getattr(model, "objective", None) == "masked":  # an encoder: [CLS] + masked window (train/mlm.py)
+            inner = build_loader(cfg.train.loader, train_tokens, cfg.model.block_size - 1, rows, cfg.train.seed)
+            return MaskedWindows(inner, model.mask_id, model.cls_id, model.text_vocab)
         starts = load_doc_starts(run.tokens, "train") if cfg.train.doc_mask else None
         return build_loader(cfg.train.loader, train_tokens, cfg.model.block_size, rows, cfg.train.seed,
                             doc_starts=starts)
