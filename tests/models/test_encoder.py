@@ -7,8 +7,8 @@ import torch
 from lmforge.config.load import model_config
 from lmforge.models.loss import IGNORE_INDEX
 from lmforge.models.registry import build_model
-from lmforge.train.mlm import MaskedWindows, mask_tokens, with_cls
 from lmforge.tokens.loader import RandomWindows
+from lmforge.train.mlm import MaskedWindows, mask_tokens, with_cls
 
 
 def test_masking_follows_80_10_10() -> None:
