@@ -459,6 +459,23 @@ def compare_transfer(
     console.print(f"written: {run.root / 'transfer.md'}, transfer.json, transfer.png")
 
 
+@compare_app.command("tuning")
+def compare_tuning(
+    args: ConfigAndOverrides = None,
+    only: OnlyOpt = None, out: OutOpt = None,
+) -> None:
+    """One tuning change at a time from the same base (deeper, wider, searched LR, dropout, L1, L2,
+    early stopping): validation loss and train-validation gap, table and figure."""
+    from lmforge.compare.tuning import run_tuning
+
+    config, overrides = _split_config_arg(args or [])
+    cfg = load_config(config, None if config else "smoke", overrides)
+    run = RunDir(out or Path("runs") / "compare-tuning")
+    result = run_tuning(run, cfg, only)
+    typer.echo(result["table"])
+    console.print(f"written: {run.root / 'tuning.md'}, tuning.json, tuning.png")
+
+
 @compare_app.command("continual")
 def compare_continual(
     base: Annotated[Path, typer.Argument(metavar="RUN_A", help="the run trained on domain A (or a checkpoint of it)")],
