@@ -546,6 +546,8 @@ class FinetuneConfig(Section):
                                            "and MLP projection of the family")
     head_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before the classification head")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    class_weights: Literal["none", "balanced"] = Field("none", description="balanced: weight each class's loss by "
+                                                       "n / (classes x its training passages), scikit-learn's rule")
     seed: int = 1337
 
 
