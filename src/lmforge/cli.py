@@ -273,11 +273,21 @@ def watch(
     once: Annotated[bool, typer.Option("--once", help="print one frame and exit")] = False,
     follow: Annotated[bool, typer.Option("--follow", help="keep watching after training ends")] = False,
     interval: Annotated[float, typer.Option(min=0.1, help="seconds between refreshes")] = 1.0,
+    study: Annotated[bool, typer.Option("--study", help="show the run's hyperparameter study (`lmforge tune`)")] = False,
 ) -> None:
-    """Live view of a running or finished run, read from its files (works from another shell)."""
+    """Live view of a running or finished run, read from its files (works from another shell).
+
+    A run with a study and no training of its own (what `lmforge tune` leaves) shows the study."""
     from lmforge.monitor.watch import watch as watch_run
 
-    watch_run(RunDir(run_dir), interval, once, follow)
+    run = RunDir(run_dir)
+    if study or not run.metrics.is_file():
+        from lmforge.tune.watch import has_study, watch_study
+
+        if study or has_study(run):
+            watch_study(run, interval, once)
+            return
+    watch_run(run, interval, once, follow)
 
 
 @app.command()
@@ -353,6 +363,39 @@ def lr_find_cmd(
     if found.recommended:
         typer.echo(f"recommended: train.lr={found.recommended:.3g}")
     console.print(f"written: {run_dir.root / 'lr_find.json'}, lr_find.png")
+
+
+@app.command()
+def tune(
+    run_dir: RunArg,
+    args: ConfigAndOverrides = None,
+    preset: PresetOpt = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="delete RUN_DIR/tune/ and start a new study")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Hyperparameter search over the config's tune.space (Optuna): trials.csv, best.yaml, figures.
+
+    Runs data and tokenize once, then tune.trials trials through the train stage; a study that
+    was stopped resumes where it stopped."""
+    from lmforge.tune.study import run_tune
+
+    set_quiet(quiet)
+    config, overrides = _split_config_arg(args or [])
+    run = RunDir(run_dir)
+    cfg = resolve(run, config, preset, overrides)
+    announce_outside_effects(cfg, ("data", "monitor", "tune"))
+    summary = run_tune(run, cfg, fresh=fresh)
+    counts = ", ".join(f"{n} {o}" for o, n in summary["outcomes"].items() if n)
+    best = summary["best"]
+    say(f"tune: {summary['trials']} trials ({counts}), {summary['steps']:,} training steps", markup=False)
+    if best:
+        say(f"best: trial {best['trial']}, {summary['metric']} {best['value']:.4f}: "
+            + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items()),
+            markup=False)
+        say(f"written: {run.root / 'tune'}/trials.csv, best.yaml (train it: lmforge run {run.root / 'tune' / 'best.yaml'}"
+            f" -o {run.root})", markup=False)
+    else:
+        say("no trial completed: see trials.csv for why", markup=False)
 
 
 @compare_app.command("splits")
@@ -465,6 +508,30 @@ def compare_init(
 ) -> None:
     """Init schemes on one GPT: signal at init, loss and gradient norm over the first 100 steps."""
     _compare_models("init", args, only, out)
+
+
+@compare_app.command("search")
+def compare_search_cmd(
+    args: ConfigAndOverrides = None,
+    seeds: Annotated[int, typer.Option(min=1, help="seeds of every search (sampler and training)")] = 3,
+    methods: Annotated[str, typer.Option(help="comma-separated: grid, random, tpe, tpe+hyperband")] = (
+        "grid,random,tpe,tpe+hyperband"),
+    out: OutOpt = None,
+) -> None:
+    """Grid vs random vs TPE vs TPE with Hyperband pruning on one space and the grid's compute:
+    best validation loss against training steps spent, over seeds (built-in corpus)."""
+    from lmforge.compare.search import METHODS, run_compare_search, search_config, table
+
+    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown or "grid" not in chosen:
+        raise LmforgeError(f"--methods {methods!r}: " + (f"unknown {unknown}" if unknown else "grid is the yardstick"),
+                           f"choose from {', '.join(METHODS)}, grid included")
+    config, overrides = _split_config_arg(args or [])
+    run = RunDir(out or Path("runs") / "compare-search")
+    record = run_compare_search(run, search_config(config, overrides), list(range(seeds)), chosen)
+    typer.echo(table(record))
+    console.print(f"written: {run.root / 'compare'}/search.md, search.json, search.png ({record['wall_s']:.0f} s)")
 
 
 @app.command("export")

@@ -23,7 +23,7 @@ TOPICS: tuple[Topic, ...] = (
           "tokens/s, memory"),
     Topic(5, "initialization", "init", "init schemes: signal at init, loss and gradient norm early in training"),
     Topic(6, "training configuration", "", "batch size, LR, optimizer, schedule: loss, speed, memory"),
-    Topic(7, "hyperparameter search", "", "grid vs random vs TPE vs TPE with pruning: best loss per compute"),
+    Topic(7, "hyperparameter search", "search", "grid vs random vs TPE vs TPE with pruning: best loss per compute"),
     Topic(8, "monitoring", "", "each metrics sink: what it shows, overhead, files written"),
     Topic(9, "live adjustment", "", "fixed LR, step decay, cosine, plateau, early stop, live ctl: same budget"),
     Topic(10, "evaluation metrics", "eval", "two runs on the same held-out text: paired bootstrap and McNemar"),

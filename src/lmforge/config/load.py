@@ -290,6 +290,16 @@ def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
+def _without_password(url: str) -> str:
+    """A database URL as it may be printed: user:secret@host becomes user:***@host."""
+    head, sep, tail = url.partition("://")
+    if not sep or "@" not in tail:
+        return url
+    cred, _, host = tail.rpartition("@")
+    user = cred.split(":", 1)[0]
+    return f"{head}://{user}{':***' if ':' in cred else ''}@{host}"
+
+
 def outside_effects(cfg: Config, sections: tuple[str, ...] = ("data", "monitor")) -> list[str]:
     """The keys in effect that run commands or reach the network, each with its value and what it
     does, so a run from someone else's config says so before it starts (schema.OUTSIDE_KEYS)."""
@@ -307,5 +317,7 @@ def outside_effects(cfg: Config, sections: tuple[str, ...] = ("data", "monitor")
         active["monitor.wandb_mode"] = "online"
     if mon.mlflow and mon.mlflow_uri and not mon.mlflow_uri.startswith(("file:", "sqlite:", "/", ".")):
         active["monitor.mlflow_uri"] = mon.mlflow_uri
+    if cfg.tune.storage is not None:
+        active["tune.storage"] = _without_password(cfg.tune.storage)
     return [f"{key}={value!r}: {OUTSIDE_KEYS[key]}" for key, value in active.items()
             if key.split(".")[0] in sections]

@@ -27,6 +27,7 @@ OUTSIDE_KEYS: dict[str, str] = {
     "data.ray.address": "the Ray cluster phase 1's tasks are sent to (their code runs there)",
     "monitor.wandb_mode": "`online` sends metrics and the config to Weights & Biases' servers",
     "monitor.mlflow_uri": "an http(s) or database URI sends metrics and the config there",
+    "tune.storage": "a database URL: the study's trials, values and config keys are stored there",
 }
 
 
@@ -511,6 +512,82 @@ class ReportConfig(Section):
     title: str | None = None
 
 
+class ParamSpec(Section):
+    """One dimension of a hyperparameter search (docs/tuning.md). Written short as
+    `{float: [lo, hi], log: true}`, `{int: [lo, hi], step: 2}` or `{choice: [a, b]}`; stored as
+    kind + range (or values)."""
+
+    kind: Literal["float", "int", "choice"]
+    range: list[float] | None = Field(None, description="float and int: [low, high], both included")
+    values: list[str | int | float | bool] | None = Field(None, description="choice: the values to try")
+    log: bool = Field(False, description="float and int: sample on a log scale (low must be > 0)")
+    step: float | None = Field(None, gt=0, description="int (default 1) or float: the spacing of the values")
+    grid: int = Field(3, ge=2, le=64, description="sampler=grid: points on a float range without step")
+    when: dict[str, str | int | float | bool | list[str | int | float | bool]] = Field(
+        default_factory=dict, description="sample this key only when these keys of the space have these values")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, value: Any) -> Any:
+        """`{float: [lo, hi]}` -> kind float, range [lo, hi]; `{choice: [...]}` -> kind choice, values."""
+        if not isinstance(value, dict) or "kind" in value:
+            return value
+        kinds = [k for k in ("float", "int", "choice") if k in value]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of float: [low, high], int: [low, high] or choice: [values]")
+        out = {k: v for k, v in value.items() if k != kinds[0]}
+        out["kind"] = kinds[0]
+        out["values" if kinds[0] == "choice" else "range"] = value[kinds[0]]
+        return out
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParamSpec:
+        if self.kind == "choice":
+            if not self.values:
+                raise ValueError("choice needs at least one value")
+            if self.range is not None or self.log or self.step is not None:
+                raise ValueError("choice takes values only (no range, log or step)")
+            return self
+        if self.range is None or len(self.range) != 2:
+            raise ValueError(f"{self.kind} needs range [low, high]")
+        low, high = self.range
+        if not low < high:
+            raise ValueError(f"impossible range [{low:g}, {high:g}]: low must be below high")
+        if self.log and low <= 0:
+            raise ValueError(f"log scale needs low > 0, got {low:g}")
+        if self.log and self.step is not None:
+            raise ValueError("log scale and step exclude each other (Optuna samples one or the other)")
+        if self.kind == "int" and (low != int(low) or high != int(high) or
+                                   (self.step is not None and self.step != int(self.step))):
+            raise ValueError("int range and step must be whole numbers")
+        if self.values is not None:
+            raise ValueError(f"{self.kind} takes a range, not values")
+        return self
+
+
+class TuneConfig(Section):
+    """`lmforge tune`: the search space, the search and where its study lives (docs/tuning.md)."""
+
+    space: dict[str, ParamSpec] = Field(default_factory=dict, description="config key -> its range "
+                                        "(model.*, train.*, monitor.* keys; data and tokenizer keys stay fixed)")
+    sampler: Literal["grid", "random", "tpe", "gp", "cmaes", "qmc"] = Field(
+        "tpe", description="how the next trial is chosen (Optuna's samplers)")
+    pruner: Literal["none", "median", "sha", "hyperband"] = Field(
+        "median", description="how a trial that is doing worse than others is stopped at an evaluation")
+    trials: int = Field(20, ge=1, description="trials of the study in all (a resumed study counts its old ones)")
+    metric: Literal["val_loss", "bits_per_byte"] = Field(
+        "val_loss", description="what the search minimises: the final validation loss, in nats or bits per byte")
+    workers: int = Field(1, ge=1, le=256, description="worker processes on this machine sharing the study")
+    storage: str | None = Field(None, description="None: a journal file in RUN/tune/; or an RDB URL "
+                                "(postgresql://user@host/db) to share one study between machines")
+    study: str | None = Field(None, description="the study's name in the storage (default: the config's name)")
+    seed: int = Field(0, description="the sampler's seed (each trial trains with train.seed)")
+    startup_trials: int = Field(5, ge=0, description="random trials before TPE/GP models, and trials before "
+                                "the median pruner prunes")
+    min_steps: int | None = Field(None, ge=1, description="steps before a pruner may stop a trial "
+                                  "(default: train.eval_interval)")
+
+
 class Config(Section):
     """The whole run: one section per stage."""
 
@@ -522,6 +599,7 @@ class Config(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
 
     @field_validator("name")
     @classmethod

@@ -41,6 +41,21 @@ def top_k_key(evaluation: dict[str, Any] | None) -> str:
     return "top5_accuracy"
 
 
+def tune_section(run: RunDir, out: Path) -> dict[str, Any] | None:
+    """What `lmforge tune` left in RUN/tune/ (summary.json and its figures), figures copied beside
+    the report as tune_NAME.png."""
+    folder = run.root / "tune"
+    summary = _load_json(folder / "summary.json")
+    if not summary:
+        return None
+    figures = []
+    for name in summary.get("figures", []):
+        if (folder / f"{name}.png").is_file():
+            shutil.copyfile(folder / f"{name}.png", out / f"tune_{name}.png")
+            figures.append(f"tune_{name}.png")
+    return {**summary, "figure_files": figures}
+
+
 def run_report(run: RunDir, title: str | None = None) -> Path:
     out = run.report
     out.mkdir(parents=True, exist_ok=True)
@@ -62,6 +77,7 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
         leakage=_load_json(run.tokens / "leakage.json") or (evaluation or {}).get("leakage"),
         lr_find=_load_json(run.root / "lr_find.json"),
         lr_find_figure=(run.root / "lr_find.png").is_file(),
+        tune=tune_section(run, out),
         evaluation=evaluation,
         topk=top_k_key(evaluation),
         confusion=confusion,
