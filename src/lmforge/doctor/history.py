@@ -1,0 +1,135 @@
+"""What the doctor reads: a run's logged steps, evaluations and training statistics, with the
+facts about the run that the detectors compare against (unigram entropy, passes over the data).
+
+The live doctor fills a `History` from the training callbacks and `stats.jsonl`; the offline
+doctor fills it from the run directory's files. Both then run the same detectors, so they agree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lmforge.errors import LmforgeError
+from lmforge.rundir import RunDir, read_jsonl
+
+STATS_FILE = "stats.jsonl"
+
+
+def _num(value: Any) -> float:
+    """A logged number; the JSON sinks write NaN and Inf as null, which come back as NaN."""
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+@dataclass
+class RunFacts:
+    """Facts about a run that do not change while it trains."""
+
+    steps: int = 0  # planned optimizer steps
+    unigram_entropy: float | None = None  # nats per token of the training split's token counts
+    log_vocab: float | None = None
+    train_tokens: int | None = None
+    leak_overlap: float | None = None  # share of validation n-grams seen in training (tokenize stage)
+    dropout: float = 0.0
+    lr: float = 0.0
+    grad_clip: float = 0.0
+    dtype: str = "float32"
+
+
+@dataclass
+class History:
+    """Logged steps (`train`), evaluations (`evals`) and statistics (`stats`), oldest first."""
+
+    facts: RunFacts = field(default_factory=RunFacts)
+    train: list[dict[str, float]] = field(default_factory=list)
+    evals: list[dict[str, float]] = field(default_factory=list)
+    stats: list[dict[str, float]] = field(default_factory=list)
+
+    def add(self, kind: str, record: dict[str, Any]) -> None:
+        """One logged record, as the sinks write it (kind train, eval or stats)."""
+        rec = {k: _num(v) for k, v in record.items() if k != "kind" and (v is None or isinstance(v, (int, float)))}
+        rec["step"] = int(record["step"])
+        target = {"train": self.train, "eval": self.evals, "stats": self.stats}.get(kind)
+        if target is not None:
+            if target and target[-1]["step"] >= rec["step"]:  # a rollback: the steps after it are gone
+                del target[next(i for i, r in enumerate(target) if r["step"] >= rec["step"]):]
+            target.append(rec)
+
+    def series(self, kind: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of one metric; values NaN where it was not finite."""
+        rows = {"train": self.train, "eval": self.evals, "stats": self.stats}[kind]
+        rows = [r for r in rows if key in r]
+        return (np.array([r["step"] for r in rows], dtype=np.int64),
+                np.array([r[key] for r in rows], dtype=np.float64))
+
+    @property
+    def step(self) -> int:
+        """The newest step anything was logged at."""
+        return max([r["step"] for r in (self.train[-1:] + self.evals[-1:] + self.stats[-1:])], default=0)
+
+
+def unigram_entropy(tokens: np.ndarray, vocab: int) -> float:
+    """Entropy (nats) of the token frequencies: the loss of a model that learnt only how common
+    each token is, and nothing of its context."""
+    counts = np.bincount(tokens.astype(np.int64), minlength=vocab).astype(np.float64)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def read_facts(run: RunDir, cfg: Any) -> RunFacts:
+    """The run's facts from its config and token files (what is missing stays None)."""
+    facts = RunFacts(steps=cfg.train.steps, dropout=cfg.model.dropout, lr=cfg.train.lr,
+                     grad_clip=cfg.train.grad_clip, dtype=cfg.train.dtype)
+    meta_path = run.tokens / "meta.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        vocab = int(meta["vocab_size"])
+        facts.log_vocab = math.log(vocab)
+        train_bin = run.token_file("train")
+        if train_bin.is_file():
+            tokens = np.fromfile(train_bin, dtype=np.dtype(meta.get("dtype", "uint16")))
+            facts.train_tokens = int(tokens.size)
+            if tokens.size:
+                facts.unigram_entropy = unigram_entropy(tokens, vocab)
+    leak = run.tokens / "leakage.json"
+    if leak.is_file():
+        splits = json.loads(leak.read_text()).get("splits", {})
+        if "val" in splits and "fraction" in splits["val"]:
+            facts.leak_overlap = float(splits["val"]["fraction"])
+    return facts
+
+
+def is_run(path: Path) -> bool:
+    return (path / "config.yaml").is_file()
+
+
+def load_history(run: RunDir, cfg: Any) -> History:
+    """The History of a finished or running run, from metrics.jsonl and stats.jsonl.
+    Raises LmforgeError when the folder is not a run or has logged nothing yet."""
+    if not run.root.is_dir():
+        raise LmforgeError(f"{run.root} does not exist", "give the run directory, e.g. runs/NAME")
+    if not is_run(run.root):
+        raise LmforgeError(f"{run.root} is not a run directory (it has no config.yaml)",
+                           "give the folder `lmforge run` or `lmforge train` wrote, e.g. runs/NAME")
+    hist = History(read_facts(run, cfg))
+    for rec in read_jsonl(run.metrics):
+        if isinstance(rec.get("step"), int):
+            hist.add(str(rec.get("kind")), rec)
+    for rec in read_jsonl(run.root / STATS_FILE):
+        if isinstance(rec.get("step"), int):
+            hist.add("stats", rec)
+    if not hist.train:
+        raise LmforgeError(f"{run.metrics} holds no training steps yet" if run.metrics.is_file()
+                           else f"{run.root} has no metrics.jsonl: it has not trained yet",
+                           f"train it first (`lmforge train {run.root}`), or wait for its first logged step")
+    return hist
