@@ -18,9 +18,9 @@ from lmforge.console import console
 from lmforge.corpora import shakespeare
 from lmforge.data.sources import input_files
 from lmforge.data.stage import run_data
+from lmforge.doctor import build_callbacks as doctor_callbacks
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.stage import run_eval
-from lmforge.doctor import build_callbacks as doctor_callbacks
 from lmforge.monitor import build_callbacks as monitor_callbacks
 from lmforge.monitor.control import trainer_alive
 from lmforge.report.build import run_report

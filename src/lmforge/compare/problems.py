@@ -54,6 +54,12 @@ class Scenario:
     also: tuple[str, ...] = ()  # consequences of the same fault the doctor may also name
     reference: tuple[str, ...] = ()  # the healthy counterpart: these overrides instead
     quick: bool = False
+    repairable: bool = True  # False: only new data fixes it (no live repair to score)
+
+    @property
+    def own_best(self) -> bool:
+        """Repair is judged against the run's own best validation loss (a healthy stop keeps it)."""
+        return self.problem in ("overfitting", "repeated_data")
 
 
 SCENARIOS: list[Scenario] = [
@@ -68,8 +74,20 @@ SCENARIOS: list[Scenario] = [
              corpus="three_docs", also=("repeated_data",)),
     Scenario("three_docs_repeat", "repeated_data", ("train.steps=400",), corpus="three_docs",
              also=("overfitting",)),
-    Scenario("two_editions", "val_leak", (), corpus="two_editions"),
-    # filled in from measurement below
+    Scenario("two_editions", "val_leak", (), corpus="two_editions", repairable=False),
+    Scenario("init_std_1", "exploding_gradients", ("model.init=normal", "model.init_std=1.0"),
+             also=("underfitting", "plateau", "lr_too_high", "val_leak")),
+    Scenario("beta2_0.9_no_clip", "exploding_gradients", ("train.beta2=0.9", "train.lr=0.01", "train.grad_clip=0"),
+             also=("underfitting", "loss_spike", "lr_too_high", "oscillation")),
+    Scenario("lr_10_no_clip", "nonfinite", ("train.lr=10", "train.min_lr=1", "train.grad_clip=0"),
+             also=("lr_too_high", "exploding_gradients", "loss_spike", "dead_units", "oscillation")),
+    Scenario("sgd_adam_lr", "plateau", ("train.optimizer=sgd",), also=("underfitting", "lr_too_low")),
+    Scenario("cyclic_lr_0.05", "loss_spike", ("train.schedule=triangular", "train.lr=0.05", "train.step_size=40"),
+             also=("lr_too_high", "exploding_gradients", "oscillation", "underfitting", "plateau")),
+    Scenario("lr_0.1_constant", "oscillation", ("train.lr=0.1", "train.schedule=constant"),
+             also=("lr_too_high", "exploding_gradients", "loss_spike", "underfitting", "plateau", "dead_units")),
+    Scenario("lr_0.3_no_clip", "dead_units", ("train.lr=0.3", "train.grad_clip=0"),
+             also=("lr_too_high", "exploding_gradients", "loss_spike", "underfitting", "plateau", "oscillation")),
 ]
 HEALTHY: list[Scenario] = [
     Scenario("gpt", None, (), quick=True),
@@ -103,9 +121,21 @@ def prepare(out: Path, corpus: str, base: list[str]) -> RunDir:
     return run
 
 
-def _arm_config(s: Scenario, base: list[str], policy: str, reference: bool = False) -> Config:
-    overrides = [*base, *CORPORA[s.corpus], *(s.reference if reference else s.overrides), f"doctor.policy={policy}"]
+def _arm_config(s: Scenario, base: list[str], policy: str) -> Config:
+    overrides = [*base, *CORPORA[s.corpus], *s.overrides, f"doctor.policy={policy}"]
     return load_config(None, "smoke", overrides)
+
+
+def reference_of(s: Scenario) -> Scenario:
+    """The healthy counterpart of a broken scenario: its corpus with the reference overrides."""
+    if s.corpus == "shakespeare" and not s.reference:
+        return next(h for h in HEALTHY if h.name == "gpt")
+    return Scenario(f"healthy-{s.corpus}" + "".join(f"-{o}" for o in s.reference), None, s.reference, s.corpus)
+
+
+def references(scenarios: list[Scenario]) -> list[Scenario]:
+    return list(dict.fromkeys(reference_of(s) for s in scenarios
+                              if s.problem is not None and s.repairable and not s.own_best))
 
 
 def train_arm(root: str, corpus_root: str, s: Scenario, base: list[str], arm: str, seed: int = 0) -> dict[str, Any]:
@@ -115,8 +145,8 @@ def train_arm(root: str, corpus_root: str, s: Scenario, base: list[str], arm: st
     shutil.rmtree(run.root, ignore_errors=True)
     run.create()
     shutil.copytree(Path(corpus_root) / "tokens", run.tokens)
-    policy = {"suggest": "suggest", "auto": "auto", "random": "auto", "reference": "off"}[arm]
-    cfg = _arm_config(s, base, policy, reference=arm == "reference")
+    policy = {"suggest": "suggest", "auto": "auto", "random": "auto"}[arm]
+    cfg = _arm_config(s, base, policy)
     atomic_write_text(run.config, dump_config(cfg))
     final = FinalLoss()
     order = random_order(seed) if arm == "random" else ranked
@@ -151,9 +181,10 @@ def run_suite(out: Path, quick: bool = False, workers: int = 2, base: list[str] 
     corpora = {s.corpus: prepare(out, s.corpus, base) for s in chosen}
     jobs: list[tuple[Scenario, str]] = []
     for s in chosen:
-        jobs += [(s, "suggest")] if s.problem is None else [(s, "suggest"), (s, "auto"), (s, "random")]
-        if s.problem is not None and s.problem != "overfitting":
-            jobs.append((s, "reference"))
+        jobs += [(s, "suggest")] if s.problem is None or not s.repairable else [(s, "suggest"), (s, "auto"), (s, "random")]
+    for ref in references(chosen):
+        jobs.append((ref, "suggest"))  # a healthy counterpart; the healthy runs are their own references
+    jobs = list(dict.fromkeys(jobs))
     args = [(str(out / s.name / arm), str(corpora[s.corpus].root), s, base, arm, seed) for s, arm in jobs]
     if workers > 1:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
@@ -182,7 +213,7 @@ def score(scenarios: list[Scenario], results: list[dict[str, Any]]) -> dict[str,
     remedies: dict[tuple[str, str], dict[str, int]] = {}
     false_alarms: dict[str, list[str]] = {}
     detections: dict[str, list[bool]] = {}  # problem -> correct? per detection
-    for s in scenarios:
+    for s in list(dict.fromkeys([*scenarios, *references(scenarios)])):
         found = _detected(by[(s.name, "suggest")])
         for problem in found:
             detections.setdefault(problem, []).append(s.problem is not None and problem in (s.problem, *s.also))
@@ -198,10 +229,13 @@ def score(scenarios: list[Scenario], results: list[dict[str, Any]]) -> dict[str,
             row["symptoms"].append(next(e["summary"] for e in by[(s.name, "suggest")]["diagnoses"]
                                         if e["problem"] == s.problem))
         suggest = by[(s.name, "suggest")]
-        if s.problem == "overfitting":
+        row["repairable"] = row.get("repairable", 0) + int(s.repairable)
+        if not s.repairable:
+            continue
+        if s.own_best:
             target = min((v for _, v in suggest["eval"] if v is not None), default=math.inf)
         else:
-            target = by[(s.name, "reference")]["final_val"]
+            target = by[(reference_of(s).name, "suggest")]["final_val"]
         for arm, key in (("auto", "repaired"), ("random", "random_repaired")):
             ok = by[(s.name, arm)]["final_val"] <= target * (1 + REPAIR_TOLERANCE)
             row[key] += int(ok)
@@ -218,9 +252,10 @@ def score(scenarios: list[Scenario], results: list[dict[str, Any]]) -> dict[str,
         row["recall"] = row["detected"] / n
         hits = detections.get(problem, [])
         row["precision"] = sum(hits) / len(hits) if hits else None
-        row["repair_rate"] = row["repaired"] / n
-        row["random_repair_rate"] = row["random_repaired"] / n
-    total = sum(len(r["scenarios"]) for r in rows.values())
+        m = row["repairable"]
+        row["repair_rate"] = row["repaired"] / m if m else None
+        row["random_repair_rate"] = row["random_repaired"] / m if m else None
+    total = sum(r["repairable"] for r in rows.values())
     return {"problems": rows, "false_alarms": false_alarms,
             "precision_all": {p: (sum(h) / len(h)) for p, h in detections.items()},
             "remedies": [{"arm": a, "problem": p, "remedy": m, **t} for (a, p, m), t in sorted(remedies.items())],
@@ -236,8 +271,8 @@ def _fmt(x: float | None, pct: bool = True) -> str:
 def tables(result: dict[str, Any]) -> str:
     """Table 14 (problems, symptoms as measured, detection) and table 15 (remedies and success)."""
     lines = ["Table 14. Training problems: symptoms as measured and their detection", "",
-             "| problem | scenarios | symptom as measured (first scenario) | detected | precision | "
-             "steps to detection |", "|---|---|---|---|---|---|"]
+             ("| problem | scenarios | symptom as measured (first scenario) | detected | precision | "
+              "steps to detection |"), "|---|---|---|---|---|---|"]
     for p, row in result["problems"].items():
         steps = ", ".join(str(s) for s in row["steps"]) or "-"
         symptom = (row["symptoms"][0] if row["symptoms"] else "not detected").replace("|", "/")
@@ -255,16 +290,20 @@ def tables(result: dict[str, Any]) -> str:
         tally.setdefault((r["problem"], r["remedy"]), {})[r["arm"]] = f"{r['verified']} / {r['failed']}"
     for (p, m), arms in sorted(tally.items()):
         lines.append(f"| {p} | {m} | {arms.get('auto', '-')} | {arms.get('random', '-')} |")
-    lines += ["", "| problem | repaired (doctor) | repaired (random remedy) | broken final val | repaired final val "
-              "| healthy target |", "|---|---|---|---|---|---|"]
+    lines += ["", ("| problem | repaired (doctor) | repaired (random remedy) | broken final val | "
+                   "repaired final val | healthy target |"), "|---|---|---|---|---|---|"]
     for p, row in result["problems"].items():
-        n = len(row["scenarios"])
+        n = row["repairable"]
+        if not n:
+            lines.append(f"| {p} | n/a: needs new data | n/a | - | - | - |")
+            continue
         lines.append(f"| {p} | {row['repaired']}/{n} | {row['random_repaired']}/{n} | "
                      f"{', '.join(_fmt(v, False) for v in row['broken_final'])} | "
                      f"{', '.join(_fmt(v, False) for v in row['auto_final'])} | "
                      f"{', '.join(_fmt(v, False) for v in row['target'])} |")
-    lines += ["", f"Repair success: doctor {result['repair_rate']:.0%}, random remedy {result['random_repair_rate']:.0%} "
-              f"(within {REPAIR_TOLERANCE:.0%} of the healthy counterpart's validation loss)"]
+    lines += ["", (f"Repair success: doctor {result['repair_rate']:.0%}, random remedy "
+                   f"{result['random_repair_rate']:.0%} (within {REPAIR_TOLERANCE:.0%} of the healthy "
+                   "counterpart's validation loss)")]
     return "\n".join(lines) + "\n"
 
 

@@ -505,6 +505,8 @@ class DoctorConfig(Section):
                                   "window's median")
     explode_factor: float = Field(20.0, gt=1.0, description="gradient norm this many times the early median "
                                   "counts as exploding")
+    explode_init_loss: float = Field(2.0, gt=1.0, description="a first loss this many times log(vocabulary) "
+                                     "means the initialisation blew the outputs up")
     explode_ratio: float = Field(70.0, gt=1.0, description="first-to-last block gradient-norm ratio above "
                                  "this is exploding (AUTOTRAINER)")
     vanish_ratio: float = Field(1e-3, gt=0.0, description="first-to-last block gradient-norm ratio below this "
@@ -533,12 +535,13 @@ class DoctorConfig(Section):
                                      "its level, that counts as a large swing")
     dead_share: float = Field(0.9, gt=0.0, le=1.0, description="share of near-zero MLP activations in a block "
                               "above which its units are dead")
-    repeat_epochs: float = Field(20.0, gt=0.0, description="passes over the training tokens above which the "
-                                 "data repeats too often")
+    repeat_epochs: float = Field(4.0, gt=0.0, description="passes over the training tokens above which the "
+                                 "data repeats too often (Muennighoff et al. 2023: up to about 4 epochs "
+                                 "are nearly as good as new data)")
     leak_overlap: float = Field(0.05, ge=0.0, le=1.0, description="share of validation 13-grams seen in training "
                                 "above which validation leaks into training")
     verify_steps: int = Field(30, ge=1, description="auto: steps after a repair before it is judged")
-    max_repairs: int = Field(4, ge=0, description="auto: repairs tried per run before the doctor only reports")
+    max_repairs: int = Field(6, ge=0, description="auto: repairs tried per run before the doctor only reports")
 
     @field_validator("policy", mode="before")
     @classmethod

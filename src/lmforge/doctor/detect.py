@@ -84,9 +84,17 @@ def block_grad_norms(record: dict[str, float]) -> list[float]:
 
 
 def exploding_gradients(h: History, t: DoctorConfig) -> Finding | None:
-    """Gradient norm `explode_factor` times its early median, or a first-to-last block ratio
-    above `explode_ratio` (AUTOTRAINER's 70)."""
+    """Gradient norm `explode_factor` times its early median, a first-to-last block ratio above
+    `explode_ratio` (AUTOTRAINER's 70), or a first loss `explode_init_loss` times log(vocabulary):
+    an untrained model should guess about uniformly, so a far larger loss means its outputs are
+    already blown up by the initialisation."""
     steps, g = h.series("train", "grad_norm")
+    _, loss = h.series("train", "loss")
+    if h.facts.log_vocab and len(loss) and math.isfinite(loss[0]) and loss[0] > t.explode_init_loss * h.facts.log_vocab:
+        return _finding("exploding_gradients", "loss", steps[:1], loss[:1], 0,
+                        f"first loss {loss[0]:.3g}, {loss[0] / h.facts.log_vocab:.1f}x log(vocabulary) "
+                        f"{h.facts.log_vocab:.3g}: the outputs are blown up from the start", at_init=True,
+                        grad_norm=float(g[0]))
     if len(g) >= 4:
         base = np.nanmedian(g[:3])
         for i in range(3, len(g)):
@@ -277,7 +285,7 @@ def dead_units(h: History, t: DoctorConfig) -> Finding | None:
         dead = {k for k, v in r.items() if k.startswith("act_zero/") and v > t.dead_share}
         both = dead & prev
         if both:
-            key = sorted(both)[0]
+            key = min(both)
             s, v = h.series("stats", key)
             i = int(np.searchsorted(s, r["step"]))
             return _finding("dead_units", key, s[: i + 1], v[: i + 1], i,
@@ -311,7 +319,7 @@ def val_leak(h: History, t: DoctorConfig) -> Finding | None:
         return _finding("val_leak", "val_loss", es[:1], ev[:1], 0,
                         f"{h.facts.leak_overlap:.1%} of the validation 13-grams occur in the training split",
                         overlap=h.facts.leak_overlap)
-    if h.facts.dropout > 0 or len(ev) < 3:
+    if h.facts.dropout > 0 or len(ev) < 3 or not _progress(h, t):  # early, val runs ahead of the lagging train mean
         return None
     ts, tl = h.series("train", "loss")
     sm = _smooth(tl)
@@ -323,9 +331,11 @@ def val_leak(h: History, t: DoctorConfig) -> Finding | None:
     return None
 
 
+# the order of checking, and so of repair when several problems show at once: a transient spike
+# before the gradient and LR findings it also triggers
 DETECTORS: dict[str, Detector] = {
-    "nonfinite": nonfinite, "exploding_gradients": exploding_gradients,
-    "vanishing_gradients": vanishing_gradients, "loss_spike": loss_spike, "lr_too_high": lr_too_high,
+    "nonfinite": nonfinite, "loss_spike": loss_spike, "exploding_gradients": exploding_gradients,
+    "lr_too_high": lr_too_high, "vanishing_gradients": vanishing_gradients,
     "lr_too_low": lr_too_low, "overfitting": overfitting, "underfitting": underfitting, "plateau": plateau,
     "oscillation": oscillation, "dead_units": dead_units, "repeated_data": repeated_data, "val_leak": val_leak,
 }

@@ -84,6 +84,8 @@ class Doctor(Callback):
     def on_train_start(self, trainer: Trainer) -> None:
         self.history.facts.steps = trainer.cfg.steps
         self.stats.seen = len(read_jsonl(self.stats.path))  # a resume: what was there is already past
+        if self.auto:  # where training starts is the first place to go back to
+            self.ctx.good = trainer.snapshot()
 
     def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         for rec in self.stats.new():
@@ -126,12 +128,14 @@ class Doctor(Callback):
         weights restored were taken well before whatever goes wrong next."""
         self.checks += 1
         if self.checks % SNAPSHOT_EVERY == 0:
-            self.ctx.good, self._candidate = self._candidate or trainer.snapshot(), trainer.snapshot()
+            if self._candidate is not None:
+                self.ctx.good = self._candidate
+            self._candidate = trainer.snapshot()
 
     # repair -----------------------------------------------------------------
     def _repair(self, trainer: Trainer, f: Finding, order: list[str]) -> None:
         tried = self.tried.setdefault(f.problem, [])
-        if len(self.repairs) >= self.t.max_repairs:
+        if sum(r["outcome"] == "applied" for r in self.repairs) >= self.t.max_repairs:
             return
         for name in order:
             if name in tried:
@@ -163,7 +167,8 @@ class Doctor(Callback):
         if again is None:
             self._event(trainer, f, applied.name, "verified", f"{f.problem} gone {self.t.verify_steps} steps after "
                         f"{applied.name}", after=_evidence(after))
-            self.reported.discard(f.problem)  # may be diagnosed (and repaired) again later
+            self.reported.discard(f.problem)  # may be diagnosed (and repaired, from the top) again later
+            self.tried.pop(f.problem, None)
             return
         undone = undo(trainer, applied)
         self._event(trainer, f, applied.name, "failed", f"{f.problem} still there after {applied.name}: "
@@ -189,7 +194,7 @@ class Doctor(Callback):
 def _evidence(h: History) -> dict[str, Any]:
     steps, loss = h.series("train", "loss")
     es, ev = h.series("eval", "val_loss")
-    fin = lambda a: [None if not math.isfinite(x) else round(float(x), 6) for x in a]  # noqa: E731
+    fin = lambda a: [None if not math.isfinite(x) else round(float(x), 6) for x in a]
     return {"steps": steps.tolist(), "loss": fin(loss), "eval_steps": es.tolist(), "val_loss": fin(ev)}
 
 

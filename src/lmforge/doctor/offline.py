@@ -3,6 +3,7 @@ doctor saw them, a small figure per finding, and the repairs the live doctor mad
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def plot_finding(f: Finding, path: Path) -> Path:
     ax.axvline(f.step, color="tab:red", ls="--", lw=1, label=f"detected (step {f.step})")
     ax.set_xlabel("step")
     ax.set_ylabel(f.metric)
-    positive = [v for v in f.values if v is not None and v == v and v > 0]
+    positive = [v for v in f.values if v is not None and math.isfinite(v) and v > 0]
     if positive and max(positive) / max(min(positive), 1e-30) > 100:
         ax.set_yscale("log")
     ax.set_title(f.problem, fontsize=10)

@@ -21,7 +21,7 @@ from lmforge.monitor.control import decay_ratios, sync_optimizer, validate_chang
 if TYPE_CHECKING:
     from lmforge.train.loop import Trainer
 
-LR_DOWN = 0.3  # OPT (Zhang et al. 2022) lowered the LR by about this much after each divergence
+LR_DOWN = 0.1  # ReduceLROnPlateau's default factor (Keras); OPT (Zhang et al. 2022) also lowered the LR on restarts
 LR_UP = 10.0
 CLIP_TIGHT = 0.5  # gradient clipping threshold after a divergence (or 1.0 when clipping was off)
 SKIP_EXTRA = 5  # batches skipped beyond the ones between the snapshot and the detection (PaLM skipped 200-500)
@@ -85,7 +85,7 @@ def rollback_skip(trainer: Trainer, ctx: Context) -> Applied:
 
 
 def lower_lr(trainer: Trainer, ctx: Context) -> Applied:
-    """LR x0.3 and tighter clipping (OPT's restarts), from the last good snapshot when there is one."""
+    """LR x0.1 and tighter clipping (as OPT's restarts did), from the last good snapshot."""
     at = trainer.step
     back = _rollback_good(trainer, ctx)
     clip = CLIP_TIGHT if trainer.cfg.grad_clip == 0 else min(trainer.cfg.grad_clip, CLIP_TIGHT)
