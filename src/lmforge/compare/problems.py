@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.config.load import dump_config, load_config
-from lmforge.config.schema import Config
+from lmforge.config.schema import Config, DoctorConfig
 from lmforge.doctor.live import Doctor, random_order, ranked
+from lmforge.doctor.offline import diagnose
 from lmforge.errors import LmforgeError
 from lmforge.monitor import build_callbacks as monitor_callbacks
 from lmforge.pipeline import run_stage, write_config
@@ -262,6 +263,21 @@ def score(scenarios: list[Scenario], results: list[dict[str, Any]]) -> dict[str,
             "repair_rate": sum(r["repaired"] for r in rows.values()) / max(1, total),
             "random_repair_rate": sum(r["random_repaired"] for r in rows.values()) / max(1, total),
             "scenarios": [asdict(s) for s in scenarios], "runs": results}
+
+
+def rescore(out: Path, result: dict[str, Any], **thresholds: Any) -> dict[str, Any]:
+    """The detection scores again with other doctor.* thresholds, by replaying each suggest run's
+    logs through the offline doctor (which finds what the live one would have). Repairs keep
+    what the auto runs did under the thresholds they ran with."""
+    t = DoctorConfig(**thresholds)
+    runs = []
+    for r in result["runs"]:
+        if r["arm"] == "suggest":
+            r = {**r, "diagnoses": [f.record() for f in diagnose(RunDir(out / r["scenario"] / "suggest"), t)]}
+        runs.append(r)
+    scenarios = [Scenario(**{**s, "overrides": tuple(s["overrides"]), "also": tuple(s["also"]),
+                             "reference": tuple(s["reference"])}) for s in result["scenarios"]]
+    return {**result, **score(scenarios, runs), "thresholds": thresholds}
 
 
 def _fmt(x: float | None, pct: bool = True) -> str:

@@ -538,7 +538,7 @@ class DoctorConfig(Section):
     repeat_epochs: float = Field(4.0, gt=0.0, description="passes over the training tokens above which the "
                                  "data repeats too often (Muennighoff et al. 2023: up to about 4 epochs "
                                  "are nearly as good as new data)")
-    leak_overlap: float = Field(0.05, ge=0.0, le=1.0, description="share of validation 13-grams seen in training "
+    leak_overlap: float = Field(0.01, ge=0.0, le=1.0, description="share of validation 13-grams seen in training "
                                 "above which validation leaks into training")
     verify_steps: int = Field(30, ge=1, description="auto: steps after a repair before it is judged")
     max_repairs: int = Field(6, ge=0, description="auto: repairs tried per run before the doctor only reports")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.config.load import load_config
+from lmforge.config.schema import DoctorConfig
 from lmforge.doctor.detect import replay
 from lmforge.doctor.findings import Finding
 from lmforge.doctor.history import STATS_FILE, is_run, load_history
@@ -35,8 +36,9 @@ def logged_records(run: RunDir) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def diagnose(run: RunDir) -> list[Finding]:
-    """Every finding in the run's logs, in the order it would have been found live."""
+def diagnose(run: RunDir, thresholds: DoctorConfig | None = None) -> list[Finding]:
+    """Every finding in the run's logs, in the order it would have been found live (with the
+    run's own doctor.* thresholds, or `thresholds`)."""
     if run.root.is_dir() and is_run(run.root):
         try:
             cfg = load_config(run.config)
@@ -45,7 +47,7 @@ def diagnose(run: RunDir) -> list[Finding]:
     else:
         cfg = None
     hist = load_history(run, cfg)  # raises the clear errors: not a run, nothing logged
-    return list(replay(logged_records(run), hist.facts, cfg.doctor))
+    return list(replay(logged_records(run), hist.facts, thresholds or cfg.doctor))
 
 
 def live_events(run: RunDir) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
