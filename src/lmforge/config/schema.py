@@ -517,7 +517,7 @@ class DoctorConfig(Section):
     diverge_factor: float = Field(1.5, gt=1.0, description="smoothed loss this many times its best so far, or "
                                   "above the first loss, is divergence")
     update_high: float = Field(0.1, gt=0.0, description="median update/weight ratio above this: LR too high")
-    update_low: float = Field(1e-4, gt=0.0, description="median update/weight ratio below this: LR too low")
+    update_low: float = Field(3e-4, gt=0.0, description="median update/weight ratio below this: LR too low")
     overfit_rise: float = Field(0.02, ge=0.0, description="validation loss this share above its best, "
                                 "while training loss still falls, is overfitting")
     overfit_patience: int = Field(2, ge=1, description="evaluations in a row above the best before overfitting")

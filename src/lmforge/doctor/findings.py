@@ -32,8 +32,8 @@ PROBLEMS: dict[str, tuple[str, list[str]]] = {
          "the weights by more than a tenth of their size: the learning rate is too high"),
         ["lower_lr", "rollback_skip"]),
     "lr_too_low": (
-        ("each step changes the weights by less than 1e-4 of their size (healthy is about 1e-3) and the loss "
-         "barely moves: the learning rate is too low"),
+        ("each step changes the weights by less than 3e-4 of their size (healthy runs measured 2e-3 to "
+         "1e-2) and the loss barely moves: the learning rate is too low"),
         ["raise_lr"]),
     "overfitting": (
         ("the validation loss rises while the training loss still falls: the model memorises its training "

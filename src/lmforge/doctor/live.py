@@ -18,7 +18,7 @@ from lmforge.config.schema import Config
 from lmforge.doctor.detect import DETECTORS, check
 from lmforge.doctor.findings import Finding
 from lmforge.doctor.history import STATS_FILE, History, read_facts
-from lmforge.doctor.repairs import REPAIRS, Applied, Context, undo
+from lmforge.doctor.repairs import REPAIRS, REPEATABLE, Applied, Context, undo
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, read_jsonl
 from lmforge.train.loop import Callback
@@ -141,6 +141,7 @@ class Doctor(Callback):
             if name in tried:
                 continue
             tried.append(name)
+            self.ctx.notes["median_ratio"] = f.evidence.get("median_ratio")
             try:
                 applied = REPAIRS[name](trainer, self.ctx)
             except LmforgeError as exc:
@@ -169,6 +170,12 @@ class Doctor(Callback):
                         f"{applied.name}", after=_evidence(after))
             self.reported.discard(f.problem)  # may be diagnosed (and repaired, from the top) again later
             self.tried.pop(f.problem, None)
+            return
+        if applied.name in REPEATABLE:  # the right direction, not far enough: keep it and go further
+            self._event(trainer, f, applied.name, "failed", f"{f.problem} still there after {applied.name}: "
+                        f"{again.summary}; kept, and repeated", after=_evidence(after))
+            self.tried[f.problem].remove(applied.name)
+            self._repair(trainer, again, [applied.name, *trial["order"]])
             return
         undone = undo(trainer, applied)
         self._event(trainer, f, applied.name, "failed", f"{f.problem} still there after {applied.name}: "
