@@ -77,6 +77,7 @@ class Doctor(Callback):
         self.ctx = Context(cfg.model)
         self.trial: dict[str, Any] | None = None  # the repair being verified
         self.tried: dict[str, list[str]] = {}
+        self.since: dict[str, int] = {}  # problem -> the step of its verified repair
         self.checks = 0
         self._candidate: dict[str, Any] | None = None
 
@@ -102,7 +103,11 @@ class Doctor(Callback):
 
     # diagnosis --------------------------------------------------------------
     def _check(self, trainer: Trainer) -> None:
-        found = check(self.history, self.t, self.reported)
+        found = check(self.history, self.t, self.reported | set(self.since))
+        for problem, step in self.since.items():  # repaired: judged only on what came after the repair
+            if problem not in self.reported:
+                again = DETECTORS[problem](self.history_since(step), self.t)
+                found += [again] if again is not None else []
         for f in found:
             self._report(trainer, f)
         if not self.auto:
@@ -168,8 +173,9 @@ class Doctor(Callback):
         if again is None:
             self._event(trainer, f, applied.name, "verified", f"{f.problem} gone {self.t.verify_steps} steps after "
                         f"{applied.name}", after=_evidence(after))
-            self.reported.discard(f.problem)  # may be diagnosed (and repaired, from the top) again later
-            self.tried.pop(f.problem, None)
+            self.reported.discard(f.problem)  # may be diagnosed (and repaired, from the top) again later,
+            self.tried.pop(f.problem, None)  # on what is logged from now on
+            self.since[f.problem] = trainer.step
             return
         if applied.name in REPEATABLE:  # the right direction, not far enough: keep it and go further
             self._event(trainer, f, applied.name, "failed", f"{f.problem} still there after {applied.name}: "
