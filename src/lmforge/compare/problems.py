@@ -33,8 +33,8 @@ from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text, read_js
 from lmforge.train.loop import Callback, Trainer
 from lmforge.train.stage import run_train
 
-# small shapes so the whole suite runs in minutes on 2 CPU cores: the smoke preset's GPT, 300 steps
-BASE = ["train.steps=300", "train.warmup_steps=20", "train.eval_interval=25", "train.eval_batches=5",
+# small shapes so the whole suite runs in minutes on 2 CPU cores: the smoke preset's GPT, 200 steps
+BASE = ["train.steps=200", "train.warmup_steps=20", "train.eval_interval=20", "train.eval_batches=5",
         "train.log_interval=2", "train.checkpoint_interval=1000", "train.keep_checkpoints=1",
         "train.threads=1", "train.device=cpu", "monitor.stats_interval=10", "monitor.console=none",
         "monitor.tensorboard=false", "monitor.control=false", "monitor.peak_flops=1e11"]
@@ -71,9 +71,9 @@ SCENARIOS: list[Scenario] = [
              ("model.n_layer=8", "model.init=normal", "model.init_std=1e-5"),
              also=("underfitting", "plateau", "lr_too_low"), reference=("model.n_layer=8",)),
     Scenario("dropout_0.9", "underfitting", ("model.dropout=0.9",), also=("plateau",)),
-    Scenario("three_docs", "overfitting", ("model.n_embd=128", "model.n_layer=4", "train.steps=400"),
+    Scenario("three_docs", "overfitting", ("model.n_embd=128", "model.n_layer=4", "train.steps=300"),
              corpus="three_docs", also=("repeated_data",)),
-    Scenario("three_docs_repeat", "repeated_data", ("train.steps=400",), corpus="three_docs",
+    Scenario("three_docs_repeat", "repeated_data", ("train.steps=300",), corpus="three_docs",
              also=("overfitting",)),
     Scenario("two_editions", "val_leak", (), corpus="two_editions", repairable=False),
     Scenario("init_std_1", "exploding_gradients", ("model.init=normal", "model.init_std=1.0"),

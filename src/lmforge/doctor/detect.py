@@ -115,13 +115,14 @@ def exploding_gradients(h: History, t: DoctorConfig) -> Finding | None:
 def vanishing_gradients(h: History, t: DoctorConfig) -> Finding | None:
     """First-to-last block gradient-norm ratio below `vanish_ratio` (AUTOTRAINER's 1e-3), a global
     gradient norm below `vanish_norm`, or every block's gradient below `vanish_share` of the global
-    norm (the embeddings and the output layer take all of it) in two statistics records in a row."""
+    norm (the embeddings and the output layer take all of it) in the first two statistics records."""
     rows = [(r["step"], block_grad_norms(r), r.get("grad_norm/global", math.nan)) for r in h.stats]
     low_share = False
-    for step, blocks, total in rows:
+    for k, (step, blocks, total) in enumerate(rows):
         ratio = blocks[0] / blocks[-1] if len(blocks) >= 2 and blocks[-1] > 0 else math.nan
         share = max(blocks) / total if blocks and math.isfinite(total) and total > 0 else math.nan
-        was_low, low_share = low_share, math.isfinite(share) and share < t.vanish_share
+        # the share rule reads the start only: later, large trained blocks can take a small share
+        was_low, low_share = low_share, k < 2 and math.isfinite(share) and share < t.vanish_share
         if ((math.isfinite(ratio) and ratio < t.vanish_ratio) or (math.isfinite(total) and total < t.vanish_norm)
                 or (low_share and was_low)):
             s = np.array([x[0] for x in rows if x[0] <= step])
@@ -248,7 +249,7 @@ def plateau(h: History, t: DoctorConfig) -> Finding | None:
     j = int(np.searchsorted(ts, ts[-1] - span, side="right")) - 1
     gain = (sm[j] - sm[-1]) / abs(sm[j]) if sm[j] else 0.0
     high = ent is None or sm[-1] > 0.8 * ent
-    if gain < t.plateau_gain and high:
+    if -t.plateau_gain < gain < t.plateau_gain and high:  # a rising loss is divergence, not a plateau
         return _finding("plateau", "loss", ts, tl, len(ts) - 1,
                         f"loss {sm[j]:.3f} -> {sm[-1]:.3f} over steps {int(ts[j])}-{int(ts[-1])} "
                         f"({gain:.1%} gain)", gain=float(gain))

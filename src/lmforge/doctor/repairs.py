@@ -94,6 +94,7 @@ def lower_lr(trainer: Trainer, ctx: Context) -> Applied:
     back = _rollback_good(trainer, ctx)
     clip = CLIP_TIGHT if trainer.cfg.grad_clip == 0 else min(trainer.cfg.grad_clip, CLIP_TIGHT)
     changes = {"lr": trainer.cfg.lr * LR_DOWN, "min_lr": trainer.cfg.min_lr * LR_DOWN, "grad_clip": clip}
+    ctx.notes["lr_ceiling"] = changes["lr"]  # a raise must never go back up to where it broke
     old = _set_live(trainer, changes)
     return Applied("lower_lr", {**changes, "from_step": at, "to_step": back}, {"config": old})
 
@@ -102,6 +103,11 @@ def raise_lr(trainer: Trainer, ctx: Context) -> Applied:
     """LR x10, or by what brings the measured update/weight ratio to TARGET_UPDATE (at most x1000)."""
     ratio = ctx.notes.get("median_ratio")
     factor = min(1000.0, max(2.0, TARGET_UPDATE / ratio)) if ratio else LR_UP
+    ceiling = ctx.notes.get("lr_ceiling")
+    if ceiling is not None:
+        if trainer.cfg.lr >= ceiling:
+            raise LmforgeError(f"the LR was lowered to {ceiling:.3g} after a divergence; not raising it again")
+        factor = min(factor, ceiling / trainer.cfg.lr)
     changes = {"lr": min(10.0, trainer.cfg.lr * factor), "min_lr": min(10.0, trainer.cfg.min_lr * factor)}
     return Applied("raise_lr", {**changes, "factor": factor}, {"config": _set_live(trainer, changes)})
 
