@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from lmforge.config.schema import DoctorConfig
 from lmforge.doctor.findings import Finding
@@ -36,9 +37,31 @@ def _finding(problem: str, metric: str, steps: np.ndarray, values: np.ndarray, a
                    dict(evidence))
 
 
+def _windows(values: np.ndarray, k: int, shift: int = 0) -> np.ndarray:
+    """Row i holds values[i-k+1-shift .. i-shift] (NaN before the start): trailing windows, in one array."""
+    padded = np.concatenate([np.full(k + shift - 1, np.nan), values.astype(np.float64)])
+    return sliding_window_view(padded[: len(padded) - shift], k)
+
+
+def _nanmedian_rows(rows: np.ndarray) -> np.ndarray:
+    """Median of each row, NaNs left out (an all-NaN row gives NaN). np.nanmedian does the same
+    through masked arrays, several times slower, and this runs at every logged step."""
+    if rows.shape[1] == 0:
+        return np.full(rows.shape[0], np.nan)
+    ordered = np.sort(rows, axis=1)  # NaNs sort to the end
+    count = (~np.isnan(rows)).sum(axis=1)
+    lo = np.clip((count - 1) // 2, 0, rows.shape[1] - 1)
+    hi = np.clip(count // 2, 0, rows.shape[1] - 1)
+    idx = np.arange(rows.shape[0])
+    with np.errstate(invalid="ignore"):
+        med = (ordered[idx, lo] + ordered[idx, hi]) / 2
+    med[count == 0] = np.nan
+    return med
+
+
 def _smooth(values: np.ndarray, k: int = 5) -> np.ndarray:
     """Trailing median over k points: each value sees only the past."""
-    return np.array([np.nanmedian(values[max(0, i - k + 1): i + 1]) for i in range(len(values))])
+    return _nanmedian_rows(_windows(values, k)) if len(values) else values.astype(np.float64)
 
 
 def _progress(h: History, t: DoctorConfig) -> bool:
@@ -96,14 +119,17 @@ def exploding_gradients(h: History, t: DoctorConfig) -> Finding | None:
                         f"{h.facts.log_vocab:.3g}: the outputs are blown up from the start", at_init=True,
                         grad_norm=float(g[0]))
     if len(g) >= 4:
-        base = np.nanmedian(g[:3])
-        for i in range(3, len(g)):
-            if math.isfinite(g[i]) and base > 0 and g[i] > t.explode_factor * base:
-                return _finding("exploding_gradients", "grad_norm", steps[: i + 1], g[: i + 1], i,
-                                f"gradient norm {g[i]:.3g} at step {int(steps[i])}, {g[i] / base:.0f}x its early "
-                                f"median {base:.3g}", factor=float(g[i] / base))
+        base = float(np.nanmedian(g[:3]))
+        with np.errstate(invalid="ignore"):
+            hit = np.isfinite(g) & (g > t.explode_factor * base) & (base > 0)
+        hit[:3] = False
+        if hit.any():
+            i = int(np.argmax(hit))
+            return _finding("exploding_gradients", "grad_norm", steps[: i + 1], g[: i + 1], i,
+                            f"gradient norm {g[i]:.3g} at step {int(steps[i])}, {g[i] / base:.0f}x its early "
+                            f"median {base:.3g}", factor=float(g[i] / base))
     for r in h.stats:
-        blocks = block_grad_norms(r)
+        blocks = h.blocks(r)
         if len(blocks) >= 2 and blocks[-1] > 0 and blocks[0] / blocks[-1] > t.explode_ratio:
             s, ratio = np.array([r["step"]]), np.array([blocks[0] / blocks[-1]])
             return _finding("exploding_gradients", "block_grad_ratio", s, ratio, 0,
@@ -116,7 +142,7 @@ def vanishing_gradients(h: History, t: DoctorConfig) -> Finding | None:
     """First-to-last block gradient-norm ratio below `vanish_ratio` (AUTOTRAINER's 1e-3), a global
     gradient norm below `vanish_norm`, or every block's gradient below `vanish_share` of the global
     norm (the embeddings and the output layer take all of it) in the first two statistics records."""
-    rows = [(r["step"], block_grad_norms(r), r.get("grad_norm/global", math.nan)) for r in h.stats]
+    rows = [(r["step"], h.blocks(r), r.get("grad_norm/global", math.nan)) for r in h.stats]
     low_share = False
     for k, (step, blocks, total) in enumerate(rows):
         ratio = blocks[0] / blocks[-1] if len(blocks) >= 2 and blocks[-1] > 0 else math.nan
@@ -142,19 +168,24 @@ def loss_spike(h: History, t: DoctorConfig) -> Finding | None:
     above the previous `window` logged losses and `spike_min_rise` above their median."""
     steps, loss = h.series("train", "loss")
     half = max(4, t.window // 2)
-    for i in range(half, len(loss)):
-        prev = loss[max(0, i - t.window): i]
-        prev = prev[np.isfinite(prev)]
-        if len(prev) < half or not math.isfinite(loss[i]):
-            continue
-        med = float(np.median(prev))
-        spread = max(1.4826 * float(np.median(np.abs(prev - med))), 0.01 * abs(med), 1e-8)
-        z = (loss[i] - med) / spread
-        if z > t.spike_z and loss[i] > med * (1 + t.spike_min_rise):
-            return _finding("loss_spike", "loss", steps[: i + 1], loss[: i + 1], i,
-                            f"loss {loss[i]:.3f} at step {int(steps[i])}, z-score {z:.1f} over the previous "
-                            f"{len(prev)} logged steps (median {med:.3f})", z=float(z), median=med)
-    return None
+    if len(loss) <= half:
+        return None
+    finite = np.where(np.isfinite(loss), loss, np.nan)
+    prev = _windows(finite, t.window, shift=1)  # row i: the `window` losses before loss i
+    count = np.isfinite(prev).sum(axis=1)
+    med = _nanmedian_rows(prev)
+    mad = _nanmedian_rows(np.abs(prev - med[:, None]))
+    spread = np.maximum(np.maximum(1.4826 * mad, 0.01 * np.abs(med)), 1e-8)
+    with np.errstate(invalid="ignore"):
+        z = (finite - med) / spread
+        hit = (count >= half) & (z > t.spike_z) & (finite > med * (1 + t.spike_min_rise))
+    hit[:half] = False
+    if not hit.any():
+        return None
+    i = int(np.argmax(hit))
+    return _finding("loss_spike", "loss", steps[: i + 1], loss[: i + 1], i,
+                    f"loss {loss[i]:.3f} at step {int(steps[i])}, z-score {z[i]:.1f} over the previous "
+                    f"{int(count[i])} logged steps (median {med[i]:.3f})", z=float(z[i]), median=float(med[i]))
 
 
 def lr_too_high(h: History, t: DoctorConfig) -> Finding | None:
@@ -164,18 +195,24 @@ def lr_too_high(h: History, t: DoctorConfig) -> Finding | None:
     if len(loss) >= 3:
         sm = _smooth(np.where(np.isfinite(loss), loss, np.inf), 3)
         best = np.minimum.accumulate(sm)
-        for i in range(2, len(sm)):
-            if sm[i] > t.diverge_factor * best[i] or (sm[i] > loss[0] * 1.05 and best[i] < loss[0]):
-                return _finding("lr_too_high", "loss", steps[: i + 1], loss[: i + 1], i,
-                                f"loss diverged: {sm[i]:.3g} at step {int(steps[i])} (best {best[i]:.3g}, "
-                                f"first {loss[0]:.3g})", best=float(best[i]))
+        with np.errstate(invalid="ignore"):
+            hit = (sm > t.diverge_factor * best) | ((sm > loss[0] * 1.05) & (best < loss[0]))
+        hit[:2] = False
+        if hit.any():
+            i = int(np.argmax(hit))
+            return _finding("lr_too_high", "loss", steps[: i + 1], loss[: i + 1], i,
+                            f"loss diverged: {sm[i]:.3g} at step {int(steps[i])} (best {best[i]:.3g}, "
+                            f"first {loss[0]:.3g})", best=float(best[i]))
     s, u = h.series("stats", "update_ratio/global")
-    for i in range(2, len(u)):
-        med = float(np.nanmedian(u[max(0, i - 4): i + 1]))
-        if med > t.update_high:
+    if len(u) >= 3:
+        med = _smooth(u, 5)
+        hit = med > t.update_high
+        hit[:2] = False
+        if hit.any():
+            i = int(np.argmax(hit))
             return _finding("lr_too_high", "update_ratio/global", s[: i + 1], u[: i + 1], i,
-                            f"median update/weight ratio {med:.3g} at step {int(s[i])} (healthy ~1e-3)",
-                            median_ratio=med)
+                            f"median update/weight ratio {med[i]:.3g} at step {int(s[i])} (healthy ~1e-3)",
+                            median_ratio=float(med[i]))
     return None
 
 

@@ -54,23 +54,38 @@ class History:
     train: list[dict[str, float]] = field(default_factory=list)
     evals: list[dict[str, float]] = field(default_factory=list)
     stats: list[dict[str, float]] = field(default_factory=list)
+    _series: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _blocks: dict[int, list[float]] = field(default_factory=dict, repr=False)
+
+    def blocks(self, record: dict[str, float]) -> list[float]:
+        """Per-block gradient norms of a statistics record, computed once (detect.block_grad_norms)."""
+        from lmforge.doctor.detect import block_grad_norms
+
+        key = id(record)
+        if key not in self._blocks:
+            self._blocks[key] = block_grad_norms(record)
+        return self._blocks[key]
 
     def add(self, kind: str, record: dict[str, Any]) -> None:
         """One logged record, as the sinks write it (kind train, eval or stats)."""
+        self._series.clear()
         rec = {k: _num(v) for k, v in record.items() if k != "kind" and (v is None or isinstance(v, (int, float)))}
         rec["step"] = int(record["step"])
         target = {"train": self.train, "eval": self.evals, "stats": self.stats}.get(kind)
         if target is not None:
             if target and target[-1]["step"] >= rec["step"]:  # a rollback: the steps after it are gone
                 del target[next(i for i, r in enumerate(target) if r["step"] >= rec["step"]):]
+                self._blocks.clear()
             target.append(rec)
 
     def series(self, kind: str, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of one metric; values NaN where it was not finite."""
-        rows = {"train": self.train, "eval": self.evals, "stats": self.stats}[kind]
-        rows = [r for r in rows if key in r]
-        return (np.array([r["step"] for r in rows], dtype=np.int64),
-                np.array([r[key] for r in rows], dtype=np.float64))
+        if (kind, key) not in self._series:  # detectors ask for the same series many times per check
+            rows = {"train": self.train, "eval": self.evals, "stats": self.stats}[kind]
+            rows = [r for r in rows if key in r]
+            self._series[kind, key] = (np.array([r["step"] for r in rows], dtype=np.int64),
+                                       np.array([r[key] for r in rows], dtype=np.float64))
+        return self._series[kind, key]
 
     @property
     def step(self) -> int:

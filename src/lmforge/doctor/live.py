@@ -6,6 +6,7 @@ Every repair step is a `repair` event with the evidence before and after.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from lmforge.doctor.findings import Finding
 from lmforge.doctor.history import STATS_FILE, History, read_facts
 from lmforge.doctor.repairs import REPAIRS, REPEATABLE, Applied, Context, undo
 from lmforge.errors import LmforgeError
-from lmforge.rundir import RunDir, read_jsonl
+from lmforge.rundir import RunDir
 from lmforge.train.loop import Callback
 
 if TYPE_CHECKING:
@@ -48,17 +49,38 @@ def random_order(seed: int) -> Order:
 
 
 class StatsTail:
-    """Reads the records the Monitor appended to stats.jsonl since the last call."""
+    """Reads the records the Monitor appended to stats.jsonl since the last call (from where the
+    last read ended, so a check costs what is new, not the whole file)."""
 
     def __init__(self, run: RunDir) -> None:
         self.path = run.root / STATS_FILE
-        self.seen = 0
+        self.offset = 0
+
+    def skip_existing(self) -> None:
+        self.offset = self.path.stat().st_size if self.path.is_file() else 0
 
     def new(self) -> list[dict[str, Any]]:
-        records = read_jsonl(self.path)
-        if len(records) < self.seen:  # rewritten (a resume truncated it)
-            self.seen = 0
-        out, self.seen = records[self.seen:], len(records)
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return []
+        if size < self.offset:  # rewritten (a resume truncated it)
+            self.offset = 0
+        if size == self.offset:
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read()
+        end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next call
+        self.offset += end
+        out = []
+        for line in chunk[:end].splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("step"), int):
+                out.append(rec)
         return out
 
 
@@ -84,7 +106,7 @@ class Doctor(Callback):
     # events ---------------------------------------------------------------
     def on_train_start(self, trainer: Trainer) -> None:
         self.history.facts.steps = trainer.cfg.steps
-        self.stats.seen = len(read_jsonl(self.stats.path))  # a resume: what was there is already past
+        self.stats.skip_existing()  # a resume: what was there is already past
         if self.auto:  # where training starts is the first place to go back to
             self.ctx.good = trainer.snapshot()
 
