@@ -13,6 +13,7 @@ loss, which is what a healthy stop would have kept).
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -35,7 +36,7 @@ from lmforge.train.stage import run_train
 
 # small shapes so the whole suite runs in minutes on 2 CPU cores: the smoke preset's GPT, 200 steps
 BASE = ["train.steps=200", "train.warmup_steps=20", "train.eval_interval=20", "train.eval_batches=5",
-        "train.log_interval=2", "train.checkpoint_interval=1000", "train.keep_checkpoints=1",
+        "train.log_interval=5", "train.checkpoint_interval=1000", "train.keep_checkpoints=1",
         "train.threads=1", "train.device=cpu", "monitor.stats_interval=10", "monitor.console=none",
         "monitor.tensorboard=false", "monitor.control=false", "monitor.peak_flops=1e11"]
 CORPORA: dict[str, list[str]] = {
@@ -80,7 +81,7 @@ SCENARIOS: list[Scenario] = [
              also=("underfitting", "plateau", "lr_too_high", "val_leak")),
     Scenario("beta2_0.9_no_clip", "exploding_gradients", ("train.beta2=0.9", "train.lr=0.01", "train.grad_clip=0"),
              also=("underfitting", "loss_spike", "lr_too_high", "oscillation")),
-    Scenario("lr_10_no_clip", "nonfinite", ("train.lr=10", "train.min_lr=1", "train.grad_clip=0"),
+    Scenario("lr_10_no_clip", "nonfinite", ("train.lr=10", "train.min_lr=1", "train.grad_clip=0", "train.log_interval=1"),
              also=("lr_too_high", "exploding_gradients", "loss_spike", "dead_units", "oscillation")),
     Scenario("sgd_adam_lr", "plateau", ("train.optimizer=sgd",), also=("underfitting", "lr_too_low")),
     Scenario("cyclic_lr_0.05", "loss_spike", ("train.schedule=triangular", "train.lr=0.05", "train.step_size=40"),
@@ -143,6 +144,9 @@ def train_arm(root: str, corpus_root: str, s: Scenario, base: list[str], arm: st
     """One training of a scenario: arm suggest (detect only), auto (ranked repairs), random
     (repairs in random order) or reference (the healthy counterpart, no doctor)."""
     run = RunDir(root)
+    done = run.root / "arm.json"
+    if done.is_file():  # an interrupted suite, run again: this arm finished already
+        return json.loads(done.read_text())
     shutil.rmtree(run.root, ignore_errors=True)
     run.create()
     shutil.copytree(Path(corpus_root) / "tokens", run.tokens)
@@ -163,12 +167,14 @@ def train_arm(root: str, corpus_root: str, s: Scenario, base: list[str], arm: st
         error = exc.message
     events = read_jsonl(run.events)
     metrics = read_jsonl(run.metrics)
-    return {"scenario": s.name, "arm": arm, "seconds": time.time() - started, "error": error,
+    result = {"scenario": s.name, "arm": arm, "seconds": time.time() - started, "error": error,
             "final_val": final.value if error is None else math.inf,
             "diagnoses": [e for e in events if e["kind"] == "diagnosis"],
             "repairs": [e for e in events if e["kind"] == "repair"],
             "train": [(r["step"], r.get("loss")) for r in metrics if r.get("kind") == "train"],
             "eval": [(r["step"], r.get("val_loss")) for r in metrics if r.get("kind") == "eval"]}
+    atomic_write_json(done, result)
+    return result
 
 
 def run_suite(out: Path, quick: bool = False, workers: int = 2, base: list[str] | None = None,
