@@ -217,9 +217,8 @@ def lr_too_high(h: History, t: DoctorConfig) -> Finding | None:
 
 
 def lr_too_low(h: History, t: DoctorConfig) -> Finding | None:
-    """Past `min_progress` of the run: median update/weight ratio below `update_low`."""
-    if not _progress(h, t):
-        return None
+    """From the third statistics record on: median update/weight ratio below `update_low` (the
+    ratio needs no waiting: it is small from the first step when the LR is)."""
     s, u = h.series("stats", "update_ratio/global")
     if len(u) < 3:
         return None
@@ -255,7 +254,8 @@ def overfitting(h: History, t: DoctorConfig) -> Finding | None:
 
 def underfitting(h: History, t: DoctorConfig) -> Finding | None:
     """Past `min_progress`: smoothed training loss and the last validation loss both above
-    `underfit_share` of the unigram entropy."""
+    `underfit_share` of the unigram entropy, and the loss no longer falling (less than
+    2 x `plateau_gain` over the last tenth of the steps)."""
     ent = h.facts.unigram_entropy
     if ent is None or not _progress(h, t):
         return None
@@ -263,9 +263,13 @@ def underfitting(h: History, t: DoctorConfig) -> Finding | None:
     _, ev = h.series("eval", "val_loss")
     if len(tl) < 3:
         return None
-    train_now = float(_smooth(tl)[-1])
+    sm = _smooth(tl)
+    train_now = float(sm[-1])
     val_now = float(ev[-1]) if len(ev) else train_now
-    if train_now > t.underfit_share * ent and val_now > t.underfit_share * ent:
+    # stuck, not merely early: the loss gained less than 2 x plateau_gain over the last tenth of the steps
+    j = int(np.searchsorted(ts, ts[-1] - 0.1 * h.facts.steps, side="right")) - 1
+    gain = (sm[max(0, j)] - train_now) / abs(sm[max(0, j)]) if sm[max(0, j)] else 0.0
+    if train_now > t.underfit_share * ent and val_now > t.underfit_share * ent and gain < 2 * t.plateau_gain:
         return _finding("underfitting", "loss", ts, tl, len(ts) - 1,
                         f"training loss {train_now:.3f} and validation loss {val_now:.3f} at step {int(ts[-1])}, "
                         f"near the unigram entropy {ent:.3f}", unigram_entropy=ent)

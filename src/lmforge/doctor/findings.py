@@ -41,12 +41,12 @@ PROBLEMS: dict[str, tuple[str, list[str]]] = {
         ["stop_early", "raise_regularization"]),
     "underfitting": (
         ("training and validation loss stay near the unigram entropy, the loss of a model that knows only "
-         "how common each token is: the model uses almost nothing of the context"),
-        ["lower_regularization", "raise_lr", "larger_model"]),
+         "how common each token is, and no longer fall: the model uses almost nothing of the context"),
+        ["lower_regularization", "raise_lr", "lower_lr", "larger_model"]),
     "plateau": (
         ("the loss has stopped falling over a large part of the run while it is still high: "
          "progress is too slow to reach a good model in the steps left"),
-        ["raise_lr", "larger_model"]),
+        ["raise_lr", "lower_lr", "larger_model"]),
     "oscillation": (
         ("the loss goes up and down from one logged step to the next by a large share of its level: the "
          "steps overshoot back and forth; a lower LR or a higher momentum smooths them"),

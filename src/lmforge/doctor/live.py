@@ -27,6 +27,10 @@ from lmforge.train.loop import Callback
 if TYPE_CHECKING:
     from lmforge.train.loop import Trainer
 
+# slow problems are judged by progress: a repair that makes the loss fall by SLOW_PROGRESS within
+# verify_steps worked, even if the loss has not yet left the problem's zone
+SLOW = ("underfitting", "plateau", "lr_too_low")
+SLOW_PROGRESS = 0.02
 SNAPSHOT_EVERY = 3  # logged checks between refreshes of the rollback snapshot (auto only)
 Order = Callable[[Finding], list[str]]
 
@@ -192,14 +196,17 @@ class Doctor(Callback):
         after = self.history_since(trial["since"])
         again = DETECTORS[f.problem](after, self.t)
         self.trial = None
-        if again is None:
+        progress = _progress(self.history, trial["since"])
+        if again is None or (f.problem in SLOW and progress > SLOW_PROGRESS):
             self._event(trainer, f, applied.name, "verified", f"{f.problem} gone {self.t.verify_steps} steps after "
                         f"{applied.name}", after=_evidence(after))
             self.reported.discard(f.problem)  # may be diagnosed (and repaired, from the top) again later,
             self.tried.pop(f.problem, None)  # on what is logged from now on
             self.since[f.problem] = trainer.step
             return
-        if applied.name in REPEATABLE:  # the right direction, not far enough: keep it and go further
+        # the right direction, not far enough: keep it and go further (a divergence always wants a
+        # lower LR; a raised LR only when the loss did fall)
+        if applied.name == "lower_lr" or (applied.name in REPEATABLE and progress > 0):
             self._event(trainer, f, applied.name, "failed", f"{f.problem} still there after {applied.name}: "
                         f"{again.summary}; kept, and repeated", after=_evidence(after))
             self.tried[f.problem].remove(applied.name)
@@ -224,6 +231,16 @@ class Doctor(Callback):
                **extra}
         self.repairs.append(rec)
         self.run.event("repair", message, **rec)
+
+
+def _progress(h: History, since: int) -> float:
+    """Relative fall of the training loss (median of the last 3 logged) from the repair to now."""
+    steps, loss = h.series("train", "loss")
+    before, after = loss[steps <= since][-3:], loss[steps > since][-3:]
+    if not len(before) or not len(after):
+        return 0.0
+    b, a = float(np.nanmedian(before)), float(np.nanmedian(after))
+    return (b - a) / abs(b) if math.isfinite(a) and math.isfinite(b) and b else 0.0
 
 
 def _evidence(h: History) -> dict[str, Any]:
