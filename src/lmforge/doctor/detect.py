@@ -9,7 +9,6 @@ were chosen is in docs/doctor.md.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -20,8 +19,6 @@ from lmforge.doctor.findings import Finding
 from lmforge.doctor.history import History
 
 Detector = Callable[[History, DoctorConfig], Finding | None]
-BLOCK = re.compile(r"(?:^|\.)(?:blocks|layers|h|layer)\.(\d+)\.")
-GAIN_OR_BIAS = re.compile(r"(?:ln|norm)[^.]*\.weight$|bias$")  # 1-D parameters: their gradients do not vanish
 MAX_POINTS = 40  # values kept in a finding's small curve
 
 
@@ -91,19 +88,6 @@ def nonfinite(h: History, t: DoctorConfig) -> Finding | None:
 
 
 # ------------------------------------------------------------------ gradients
-
-
-def block_grad_norms(record: dict[str, float]) -> list[float]:
-    """Gradient norm per block (index order) from one statistics record's per-parameter norms,
-    over the weight matrices (norm gains and biases left out)."""
-    sums: dict[int, float] = {}
-    for key, value in record.items():
-        if key.startswith("grad_norm/"):
-            name = key.split("/", 1)[1]
-            m = BLOCK.search(name)
-            if m and not GAIN_OR_BIAS.search(name):
-                sums[int(m.group(1))] = sums.get(int(m.group(1)), 0.0) + value * value
-    return [math.sqrt(sums[k]) for k in sorted(sums)]
 
 
 def exploding_gradients(h: History, t: DoctorConfig) -> Finding | None:

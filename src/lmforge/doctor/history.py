@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, read_jsonl
 
 STATS_FILE = "stats.jsonl"
+BLOCK = re.compile(r"(?:^|\.)(?:blocks|layers|h|layer)\.(\d+)\.")
+GAIN_OR_BIAS = re.compile(r"(?:ln|norm)[^.]*\.weight$|bias$")  # 1-D parameters: their gradients do not vanish
 
 
 def _num(value: Any) -> float:
@@ -58,9 +61,7 @@ class History:
     _blocks: dict[int, list[float]] = field(default_factory=dict, repr=False)
 
     def blocks(self, record: dict[str, float]) -> list[float]:
-        """Per-block gradient norms of a statistics record, computed once (detect.block_grad_norms)."""
-        from lmforge.doctor.detect import block_grad_norms
-
+        """Per-block gradient norms of a statistics record, computed once (block_grad_norms)."""
         key = id(record)
         if key not in self._blocks:
             self._blocks[key] = block_grad_norms(record)
@@ -91,6 +92,19 @@ class History:
     def step(self) -> int:
         """The newest step anything was logged at."""
         return max([r["step"] for r in (self.train[-1:] + self.evals[-1:] + self.stats[-1:])], default=0)
+
+
+def block_grad_norms(record: dict[str, float]) -> list[float]:
+    """Gradient norm per block (index order) from one statistics record's per-parameter norms,
+    over the weight matrices (norm gains and biases left out)."""
+    sums: dict[int, float] = {}
+    for key, value in record.items():
+        if key.startswith("grad_norm/"):
+            name = key.split("/", 1)[1]
+            m = BLOCK.search(name)
+            if m and not GAIN_OR_BIAS.search(name):
+                sums[int(m.group(1))] = sums.get(int(m.group(1)), 0.0) + value * value
+    return [math.sqrt(sums[k]) for k in sorted(sums)]
 
 
 def unigram_entropy(tokens: np.ndarray, vocab: int) -> float:
