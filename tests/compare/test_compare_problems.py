@@ -1,5 +1,5 @@
 """The scenario suite in small: one broken training (LR 5) and one healthy one on the built-in
-corpus, 50 steps each, through the same code as `lmforge compare problems`."""
+corpus, 50 steps each, through the same code as `lmforge compare problems` (slow: `make test-slow`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from lmforge.compare import problems as P
 
 
+@pytest.mark.slow  # the data and tokenize stages of the built-in corpus, then four trainings: over a minute
 def test_quick_suite_detects_repairs_and_scores(tmp_path: Path) -> None:
     base = [b for b in P.BASE if not b.startswith(("train.steps", "train.eval_interval", "monitor.stats"))]
     base += ["train.steps=50", "train.eval_interval=10", "monitor.stats_interval=5", "doctor.verify_steps=10"]
@@ -21,9 +22,10 @@ def test_quick_suite_detects_repairs_and_scores(tmp_path: Path) -> None:
     assert row["detected"] == 1 and row["precision"] == 1.0 and row["steps"][0] <= 20
     runs = {(r["scenario"], r["arm"]): r for r in result["runs"]}
     auto = runs[("lr_5", "auto")]
-    first = auto["repairs"][0]
-    assert first["remedy"] == "lower_lr" and first["outcome"] == "applied"
-    assert first["changes"]["lr"] == pytest.approx(0.5) and first["changes"]["to_step"] == 0  # from the start
+    # the first logged loss (step 5) is already blown up, so a re-initialisation may be tried first;
+    # the LR is lowered ten-fold from the start either way
+    lowered = next(r for r in auto["repairs"] if r["remedy"] == "lower_lr" and r["outcome"] == "applied")
+    assert lowered["changes"]["lr"] == pytest.approx(0.5) and lowered["changes"]["to_step"] == 0
     untreated = runs[("lr_5", "suggest")]["final_val"]
     assert math.isinf(untreated) or untreated > 10  # diverged
     assert row["target"] == [runs[("gpt", "suggest")]["final_val"]]
