@@ -382,14 +382,38 @@ def compare_problems(out: Path, quick: bool = False, workers: int = 2) -> dict[s
     return result
 
 
-def from_results(out: Path) -> dict[str, Any]:
-    """Tables and figures again from an earlier suite's problems.json (no training)."""
-    import json
+def collect(out: Path) -> dict[str, Any]:
+    """The scores of whatever an interrupted suite finished: every scenario whose arms (and healthy
+    counterpart) all wrote their arm.json."""
+    known = {s.name: s for s in SCENARIOS + HEALTHY}
+    runs = [json.loads(p.read_text()) for p in sorted(out.glob("*/*/arm.json"))]
+    have = {(r["scenario"], r["arm"]) for r in runs}
+    for s in SCENARIOS:
+        if s.problem is not None and s.repairable and not s.own_best:
+            ref = reference_of(s)
+            known.setdefault(ref.name, ref)
+    done = []
+    for s in SCENARIOS + HEALTHY:
+        arms = ["suggest"] if s.problem is None or not s.repairable else ["suggest", "auto", "random"]
+        need = [(s.name, a) for a in arms]
+        if s.problem is not None and s.repairable and not s.own_best:
+            need.append((reference_of(s).name, "suggest"))
+        if all(n in have for n in need):
+            done.append(s)
+    if not done:
+        raise LmforgeError(f"no finished scenario in {out}", f"run the suite: lmforge compare problems --out {out}")
+    result = score(done, runs)
+    result.update(partial=len(done) < len(SCENARIOS + HEALTHY), quick=False)
+    return result
 
+
+def from_results(out: Path) -> dict[str, Any]:
+    """Tables and figures again from an earlier suite's problems.json, or from the arms an
+    interrupted suite finished (no training)."""
     path = out / "problems.json"
+    result = json.loads(path.read_text()) if path.is_file() else collect(out)
     if not path.is_file():
-        raise LmforgeError(f"{path} does not exist", f"run the suite first: lmforge compare problems --out {out}")
-    result = json.loads(path.read_text())
+        atomic_write_json(path, result)
     text = tables(result)
     atomic_write_text(out / "problems.md", text)
     result["figures"] = [str(p) for p in figures(result, out)]
