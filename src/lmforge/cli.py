@@ -306,6 +306,41 @@ def ctl(
     typer.echo(f"step {outcome['step']}: {outcome['message']}" if outcome else "sent")
 
 
+@app.command()
+def doctor(
+    run_dir: Annotated[Path | None, typer.Argument(metavar="RUN_DIR", help="a run directory to diagnose")] = None,
+    selftest: Annotated[bool, typer.Option("--selftest", help="run the scenario suite's quick subset "
+                                           "(broken and healthy trainings) and print its scores")] = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="--selftest: where its runs go")] = None,
+    figures: Annotated[bool, typer.Option(help="draw one figure per finding in RUN_DIR/doctor/")] = True,
+) -> None:
+    """Diagnose a run from its logs: overfitting, underfitting, vanishing or exploding gradients,
+    NaN, loss spikes, plateaus, LR too high or low, dead units, data problems; with remedies."""
+    if selftest:
+        from lmforge.compare.problems import compare_problems
+
+        result = compare_problems(out or Path("runs") / "doctor-selftest", quick=True)
+        typer.echo(result["table"])
+        return
+    if run_dir is None:
+        raise LmforgeError("give a run directory, or --selftest", "example: lmforge doctor runs/smoke")
+    from lmforge.doctor.offline import diagnose, live_events, write_diagnosis
+
+    run = RunDir(run_dir)
+    findings = diagnose(run)
+    path = write_diagnosis(run, findings, figures)
+    if not findings:
+        typer.echo("no problem found")
+    for f in findings:
+        typer.echo(f"step {f.step:>6}  {f.severity:<7}  {f.problem}: {f.summary}")
+        typer.echo(f"        why: {f.explanation}")
+        typer.echo(f"        try: {', '.join(f.remedies)}")
+    _, repairs = live_events(run)
+    for r in repairs:
+        typer.echo(f"step {r['step']:>6}  repair   {r['problem']}: {r['remedy']} {r['outcome']}")
+    typer.echo(f"written to {path}")
+
+
 lr_app = _Typer(no_args_is_help=True, help="Learning-rate schedules: draw them, find a good peak.")
 app.add_typer(lr_app, name="lr")
 
@@ -489,6 +524,24 @@ def _compare_models(kind: str, args: list[str] | None, only: list[str] | None, o
 
 OnlyOpt = Annotated[list[str] | None, typer.Option("--only", help="run only these arms (repeatable)")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="run directory for the comparison")]
+
+
+@compare_app.command("problems")
+def compare_problems_cmd(
+    out: OutOpt = None,
+    quick: Annotated[bool, typer.Option("--quick", help="a few scenarios only (what --selftest runs)")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="trainings at once")] = 2,
+    tables_only: Annotated[bool, typer.Option("--tables-only", help="redraw tables and figures from an "
+                                              "earlier problems.json, training nothing")] = False,
+) -> None:
+    """The doctor's scenario suite: broken and healthy trainings, detection and repair rates
+    (tables 14 and 15, figures 14 and 15)."""
+    from lmforge.compare.problems import compare_problems, from_results
+
+    folder = out or Path("runs") / "compare-problems"
+    result = from_results(folder) if tables_only else compare_problems(folder, quick, workers)
+    typer.echo(result["table"])
+    typer.echo(f"written to {folder}/problems.md, problems.json, fig14_train.png, fig15_eval.png")
 
 
 @compare_app.command("architectures")

@@ -18,14 +18,23 @@ from lmforge.console import console
 from lmforge.corpora import shakespeare
 from lmforge.data.sources import input_files
 from lmforge.data.stage import run_data
+from lmforge.doctor import build_callbacks as doctor_callbacks
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.stage import run_eval
-from lmforge.monitor import build_callbacks
+from lmforge.monitor import build_callbacks as monitor_callbacks
 from lmforge.monitor.control import trainer_alive
 from lmforge.report.build import run_report
 from lmforge.rundir import RunDir, atomic_open, atomic_write_text, file_stamp, identity
 from lmforge.tokens.pack import run_tokenize
 from lmforge.train.stage import run_train
+
+
+def build_callbacks(run: RunDir, cfg: Config, model: Any, resume_step: int = 0,
+                    show_progress: bool = True) -> list[Any]:
+    """What training gets from the layers above it: monitoring, then the doctor (which reads what
+    the monitor has just logged)."""
+    return (monitor_callbacks(run, cfg, model, resume_step, show_progress)
+            + doctor_callbacks(run, cfg, model, resume_step, show_progress))
 
 
 @dataclass(frozen=True)

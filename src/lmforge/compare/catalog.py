@@ -30,8 +30,9 @@ TOPICS: tuple[Topic, ...] = (
     Topic(11, "validation and test splits", "splits", "holdout vs k-fold cross-validation: estimate and spread"),
     Topic(12, "tuning", "", "one tuning change at a time: validation loss and train-validation gap"),
     Topic(13, "retraining", "", "transfer and continual training: forgetting, gain, cost"),
-    Topic(14, "common problems", "", "each training problem's measured symptoms"),
-    Topic(15, "solutions", "", "each remedy's measured repair success"),
+    Topic(14, "common problems", "problems", "each training problem's measured symptoms; detection precision, "
+          "recall and steps to detection"),
+    Topic(15, "solutions", "problems", "each remedy's measured repair success, against a random remedy"),
 )
 OTHER_COMPARISONS = {"tokenizers": "BPE, WordPiece, Unigram, byte and char tokenizers: bytes per token, "
                      "bits per byte"}

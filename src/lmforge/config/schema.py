@@ -506,6 +506,64 @@ class MonitorConfig(Section):
     average: AverageConfig = Field(default_factory=AverageConfig)
 
 
+class DoctorConfig(Section):
+    """The training doctor: detectors over the run's statistics, and what to do about a finding
+    (docs/doctor.md). Thresholds were chosen on the scenario suite (bench/doctor.py)."""
+
+    policy: Literal["off", "suggest", "auto"] = Field(
+        "suggest", description="off: no checks; suggest: record diagnoses with remedies; auto: also apply "
+        "the first remedy, verify it, undo it and try the next when it did not help")
+    window: int = Field(20, ge=4, description="logged steps in the rolling window of the spike z-scores")
+    spike_z: float = Field(6.0, gt=0.0, description="loss or gradient-norm z-score that counts as a spike")
+    spike_min_rise: float = Field(0.15, ge=0.0, description="a loss spike must also rise this share above the "
+                                  "window's median")
+    explode_factor: float = Field(20.0, gt=1.0, description="gradient norm this many times the early median "
+                                  "counts as exploding")
+    explode_init_loss: float = Field(2.0, gt=1.0, description="a first loss this many times log(vocabulary) "
+                                     "means the initialisation blew the outputs up")
+    explode_ratio: float = Field(70.0, gt=1.0, description="first-to-last block gradient-norm ratio above "
+                                 "this is exploding (AUTOTRAINER)")
+    vanish_ratio: float = Field(1e-3, gt=0.0, description="first-to-last block gradient-norm ratio below this "
+                                "is vanishing (AUTOTRAINER)")
+    vanish_norm: float = Field(1e-4, gt=0.0, description="global gradient norm below this counts as vanishing")
+    vanish_share: float = Field(0.05, gt=0.0, lt=1.0, description="every block's weight gradient below this "
+                                "share of the global norm, twice in a row, counts as vanishing")
+    diverge_factor: float = Field(1.5, gt=1.0, description="smoothed loss this many times its best so far, or "
+                                  "above the first loss, is divergence")
+    update_high: float = Field(0.1, gt=0.0, description="median update/weight ratio above this: LR too high")
+    update_low: float = Field(3e-4, gt=0.0, description="median update/weight ratio below this: LR too low")
+    overfit_rise: float = Field(0.02, ge=0.0, description="validation loss this share above its best, "
+                                "while training loss still falls, is overfitting")
+    overfit_patience: int = Field(2, ge=1, description="evaluations in a row above the best before overfitting")
+    underfit_share: float = Field(0.93, gt=0.0, description="train and validation loss above this share of the "
+                                  "unigram entropy, past min_progress of the run, is underfitting")
+    min_progress: float = Field(0.3, ge=0.0, le=1.0, description="share of the steps before the slow-progress "
+                                "detectors (underfitting, plateau, LR too low) may speak")
+    plateau_gain: float = Field(0.01, ge=0.0, description="relative loss gain over the last plateau_span of "
+                                "the run below this is a plateau")
+    plateau_span: float = Field(0.3, gt=0.0, le=1.0, description="share of the steps the plateau gain is "
+                                "measured over")
+    oscillation_share: float = Field(0.6, gt=0.0, le=1.0, description="share of sign changes in the loss's "
+                                     "steps above which, with a large swing, the loss oscillates")
+    oscillation_swing: float = Field(0.1, ge=0.0, description="mean absolute step of the loss, relative to "
+                                     "its level, that counts as a large swing")
+    dead_share: float = Field(0.9, gt=0.0, le=1.0, description="share of near-zero MLP activations in a block "
+                              "above which its units are dead")
+    repeat_epochs: float = Field(4.0, gt=0.0, description="passes over the training tokens above which the "
+                                 "data repeats too often (Muennighoff et al. 2023: up to about 4 epochs "
+                                 "are nearly as good as new data)")
+    leak_overlap: float = Field(0.01, ge=0.0, le=1.0, description="share of validation 13-grams seen in training "
+                                "above which validation leaks into training")
+    verify_steps: int = Field(30, ge=1, description="auto: steps after a repair before it is judged")
+    max_repairs: int = Field(6, ge=0, description="auto: repairs tried per run before the doctor only reports")
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML 1.1 reads `off` as false: take it back as the word it was."""
+        return "off" if value is False else value
+
+
 class ReportConfig(Section):
     """The run report."""
 
@@ -600,6 +658,7 @@ class Config(Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    doctor: DoctorConfig = Field(default_factory=DoctorConfig)
 
     @field_validator("name")
     @classmethod
