@@ -58,11 +58,23 @@ def test_jsonl_gz_zst_with_malformed_lines(tmp_path: Path) -> None:
         assert got[0].meta["lang"] == "en"
 
 
-def test_truncated_gzip_is_reported_not_raised(tmp_path: Path) -> None:
+def test_truncated_gzip_keeps_the_records_before_the_cut(tmp_path: Path) -> None:
+    lines = [json.dumps({"id": f"r{i}", "text": f"{i} {AUSTEN[i % 50:]}"}) + "\n" for i in range(400)]
+    data = gzip.compress("".join(lines).encode())
+    (tmp_path / "cut.jsonl.gz").write_bytes(data[: len(data) // 2])
+    got = items(tmp_path, path=str(tmp_path / "cut.jsonl.gz"))
+    kept, bad = [i for i in got if not i.reason], [i for i in got if i.reason]
+    assert len(kept) > 50 and [i.id for i in kept] == [f"r{i}" for i in range(len(kept))]
+    [tail] = bad  # only the broken tail is rejected, with its reason and place
+    assert "cut short" in tail.reason and f"the {len(kept)} records before it are kept" in tail.reason
+    assert tail.id.endswith(f":{len(kept) + 1}")
+
+
+def test_gzip_cut_inside_its_first_record_rejects_the_file(tmp_path: Path) -> None:
     data = gzip.compress((json.dumps({"text": AUSTEN}) + "\n").encode() * 50)
     (tmp_path / "cut.jsonl.gz").write_bytes(data[: len(data) // 2])
     [item] = items(tmp_path, path=str(tmp_path / "cut.jsonl.gz"))
-    assert "not a valid or complete gz file" in item.reason
+    assert "the gz file is cut short" in item.reason
 
 
 def test_csv_broken_rows_and_missing_fields(tmp_path: Path) -> None:
