@@ -179,13 +179,19 @@ class TextStream:
         source = byte_chunks(self.path, self.limits)
         head = b""
         final = False
+        broken: InputProblem | None = None  # a problem inside the head: decode what came before it first
         while len(head) < HEAD:
-            block = next(source, None)
+            try:
+                block = next(source, None)
+            except InputProblem as exc:
+                block, broken = None, exc
             if block is None:
                 final = True
                 break
             head += block
         if not head:
+            if broken:
+                raise broken
             self.empty = True
             return
         why = binary_reason(head[:HEAD])
@@ -203,10 +209,12 @@ class TextStream:
             if text:
                 yield text
         before = _COUNT.n
-        tail = decoder.decode(b"", final=True)
+        tail = decoder.decode(b"", final=broken is None)
         self.replaced += _COUNT.n - before
         if tail:
             yield tail
+        if broken:
+            raise broken
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -279,10 +287,17 @@ def documents(chunks: Iterator[str], separator: re.Pattern[str] | None,
             line += buf.count("\n", 0, cut)
             buf = buf[cut:]
             cut_open = True
-    if buf:
-        yield line, buf, cut_open
+        if final and buf:
+            yield line, buf, cut_open
+            buf = ""
 
 
 def _and_end(chunks: Iterator[str]) -> Iterator[str | None]:
-    yield from chunks
+    """The chunks, then None. A stream that breaks ends early too (None), and its error is raised
+    after the text read before it has been handed out."""
+    try:
+        yield from chunks
+    except (InputProblem, OSError) as exc:
+        yield None
+        raise exc
     yield None
