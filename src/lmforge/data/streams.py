@@ -32,7 +32,7 @@ class Limits:
     """What one input may cost: the longest document (or line) held at once, and the largest
     expansion a compressed file may have before it counts as a decompression bomb."""
 
-    max_doc_chars: int = 10_000_000
+    max_doc_chars: int = 5_000_000
     max_expansion: float = 100.0
     bomb_floor: int = 64 << 20  # below this many decompressed bytes no file is a bomb
 
