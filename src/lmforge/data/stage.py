@@ -69,7 +69,7 @@ def _pipeline(units: list[Unit], cfg: DataConfig, plan: dict[str, dict[str, Any]
 
     pipeline: list[Any] = [
         steps.UnitReader(units, str(work / "counts")),
-        steps.ReadFilter(exclusion_writer=excluded("read")),
+        steps.ReadFilter(cfg.pii, exclusion_writer=excluded("read")),
         steps.Cleaner(cfg),
         steps.MinLengthFilter(cfg.min_chars, exclusion_writer=excluded("too_short")),
     ]
