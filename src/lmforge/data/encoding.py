@@ -11,7 +11,7 @@ BOMS = [(codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs
 
 
 # Control bytes text does not use: C0 controls and DEL, except tab, newline, carriage return, form feed.
-_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
+_CONTROL_BYTES = bytes([*range(0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
 # Our own thresholds: random or compressed bytes hold ~11% control bytes, executables and images
 # more; text holds none, or a stray few. Above 10% a file is binary even when it decodes (a file
 # of NULs is valid UTF-8); between 1% and 10% it is binary only when it is not UTF-8 either.

@@ -138,7 +138,7 @@ class ArrayStore:
 
     def __init__(self, dtype: type = np.uint64, folder: str | None = None) -> None:
         self.dtype = np.dtype(dtype)
-        self._file = tempfile.TemporaryFile(dir=folder)
+        self._file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 -- lives as long as the store
         self._ends = array("Q")
 
     def append(self, values: np.ndarray) -> None:

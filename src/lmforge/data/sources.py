@@ -51,7 +51,7 @@ class Unit:
     spec: SourceConfig | None = None
     meta: tuple[tuple[str, str], ...] = ()
     problem: str | None = None  # e.g. a symlink pointing outside its folder
-    limits: Limits = Limits()
+    limits: Limits = field(default_factory=Limits)
 
 
 # ------------------------------------------------------------------ resolving inputs

@@ -297,7 +297,7 @@ def _and_end(chunks: Iterator[str]) -> Iterator[str | None]:
     after the text read before it has been handed out."""
     try:
         yield from chunks
-    except (InputProblem, OSError) as exc:
+    except (InputProblem, OSError):
         yield None
-        raise exc
+        raise
     yield None
