@@ -239,7 +239,7 @@ def run_phase2(records: Callable[[], Iterable[Record]], cfg: DataConfig, spool: 
         rows = step("max_docs", (rows[:cfg.max_docs], over))
     if not rows:
         raise LmforgeError("no documents survived cleaning: every input record was rejected",
-                           "look at the rejected records' rules in the data stage's output folder (data/.work)")
+                           "data/.work/rejected/ holds what the per-document rules rejected, one folder per rule")
     for row, split in zip(rows, split_documents(rows, cfg)):
         row["split"] = split
     rows = step("split contamination", dedup.cross_split_contamination(rows, pairs, position))
