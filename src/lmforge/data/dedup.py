@@ -179,16 +179,19 @@ def near_dedup(records: list[Record], cfg: NearDedupConfig, seed: int) -> tuple[
 def near_decisions(index: NearDedup, records: list[Record], cfg: NearDedupConfig
                    ) -> tuple[list[Record], list[Record], dict[str, Any]]:
     """near_dedup's decisions for records already added to `index`, in the same order. The records
-    may be rows without text that carry `chars` (and `quality` for keep=quality) instead."""
+    may be rows without text that carry `chars` (and `quality` for keep=quality) instead. Each
+    record gets its `cluster` in place; only clusters of two or more get tables, so a corpus of
+    mostly unique documents costs no memory per document here."""
     res: NearDupResult = index.clusters()
     groups: dict[int, list[int]] = {}
     for i, root in enumerate(res.cluster):
-        groups.setdefault(root, []).append(i)
+        if root != i:  # the root is the cluster's smallest index, so it comes first
+            groups.setdefault(root, [root]).append(i)
     kept, rejected = [], []
     keeper_of = {root: _keeper(members, records, cfg.keep) for root, members in groups.items()}
     for i, rec in enumerate(records):
-        k = keeper_of[res.cluster[i]]
-        rec = {**rec, "cluster": records[k]["id"]}
+        k = keeper_of.get(res.cluster[i], i)
+        rec["cluster"] = records[k]["id"]
         if i == k or cfg.action == "cluster":
             kept.append(rec)
             continue
@@ -200,7 +203,7 @@ def near_decisions(index: NearDedup, records: list[Record], cfg: NearDedupConfig
                                f"near-duplicate of {records[k]['id']} (Jaccard {sim:.3f}, threshold {cfg.threshold}, "
                                f"kept by rule '{cfg.keep}')", duplicate_of=records[k]["id"], similarity=round(sim, 4)))
     stats = {"bands": res.bands, "rows": res.rows, "candidate_pairs": res.candidates,
-             "verified_pairs": len(res.pairs), "clusters": sum(1 for m in groups.values() if len(m) > 1),
+             "verified_pairs": len(res.pairs), "clusters": len(groups),
              "pairs": res.pairs}
     return kept, rejected, stats
 
