@@ -152,6 +152,10 @@ class DataConfig(Section):
     pii: list[Literal["email", "phone", "ip", "credit_card", "national_id"]] = [
         "email", "phone", "ip", "credit_card", "national_id"]
     min_chars: int = Field(200, ge=0)
+    max_doc_chars: int = Field(5_000_000, ge=1000, description="longer text documents are cut at a line break; "
+                               "longer record lines are rejected (bounds memory)")
+    max_expansion: float = Field(100.0, gt=1.0, description="a .gz/.zst input expanding more than this many "
+                                 "times its size (past 64 MiB) is refused as a decompression bomb")
     # quality
     quality: Literal["off", "books", "web", "code"] = "off"
     filters: list[Literal["gopher_quality", "gopher_repetition", "c4", "fineweb", "code"]] | None = Field(
