@@ -15,7 +15,7 @@ from rich.markup import escape
 from lmforge.config.load import load_config, preset_names
 from lmforge.config.schema import Config
 from lmforge.console import console, say, set_quiet
-from lmforge.errors import LmforgeError, StagePending
+from lmforge.errors import Interrupted, LmforgeError, StagePending
 from lmforge.rundir import RunDir
 
 
@@ -32,7 +32,13 @@ class _CleanHelp:
 
 
 class _Command(_CleanHelp, typer.core.TyperCommand):
-    pass
+    def invoke(self, ctx: Any) -> Any:
+        """A training stopped by a signal exits 128 + its number (130 Ctrl-C, 143 SIGTERM); typer
+        would turn every KeyboardInterrupt into 130."""
+        try:
+            return super().invoke(ctx)
+        except Interrupted as exc:
+            raise typer.Exit(exc.exit_code) from None
 
 
 class _Group(_CleanHelp, typer.core.TyperGroup):

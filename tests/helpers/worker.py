@@ -6,7 +6,7 @@ repository root:
     python -m tests.helpers.worker RUN_DIR KILL_STEP RESUME override...
 
 KILL_STEP 0 trains to the end; N sends SIGKILL to rank 0 after step N, `int:N` sends SIGINT
-(Ctrl-C). RESUME is 1 to resume from the newest checkpoint. The config is `tiny_config(*overrides)`.
+(Ctrl-C), `term:N` SIGTERM (what a scheduler sends before it kills). RESUME is 1 to resume from the newest checkpoint. The config is `tiny_config(*overrides)`.
 """
 
 from __future__ import annotations
@@ -63,13 +63,14 @@ def launch(run: Path, *overrides: str, procs: int = 1, kill_at: int | str = 0, r
 def main() -> None:
     run_dir, kill_at, resume, *overrides = sys.argv[1:]
     cfg = tiny_config(*overrides)
-    sig = signal.SIGINT if kill_at.startswith("int:") else signal.SIGKILL
-    at = int(kill_at.removeprefix("int:"))
+    prefix, _, step = kill_at.rpartition(":")
+    sig = {"int": signal.SIGINT, "term": signal.SIGTERM, "": signal.SIGKILL}[prefix]
+    at = int(step)
     cbs = [KillAt(at, sig)] if at > 0 else []
     trainer = build_trainer(RunDir(run_dir), cfg, resume=resume == "1", show_progress=False,
                             callbacks=lambda *args: build_callbacks(*args) + cbs)  # as `lmforge train` does
     trainer.fit()
-    print(f"stopped at step {trainer.step}, interrupted={trainer.interrupted}")
+    print(f"stopped at step {trainer.step}, interrupted={trainer.interrupted}, signal={trainer.stop_signal}")
 
 
 if __name__ == "__main__":

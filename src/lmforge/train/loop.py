@@ -116,6 +116,10 @@ def warmup_rows(step: int, plan: BatchPlan, warmup_steps: int) -> int:
     return min(plan.rows, units * unit)
 
 
+# The signals after which training saves a checkpoint at the next step boundary and stops.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 # ------------------------------------------------------------------ callbacks
 
 
@@ -175,6 +179,7 @@ class Trainer:
         self.tokens_seen = 0
         self.should_stop = False
         self.interrupted = False
+        self.stop_signal: int | None = None  # the signal that interrupted training (STOP_SIGNALS)
         self.bad_steps = 0
         self.skipped_steps = 0
         self.last_loss: float | None = None
@@ -450,31 +455,43 @@ class Trainer:
         return loss, float(norm)
 
     def _stop_requested(self, started: float) -> bool:
-        """Stop flags agreed by every process (callbacks, Ctrl-C, max_seconds)."""
+        """Stop flags agreed by every process (callbacks, Ctrl-C, SIGTERM, max_seconds): a signal
+        that reached one rank stops them all at the same step boundary, so their saves match."""
         timed_out = self.cfg.max_seconds is not None and time.time() - started > self.cfg.max_seconds
         flag = self.should_stop or self.interrupted or timed_out
         if self.dist.world > 1:
-            t = all_reduce_sum(torch.tensor([float(flag), float(self.interrupted)], device=self.device), self.dist)
-            flag, self.interrupted = bool(t[0] > 0), bool(t[1] > 0)
+            got = [float(self.stop_signal == s) for s in STOP_SIGNALS]
+            t = all_reduce_sum(torch.tensor([float(flag), *got], device=self.device), self.dist)
+            flag = bool(t[0] > 0)
+            # the first signal in STOP_SIGNALS that any rank received (SIGTERM before SIGINT)
+            self.stop_signal = next((s for s, n in zip(STOP_SIGNALS, t[1:].tolist(), strict=True) if n > 0),
+                                    self.stop_signal)
+            self.interrupted = self.stop_signal is not None
         return flag
 
     @contextlib.contextmanager
-    def _catch_ctrl_c(self) -> Any:
-        """First Ctrl-C: finish the step, save a checkpoint and stop. Second: stop at once."""
+    def _catch_signals(self) -> Any:
+        """SIGINT (Ctrl-C) or SIGTERM (what Slurm, Kubernetes, `docker stop` and torchrun send
+        before they kill): finish the step, save a checkpoint and stop. A second Ctrl-C stops at
+        once; a second SIGTERM changes nothing (a scheduler may signal every process of a job,
+        and torchrun forwards its own), the save goes on."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
 
         def handler(signum: int, frame: Any) -> None:
-            if self.interrupted:
+            if self.interrupted and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             self.interrupted = True
+            if self.stop_signal != signal.SIGTERM:  # SIGTERM wins: the scheduler is about to kill
+                self.stop_signal = signum
 
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for s, prev in previous.items():
+                signal.signal(s, prev)
 
     def fit(self) -> None:
         self.model.train()
@@ -484,7 +501,7 @@ class Trainer:
             self.carried = {}
         self._emit("on_train_start")
         start, window_t, window_tokens = time.time(), time.time(), 0
-        with self._catch_ctrl_c():
+        with self._catch_signals():
             while self.step < self.cfg.steps:
                 tokens_before = self.tokens_seen
                 loss, grad_norm = self.train_step()

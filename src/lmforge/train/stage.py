@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 import torch
+from rich.markup import escape
 
 from lmforge.config.load import dump_config
 from lmforge.config.schema import Config, TrainConfig
 from lmforge.console import console
-from lmforge.errors import LmforgeError
+from lmforge.errors import Interrupted, LmforgeError
 from lmforge.models.registry import build_model, count_parameters
 from lmforge.rundir import RunDir, atomic_write_text, clear_temp
 from lmforge.runtime import setup_threads
@@ -157,13 +160,17 @@ def run_train(run: RunDir, cfg: Config, resume: bool = False, show_progress: boo
                   step=trainer.step, params=params, world_size=plan.world, micro_batch=plan.micro,
                   grad_accum=plan.accum, init_from=cfg.model.init_from)
     trainer.fit()
+    signame = signal.Signals(trainer.stop_signal or signal.SIGINT).name if trainer.interrupted else None
     if info.is_main:
         run.event("train_end", f"stopped at step {trainer.step}", step=trainer.step, val_loss=trainer.last_val,
-                  skipped_steps=trainer.skipped_steps, interrupted=trainer.interrupted)
+                  skipped_steps=trainer.skipped_steps, interrupted=trainer.interrupted, signal=signame)
     if trainer.interrupted:
-        console.print(f"[yellow]interrupted at step {trainer.step}; checkpoint saved. "
-                      f"Continue with `lmforge train {run.root} --resume`")
-        raise KeyboardInterrupt
+        message = (f"{signame} at step {trainer.step}: checkpoint step-{trainer.step} saved; continue with "
+                   f"`lmforge train {quote(str(run.root))} --resume`")
+        if info.is_main:
+            run.event("interrupted", message, step=trainer.step, signal=signame)
+            console.print(f"[yellow]{escape(message)}")
+        raise Interrupted(trainer.stop_signal or signal.SIGINT, message)
     summary = {"step": trainer.step, "val_loss": trainer.last_val, "params": params}
     if cfg.train.time_budget is not None:
         measured = trainer.extra_state.get("budget") or {}
