@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import typer
 import typer.core
-from rich.markup import escape
 
 from lmforge.config.load import load_config, preset_names
 from lmforge.config.schema import Config
@@ -136,7 +135,7 @@ def _stage(name: str, run_dir: Path, config: Path | None, preset: str | None, ov
     if quiet:  # the pipeline's own last line was silenced with the rest
         record = run.stage_record(name) or {}
         say(f"{name}: done in {record['seconds']:.1f}s" if ran and "seconds" in record
-            else f"{name}: unchanged, skipped", markup=False)
+            else f"{name}: unchanged, skipped")
 
 
 @app.command()
@@ -161,7 +160,7 @@ def run(
     cfg = load_config(config, preset, overrides)
     run_dir = RunDir(out or Path("runs") / cfg.name)
     run_all(run_dir, cfg, force=force)
-    say(f"[bold green]done[/]: report at {escape(str(run_dir.report / 'index.html'))}")
+    say(("done", "bold green"), f": report at {run_dir.report / 'index.html'}")
 
 
 @app.command()
@@ -474,10 +473,6 @@ def presets() -> None:
         typer.echo(name)
 
 
-def _say(label: str, text: str) -> None:
-    """Print `text` verbatim after a styled label: messages quote user input (globs such as
-    `blocks.[01].*`, YAML such as `{a:zero}`) that rich would otherwise read as markup or emoji."""
-    say(f"{label} {escape(text)}", emoji=False)
 
 
 def main() -> None:
@@ -486,17 +481,17 @@ def main() -> None:
     try:
         app()
     except StagePending as exc:
-        _say("[bold yellow]pending:[/]", exc.message)
+        say(("pending:", "bold yellow"), f" {exc.message}")
         if exc.hint:
-            _say("  [yellow]next:[/]", exc.hint)
+            say(("  next:", "yellow"), f" {exc.hint}")
         sys.exit(3)
     except LmforgeError as exc:
-        _say("[bold red]error:[/]", exc.message)
+        say(("error:", "bold red"), f" {exc.message}")
         if exc.hint:
-            _say("  [yellow]hint:[/]", exc.hint)
+            say(("  hint:", "yellow"), f" {exc.hint}")
         sys.exit(2)
     except KeyboardInterrupt:
-        say("[yellow]interrupted[/]")
+        say(("interrupted", "yellow"))
         sys.exit(130)
 
 
