@@ -119,3 +119,18 @@ def test_lstm_sigkill_then_resume_carries_the_hidden_state(tmp_path: Path, lstm_
     assert _train(run, 0, True, base=LSTM) == 0
     _assert_same_weights(_final(lstm_reference), _final(run))
     assert _losses(lstm_reference) == _losses(run)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads fd paths from /proc")
+def test_checkpoint_files_are_synced_before_the_rename_and_the_folder_after(
+        tmp_path: Path, synced: list[str]) -> None:
+    import torch
+
+    folder = tmp_path / "checkpoints"
+    ckpt.save_checkpoint(folder, 3, {"w": torch.ones(2)}, {"state": {}, "param_groups": []}, {},
+                         {"torch": torch.get_rng_state()}, keep=2)
+    staging = str(ckpt.staging_dir(folder, 3))
+    before = {Path(p).name for p in synced if p.startswith(staging + "/")}
+    assert {"model.safetensors", "optimizer.pt", "rng.safetensors", "state.json"} <= before
+    assert staging in synced and synced[-1] == str(folder)  # the staging folder's entries, then the rename
+    assert synced.index(staging) < synced.index(str(folder))
