@@ -21,7 +21,7 @@ from lmforge.data.stage import run_data
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.stage import run_eval
 from lmforge.monitor import build_callbacks
-from lmforge.monitor.control import trainer_alive
+from lmforge.monitor.control import stale_hint, trainer_alive
 from lmforge.report.build import run_report
 from lmforge.rundir import RunDir, atomic_open, atomic_write_text, file_stamp, identity
 from lmforge.tokens.pack import run_tokenize
@@ -104,7 +104,8 @@ def refuse_if_training(run: RunDir) -> None:
     if info is not None and int(info["pid"]) != os.getpid():
         raise LmforgeError(f"a training is running in {run.root} (pid {info['pid']})",
                            f"wait for it to end (`lmforge watch {quote(str(run.root))}`), stop it with "
-                           f"`lmforge ctl {quote(str(run.root))} stop`, or use another folder")
+                           f"`lmforge ctl {quote(str(run.root))} stop`, or use another folder; "
+                           + stale_hint(run))
 
 
 def write_config(run: RunDir, cfg: Config) -> None:
