@@ -110,8 +110,11 @@ def kept_on_stderr() -> Iterator[None]:
 
 
 def _fmt(value: Any, spec: str) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-" if value is None else str(value)
+    """A number as `spec` says; None as "-"; anything else (NaN, a hand-edited "abc") as written."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return str(value)
     return format(value, spec)
 
 
@@ -124,7 +127,7 @@ def _duration(seconds: float | None) -> str:
 
 def render_panel(state: dict[str, Any]) -> Group:
     """One view of a run: progress, the latest metrics, and the last few events."""
-    step, total = state.get("step") or 0, state.get("total") or 0
+    step, total = (v if isinstance(v, int) else 0 for v in (state.get("step"), state.get("total")))
     table = Table(title=Text(state.get("title", "training")), show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold")
     table.add_column(justify="right")
