@@ -46,15 +46,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(run: Path, *overrides: str, procs: int = 1, kill_at: int | str = 0, resume: bool = False) -> int:
-    """Train `run` in a child process (or `procs` processes with gloo); its exit status, negative
-    for the signal that killed it. Output of an unexpected failure is printed for pytest to show."""
+def command(run: Path, *overrides: str, procs: int = 1, kill_at: int | str = 0, resume: bool = False) -> list[str]:
+    """The command line that trains `run` in a child process (or `procs` processes with gloo)."""
     args = ["-m", MODULE, str(run), str(kill_at), "1" if resume else "0", *overrides]
     if procs > 1:
         args = ["-m", "torch.distributed.run", "--nproc_per_node", str(procs), "--master_addr", "127.0.0.1",
                 "--master_port", str(_free_port()), *args]
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, check=False, capture_output=True, text=True,
-                          timeout=300)
+    return [sys.executable, *args]
+
+
+def launch(run: Path, *overrides: str, procs: int = 1, kill_at: int | str = 0, resume: bool = False) -> int:
+    """Train `run` in a child process (or `procs` processes with gloo); its exit status, negative
+    for the signal that killed it. Output of an unexpected failure is printed for pytest to show."""
+    proc = subprocess.run(command(run, *overrides, procs=procs, kill_at=kill_at, resume=resume), cwd=ROOT,
+                          check=False, capture_output=True, text=True, timeout=300)
     if proc.returncode and not kill_at:
         print(proc.stdout[-3000:], proc.stderr[-3000:])
     return proc.returncode

@@ -198,10 +198,10 @@ class Controller(Callback):
 
     def apply(self, trainer: Trainer, cmd: dict[str, Any]) -> None:
         action = cmd.get("action")
-        if action in ("set", "save") and trainer.dist.world > 1:
-            # only rank 0 reads commands: a new LR would split the ranks, a save would wait for them
-            raise LmforgeError(f"`{action}` is not available under torchrun yet",
-                               "use pause/resume/stop/eval, or train in one process")
+        if action == "set" and trainer.dist.world > 1:
+            # only rank 0 reads commands: a new LR on rank 0 alone would split the ranks
+            raise LmforgeError("`set` is not available under torchrun yet",
+                               "use pause/resume/stop/save/eval, or train in one process")
         if action == "set":
             changes = cmd.get("changes")
             if not isinstance(changes, dict) or not changes:
@@ -227,14 +227,13 @@ class Controller(Callback):
             trainer.should_stop = True
             self.paused = False
             self._record(trainer, "control", "stop requested: a checkpoint is written and training ends", cmd)
-        elif action == "save":
-            path = trainer.save()
-            self._record(trainer, "control", f"saved {Path(path).name}", cmd)
+        elif action == "save":  # every process takes part (under torchrun: at the step boundary)
+            trainer.request("save", lambda path: self._record(trainer, "control", f"saved {Path(path).name}", cmd))
         elif action == "eval":
             if trainer.val_data is None:
                 raise LmforgeError("this run has no validation split to evaluate on")
-            loss = trainer.evaluate()
-            self._record(trainer, "control", f"evaluated: val_loss {loss:.4f}", cmd, val_loss=loss)
+            trainer.request("eval", lambda loss: self._record(trainer, "control", f"evaluated: val_loss {loss:.4f}",
+                                                              cmd, val_loss=loss))
         else:
             raise LmforgeError(f"unknown control action '{action}'", f"actions: {', '.join(ACTIONS)}")
 

@@ -118,6 +118,8 @@ def warmup_rows(step: int, plan: BatchPlan, warmup_steps: int) -> int:
 
 # The signals after which training saves a checkpoint at the next step boundary and stops.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# What a callback may ask every process to do together (Trainer.request).
+REQUESTS = ("eval", "save")
 
 
 # ------------------------------------------------------------------ callbacks
@@ -188,6 +190,7 @@ class Trainer:
         self.last_val_step: int | None = None
         self.best_val: float | None = None
         self.carried: dict[str, torch.Tensor] = {}  # a recurrent model's state from the checkpoint resumed
+        self._requests: dict[str, list[Callable[[Any], None] | None]] = {}  # see request()
 
     # events ----------------------------------------------------------
     def _emit(self, event: str, *args: Any) -> None:
@@ -337,6 +340,39 @@ class Trainer:
         self.loader.load_state_dict({"batches": state["loader_batches"], "generator": rng["loader"]})
         carried = path / ckpt.CARRIED_FILE
         self.carried = load_file(str(carried)) if carried.is_file() else {}
+
+    # requests from callbacks -------------------------------------------
+    def request(self, action: str, then: Callable[[Any], None] | None = None) -> None:
+        """Evaluate ("eval") or save a checkpoint ("save") on behalf of a callback, then call
+        `then` with the validation loss or the checkpoint's path. Callbacks run on rank 0 alone,
+        but under FSDP a forward pass or a save needs every process (one rank alone would wait
+        for the others forever): so with several processes the request waits for the step
+        boundary, where every rank learns of it and acts with rank 0. One process acts at once."""
+        if action not in REQUESTS:
+            raise ValueError(f"unknown request '{action}' (one of {', '.join(REQUESTS)})")
+        if self.dist.world == 1:
+            result = self._perform(action)
+            if then is not None:
+                then(result)
+            return
+        self._requests.setdefault(action, []).append(then)
+
+    def _perform(self, action: str) -> Any:
+        return self.evaluate() if action == "eval" else self.save()
+
+    def _serve_requests(self) -> None:
+        """At a step boundary, every process performs what any process's callbacks requested."""
+        if self.dist.world == 1:
+            return
+        wanted = torch.tensor([float(a in self._requests) for a in REQUESTS], device=self.device)
+        wanted = all_reduce_sum(wanted, self.dist)
+        pending, self._requests = self._requests, {}
+        for action, flag in zip(REQUESTS, wanted.tolist(), strict=True):
+            if flag > 0:
+                result = self._perform(action)
+                for then in pending.get(action, []):
+                    if then is not None:
+                        then(result)
 
     # the loop ----------------------------------------------------------
     def val_loss(self, model: nn.Module | None = None) -> float:
@@ -519,6 +555,7 @@ class Trainer:
                 if self.val_data is not None and (self.step % self.cfg.eval_interval == 0
                                                   or self.step == self.cfg.steps):
                     self.evaluate()
+                self._serve_requests()
                 if self._stop_requested(start):
                     break
                 if self.step % self.cfg.checkpoint_interval == 0 and self.step < self.cfg.steps:
