@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 import typer.core
 
-from lmforge.config.load import load_config, preset_names
+from lmforge.config.load import load_config, outside_effects, preset_names
 from lmforge.config.schema import Config
 from lmforge.console import console, say, set_quiet
 from lmforge.errors import Interrupted, LmforgeError, StagePending
@@ -48,7 +48,8 @@ class _Typer(typer.Typer):
     """typer.Typer whose groups and commands use the clean help above."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cls=_Group, **kwargs)
+        kwargs.setdefault("cls", _Group)
+        super().__init__(**kwargs)
 
     def command(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("cls", _Command)
@@ -58,10 +59,35 @@ class _Typer(typer.Typer):
 app = _Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
              help="lmforge: the whole training flow of a language model, measured and explained.")
 
-compare_app = _Typer(no_args_is_help=True, help="Measured comparisons that feed the course tables.")
+class _CompareGroup(_Group):
+    """`lmforge compare NAME`: a mistyped NAME gets the closest comparison's name."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        from lmforge.compare.catalog import closest
+
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            guess = closest(args[0], self.list_commands(ctx))
+            raise LmforgeError(f"unknown comparison '{args[0]}'" + (f"; did you mean '{guess}'?" if guess else ""),
+                               "`lmforge compare --list` shows every comparison with its course number")
+        return super().resolve_command(ctx, args)
+
+
+compare_app = _Typer(cls=_CompareGroup, no_args_is_help=True,
+                          help="Measured comparisons that feed the course tables (--list: by course number).")
 model_app = _Typer(no_args_is_help=True, help="Model families, sizes and initialisation.")
 app.add_typer(compare_app, name="compare")
 app.add_typer(model_app, name="model")
+
+
+@compare_app.callback(invoke_without_command=True)
+def compare_main(ctx: typer.Context, show: Annotated[bool, typer.Option(
+        "--list", help="every comparison with its course number and what it measures")] = False) -> None:
+    """Measured comparisons that feed the course tables."""
+    if show:
+        from lmforge.compare.catalog import listing
+
+        typer.echo(listing())
+        raise typer.Exit()
 
 # Argument help is rich markup (typer's rich mode), where `[CONFIG]` is a style tag and vanishes:
 # the help texts below use no square brackets.
@@ -111,6 +137,13 @@ def resolve(run: RunDir, config: Path | None, preset: str | None, overrides: lis
     return load_config(config, preset, overrides)
 
 
+def announce_outside_effects(cfg: Config, sections: tuple[str, ...] = ("data", "monitor")) -> None:
+    """Say which keys of this config will run commands or reach the network, before they do
+    (even under --quiet: a config from someone else must not use them unseen)."""
+    for line in outside_effects(cfg, sections):
+        say(f"note: this config leaves the process: {line}")
+
+
 def require_png(path: Path, option: str, default_name: str) -> None:
     """Figures are PNGs: matplotlib fails on another suffix and silently appends .png to none."""
     if path.suffix.lower() != ".png":
@@ -131,7 +164,9 @@ def _stage(name: str, run_dir: Path, config: Path | None, preset: str | None, ov
 
     set_quiet(quiet)
     run = RunDir(run_dir)
-    ran = run_stage_command(run, resolve(run, config, preset, overrides or []), name, force, **opts)
+    cfg = resolve(run, config, preset, overrides or [])
+    announce_outside_effects(cfg, {"data": ("data",), "train": ("monitor",)}.get(name, ()))
+    ran = run_stage_command(run, cfg, name, force, **opts)
     if quiet:  # the pipeline's own last line was silenced with the rest
         record = run.stage_record(name) or {}
         say(f"{name}: done in {record['seconds']:.1f}s" if ran and "seconds" in record
@@ -158,6 +193,7 @@ def run(
                                "give one (as -c FILE or as the first argument); overrides are key=value")
         config = config_file
     cfg = load_config(config, preset, overrides)
+    announce_outside_effects(cfg)
     run_dir = RunDir(out or Path("runs") / cfg.name)
     run_all(run_dir, cfg, force=force)
     say(("done", "bold green"), f": report at {run_dir.report / 'index.html'}")
@@ -441,13 +477,14 @@ def export_cmd(
     run_dir: RunArg,
     out: Annotated[Path, typer.Argument(help="folder to write")],
     fmt: Annotated[str, typer.Option("--format", help="export format: hf")] = "hf",
+    force: Annotated[bool, typer.Option("--force", help="replace a folder that is not empty")] = False,
 ) -> None:
     """Write the newest checkpoint as a Hugging Face model folder (GPT2LMHeadModel / LlamaForCausalLM)."""
     from lmforge.export import export_run
 
     if fmt != "hf":
         raise LmforgeError(f"unknown export format '{fmt}'", "supported: --format hf")
-    summary = export_run(run_dir, out)
+    summary = export_run(run_dir, out, force)
     typer.echo(f"exported {summary['checkpoint']} as {summary['architecture']} to {summary['out']}")
 
 

@@ -152,6 +152,20 @@ def file_stamp(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
+def member(folder: Path, name: str) -> Path | None:
+    """`folder/name` when `name`, read from a file a user may not have made (a checkpoint's
+    state.json, a weight index), stays inside `folder`; None for an absolute path, `..`, or a
+    link leading out."""
+    path = folder / name
+    if Path(name).is_absolute() or ".." in Path(name).parts or not name.strip():
+        return None
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return None
+    return path
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

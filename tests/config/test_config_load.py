@@ -130,3 +130,21 @@ def test_a_config_that_is_not_utf8_names_the_spot(tmp_path: Path):
     with pytest.raises(LmforgeError) as err:
         load_config(path)
     assert f"{path}:3:6: not UTF-8 text (byte 0xe9)" in err.value.message and "UTF-8" in err.value.hint
+
+
+def test_keys_that_leave_the_process_are_named_with_their_values():
+    from lmforge.config.load import outside_effects
+    from lmforge.config.schema import OUTSIDE_KEYS
+
+    assert outside_effects(load_config()) == []  # the default flow runs nothing and sends nothing
+    cfg = load_config(None, None, ["data.executor=slurm", "data.slurm.partition=p",
+                                   "data.slurm.env_command=source /opt/env.sh", "monitor.wandb=true",
+                                   "monitor.wandb_mode=online", "monitor.mlflow=true",
+                                   "monitor.mlflow_uri=http://tracker:5000"])
+    lines = outside_effects(cfg)
+    assert [line.split("=")[0] for line in lines] == ["data.executor", "data.slurm.env_command",
+                                                      "monitor.wandb_mode", "monitor.mlflow_uri"]
+    assert "source /opt/env.sh" in lines[1] and "http://tracker:5000" in lines[3]
+    assert [line.split("=")[0] for line in outside_effects(cfg, ("monitor",))] == ["monitor.wandb_mode",
+                                                                                   "monitor.mlflow_uri"]
+    assert set(OUTSIDE_KEYS) >= {line.split("=")[0] for line in lines}

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from lmforge.config.schema import Config, ModelConfig
+from lmforge.config.schema import OUTSIDE_KEYS, Config, ModelConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.sizes import SIZES, size_names
 
@@ -304,3 +304,24 @@ def load_config(
 def dump_config(cfg: Config) -> str:
     """The fully resolved config as YAML, every default written out."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def outside_effects(cfg: Config, sections: tuple[str, ...] = ("data", "monitor")) -> list[str]:
+    """The keys in effect that run commands or reach the network, each with its value and what it
+    does, so a run from someone else's config says so before it starts (schema.OUTSIDE_KEYS)."""
+    data, mon = cfg.data, cfg.monitor
+    active: dict[str, Any] = {}
+    if data.executor != "local":
+        active["data.executor"] = data.executor
+    if data.executor == "slurm":
+        active["data.slurm.env_command"] = data.slurm.env_command or "(activates this Python's venv)"
+        if data.slurm.sbatch_args:
+            active["data.slurm.sbatch_args"] = data.slurm.sbatch_args
+    if data.executor == "ray" and data.ray.address:
+        active["data.ray.address"] = data.ray.address
+    if mon.wandb and mon.wandb_mode == "online":
+        active["monitor.wandb_mode"] = "online"
+    if mon.mlflow and mon.mlflow_uri and not mon.mlflow_uri.startswith(("file:", "sqlite:", "/", ".")):
+        active["monitor.mlflow_uri"] = mon.mlflow_uri
+    return [f"{key}={value!r}: {OUTSIDE_KEYS[key]}" for key, value in active.items()
+            if key.split(".")[0] in sections]

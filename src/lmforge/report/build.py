@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, TemplateError, select_autoescape
 from lmforge.console import show
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.plots import task_confusion_figures
-from lmforge.report.figures import events_timeline, funnel_figure, loss_curve
+from lmforge.report.figures import events_timeline, funnel_figure, loss_curve, training_dynamics
 from lmforge.rundir import RunDir, atomic_write_text, read_jsonl
 
 
@@ -41,6 +41,15 @@ def _events(path: Path) -> list[dict[str, Any]]:
     return read_jsonl(path)
 
 
+FLOW = ("data", "tokenize", "train", "eval", "report")  # the stages in the order they run
+
+
+def _stages_in_flow_order(folder: Path) -> dict[str, Any]:
+    """Each stage's record (.stages/NAME.json) in flow order; other records (lr_find...) after."""
+    found = {p.stem: _load_json(p) for p in folder.glob("*.json")} if folder.is_dir() else {}
+    return {name: found[name] for name in sorted(found, key=lambda n: (FLOW.index(n) if n in FLOW else len(FLOW), n))}
+
+
 def top_k_key(evaluation: dict[str, Any] | None) -> str:
     """The `top{k}_accuracy` key eval.json uses (k is eval.accuracy_top_k, 5 by default)."""
     for split in ((evaluation or {}).get("splits") or {}).values():
@@ -62,12 +71,14 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
     timeline = events_timeline(run.metrics, run.events, out / "timeline.png")
     evaluation = _load_json(run.eval)
     ledger = _load_json(run.ledger)
-    stages = {p.stem: _load_json(p) for p in sorted(run.stages.glob("*.json"))} if run.stages.is_dir() else {}
+    stages = _stages_in_flow_order(run.stages)
+    dynamics = training_dynamics(run.metrics, run.root / "stats.jsonl", out / "dynamics.png")
     env = Environment(loader=PackageLoader("lmforge.report", "templates"), autoescape=select_autoescape())
     try:
         funnel = funnel_figure(ledger, out / "funnel.png")
         confusion = task_confusion_figures(evaluation, out)  # evaluate/plots.py: one per multiple-choice task
-        html = _render(env, run, title, ledger, funnel, evaluation, confusion, stages, figure, timeline)
+        html = _render(env, run, title, ledger, funnel, evaluation, confusion, stages, figure, timeline,
+                       dynamics)
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, TemplateError) as exc:
         # the template is tested on what the stages write: a failure here comes from a file edited
         # by hand or written by another version of lmforge (eval.json above all)
@@ -80,14 +91,15 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
 
 
 def _render(env: Environment, run: RunDir, title: str | None, ledger: Any, funnel: Path | None, evaluation: Any,
-            confusion: Any, stages: dict[str, Any], figure: Path | None, timeline: Path | None) -> str:
+            confusion: Any, stages: dict[str, Any], figure: Path | None, timeline: Path | None,
+            dynamics: Path | None) -> str:
     return env.get_template("index.html").render(
         title=title or f"lmforge run: {run.root.name}",
         config=run.config.read_text() if run.config.is_file() else "",
         ledger=ledger,
         funnel=funnel.name if funnel else None,
         tokens=_load_json(run.tokens / "meta.json"),
-        leakage=_load_json(run.tokens / "leakage.json"),
+        leakage=_load_json(run.tokens / "leakage.json") or (evaluation or {}).get("leakage"),
         lr_find=_load_json(run.root / "lr_find.json"),
         lr_find_figure=(run.root / "lr_find.png").is_file(),
         evaluation=evaluation,
@@ -96,5 +108,6 @@ def _render(env: Environment, run: RunDir, title: str | None, ledger: Any, funne
         events=_events(run.events),
         stages=stages,
         figure=figure.name if figure else None,
+        dynamics=dynamics.name if dynamics else None,
         timeline=timeline.name if timeline else None,
     )
