@@ -560,10 +560,12 @@ class Trainer:
                     break
                 if self.step % self.cfg.checkpoint_interval == 0 and self.step < self.cfg.steps:
                     self.save()
-        if self.val_data is not None and self.last_val_step != self.step and not self.interrupted:
-            self.evaluate()  # stopped early (max_seconds, ctl stop): the last checkpoint gets its val_loss too
-        self.save()
-        self._emit("on_train_end")
+            # still under the handlers: a second SIGTERM (torchrun forwarding the scheduler's)
+            # must not kill the final save
+            if self.val_data is not None and self.last_val_step != self.step and not self.interrupted:
+                self.evaluate()  # stopped early (max_seconds, ctl stop): the last checkpoint gets its val_loss too
+            self.save()
+            self._emit("on_train_end")
 
 
 def unwrap_ddp(model: nn.Module) -> nn.Module:
