@@ -10,12 +10,11 @@ from typing import Annotated, Any
 
 import typer
 import typer.core
-from rich.markup import escape
 
 from lmforge.config.load import load_config, outside_effects, preset_names
 from lmforge.config.schema import Config
 from lmforge.console import console, say, set_quiet
-from lmforge.errors import LmforgeError, StagePending
+from lmforge.errors import Interrupted, LmforgeError, StagePending
 from lmforge.rundir import RunDir
 
 
@@ -32,7 +31,13 @@ class _CleanHelp:
 
 
 class _Command(_CleanHelp, typer.core.TyperCommand):
-    pass
+    def invoke(self, ctx: Any) -> Any:
+        """A training stopped by a signal exits 128 + its number (130 Ctrl-C, 143 SIGTERM); typer
+        would turn every KeyboardInterrupt into 130."""
+        try:
+            return super().invoke(ctx)
+        except Interrupted as exc:
+            raise typer.Exit(exc.exit_code) from None
 
 
 class _Group(_CleanHelp, typer.core.TyperGroup):
@@ -136,7 +141,7 @@ def announce_outside_effects(cfg: Config, sections: tuple[str, ...] = ("data", "
     """Say which keys of this config will run commands or reach the network, before they do
     (even under --quiet: a config from someone else must not use them unseen)."""
     for line in outside_effects(cfg, sections):
-        say(f"note: this config leaves the process: {line}", markup=False)
+        say(f"note: this config leaves the process: {line}")
 
 
 def require_png(path: Path, option: str, default_name: str) -> None:
@@ -165,7 +170,7 @@ def _stage(name: str, run_dir: Path, config: Path | None, preset: str | None, ov
     if quiet:  # the pipeline's own last line was silenced with the rest
         record = run.stage_record(name) or {}
         say(f"{name}: done in {record['seconds']:.1f}s" if ran and "seconds" in record
-            else f"{name}: unchanged, skipped", markup=False)
+            else f"{name}: unchanged, skipped")
 
 
 @app.command()
@@ -191,7 +196,7 @@ def run(
     announce_outside_effects(cfg)
     run_dir = RunDir(out or Path("runs") / cfg.name)
     run_all(run_dir, cfg, force=force)
-    say(f"[bold green]done[/]: report at {escape(str(run_dir.report / 'index.html'))}")
+    say(("done", "bold green"), f": report at {run_dir.report / 'index.html'}")
 
 
 @app.command()
@@ -625,10 +630,6 @@ def presets() -> None:
         typer.echo(name)
 
 
-def _say(label: str, text: str) -> None:
-    """Print `text` verbatim after a styled label: messages quote user input (globs such as
-    `blocks.[01].*`, YAML such as `{a:zero}`) that rich would otherwise read as markup or emoji."""
-    say(f"{label} {escape(text)}", emoji=False)
 
 
 def main() -> None:
@@ -637,17 +638,17 @@ def main() -> None:
     try:
         app()
     except StagePending as exc:
-        _say("[bold yellow]pending:[/]", exc.message)
+        say(("pending:", "bold yellow"), f" {exc.message}")
         if exc.hint:
-            _say("  [yellow]next:[/]", exc.hint)
+            say(("  next:", "yellow"), f" {exc.hint}")
         sys.exit(3)
     except LmforgeError as exc:
-        _say("[bold red]error:[/]", exc.message)
+        say(("error:", "bold red"), f" {exc.message}")
         if exc.hint:
-            _say("  [yellow]hint:[/]", exc.hint)
+            say(("  hint:", "yellow"), f" {exc.hint}")
         sys.exit(2)
     except KeyboardInterrupt:
-        say("[yellow]interrupted[/]")
+        say(("interrupted", "yellow"))
         sys.exit(130)
 
 

@@ -158,10 +158,26 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     return lines
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """A text file's contents, or a clear error: which file, and where it stops being UTF-8."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LmforgeError(f"cannot read {path}: {exc.strerror or exc}", "check the path and its permissions") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise LmforgeError(f"{path}:{line}:{column}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                           f"{what} must be UTF-8",
+                           "save it as UTF-8 in your editor (or `iconv -f latin1 -t utf-8`)") from None
+
+
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     if not path.is_file():
         raise LmforgeError(f"config file not found: {path}", "give a path to a YAML file, or use --preset")
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, "a YAML config")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
