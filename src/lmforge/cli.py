@@ -592,6 +592,75 @@ def compare_search_cmd(
     console.print(f"written: {run.root / 'compare'}/search.md, search.json, search.png ({record['wall_s']:.0f} s)")
 
 
+@compare_app.command("transfer")
+def compare_transfer(
+    base: Annotated[Path, typer.Argument(metavar="BASE", help="the pretrained base (run, checkpoint or HF folder)")],
+    args: ConfigAndOverrides = None,
+    sizes: Annotated[str, typer.Option(help="comma-separated training-set sizes, in passages")] = "32,128,512",
+    only: OnlyOpt = None, out: OutOpt = None,
+) -> None:
+    """Scratch vs pretrained vs frozen-k vs LoRA fine-tuning at several training-set sizes: test
+    macro-F1 and training time, table and figure (Yosinski et al. 2014 in miniature)."""
+    from lmforge.compare.transfer import run_transfer
+    from lmforge.finetune.base import resolve_base
+    from lmforge.finetune.classify import finetune_config
+
+    try:
+        size_list = sorted({int(v) for v in sizes.split(",") if v.strip()})
+    except ValueError:
+        raise LmforgeError(f"--sizes '{sizes}' is not a list of integers", "example: --sizes 32,128,512") from None
+    if not size_list or min(size_list) < 2:
+        raise LmforgeError(f"--sizes '{sizes}': every size must be at least 2 passages", "example: --sizes 32,128")
+    config, overrides = _split_config_arg(args or [])
+    found = resolve_base(base)
+    cfg = finetune_config(found, config, ["monitor.console=none", *overrides])
+    run = RunDir(out or Path("runs") / "compare-transfer")
+    result = run_transfer(found, run, cfg, size_list, only)
+    typer.echo(result["table"])
+    console.print(f"written: {run.root / 'transfer.md'}, transfer.json, transfer.png")
+
+
+@compare_app.command("tuning")
+def compare_tuning(
+    args: ConfigAndOverrides = None,
+    only: OnlyOpt = None, out: OutOpt = None,
+) -> None:
+    """One tuning change at a time from the same base (deeper, wider, searched LR, dropout, L1, L2,
+    early stopping): validation loss and train-validation gap, table and figure."""
+    from lmforge.compare.tuning import run_tuning
+
+    config, overrides = _split_config_arg(args or [])
+    cfg = load_config(config, None if config else "smoke", overrides)
+    run = RunDir(out or Path("runs") / "compare-tuning")
+    result = run_tuning(run, cfg, only)
+    typer.echo(result["table"])
+    console.print(f"written: {run.root / 'tuning.md'}, tuning.json, tuning.png")
+
+
+@compare_app.command("continual")
+def compare_continual(
+    base: Annotated[Path, typer.Argument(metavar="RUN_A", help="the run trained on domain A (or a checkpoint of it)")],
+    overrides: Annotated[list[str] | None, typer.Argument(
+        metavar="KEY=VALUE", help="domain B's data and the training on B, e.g. data.authors=[milton] train.steps=200")] = None,
+    methods: Annotated[str, typer.Option(help="comma-separated: naive, replay, ewc, l2")] = "naive,replay,ewc,l2",
+    replay: Annotated[float, typer.Option(min=0.01, max=0.99, help="share of each batch replayed from A")] = 0.25,
+    ewc: Annotated[float, typer.Option(min=0.0, help="EWC strength (Fisher scaled to mean 1)")] = 0.05,
+    l2: Annotated[float, typer.Option(min=0.0, help="L2-toward-start strength")] = 0.05,
+    fisher_windows: Annotated[int, typer.Option(min=1, help="A's windows the Fisher is averaged over")] = 64,
+    out: OutOpt = None,
+) -> None:
+    """Train A's model on domain B by each method; forgetting of A, gain on B and cost: table and figure."""
+    from lmforge.compare.continual import run_continual
+    from lmforge.finetune.base import resolve_base
+
+    found = resolve_base(base)
+    run = RunDir(out or Path("runs") / "compare-continual")
+    result = run_continual(found, run, overrides or [], [m.strip() for m in methods.split(",") if m.strip()],
+                           replay, {"ewc": ewc, "l2": l2}, fisher_windows)
+    typer.echo(result["table"])
+    console.print(f"written: {run.root / 'continual.md'}, continual.json, continual.png")
+
+
 @app.command("export")
 def export_cmd(
     run_dir: RunArg,
@@ -621,6 +690,32 @@ def compare_eval_cmd(
         raise LmforgeError(f"--split '{split}': choose val or test")
     typer.echo(table(run_compare_eval(run_a, run_b, split)))
     console.print(f"written: {compare_eval_path(run_a, run_b, split)}")
+
+
+@app.command()
+def finetune(
+    base: Annotated[Path, typer.Argument(metavar="BASE", help="an lmforge run, one of its checkpoints/step-N "
+                                         "folders, or a Hugging Face model folder")],
+    args: ConfigAndOverrides = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default runs/NAME-finetune)")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fine-tune a classifier on BASE: labels from finetune.label_field, passages split by document;
+    full, frozen (finetune.freeze_blocks=K) or LoRA (finetune.lora=true). Writes finetune.json."""
+    from lmforge.finetune.base import resolve_base
+    from lmforge.finetune.classify import finetune_config, run_finetune
+
+    set_quiet(quiet)
+    config, overrides = _split_config_arg(args or [])
+    found = resolve_base(base)
+    cfg = finetune_config(found, config, overrides)
+    run_dir = RunDir(out or Path("runs") / cfg.name)
+    result = run_finetune(found, run_dir, cfg, show_progress=not quiet)
+    test = result["test"]
+    f1, ci = test["f1_macro"]["value"], test["f1_macro"]["ci95"]
+    interval = f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
+    say(("done", "bold green"), f": {result['method']}, test macro-F1 {f1:.3f}{interval}, MCC "
+        f"{test['mcc']['value']:.3f} on {test['n']} passages; {run_dir.root / 'finetune.json'}")
 
 
 @app.command()

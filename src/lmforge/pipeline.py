@@ -24,7 +24,7 @@ from lmforge.evaluate.stage import run_eval
 from lmforge.monitor import build_callbacks as monitor_callbacks
 from lmforge.monitor.control import stale_hint, trainer_alive
 from lmforge.report.build import run_report
-from lmforge.rundir import RunDir, atomic_open, atomic_write_text, file_stamp, identity
+from lmforge.rundir import RunDir, atomic_open, atomic_write_text, file_stamp, identity, run_of
 from lmforge.tokens.pack import run_tokenize
 from lmforge.train.stage import run_train
 
@@ -75,6 +75,10 @@ def external_inputs(cfg: Config, stage: str) -> list[Path]:
         return [path / "tokenizer.json" if path.is_dir() else path]
     if stage == "train" and cfg.model.init_from:
         folder = Path(cfg.model.init_from)
+        source = run_of(folder)
+        if source is not None:  # an lmforge run or checkpoint: its checkpoints' weights
+            return sorted(source.checkpoints.glob("step-*/model.safetensors")) if folder == source.root else [
+                folder / "model.safetensors"]
         return [folder / "config.json", *sorted(folder.glob("model*.safetensors*"))]
     return []
 

@@ -291,3 +291,15 @@ class RunDir:
         """Record a decision or adjustment in events.jsonl."""
         self.root.mkdir(parents=True, exist_ok=True)
         append_jsonl(self.events, {"time": time.time(), "kind": kind, "message": message, **fields})
+
+
+def run_of(path: str | Path) -> RunDir | None:
+    """The lmforge run a path names: a run directory (it has config.yaml) or one of its
+    checkpoints/step-N folders (state.json inside checkpoints/). None for anything else (a
+    Hugging Face folder, say)."""
+    path = Path(path)
+    if (path / "state.json").is_file() and path.parent.name == "checkpoints":
+        return RunDir(path.parent.parent)
+    if (path / "config.yaml").is_file():
+        return RunDir(path)
+    return None

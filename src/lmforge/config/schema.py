@@ -242,12 +242,12 @@ class TokenizerConfig(Section):
         return self
 
 
-Family = Literal["gpt", "llama", "lstm", "gru", "cnn"]
+Family = Literal["gpt", "llama", "lstm", "gru", "cnn", "encoder"]
 InitScheme = Literal["auto", "torch", "normal", "gpt2", "small", "xavier_uniform", "xavier_normal",
                      "kaiming_uniform", "kaiming_normal", "orthogonal", "zero_residual"]
 InitOverride = Literal["torch", "normal", "scaled", "small", "xavier_uniform", "xavier_normal",
                        "kaiming_uniform", "kaiming_normal", "orthogonal", "zero", "ones"]
-TRANSFORMERS = ("gpt", "llama")
+TRANSFORMERS = ("gpt", "llama", "encoder")
 
 
 class ModelConfig(Section):
@@ -349,6 +349,9 @@ class TrainConfig(Section):
     nesterov: bool = False
     lr_mult: dict[Literal["matrix", "embedding", "norm_bias"], float] = Field(
         default_factory=dict, description="per-group LR multipliers, e.g. {embedding: 0.5}")
+    layer_decay: float = Field(1.0, gt=0.0, le=1.0, description="layer-wise LR decay: each block gets this "
+                               "times the LR of the one above it (fine-tuning; 1 = off)")
+    l1: float = Field(0.0, ge=0.0, description="L1 penalty strength on weight matrices (0 = off)")
     fused: Literal["auto", "fused", "foreach", "off"] = "auto"
     # schedule
     schedule: ScheduleName = "cosine"
@@ -648,6 +651,41 @@ class TuneConfig(Section):
                                 "the median pruner prunes")
     min_steps: int | None = Field(None, ge=1, description="steps before a pruner may stop a trial "
                                   "(default: train.eval_interval)")
+class FinetuneConfig(Section):
+    """`lmforge finetune`: a classification head on a pretrained base (docs/finetune.md).
+
+    Documents come from the data stage (the `data` section, with its missing-value rules) and are
+    split by document, stratified by label; passages are cut after the split, so no passage of a
+    held-out document is trained on."""
+
+    label_field: str = Field("author", min_length=1, description="record field holding the label: author, "
+                             "edition or title for the built-in corpus, or a field of your own records")
+    passage_chars: int = Field(500, ge=20, description="characters per passage (cut at a space)")
+    max_tokens: int = Field(512, ge=4, description="tokens read per passage; beyond model.block_size it is read in "
+                            "windows whose pooled vectors are averaged")
+    max_passages_per_doc: int | None = Field(60, ge=1, description="evenly spaced passages kept per document "
+                                             "(None: all)")
+    train_passages: int | None = Field(None, ge=2, description="keep this many training passages (a random, "
+                                       "stratified subset: the training-set size of compare transfer)")
+    val_fraction: float = Field(0.15, gt=0.0, lt=0.5, description="documents held out for validation")
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.5, description="documents held out for the test")
+    pooling: Literal["last", "mean", "cls"] = Field("last", description="last real token or mean (decoders); "
+                                                    "cls (encoders)")
+    init: Literal["pretrained", "scratch"] = Field("pretrained", description="scratch: the base's shape with "
+                                                   "fresh weights (the transfer baseline)")
+    freeze_embeddings: bool = False
+    freeze_blocks: int = Field(0, ge=0, description="freeze the first k blocks")
+    lora: bool = Field(False, description="train LoRA adapters (peft) and the head; the base stays frozen")
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: float = Field(16.0, gt=0.0)
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    lora_targets: list[str] | None = Field(None, description="module names to adapt; None: every attention "
+                                           "and MLP projection of the family")
+    head_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before the classification head")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    class_weights: Literal["none", "balanced"] = Field("none", description="balanced: weight each class's loss by "
+                                                       "n / (classes x its training passages), scikit-learn's rule")
+    seed: int = 1337
 
 
 class Config(Section):
@@ -663,6 +701,7 @@ class Config(Section):
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     doctor: DoctorConfig = Field(default_factory=DoctorConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
     @field_validator("name")
     @classmethod

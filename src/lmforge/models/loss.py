@@ -75,3 +75,13 @@ class LossFn:
             show((why, "yellow"))
             self.fn = lm_loss
             return lm_loss(logits, targets, reduction)
+
+
+def class_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean",
+               label_smoothing: float = 0.0, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of class logits (batch, classes) against labels (batch,), in float32; label
+    smoothing as Szegedy et al. 2016 define it (PyTorch's own); `weight` per class."""
+    if weight is not None:
+        weight = weight.to(logits.device)
+    return F.cross_entropy(logits.float(), targets, weight=weight, reduction=reduction, ignore_index=IGNORE_INDEX,
+                           label_smoothing=label_smoothing)

@@ -230,7 +230,7 @@ class Controller(Callback):
         elif action == "save":  # every process takes part (under torchrun: at the step boundary)
             trainer.request("save", lambda path: self._record(trainer, "control", f"saved {Path(path).name}", cmd))
         elif action == "eval":
-            if trainer.val_data is None:
+            if not trainer.can_validate:
                 raise LmforgeError("this run has no validation split to evaluate on")
             trainer.request("eval", lambda loss: self._record(trainer, "control", f"evaluated: val_loss {loss:.4f}",
                                                               cmd, val_loss=loss))

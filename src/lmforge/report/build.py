@@ -117,7 +117,7 @@ def _render(env: Environment, run: RunDir, title: str | None, ledger: Any, funne
         leakage=_load_json(run.tokens / "leakage.json") or (evaluation or {}).get("leakage"),
         lr_find=_load_json(run.root / "lr_find.json"),
         lr_find_figure=(run.root / "lr_find.png").is_file(),
-        tune=tune_section(run, out),
+        tune=tune_section(run, run.report),
         evaluation=evaluation,
         topk=top_k_key(evaluation),
         confusion=confusion,

@@ -33,6 +33,7 @@ from lmforge.tokens.loader import RandomWindows, sequential_windows
 from lmforge.train import checkpoint as ckpt
 from lmforge.train import sharded
 from lmforge.train.distributed import DistInfo, all_reduce_sum, barrier, unwrap
+from lmforge.train.objective import Objective
 from lmforge.train.schedule import lr_at as schedule_lr_at
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ class Trainer:
                  callbacks: list[Callback] | None = None,
                  lr_at: Callable[[int, TrainConfig], float] = schedule_lr_at,
                  extra_state: dict[str, Any] | None = None,
-                 dist: DistInfo | None = None) -> None:
+                 dist: DistInfo | None = None, objective: Objective | None = None) -> None:
         self.model, self.optimizer, self.loader, self.cfg = model, optimizer, loader, cfg
         self.raw_model = unwrap(model)
         self.val_data, self.checkpoint_dir = val_data, checkpoint_dir
@@ -176,7 +177,9 @@ class Trainer:
                                "batch-size warmup are not available for it",
                                "unset train.micro_batch_size/grad_accum/batch_warmup_steps and run one process")
         self.scaler = torch.amp.GradScaler("cuda") if cfg.dtype == "float16" else None
-        self.loss_fn = LossFn(cfg.compile_loss, cfg.compile, calls=cfg.steps * self.plan.accum)
+        self.objective = objective or Objective()
+        self.loss_fn = self.objective.loss or LossFn(cfg.compile_loss, cfg.compile, calls=cfg.steps * self.plan.accum)
+        self.last_penalty: float | None = None
         self.step = 0
         self.tokens_seen = 0
         self.should_stop = False
@@ -375,10 +378,16 @@ class Trainer:
                         then(result)
 
     # the loop ----------------------------------------------------------
+    @property
+    def can_validate(self) -> bool:
+        return self.val_data is not None or self.objective.val_loss is not None
+
     def val_loss(self, model: nn.Module | None = None) -> float:
         """Validation loss of `model` (default: the one being trained) on the same windows every
         time, whatever the micro-batch split. Changes nothing and tells no callback, so plateau,
         early stopping and weight averaging can ask it as often as they need."""
+        if self.objective.val_loss is not None:
+            return self.objective.val_loss(model or self.raw_model)
         if self.val_data is None:
             raise LmforgeError("a validation loss needs validation data", "pass val_data to Trainer")
         return estimate_loss(model or self.raw_model, self.val_data, self.loader.block_size, self.plan.micro,
@@ -463,6 +472,10 @@ class Trainer:
         x, y, *rest = batch  # (x, y) or (x, y, document mask)
         lr = self._set_lr()
         loss_t = self.forward_backward(x, y, rest[0] if rest else None)
+        if self.objective.penalties:  # once per optimizer step, on the plain model's weights
+            penalty = torch.stack([f(self.raw_model).reshape(()) for f in self.objective.penalties]).sum()
+            (self.scaler.scale(penalty) if self.scaler else penalty).backward()
+            self.last_penalty = float(penalty.detach())
         norm = self._grad_norm()
         finite = bool(torch.isfinite(norm))
         if self.scaler:  # fp16: the scaler skips steps with inf gradients and lowers its scale
@@ -550,9 +563,11 @@ class Trainer:
                                "tokens_per_s": window_tokens / max(1e-9, now - window_t),
                                "elapsed_s": now - start, "tokens": self.tokens_seen,
                                "batch_size": self.loader.batch_size, "skipped_steps": self.skipped_steps}
+                    if self.last_penalty is not None:
+                        metrics["penalty"] = self.last_penalty
                     window_t, window_tokens = now, 0
                     self._emit("on_step_end", metrics)
-                if self.val_data is not None and (self.step % self.cfg.eval_interval == 0
+                if self.can_validate and (self.step % self.cfg.eval_interval == 0
                                                   or self.step == self.cfg.steps):
                     self.evaluate()
                 self._serve_requests()
@@ -562,7 +577,7 @@ class Trainer:
                     self.save()
             # still under the handlers: a second SIGTERM (torchrun forwarding the scheduler's)
             # must not kill the final save
-            if self.val_data is not None and self.last_val_step != self.step and not self.interrupted:
+            if self.can_validate and self.last_val_step != self.step and not self.interrupted:
                 self.evaluate()  # stopped early (max_seconds, ctl stop): the last checkpoint gets its val_loss too
             self.save()
             self._emit("on_train_end")

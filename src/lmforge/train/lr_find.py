@@ -130,7 +130,7 @@ def check(run: RunDir, cfg: Config, lrs: list[float], steps: int) -> list[dict[s
             except LmforgeError:
                 losses.append(float("nan"))
                 break
-        val = trainer.evaluate() if trainer.val_data is not None and all(map(math.isfinite, losses)) else None
+        val = trainer.evaluate() if trainer.can_validate and all(map(math.isfinite, losses)) else None
         tail = losses[-max(1, steps // 10):]
         out.append({"lr": lr, "train_loss": float(np.mean(tail)), "val_loss": val, "losses": losses})
     return out
