@@ -641,7 +641,8 @@ def compare_tuning(
 def compare_continual(
     base: Annotated[Path, typer.Argument(metavar="RUN_A", help="the run trained on domain A (or a checkpoint of it)")],
     overrides: Annotated[list[str] | None, typer.Argument(
-        metavar="KEY=VALUE", help="domain B's data and the training on B, e.g. data.authors=[milton] train.steps=200")] = None,
+        metavar="KEY=VALUE",
+        help="domain B's data and the training on B as section.key=value, e.g. train.steps=200 (docs/finetune.md)")] = None,
     methods: Annotated[str, typer.Option(help="comma-separated: naive, replay, ewc, l2")] = "naive,replay,ewc,l2",
     replay: Annotated[float, typer.Option(min=0.01, max=0.99, help="share of each batch replayed from A")] = 0.25,
     ewc: Annotated[float, typer.Option(min=0.0, help="EWC strength (Fisher scaled to mean 1)")] = 0.05,
