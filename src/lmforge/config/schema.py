@@ -27,6 +27,7 @@ OUTSIDE_KEYS: dict[str, str] = {
     "data.ray.address": "the Ray cluster phase 1's tasks are sent to (their code runs there)",
     "monitor.wandb_mode": "`online` sends metrics and the config to Weights & Biases' servers",
     "monitor.mlflow_uri": "an http(s) or database URI sends metrics and the config there",
+    "tune.storage": "a database URL: the study's trials, values and config keys are stored there",
 }
 
 
@@ -151,6 +152,10 @@ class DataConfig(Section):
     pii: list[Literal["email", "phone", "ip", "credit_card", "national_id"]] = [
         "email", "phone", "ip", "credit_card", "national_id"]
     min_chars: int = Field(200, ge=0)
+    max_doc_chars: int = Field(5_000_000, ge=1000, description="longer text documents are cut at a line break; "
+                               "longer record lines are rejected (bounds memory)")
+    max_expansion: float = Field(100.0, gt=1.0, description="a .gz/.zst input expanding more than this many "
+                                 "times its size (past 64 MiB) is refused as a decompression bomb")
     # quality
     quality: Literal["off", "books", "web", "code"] = "off"
     filters: list[Literal["gopher_quality", "gopher_repetition", "c4", "fineweb", "code"]] | None = Field(
@@ -237,12 +242,12 @@ class TokenizerConfig(Section):
         return self
 
 
-Family = Literal["gpt", "llama", "lstm", "gru", "cnn"]
+Family = Literal["gpt", "llama", "lstm", "gru", "cnn", "encoder"]
 InitScheme = Literal["auto", "torch", "normal", "gpt2", "small", "xavier_uniform", "xavier_normal",
                      "kaiming_uniform", "kaiming_normal", "orthogonal", "zero_residual"]
 InitOverride = Literal["torch", "normal", "scaled", "small", "xavier_uniform", "xavier_normal",
                        "kaiming_uniform", "kaiming_normal", "orthogonal", "zero", "ones"]
-TRANSFORMERS = ("gpt", "llama")
+TRANSFORMERS = ("gpt", "llama", "encoder")
 
 
 class ModelConfig(Section):
@@ -344,6 +349,9 @@ class TrainConfig(Section):
     nesterov: bool = False
     lr_mult: dict[Literal["matrix", "embedding", "norm_bias"], float] = Field(
         default_factory=dict, description="per-group LR multipliers, e.g. {embedding: 0.5}")
+    layer_decay: float = Field(1.0, gt=0.0, le=1.0, description="layer-wise LR decay: each block gets this "
+                               "times the LR of the one above it (fine-tuning; 1 = off)")
+    l1: float = Field(0.0, ge=0.0, description="L1 penalty strength on weight matrices (0 = off)")
     fused: Literal["auto", "fused", "foreach", "off"] = "auto"
     # schedule
     schedule: ScheduleName = "cosine"
@@ -569,6 +577,117 @@ class ReportConfig(Section):
     title: str | None = None
 
 
+class ParamSpec(Section):
+    """One dimension of a hyperparameter search (docs/tuning.md). Written short as
+    `{float: [lo, hi], log: true}`, `{int: [lo, hi], step: 2}` or `{choice: [a, b]}`; stored as
+    kind + range (or values)."""
+
+    kind: Literal["float", "int", "choice"]
+    range: list[float] | None = Field(None, description="float and int: [low, high], both included")
+    values: list[str | int | float | bool] | None = Field(None, description="choice: the values to try")
+    log: bool = Field(False, description="float and int: sample on a log scale (low must be > 0)")
+    step: float | None = Field(None, gt=0, description="int (default 1) or float: the spacing of the values")
+    grid: int = Field(3, ge=2, le=64, description="sampler=grid: points on a float range without step")
+    when: dict[str, str | int | float | bool | list[str | int | float | bool]] = Field(
+        default_factory=dict, description="sample this key only when these keys of the space have these values")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, value: Any) -> Any:
+        """`{float: [lo, hi]}` -> kind float, range [lo, hi]; `{choice: [...]}` -> kind choice, values."""
+        if not isinstance(value, dict) or "kind" in value:
+            return value
+        kinds = [k for k in ("float", "int", "choice") if k in value]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of float: [low, high], int: [low, high] or choice: [values]")
+        out = {k: v for k, v in value.items() if k != kinds[0]}
+        out["kind"] = kinds[0]
+        out["values" if kinds[0] == "choice" else "range"] = value[kinds[0]]
+        return out
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParamSpec:
+        if self.kind == "choice":
+            if not self.values:
+                raise ValueError("choice needs at least one value")
+            if self.range is not None or self.log or self.step is not None:
+                raise ValueError("choice takes values only (no range, log or step)")
+            return self
+        if self.range is None or len(self.range) != 2:
+            raise ValueError(f"{self.kind} needs range [low, high]")
+        low, high = self.range
+        if not low < high:
+            raise ValueError(f"impossible range [{low:g}, {high:g}]: low must be below high")
+        if self.log and low <= 0:
+            raise ValueError(f"log scale needs low > 0, got {low:g}")
+        if self.log and self.step is not None:
+            raise ValueError("log scale and step exclude each other (Optuna samples one or the other)")
+        if self.kind == "int" and (low != int(low) or high != int(high) or
+                                   (self.step is not None and self.step != int(self.step))):
+            raise ValueError("int range and step must be whole numbers")
+        if self.values is not None:
+            raise ValueError(f"{self.kind} takes a range, not values")
+        return self
+
+
+class TuneConfig(Section):
+    """`lmforge tune`: the search space, the search and where its study lives (docs/tuning.md)."""
+
+    space: dict[str, ParamSpec] = Field(default_factory=dict, description="config key -> its range "
+                                        "(model.*, train.*, monitor.* keys; data and tokenizer keys stay fixed)")
+    sampler: Literal["grid", "random", "tpe", "gp", "cmaes", "qmc"] = Field(
+        "tpe", description="how the next trial is chosen (Optuna's samplers)")
+    pruner: Literal["none", "median", "sha", "hyperband"] = Field(
+        "median", description="how a trial that is doing worse than others is stopped at an evaluation")
+    trials: int = Field(20, ge=1, description="trials of the study in all (a resumed study counts its old ones)")
+    metric: Literal["val_loss", "bits_per_byte"] = Field(
+        "val_loss", description="what the search minimises: the final validation loss, in nats or bits per byte")
+    workers: int = Field(1, ge=1, le=256, description="worker processes on this machine sharing the study")
+    storage: str | None = Field(None, description="None: a journal file in RUN/tune/; or an RDB URL "
+                                "(postgresql://user@host/db) to share one study between machines")
+    study: str | None = Field(None, description="the study's name in the storage (default: the config's name)")
+    seed: int = Field(0, description="the sampler's seed (each trial trains with train.seed)")
+    startup_trials: int = Field(5, ge=0, description="random trials before TPE/GP models, and trials before "
+                                "the median pruner prunes")
+    min_steps: int | None = Field(None, ge=1, description="steps before a pruner may stop a trial "
+                                  "(default: train.eval_interval)")
+class FinetuneConfig(Section):
+    """`lmforge finetune`: a classification head on a pretrained base (docs/finetune.md).
+
+    Documents come from the data stage (the `data` section, with its missing-value rules) and are
+    split by document, stratified by label; passages are cut after the split, so no passage of a
+    held-out document is trained on."""
+
+    label_field: str = Field("author", min_length=1, description="record field holding the label: author, "
+                             "edition or title for the built-in corpus, or a field of your own records")
+    passage_chars: int = Field(500, ge=20, description="characters per passage (cut at a space)")
+    max_tokens: int = Field(512, ge=4, description="tokens read per passage; beyond model.block_size it is read in "
+                            "windows whose pooled vectors are averaged")
+    max_passages_per_doc: int | None = Field(60, ge=1, description="evenly spaced passages kept per document "
+                                             "(None: all)")
+    train_passages: int | None = Field(None, ge=2, description="keep this many training passages (a random, "
+                                       "stratified subset: the training-set size of compare transfer)")
+    val_fraction: float = Field(0.15, gt=0.0, lt=0.5, description="documents held out for validation")
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.5, description="documents held out for the test")
+    pooling: Literal["last", "mean", "cls"] = Field("last", description="last real token or mean (decoders); "
+                                                    "cls (encoders)")
+    init: Literal["pretrained", "scratch"] = Field("pretrained", description="scratch: the base's shape with "
+                                                   "fresh weights (the transfer baseline)")
+    freeze_embeddings: bool = False
+    freeze_blocks: int = Field(0, ge=0, description="freeze the first k blocks")
+    lora: bool = Field(False, description="train LoRA adapters (peft) and the head; the base stays frozen")
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: float = Field(16.0, gt=0.0)
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    lora_targets: list[str] | None = Field(None, description="module names to adapt; None: every attention "
+                                           "and MLP projection of the family")
+    head_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before the classification head")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    class_weights: Literal["none", "balanced"] = Field("none", description="balanced: weight each class's loss by "
+                                                       "n / (classes x its training passages), scikit-learn's rule")
+    seed: int = 1337
+
+
 class Config(Section):
     """The whole run: one section per stage."""
 
@@ -580,7 +699,9 @@ class Config(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
     doctor: DoctorConfig = Field(default_factory=DoctorConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
     @field_validator("name")
     @classmethod
