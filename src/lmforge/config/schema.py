@@ -544,9 +544,9 @@ class DoctorConfig(Section):
     overfit_patience: int = Field(2, ge=1, description="evaluations in a row above the best before overfitting")
     underfit_share: float = Field(0.93, gt=0.0, description="train and validation loss above this share of the "
                                   "unigram entropy, past min_progress of the run, is underfitting")
-    min_progress: float = Field(0.3, ge=0.0, le=1.0, description="share of the steps before the slow-progress "
+    min_progress: float = Field(0.5, ge=0.0, le=1.0, description="share of the steps before the slow-progress "
                                 "detectors (underfitting, plateau, LR too low) may speak")
-    plateau_gain: float = Field(0.01, ge=0.0, description="relative loss gain over the last plateau_span of "
+    plateau_gain: float = Field(0.005, ge=0.0, description="relative loss gain over the last plateau_span of "
                                 "the run below this is a plateau")
     plateau_span: float = Field(0.3, gt=0.0, le=1.0, description="share of the steps the plateau gain is "
                                 "measured over")

@@ -135,13 +135,17 @@ def _per_block(ax: plt.Axes, records: list[dict], prefix: str) -> None:
         ax.legend(fontsize=6, ncol=2)
 
 
-ADJUSTMENTS = ("control", "control_rejected", "lr_reduce", "early_stop", "restore_best", "average", "resume")
+ADJUSTMENTS = ("control", "control_rejected", "lr_reduce", "early_stop", "restore_best", "average", "resume",
+               "diagnosis", "repair")
+REPAIR_SHOWN = ("applied", "verified", "failed")  # a repair's steps drawn on the timeline
 
 
 def events_timeline(metrics: Path, events: Path, out: Path) -> Path | None:
-    """Live adjustments (ctl commands, LR cuts, early stop, averaging) as marked lines over the
+    """Live adjustments (ctl commands, LR cuts, early stop, averaging, the doctor's diagnoses and
+    repairs) as marked lines over the
     learning rate and the loss, so a change and its effect are seen together. None if there were none."""
-    marks = [ev for ev in read_jsonl(events) if ev.get("kind") in ADJUSTMENTS and ev.get("step") is not None]
+    marks = [ev for ev in read_jsonl(events) if ev.get("kind") in ADJUSTMENTS and ev.get("step") is not None
+             and (ev["kind"] != "repair" or ev.get("outcome") in REPAIR_SHOWN)]
     train, evals = read_metrics(metrics)
     if not marks or not train:
         return None
@@ -158,13 +162,16 @@ def events_timeline(metrics: Path, events: Path, out: Path) -> Path | None:
     loss_ax.set_ylabel("loss")
     loss_ax.set_xlabel("step")
     colors = {"control": "tab:blue", "control_rejected": "tab:red", "lr_reduce": "tab:orange",
-              "early_stop": "tab:purple", "restore_best": "tab:purple", "average": "tab:green", "resume": "black"}
+              "early_stop": "tab:purple", "restore_best": "tab:purple", "average": "tab:green", "resume": "black",
+              "diagnosis": "tab:red", "repair": "tab:green"}
     labels = {"control_rejected": "rejected", "lr_reduce": "LR cut", "early_stop": "early stop",
               "restore_best": "best restored", "average": "averaged", "resume": "resumed"}
     for i, ev in enumerate(marks):
         for ax in (lr_ax, loss_ax):
             ax.axvline(ev["step"], color=colors[ev["kind"]], ls=":", lw=1)
-        label = labels.get(ev["kind"]) or f"ctl {ev.get('action', '')}"
+        label = (ev.get("problem", "?") if ev["kind"] == "diagnosis"
+                 else f"{ev.get('remedy', '?')} {ev.get('outcome', '')}" if ev["kind"] == "repair"
+                 else labels.get(ev["kind"]) or f"ctl {ev.get('action', '')}")
         lr_ax.annotate(label, (ev["step"], 1.0 - 0.12 * (i % 4)), xycoords=("data", "axes fraction"),
                        fontsize=7, ha="left", va="top", color=colors[ev["kind"]])
     lr_ax.set_title("live adjustments (details in the events table)", fontsize=9)
