@@ -10,12 +10,11 @@ from typing import Annotated, Any
 
 import typer
 import typer.core
-from rich.markup import escape
 
 from lmforge.config.load import load_config, outside_effects, preset_names
 from lmforge.config.schema import Config
 from lmforge.console import console, say, set_quiet
-from lmforge.errors import LmforgeError, StagePending
+from lmforge.errors import Interrupted, LmforgeError, StagePending
 from lmforge.rundir import RunDir
 
 
@@ -32,7 +31,13 @@ class _CleanHelp:
 
 
 class _Command(_CleanHelp, typer.core.TyperCommand):
-    pass
+    def invoke(self, ctx: Any) -> Any:
+        """A training stopped by a signal exits 128 + its number (130 Ctrl-C, 143 SIGTERM); typer
+        would turn every KeyboardInterrupt into 130."""
+        try:
+            return super().invoke(ctx)
+        except Interrupted as exc:
+            raise typer.Exit(exc.exit_code) from None
 
 
 class _Group(_CleanHelp, typer.core.TyperGroup):
@@ -136,7 +141,7 @@ def announce_outside_effects(cfg: Config, sections: tuple[str, ...] = ("data", "
     """Say which keys of this config will run commands or reach the network, before they do
     (even under --quiet: a config from someone else must not use them unseen)."""
     for line in outside_effects(cfg, sections):
-        say(f"note: this config leaves the process: {line}", markup=False)
+        say(f"note: this config leaves the process: {line}")
 
 
 def require_png(path: Path, option: str, default_name: str) -> None:
@@ -165,7 +170,7 @@ def _stage(name: str, run_dir: Path, config: Path | None, preset: str | None, ov
     if quiet:  # the pipeline's own last line was silenced with the rest
         record = run.stage_record(name) or {}
         say(f"{name}: done in {record['seconds']:.1f}s" if ran and "seconds" in record
-            else f"{name}: unchanged, skipped", markup=False)
+            else f"{name}: unchanged, skipped")
 
 
 @app.command()
@@ -191,7 +196,7 @@ def run(
     announce_outside_effects(cfg)
     run_dir = RunDir(out or Path("runs") / cfg.name)
     run_all(run_dir, cfg, force=force)
-    say(f"[bold green]done[/]: report at {escape(str(run_dir.report / 'index.html'))}")
+    say(("done", "bold green"), f": report at {run_dir.report / 'index.html'}")
 
 
 @app.command()
@@ -304,6 +309,41 @@ def ctl(
 
     outcome = command(RunDir(run_dir), action, changes or [], reason, wait)
     typer.echo(f"step {outcome['step']}: {outcome['message']}" if outcome else "sent")
+
+
+@app.command()
+def doctor(
+    run_dir: Annotated[Path | None, typer.Argument(metavar="RUN_DIR", help="a run directory to diagnose")] = None,
+    selftest: Annotated[bool, typer.Option("--selftest", help="run the scenario suite's quick subset "
+                                           "(broken and healthy trainings) and print its scores")] = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="--selftest: where its runs go")] = None,
+    figures: Annotated[bool, typer.Option(help="draw one figure per finding in RUN_DIR/doctor/")] = True,
+) -> None:
+    """Diagnose a run from its logs: overfitting, underfitting, vanishing or exploding gradients,
+    NaN, loss spikes, plateaus, LR too high or low, dead units, data problems; with remedies."""
+    if selftest:
+        from lmforge.compare.problems import compare_problems
+
+        result = compare_problems(out or Path("runs") / "doctor-selftest", quick=True)
+        typer.echo(result["table"])
+        return
+    if run_dir is None:
+        raise LmforgeError("give a run directory, or --selftest", "example: lmforge doctor runs/smoke")
+    from lmforge.doctor.offline import diagnose, live_events, write_diagnosis
+
+    run = RunDir(run_dir)
+    findings = diagnose(run)
+    path = write_diagnosis(run, findings, figures)
+    if not findings:
+        typer.echo("no problem found")
+    for f in findings:
+        typer.echo(f"step {f.step:>6}  {f.severity:<7}  {f.problem}: {f.summary}")
+        typer.echo(f"        why: {f.explanation}")
+        typer.echo(f"        try: {', '.join(f.remedies)}")
+    _, repairs = live_events(run)
+    for r in repairs:
+        typer.echo(f"step {r['step']:>6}  repair   {r['problem']}: {r['remedy']} {r['outcome']}")
+    typer.echo(f"written to {path}")
 
 
 lr_app = _Typer(no_args_is_help=True, help="Learning-rate schedules: draw them, find a good peak.")
@@ -491,6 +531,24 @@ OnlyOpt = Annotated[list[str] | None, typer.Option("--only", help="run only thes
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="run directory for the comparison")]
 
 
+@compare_app.command("problems")
+def compare_problems_cmd(
+    out: OutOpt = None,
+    quick: Annotated[bool, typer.Option("--quick", help="a few scenarios only (what --selftest runs)")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="trainings at once")] = 2,
+    tables_only: Annotated[bool, typer.Option("--tables-only", help="redraw tables and figures from an "
+                                              "earlier problems.json, training nothing")] = False,
+) -> None:
+    """The doctor's scenario suite: broken and healthy trainings, detection and repair rates
+    (tables 14 and 15, figures 14 and 15)."""
+    from lmforge.compare.problems import compare_problems, from_results
+
+    folder = out or Path("runs") / "compare-problems"
+    result = from_results(folder) if tables_only else compare_problems(folder, quick, workers)
+    typer.echo(result["table"])
+    typer.echo(f"written to {folder}/problems.md, problems.json, fig14_train.png, fig15_eval.png")
+
+
 @compare_app.command("architectures")
 def compare_architectures(
     args: ConfigAndOverrides = None,
@@ -534,6 +592,76 @@ def compare_search_cmd(
     console.print(f"written: {run.root / 'compare'}/search.md, search.json, search.png ({record['wall_s']:.0f} s)")
 
 
+@compare_app.command("transfer")
+def compare_transfer(
+    base: Annotated[Path, typer.Argument(metavar="BASE", help="the pretrained base (run, checkpoint or HF folder)")],
+    args: ConfigAndOverrides = None,
+    sizes: Annotated[str, typer.Option(help="comma-separated training-set sizes, in passages")] = "32,128,512",
+    only: OnlyOpt = None, out: OutOpt = None,
+) -> None:
+    """Scratch vs pretrained vs frozen-k vs LoRA fine-tuning at several training-set sizes: test
+    macro-F1 and training time, table and figure (Yosinski et al. 2014 in miniature)."""
+    from lmforge.compare.transfer import run_transfer
+    from lmforge.finetune.base import resolve_base
+    from lmforge.finetune.classify import finetune_config
+
+    try:
+        size_list = sorted({int(v) for v in sizes.split(",") if v.strip()})
+    except ValueError:
+        raise LmforgeError(f"--sizes '{sizes}' is not a list of integers", "example: --sizes 32,128,512") from None
+    if not size_list or min(size_list) < 2:
+        raise LmforgeError(f"--sizes '{sizes}': every size must be at least 2 passages", "example: --sizes 32,128")
+    config, overrides = _split_config_arg(args or [])
+    found = resolve_base(base)
+    cfg = finetune_config(found, config, ["monitor.console=none", *overrides])
+    run = RunDir(out or Path("runs") / "compare-transfer")
+    result = run_transfer(found, run, cfg, size_list, only)
+    typer.echo(result["table"])
+    console.print(f"written: {run.root / 'transfer.md'}, transfer.json, transfer.png")
+
+
+@compare_app.command("tuning")
+def compare_tuning(
+    args: ConfigAndOverrides = None,
+    only: OnlyOpt = None, out: OutOpt = None,
+) -> None:
+    """One tuning change at a time from the same base (deeper, wider, searched LR, dropout, L1, L2,
+    early stopping): validation loss and train-validation gap, table and figure."""
+    from lmforge.compare.tuning import run_tuning
+
+    config, overrides = _split_config_arg(args or [])
+    cfg = load_config(config, None if config else "smoke", overrides)
+    run = RunDir(out or Path("runs") / "compare-tuning")
+    result = run_tuning(run, cfg, only)
+    typer.echo(result["table"])
+    console.print(f"written: {run.root / 'tuning.md'}, tuning.json, tuning.png")
+
+
+@compare_app.command("continual")
+def compare_continual(
+    base: Annotated[Path, typer.Argument(metavar="RUN_A", help="the run trained on domain A (or a checkpoint of it)")],
+    overrides: Annotated[list[str] | None, typer.Argument(
+        metavar="KEY=VALUE",
+        help="domain B's data and the training on B as section.key=value, e.g. train.steps=200 (docs/finetune.md)")] = None,
+    methods: Annotated[str, typer.Option(help="comma-separated: naive, replay, ewc, l2")] = "naive,replay,ewc,l2",
+    replay: Annotated[float, typer.Option(min=0.01, max=0.99, help="share of each batch replayed from A")] = 0.25,
+    ewc: Annotated[float, typer.Option(min=0.0, help="EWC strength (Fisher scaled to mean 1)")] = 0.05,
+    l2: Annotated[float, typer.Option(min=0.0, help="L2-toward-start strength")] = 0.05,
+    fisher_windows: Annotated[int, typer.Option(min=1, help="A's windows the Fisher is averaged over")] = 64,
+    out: OutOpt = None,
+) -> None:
+    """Train A's model on domain B by each method; forgetting of A, gain on B and cost: table and figure."""
+    from lmforge.compare.continual import run_continual
+    from lmforge.finetune.base import resolve_base
+
+    found = resolve_base(base)
+    run = RunDir(out or Path("runs") / "compare-continual")
+    result = run_continual(found, run, overrides or [], [m.strip() for m in methods.split(",") if m.strip()],
+                           replay, {"ewc": ewc, "l2": l2}, fisher_windows)
+    typer.echo(result["table"])
+    console.print(f"written: {run.root / 'continual.md'}, continual.json, continual.png")
+
+
 @app.command("export")
 def export_cmd(
     run_dir: RunArg,
@@ -566,16 +694,38 @@ def compare_eval_cmd(
 
 
 @app.command()
+def finetune(
+    base: Annotated[Path, typer.Argument(metavar="BASE", help="an lmforge run, one of its checkpoints/step-N "
+                                         "folders, or a Hugging Face model folder")],
+    args: ConfigAndOverrides = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default runs/NAME-finetune)")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fine-tune a classifier on BASE: labels from finetune.label_field, passages split by document;
+    full, frozen (finetune.freeze_blocks=K) or LoRA (finetune.lora=true). Writes finetune.json."""
+    from lmforge.finetune.base import resolve_base
+    from lmforge.finetune.classify import finetune_config, run_finetune
+
+    set_quiet(quiet)
+    config, overrides = _split_config_arg(args or [])
+    found = resolve_base(base)
+    cfg = finetune_config(found, config, overrides)
+    run_dir = RunDir(out or Path("runs") / cfg.name)
+    result = run_finetune(found, run_dir, cfg, show_progress=not quiet)
+    test = result["test"]
+    f1, ci = test["f1_macro"]["value"], test["f1_macro"]["ci95"]
+    interval = f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
+    say(("done", "bold green"), f": {result['method']}, test macro-F1 {f1:.3f}{interval}, MCC "
+        f"{test['mcc']['value']:.3f} on {test['n']} passages; {run_dir.root / 'finetune.json'}")
+
+
+@app.command()
 def presets() -> None:
     """List the built-in presets."""
     for name in preset_names():
         typer.echo(name)
 
 
-def _say(label: str, text: str) -> None:
-    """Print `text` verbatim after a styled label: messages quote user input (globs such as
-    `blocks.[01].*`, YAML such as `{a:zero}`) that rich would otherwise read as markup or emoji."""
-    say(f"{label} {escape(text)}", emoji=False)
 
 
 def main() -> None:
@@ -584,17 +734,17 @@ def main() -> None:
     try:
         app()
     except StagePending as exc:
-        _say("[bold yellow]pending:[/]", exc.message)
+        say(("pending:", "bold yellow"), f" {exc.message}")
         if exc.hint:
-            _say("  [yellow]next:[/]", exc.hint)
+            say(("  next:", "yellow"), f" {exc.hint}")
         sys.exit(3)
     except LmforgeError as exc:
-        _say("[bold red]error:[/]", exc.message)
+        say(("error:", "bold red"), f" {exc.message}")
         if exc.hint:
-            _say("  [yellow]hint:[/]", exc.hint)
+            say(("  hint:", "yellow"), f" {exc.hint}")
         sys.exit(2)
     except KeyboardInterrupt:
-        say("[yellow]interrupted[/]")
+        say(("interrupted", "yellow"))
         sys.exit(130)
 
 

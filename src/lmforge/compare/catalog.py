@@ -28,13 +28,17 @@ TOPICS: tuple[Topic, ...] = (
     Topic(9, "live adjustment", "", "fixed LR, step decay, cosine, plateau, early stop, live ctl: same budget"),
     Topic(10, "evaluation metrics", "eval", "two runs on the same held-out text: paired bootstrap and McNemar"),
     Topic(11, "validation and test splits", "splits", "holdout vs k-fold cross-validation: estimate and spread"),
-    Topic(12, "tuning", "", "one tuning change at a time: validation loss and train-validation gap"),
-    Topic(13, "retraining", "", "transfer and continual training: forgetting, gain, cost"),
-    Topic(14, "common problems", "", "each training problem's measured symptoms"),
-    Topic(15, "solutions", "", "each remedy's measured repair success"),
+    Topic(12, "tuning", "tuning", "one tuning change at a time: validation loss and train-validation gap"),
+    Topic(13, "retraining", "continual", "continual training A then B: forgetting, gain, cost (and "
+          "`compare transfer`)"),
+    Topic(14, "common problems", "problems", "each training problem's measured symptoms; detection precision, "
+          "recall and steps to detection"),
+    Topic(15, "solutions", "problems", "each remedy's measured repair success, against a random remedy"),
 )
 OTHER_COMPARISONS = {"tokenizers": "BPE, WordPiece, Unigram, byte and char tokenizers: bytes per token, "
-                     "bits per byte"}
+                     "bits per byte",
+                     "transfer": "retraining (13): scratch vs pretrained vs frozen-k vs LoRA fine-tuning by "
+                     "training-set size"}
 
 
 def listing() -> str:

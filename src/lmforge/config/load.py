@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from lmforge.config.schema import OUTSIDE_KEYS, Config, ModelConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.sizes import SIZES, size_names
+from lmforge.rundir import RunDir, run_of
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -49,6 +50,9 @@ def fill_from_folder(model: dict[str, Any]) -> dict[str, Any]:
     if not model.get("init_from"):
         return model
     folder = model["init_from"]
+    run = run_of(folder)
+    if run is not None:  # an lmforge run or checkpoint: continued pretraining from its weights
+        return _fill_from_run(model, run)
     if model.get("size"):
         raise LmforgeError(f"model.size={model['size']!r} and model.init_from={folder!r} both set the shape",
                            "keep model.init_from and drop model.size")
@@ -71,6 +75,19 @@ def fill_from_folder(model: dict[str, Any]) -> dict[str, Any]:
                                f"{Path(folder) / 'config.json'} has {key} {value!r}",
                                f"drop model.{key} (the folder sets it; model.block_size may be shorter than "
                                f"the folder's), or use another folder")
+    return {**model, **theirs}
+
+
+def _fill_from_run(model: dict[str, Any], run: RunDir) -> dict[str, Any]:
+    """Take the shape of an lmforge run's config.yaml; a key set beside it to another value is an error."""
+    theirs_all, _ = _read_yaml(run.config)
+    theirs_model = theirs_all.get("model") if isinstance(theirs_all.get("model"), dict) else {}
+    theirs = {k: theirs_model[k] for k in (*FOLDER_KEYS, "qk_norm", "kernel_size", "dilation_cycle", "tbptt")
+              if k in theirs_model}
+    for key, value in theirs.items():
+        if model.get(key) is not None and model[key] != value:
+            raise LmforgeError(f"model.{key}={model[key]!r} conflicts with model.init_from: {run.config} has "
+                               f"{key} {value!r}", f"drop model.{key} (the run it starts from sets it)")
     return {**model, **theirs}
 
 
@@ -158,10 +175,26 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     return lines
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """A text file's contents, or a clear error: which file, and where it stops being UTF-8."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LmforgeError(f"cannot read {path}: {exc.strerror or exc}", "check the path and its permissions") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise LmforgeError(f"{path}:{line}:{column}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                           f"{what} must be UTF-8",
+                           "save it as UTF-8 in your editor (or `iconv -f latin1 -t utf-8`)") from None
+
+
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     if not path.is_file():
         raise LmforgeError(f"config file not found: {path}", "give a path to a YAML file, or use --preset")
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, "a YAML config")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -298,6 +331,23 @@ def _without_password(url: str) -> str:
     cred, _, host = tail.rpartition("@")
     user = cred.split(":", 1)[0]
     return f"{head}://{user}{':***' if ':' in cred else ''}@{host}"
+
+
+def config_over(base: Config, path: str | Path | None, overrides: list[str]) -> Config:
+    """A resolved config (a base run's, say) with a YAML file's keys and key=value overrides on
+    top, validated like `load_config`'s."""
+    data = base.model_dump(mode="json")
+    lines: dict[tuple[str, ...], int] = {}
+    source = "<base config>"
+    if path is not None:
+        user, lines = _read_yaml(Path(path))
+        data = _merge(data, user)
+        source = str(path)
+    data = fill_model(apply_overrides(data, overrides))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, source, lines, overrides) from None
 
 
 def outside_effects(cfg: Config, sections: tuple[str, ...] = ("data", "monitor")) -> list[str]:

@@ -152,6 +152,10 @@ class DataConfig(Section):
     pii: list[Literal["email", "phone", "ip", "credit_card", "national_id"]] = [
         "email", "phone", "ip", "credit_card", "national_id"]
     min_chars: int = Field(200, ge=0)
+    max_doc_chars: int = Field(5_000_000, ge=1000, description="longer text documents are cut at a line break; "
+                               "longer record lines are rejected (bounds memory)")
+    max_expansion: float = Field(100.0, gt=1.0, description="a .gz/.zst input expanding more than this many "
+                                 "times its size (past 64 MiB) is refused as a decompression bomb")
     # quality
     quality: Literal["off", "books", "web", "code"] = "off"
     filters: list[Literal["gopher_quality", "gopher_repetition", "c4", "fineweb", "code"]] | None = Field(
@@ -238,12 +242,12 @@ class TokenizerConfig(Section):
         return self
 
 
-Family = Literal["gpt", "llama", "lstm", "gru", "cnn"]
+Family = Literal["gpt", "llama", "lstm", "gru", "cnn", "encoder"]
 InitScheme = Literal["auto", "torch", "normal", "gpt2", "small", "xavier_uniform", "xavier_normal",
                      "kaiming_uniform", "kaiming_normal", "orthogonal", "zero_residual"]
 InitOverride = Literal["torch", "normal", "scaled", "small", "xavier_uniform", "xavier_normal",
                        "kaiming_uniform", "kaiming_normal", "orthogonal", "zero", "ones"]
-TRANSFORMERS = ("gpt", "llama")
+TRANSFORMERS = ("gpt", "llama", "encoder")
 
 
 class ModelConfig(Section):
@@ -345,6 +349,9 @@ class TrainConfig(Section):
     nesterov: bool = False
     lr_mult: dict[Literal["matrix", "embedding", "norm_bias"], float] = Field(
         default_factory=dict, description="per-group LR multipliers, e.g. {embedding: 0.5}")
+    layer_decay: float = Field(1.0, gt=0.0, le=1.0, description="layer-wise LR decay: each block gets this "
+                               "times the LR of the one above it (fine-tuning; 1 = off)")
+    l1: float = Field(0.0, ge=0.0, description="L1 penalty strength on weight matrices (0 = off)")
     fused: Literal["auto", "fused", "foreach", "off"] = "auto"
     # schedule
     schedule: ScheduleName = "cosine"
@@ -506,6 +513,64 @@ class MonitorConfig(Section):
     average: AverageConfig = Field(default_factory=AverageConfig)
 
 
+class DoctorConfig(Section):
+    """The training doctor: detectors over the run's statistics, and what to do about a finding
+    (docs/doctor.md). Thresholds were chosen on the scenario suite (bench/doctor.py)."""
+
+    policy: Literal["off", "suggest", "auto"] = Field(
+        "suggest", description="off: no checks; suggest: record diagnoses with remedies; auto: also apply "
+        "the first remedy, verify it, undo it and try the next when it did not help")
+    window: int = Field(20, ge=4, description="logged steps in the rolling window of the spike z-scores")
+    spike_z: float = Field(6.0, gt=0.0, description="loss or gradient-norm z-score that counts as a spike")
+    spike_min_rise: float = Field(0.15, ge=0.0, description="a loss spike must also rise this share above the "
+                                  "window's median")
+    explode_factor: float = Field(20.0, gt=1.0, description="gradient norm this many times the early median "
+                                  "counts as exploding")
+    explode_init_loss: float = Field(2.0, gt=1.0, description="a first loss this many times log(vocabulary) "
+                                     "means the initialisation blew the outputs up")
+    explode_ratio: float = Field(70.0, gt=1.0, description="first-to-last block gradient-norm ratio above "
+                                 "this is exploding (AUTOTRAINER)")
+    vanish_ratio: float = Field(1e-3, gt=0.0, description="first-to-last block gradient-norm ratio below this "
+                                "is vanishing (AUTOTRAINER)")
+    vanish_norm: float = Field(1e-4, gt=0.0, description="global gradient norm below this counts as vanishing")
+    vanish_share: float = Field(0.05, gt=0.0, lt=1.0, description="every block's weight gradient below this "
+                                "share of the global norm, twice in a row, counts as vanishing")
+    diverge_factor: float = Field(1.5, gt=1.0, description="smoothed loss this many times its best so far, or "
+                                  "above the first loss, is divergence")
+    update_high: float = Field(0.1, gt=0.0, description="median update/weight ratio above this: LR too high")
+    update_low: float = Field(3e-4, gt=0.0, description="median update/weight ratio below this: LR too low")
+    overfit_rise: float = Field(0.02, ge=0.0, description="validation loss this share above its best, "
+                                "while training loss still falls, is overfitting")
+    overfit_patience: int = Field(2, ge=1, description="evaluations in a row above the best before overfitting")
+    underfit_share: float = Field(0.93, gt=0.0, description="train and validation loss above this share of the "
+                                  "unigram entropy, past min_progress of the run, is underfitting")
+    min_progress: float = Field(0.5, ge=0.0, le=1.0, description="share of the steps before the slow-progress "
+                                "detectors (underfitting, plateau, LR too low) may speak")
+    plateau_gain: float = Field(0.005, ge=0.0, description="relative loss gain over the last plateau_span of "
+                                "the run below this is a plateau")
+    plateau_span: float = Field(0.3, gt=0.0, le=1.0, description="share of the steps the plateau gain is "
+                                "measured over")
+    oscillation_share: float = Field(0.6, gt=0.0, le=1.0, description="share of sign changes in the loss's "
+                                     "steps above which, with a large swing, the loss oscillates")
+    oscillation_swing: float = Field(0.1, ge=0.0, description="mean absolute step of the loss, relative to "
+                                     "its level, that counts as a large swing")
+    dead_share: float = Field(0.9, gt=0.0, le=1.0, description="share of near-zero MLP activations in a block "
+                              "above which its units are dead")
+    repeat_epochs: float = Field(4.0, gt=0.0, description="passes over the training tokens above which the "
+                                 "data repeats too often (Muennighoff et al. 2023: up to about 4 epochs "
+                                 "are nearly as good as new data)")
+    leak_overlap: float = Field(0.01, ge=0.0, le=1.0, description="share of validation 13-grams seen in training "
+                                "above which validation leaks into training")
+    verify_steps: int = Field(30, ge=1, description="auto: steps after a repair before it is judged")
+    max_repairs: int = Field(6, ge=0, description="auto: repairs tried per run before the doctor only reports")
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML 1.1 reads `off` as false: take it back as the word it was."""
+        return "off" if value is False else value
+
+
 class ReportConfig(Section):
     """The run report."""
 
@@ -586,6 +651,41 @@ class TuneConfig(Section):
                                 "the median pruner prunes")
     min_steps: int | None = Field(None, ge=1, description="steps before a pruner may stop a trial "
                                   "(default: train.eval_interval)")
+class FinetuneConfig(Section):
+    """`lmforge finetune`: a classification head on a pretrained base (docs/finetune.md).
+
+    Documents come from the data stage (the `data` section, with its missing-value rules) and are
+    split by document, stratified by label; passages are cut after the split, so no passage of a
+    held-out document is trained on."""
+
+    label_field: str = Field("author", min_length=1, description="record field holding the label: author, "
+                             "edition or title for the built-in corpus, or a field of your own records")
+    passage_chars: int = Field(500, ge=20, description="characters per passage (cut at a space)")
+    max_tokens: int = Field(512, ge=4, description="tokens read per passage; beyond model.block_size it is read in "
+                            "windows whose pooled vectors are averaged")
+    max_passages_per_doc: int | None = Field(60, ge=1, description="evenly spaced passages kept per document "
+                                             "(None: all)")
+    train_passages: int | None = Field(None, ge=2, description="keep this many training passages (a random, "
+                                       "stratified subset: the training-set size of compare transfer)")
+    val_fraction: float = Field(0.15, gt=0.0, lt=0.5, description="documents held out for validation")
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.5, description="documents held out for the test")
+    pooling: Literal["last", "mean", "cls"] = Field("last", description="last real token or mean (decoders); "
+                                                    "cls (encoders)")
+    init: Literal["pretrained", "scratch"] = Field("pretrained", description="scratch: the base's shape with "
+                                                   "fresh weights (the transfer baseline)")
+    freeze_embeddings: bool = False
+    freeze_blocks: int = Field(0, ge=0, description="freeze the first k blocks")
+    lora: bool = Field(False, description="train LoRA adapters (peft) and the head; the base stays frozen")
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: float = Field(16.0, gt=0.0)
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    lora_targets: list[str] | None = Field(None, description="module names to adapt; None: every attention "
+                                           "and MLP projection of the family")
+    head_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before the classification head")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    class_weights: Literal["none", "balanced"] = Field("none", description="balanced: weight each class's loss by "
+                                                       "n / (classes x its training passages), scikit-learn's rule")
+    seed: int = 1337
 
 
 class Config(Section):
@@ -600,6 +700,8 @@ class Config(Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    doctor: DoctorConfig = Field(default_factory=DoctorConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
     @field_validator("name")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,6 +45,12 @@ class LanguageModel(nn.Module):
     def load_carried_state(self, tensors: dict[str, torch.Tensor]) -> None:
         """Put back what `carried_state` returned."""
 
+    def features(self, idx: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (batch, T, width) before the LM head, for a classification head. The
+        attention families (gpt, llama, encoder) have them; the others say so."""
+        raise LmforgeError(f"model family '{self.cfg.family}' offers no hidden states for a classification head",
+                           "fine-tune a gpt, llama or encoder base")
+
     def residual_outputs(self) -> list[str]:
         """Names of the last projection of each residual branch (GPT-2 scales these at init)."""
         return [n for n, _ in self.named_parameters() if n.endswith(("attn.proj.weight", "mlp.proj.weight"))]
@@ -53,6 +61,22 @@ class LanguageModel(nn.Module):
         if self.max_len_is_hard and idx.shape[1] > self.cfg.block_size:
             raise ValueError(f"sequence of {idx.shape[1]} tokens is longer than "
                              f"model.block_size={self.cfg.block_size}")
+
+
+_BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)\.")
+
+
+def layer_depth(name: str, n_layer: int) -> int:
+    """How deep a parameter sits: 0 for embeddings, i + 1 for block i, n_layer + 1 for the rest
+    (final norm, LM head, a classification head). Names may carry wrappers' prefixes (a
+    classifier's `backbone.`, peft's `base_model.model.`). Layer-wise LR decay and freezing the
+    first k blocks both read it."""
+    found = _BLOCK.search(name)
+    if found:
+        return int(found.group(1)) + 1
+    if "emb" in name:
+        return 0
+    return n_layer + 1
 
 
 def output_head(cfg: ModelConfig, vocab_size: int, embedding: nn.Embedding) -> nn.Linear:
@@ -67,10 +91,11 @@ EXPLICIT_MAX_LEN = 256  # measured crossover on a 2-core avx512_bf16 CPU (see ca
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
-                     dropout_p: float = 0.0) -> torch.Tensor:
+                     dropout_p: float = 0.0, causal: bool = True) -> torch.Tensor:
     """Causal attention over (batch, heads, T, head_dim); `attn_mask` (batch, T, T) bool, True = may
     attend (already causal, e.g. also kept inside each document). Fewer k/v heads than q heads is
-    grouped-query attention.
+    grouped-query attention. `causal` off (an encoder): every position may attend to every other
+    one that `attn_mask` allows (all of them without a mask).
 
     In bf16 on CPU at T <= 256 the explicit form (two bf16 matmuls, softmax in fp32) beats
     PyTorch's CPU flash kernel, whose bf16 backward is slow (training step 1.6x faster at T = 64
@@ -78,20 +103,20 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mas
     (bench/attention_cpu.py, docs/benchmarks.md "Training"). Everywhere else SDPA picks its kernel.
     """
     if q.device.type == "cpu" and q.dtype == torch.bfloat16 and q.shape[-2] <= EXPLICIT_MAX_LEN:
-        return _explicit_attention(q, k, v, attn_mask, dropout_p)
-    mask = {"is_causal": True} if attn_mask is None else {"attn_mask": attn_mask[:, None]}
+        return _explicit_attention(q, k, v, attn_mask, dropout_p, causal)
+    mask = {"is_causal": causal} if attn_mask is None else {"attn_mask": attn_mask[:, None]}
     return F.scaled_dot_product_attention(q, k, v, **mask, dropout_p=dropout_p, enable_gqa=k.shape[1] != q.shape[1])
 
 
 def _explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
-                        dropout_p: float) -> torch.Tensor:
+                        dropout_p: float, causal: bool = True) -> torch.Tensor:
     if k.shape[1] != q.shape[1]:
         groups = q.shape[1] // k.shape[1]
         k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
     # the mask as an additive fp32 bias: one add both masks and lifts the bf16 scores to fp32
     # (a masked_fill and a cast cost one pass each over the T x T scores, forward and backward)
-    allowed = (torch.ones(q.shape[-2], q.shape[-2], dtype=torch.bool, device=q.device).tril()
-               if attn_mask is None else attn_mask[:, None])
+    full = torch.ones(q.shape[-2], q.shape[-2], dtype=torch.bool, device=q.device)
+    allowed = (full.tril() if causal else full) if attn_mask is None else attn_mask[:, None]
     bias = torch.zeros(allowed.shape, dtype=torch.float32, device=q.device).masked_fill_(~allowed, float("-inf"))
     probs = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1) + bias, dim=-1)
     if dropout_p > 0:

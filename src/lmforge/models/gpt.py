@@ -28,11 +28,12 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.dropout = cfg.dropout
+        self.causal = cfg.family != "encoder"  # the BERT-style encoder (models/encoder.py) sees both ways
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, t, c = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_head, c // self.n_head).permute(2, 0, 3, 1, 4)
-        y = causal_attention(q, k, v, attn_mask, self.dropout if self.training else 0.0)
+        y = causal_attention(q, k, v, attn_mask, self.dropout if self.training else 0.0, self.causal)
         return self.proj(y.transpose(1, 2).reshape(b, t, c))
 
 
@@ -76,11 +77,16 @@ class GPT(LanguageModel):
         self.head = output_head(cfg, vocab_size, self.tok_emb)
         self.init_report = initialize(self, cfg)
 
-    def forward(self, idx: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """`attn_mask` (batch, T, T) bool, True = may attend; None = causal over the whole window."""
+    def features(self, idx: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (batch, T, n_embd) after the final norm: what the LM head and a
+        classification head (models/classifier.py) both read."""
         self.check_length(idx)
         pos = torch.arange(idx.shape[1], device=idx.device)
         x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
         for block in self.blocks:
             x = block(x, attn_mask)
-        return self.head(self.ln_f(x))
+        return self.ln_f(x)
+
+    def forward(self, idx: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`attn_mask` (batch, T, T) bool, True = may attend; None = causal over the whole window."""
+        return self.head(self.features(idx, attn_mask))

@@ -100,12 +100,16 @@ class Llama(LanguageModel):
         self.register_buffer("rope_sin", sin, persistent=False)
         self.init_report = initialize(self, cfg)
 
-    def forward(self, idx: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """`attn_mask` (batch, T, T) bool, True = may attend; None = causal over the whole window."""
+    def features(self, idx: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (batch, T, n_embd) after the final norm (models/classifier.py reads them)."""
         self.check_length(idx)
         t = idx.shape[1]
         cos, sin = self.rope_cos[:t], self.rope_sin[:t]
         x = self.drop(self.tok_emb(idx))
         for block in self.blocks:
             x = block(x, cos, sin, attn_mask)
-        return self.head(self.norm_f(x))
+        return self.norm_f(x)
+
+    def forward(self, idx: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`attn_mask` (batch, T, T) bool, True = may attend; None = causal over the whole window."""
+        return self.head(self.features(idx, attn_mask))

@@ -170,12 +170,12 @@ class WeightAverage(Callback):
                        step=trainer.step, reason=f"start at {self.cfg.start:.0%} of steps")
             return
         model = trainer.raw_model
-        raw = trainer.val_loss() if trainer.val_data is not None else None
+        raw = trainer.val_loss() if trainer.can_validate else None
         averaged = copy.deepcopy(model)
         with torch.no_grad():
             for p, q in zip(averaged.parameters(), self.avg.module.parameters(), strict=True):
                 p.copy_(q)
-        avg = trainer.val_loss(averaged) if trainer.val_data is not None else None
+        avg = trainer.val_loss(averaged) if trainer.can_validate else None
         name = self.cfg.kind.upper()
         if raw is not None and avg is not None and avg > raw:
             self.event("average", f"kept the raw weights: {name} val_loss {avg:.4f} > raw {raw:.4f}",

@@ -174,3 +174,47 @@ def sequential_windows(data: np.ndarray, block_size: int, batch_size: int,
         else:  # the last, shorter window goes alone
             for x, y in zip(xs, ys):
                 yield x[None], y[None]
+
+
+class MixedWindows:
+    """Each batch from two loaders: `share` of its rows from `other`, the rest from `main`.
+    Replay in continual training (Robins 1995; Rolnick et al. 2019) mixes a fraction of an earlier
+    domain's windows into every batch of the new one. Same interface as the loaders above."""
+
+    def __init__(self, main: RandomWindows | EpochWindows, other: RandomWindows | EpochWindows, share: float) -> None:
+        if not 0.0 < share < 1.0:
+            raise LmforgeError(f"a replay share must lie strictly between 0 and 1, got {share}")
+        if main.block_size != other.block_size:
+            raise ValueError("both loaders need the same block_size")
+        self.main, self.other, self.share = main, other, share
+        self.block_size, self.gen = main.block_size, main.gen
+        self.batch_size = main.batch_size
+        self.doc_starts = None
+
+    @property
+    def batches(self) -> int:
+        return self.main.batches
+
+    def split(self) -> tuple[int, int]:
+        """Rows from (main, other) in a batch of `batch_size` (at least one from each)."""
+        k = min(self.batch_size - 1, max(1, round(self.share * self.batch_size)))
+        return self.batch_size - k, k
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self.main.batch_size, self.other.batch_size = self.split()
+        xa, ya = self.main.next()
+        xb, yb = self.other.next()
+        return torch.cat([xa, xb]), torch.cat([ya, yb])
+
+    def next_with_mask(self) -> Any:
+        raise LmforgeError("train.doc_mask is not available with replay", "set train.doc_mask=false")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"main": self.main.state_dict(), "other": self.other.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "main" not in state:  # a checkpoint keeps one generator: the replayed stream's would be lost
+            raise LmforgeError("a run with replay cannot resume from a checkpoint exactly",
+                               "start the replay run again from its base")
+        self.main.load_state_dict(state["main"])
+        self.other.load_state_dict(state["other"])

@@ -60,7 +60,7 @@ def probe(trainer: Trainer, steps: int = PROBE_STEPS) -> tuple[float, float]:
             trainer.train_step()
             times.append(time.perf_counter() - start)
         eval_s = 0.0
-        if trainer.val_data is not None:
+        if trainer.can_validate:
             start = time.perf_counter()
             trainer.val_loss()
             eval_s = time.perf_counter() - start

@@ -33,6 +33,7 @@ from lmforge.tokens.loader import RandomWindows, sequential_windows
 from lmforge.train import checkpoint as ckpt
 from lmforge.train import sharded
 from lmforge.train.distributed import DistInfo, all_reduce_sum, barrier, unwrap
+from lmforge.train.objective import Objective
 from lmforge.train.schedule import lr_at as schedule_lr_at
 
 if TYPE_CHECKING:
@@ -116,6 +117,12 @@ def warmup_rows(step: int, plan: BatchPlan, warmup_steps: int) -> int:
     return min(plan.rows, units * unit)
 
 
+# The signals after which training saves a checkpoint at the next step boundary and stops.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# What a callback may ask every process to do together (Trainer.request).
+REQUESTS = ("eval", "save")
+
+
 # ------------------------------------------------------------------ callbacks
 
 
@@ -150,7 +157,7 @@ class Trainer:
                  callbacks: list[Callback] | None = None,
                  lr_at: Callable[[int, TrainConfig], float] = schedule_lr_at,
                  extra_state: dict[str, Any] | None = None,
-                 dist: DistInfo | None = None) -> None:
+                 dist: DistInfo | None = None, objective: Objective | None = None) -> None:
         self.model, self.optimizer, self.loader, self.cfg = model, optimizer, loader, cfg
         self.raw_model = unwrap(model)
         self.val_data, self.checkpoint_dir = val_data, checkpoint_dir
@@ -170,11 +177,14 @@ class Trainer:
                                "batch-size warmup are not available for it",
                                "unset train.micro_batch_size/grad_accum/batch_warmup_steps and run one process")
         self.scaler = torch.amp.GradScaler("cuda") if cfg.dtype == "float16" else None
-        self.loss_fn = LossFn(cfg.compile_loss, cfg.compile, calls=cfg.steps * self.plan.accum)
+        self.objective = objective or Objective()
+        self.loss_fn = self.objective.loss or LossFn(cfg.compile_loss, cfg.compile, calls=cfg.steps * self.plan.accum)
+        self.last_penalty: float | None = None
         self.step = 0
         self.tokens_seen = 0
         self.should_stop = False
         self.interrupted = False
+        self.stop_signal: int | None = None  # the signal that interrupted training (STOP_SIGNALS)
         self.bad_steps = 0
         self.skipped_steps = 0
         self.last_loss: float | None = None
@@ -183,6 +193,7 @@ class Trainer:
         self.last_val_step: int | None = None
         self.best_val: float | None = None
         self.carried: dict[str, torch.Tensor] = {}  # a recurrent model's state from the checkpoint resumed
+        self._requests: dict[str, list[Callable[[Any], None] | None]] = {}  # see request()
 
     # events ----------------------------------------------------------
     def _emit(self, event: str, *args: Any) -> None:
@@ -333,11 +344,50 @@ class Trainer:
         carried = path / ckpt.CARRIED_FILE
         self.carried = load_file(str(carried)) if carried.is_file() else {}
 
+    # requests from callbacks -------------------------------------------
+    def request(self, action: str, then: Callable[[Any], None] | None = None) -> None:
+        """Evaluate ("eval") or save a checkpoint ("save") on behalf of a callback, then call
+        `then` with the validation loss or the checkpoint's path. Callbacks run on rank 0 alone,
+        but under FSDP a forward pass or a save needs every process (one rank alone would wait
+        for the others forever): so with several processes the request waits for the step
+        boundary, where every rank learns of it and acts with rank 0. One process acts at once."""
+        if action not in REQUESTS:
+            raise ValueError(f"unknown request '{action}' (one of {', '.join(REQUESTS)})")
+        if self.dist.world == 1:
+            result = self._perform(action)
+            if then is not None:
+                then(result)
+            return
+        self._requests.setdefault(action, []).append(then)
+
+    def _perform(self, action: str) -> Any:
+        return self.evaluate() if action == "eval" else self.save()
+
+    def _serve_requests(self) -> None:
+        """At a step boundary, every process performs what any process's callbacks requested."""
+        if self.dist.world == 1:
+            return
+        wanted = torch.tensor([float(a in self._requests) for a in REQUESTS], device=self.device)
+        wanted = all_reduce_sum(wanted, self.dist)
+        pending, self._requests = self._requests, {}
+        for action, flag in zip(REQUESTS, wanted.tolist(), strict=True):
+            if flag > 0:
+                result = self._perform(action)
+                for then in pending.get(action, []):
+                    if then is not None:
+                        then(result)
+
     # the loop ----------------------------------------------------------
+    @property
+    def can_validate(self) -> bool:
+        return self.val_data is not None or self.objective.val_loss is not None
+
     def val_loss(self, model: nn.Module | None = None) -> float:
         """Validation loss of `model` (default: the one being trained) on the same windows every
         time, whatever the micro-batch split. Changes nothing and tells no callback, so plateau,
         early stopping and weight averaging can ask it as often as they need."""
+        if self.objective.val_loss is not None:
+            return self.objective.val_loss(model or self.raw_model)
         if self.val_data is None:
             raise LmforgeError("a validation loss needs validation data", "pass val_data to Trainer")
         return estimate_loss(model or self.raw_model, self.val_data, self.loader.block_size, self.plan.micro,
@@ -422,6 +472,10 @@ class Trainer:
         x, y, *rest = batch  # (x, y) or (x, y, document mask)
         lr = self._set_lr()
         loss_t = self.forward_backward(x, y, rest[0] if rest else None)
+        if self.objective.penalties:  # once per optimizer step, on the plain model's weights
+            penalty = torch.stack([f(self.raw_model).reshape(()) for f in self.objective.penalties]).sum()
+            (self.scaler.scale(penalty) if self.scaler else penalty).backward()
+            self.last_penalty = float(penalty.detach())
         norm = self._grad_norm()
         finite = bool(torch.isfinite(norm))
         if self.scaler:  # fp16: the scaler skips steps with inf gradients and lowers its scale
@@ -450,31 +504,43 @@ class Trainer:
         return loss, float(norm)
 
     def _stop_requested(self, started: float) -> bool:
-        """Stop flags agreed by every process (callbacks, Ctrl-C, max_seconds)."""
+        """Stop flags agreed by every process (callbacks, Ctrl-C, SIGTERM, max_seconds): a signal
+        that reached one rank stops them all at the same step boundary, so their saves match."""
         timed_out = self.cfg.max_seconds is not None and time.time() - started > self.cfg.max_seconds
         flag = self.should_stop or self.interrupted or timed_out
         if self.dist.world > 1:
-            t = all_reduce_sum(torch.tensor([float(flag), float(self.interrupted)], device=self.device), self.dist)
-            flag, self.interrupted = bool(t[0] > 0), bool(t[1] > 0)
+            got = [float(self.stop_signal == s) for s in STOP_SIGNALS]
+            t = all_reduce_sum(torch.tensor([float(flag), *got], device=self.device), self.dist)
+            flag = bool(t[0] > 0)
+            # the first signal in STOP_SIGNALS that any rank received (SIGTERM before SIGINT)
+            self.stop_signal = next((s for s, n in zip(STOP_SIGNALS, t[1:].tolist(), strict=True) if n > 0),
+                                    self.stop_signal)
+            self.interrupted = self.stop_signal is not None
         return flag
 
     @contextlib.contextmanager
-    def _catch_ctrl_c(self) -> Any:
-        """First Ctrl-C: finish the step, save a checkpoint and stop. Second: stop at once."""
+    def _catch_signals(self) -> Any:
+        """SIGINT (Ctrl-C) or SIGTERM (what Slurm, Kubernetes, `docker stop` and torchrun send
+        before they kill): finish the step, save a checkpoint and stop. A second Ctrl-C stops at
+        once; a second SIGTERM changes nothing (a scheduler may signal every process of a job,
+        and torchrun forwards its own), the save goes on."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
 
         def handler(signum: int, frame: Any) -> None:
-            if self.interrupted:
+            if self.interrupted and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             self.interrupted = True
+            if self.stop_signal != signal.SIGTERM:  # SIGTERM wins: the scheduler is about to kill
+                self.stop_signal = signum
 
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for s, prev in previous.items():
+                signal.signal(s, prev)
 
     def fit(self) -> None:
         self.model.train()
@@ -484,7 +550,7 @@ class Trainer:
             self.carried = {}
         self._emit("on_train_start")
         start, window_t, window_tokens = time.time(), time.time(), 0
-        with self._catch_ctrl_c():
+        with self._catch_signals():
             while self.step < self.cfg.steps:
                 tokens_before = self.tokens_seen
                 loss, grad_norm = self.train_step()
@@ -497,19 +563,24 @@ class Trainer:
                                "tokens_per_s": window_tokens / max(1e-9, now - window_t),
                                "elapsed_s": now - start, "tokens": self.tokens_seen,
                                "batch_size": self.loader.batch_size, "skipped_steps": self.skipped_steps}
+                    if self.last_penalty is not None:
+                        metrics["penalty"] = self.last_penalty
                     window_t, window_tokens = now, 0
                     self._emit("on_step_end", metrics)
-                if self.val_data is not None and (self.step % self.cfg.eval_interval == 0
+                if self.can_validate and (self.step % self.cfg.eval_interval == 0
                                                   or self.step == self.cfg.steps):
                     self.evaluate()
+                self._serve_requests()
                 if self._stop_requested(start):
                     break
                 if self.step % self.cfg.checkpoint_interval == 0 and self.step < self.cfg.steps:
                     self.save()
-        if self.val_data is not None and self.last_val_step != self.step and not self.interrupted:
-            self.evaluate()  # stopped early (max_seconds, ctl stop): the last checkpoint gets its val_loss too
-        self.save()
-        self._emit("on_train_end")
+            # still under the handlers: a second SIGTERM (torchrun forwarding the scheduler's)
+            # must not kill the final save
+            if self.can_validate and self.last_val_step != self.step and not self.interrupted:
+                self.evaluate()  # stopped early (max_seconds, ctl stop): the last checkpoint gets its val_loss too
+            self.save()
+            self._emit("on_train_end")
 
 
 def unwrap_ddp(model: nn.Module) -> nn.Module:

@@ -14,6 +14,7 @@ from torch import nn
 
 from lmforge.config.schema import TrainConfig
 from lmforge.errors import LmforgeError
+from lmforge.models.common import layer_depth
 
 GROUPS = ("matrix", "embedding", "norm_bias")
 
@@ -27,20 +28,39 @@ def param_kind(name: str, p: torch.Tensor) -> str:
     return "matrix"
 
 
+def n_blocks(model: nn.Module) -> int:
+    """How many blocks a model has, read from its parameter names (wrappers' prefixes allowed)."""
+    # with n_layer -1 every parameter outside a block has depth 0, block i has depth i + 1
+    return max((layer_depth(n, -1) for n, _ in model.named_parameters()), default=0)
+
+
 def param_groups(model: nn.Module, weight_decay: float, lr_mult: dict[str, float] | None = None,
-                 kinds: Iterable[str] = GROUPS) -> list[dict[str, Any]]:
+                 kinds: Iterable[str] = GROUPS, layer_decay: float = 1.0) -> list[dict[str, Any]]:
     """Decay only weight matrices: norms, biases and embeddings are left alone, since pulling them
-    toward zero only hurts (GPT-2/nanoGPT, OLMo). Each group carries an `lr_mult` the loop applies."""
-    by_kind: dict[str, list[torch.Tensor]] = {k: [] for k in GROUPS}
+    toward zero only hurts (GPT-2/nanoGPT, OLMo). Each group carries an `lr_mult` the loop applies.
+
+    `layer_decay` < 1 is layer-wise LR decay (ULMFiT's discriminative fine-tuning, Howard & Ruder
+    2018; the form of ELECTRA, Clark et al. 2020): the top (final norm, heads) keeps the full LR,
+    each block below it gets `layer_decay` times the LR of the one above, the embeddings the least.
+    The groups are then one per (kind, depth)."""
+    top = n_blocks(model) + 1 if layer_decay != 1.0 else 0
+    by_key: dict[tuple[str, int], list[torch.Tensor]] = {}
     seen: set[int] = set()
     for name, p in model.named_parameters():
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
-        by_kind[param_kind(name, p)].append(p)
+        depth = layer_depth(name, top - 1) if top else 0
+        by_key.setdefault((param_kind(name, p), depth), []).append(p)
     mult = lr_mult or {}
-    return [{"params": by_kind[k], "name": k, "weight_decay": weight_decay if k == "matrix" else 0.0,
-             "lr_mult": float(mult.get(k, 1.0))} for k in kinds if by_kind[k]]
+    groups = []
+    for k in kinds:
+        for depth in sorted(d for kind, d in by_key if kind == k):
+            scale = layer_decay ** (top - depth) if top else 1.0
+            groups.append({"params": by_key[(k, depth)], "name": k if not top else f"{k}.{depth}",
+                           "weight_decay": weight_decay if k == "matrix" else 0.0,
+                           "lr_mult": float(mult.get(k, 1.0)) * scale})
+    return groups
 
 
 class Lion(torch.optim.Optimizer):
@@ -120,7 +140,7 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     """The optimizer `cfg.optimizer` names, over parameter groups with no decay on norms,
     biases and embeddings and with per-group LR multipliers."""
     device = next(model.parameters()).device
-    groups = param_groups(model, cfg.weight_decay, cfg.lr_mult)
+    groups = param_groups(model, cfg.weight_decay, cfg.lr_mult, layer_decay=cfg.layer_decay)
     betas = (cfg.beta1, cfg.beta2)
     name = cfg.optimizer
     if name == "adamw":
@@ -149,11 +169,11 @@ def _muon(model: nn.Module, cfg: TrainConfig) -> Chained:
         raise LmforgeError(f"train.optimizer=muon needs PyTorch >= 2.9 (installed: {torch.__version__})",
                            "upgrade torch or choose train.optimizer=adamw")
     device = next(model.parameters()).device
-    groups = param_groups(model, cfg.weight_decay, cfg.lr_mult)
+    groups = param_groups(model, cfg.weight_decay, cfg.lr_mult, layer_decay=cfg.layer_decay)
     head = {id(p) for n, p in model.named_parameters() if "head" in n}
     muon_group, rest = None, []
     for g in groups:
-        if g["name"] == "matrix":
+        if g["name"].split(".")[0] == "matrix":
             mats = [p for p in g["params"] if p.ndim == 2 and id(p) not in head]
             others = [p for p in g["params"] if p.ndim != 2 or id(p) in head]
             muon_group = {**g, "params": mats}

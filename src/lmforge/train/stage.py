@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import time
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 import torch
 
 from lmforge.config.load import dump_config
 from lmforge.config.schema import Config, TrainConfig
-from lmforge.console import console
-from lmforge.errors import LmforgeError
+from lmforge.console import console, say, show
+from lmforge.errors import Interrupted, LmforgeError
 from lmforge.models.registry import build_model, count_parameters
-from lmforge.rundir import RunDir, atomic_write_text, clear_temp
+from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text, clear_temp, file_sha256, run_of
 from lmforge.runtime import setup_threads
 from lmforge.tokens.loader import build_loader
 from lmforge.tokens.store import META, load_doc_starts, load_tokens, read_meta
@@ -28,7 +32,10 @@ from lmforge.train import checkpoint as ckpt
 from lmforge.train.budget import fit_to_budget
 from lmforge.train.distributed import DistInfo, device_for, init_distributed, wrap_model
 from lmforge.train.loop import Callback, CallbackFactory, Trainer, global_rows
+from lmforge.train.mlm import MaskedWindows, masked_loss
+from lmforge.train.objective import Objective
 from lmforge.train.optim import build_optimizer
+from lmforge.train.penalty import L1Penalty
 from lmforge.train.schedule import lr_at as schedule_lr_at
 
 MASKABLE = ("gpt", "llama")  # families whose forward takes a document attention mask
@@ -48,15 +55,20 @@ def short_run(cfg: Config, steps: int | None) -> Config:
 def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = None,
                 extra_state: dict[str, Any] | None = None, pretrained: bool = True,
                 checkpoint_dir: Path | None = None, validate: bool = True,
-                lr_at: Callable[[int, TrainConfig], float] | None = None) -> Trainer:
+                lr_at: Callable[[int, TrainConfig], float] | None = None,
+                model: torch.nn.Module | None = None, loader: Any = None,
+                objective: Objective | None = None) -> Trainer:
     """A fresh trainer on the run's tokens: process group, device, seeded model, wrapping,
     optimizer and loader. Every experiment builds its trainer here, so every `train.*` key means
     the same in all of them. Touches no checkpoint (build_trainer adds resume and callbacks).
     With `model.init_from` the weights come from that folder, unless `pretrained` is off (a resume,
     whose checkpoint replaces them anyway). `checkpoint_dir` defaults to the run's; `validate`
-    off skips the periodic validation loss; `lr_at` replaces the schedule (the LR range test)."""
-    run.require(run.tokens / META, "tokenize")
-    meta = read_meta(run.tokens)
+    off skips the periodic validation loss; `lr_at` replaces the schedule (the LR range test).
+
+    Fine-tuning and other objectives hand in their own `model` (already holding its weights;
+    frozen parameters stay out of the optimizer), `loader` (the interface of tokens/loader.py) and
+    `objective` (train/objective.py); without them the run's tokens are read as always.
+    `train.l1` adds its penalty to whichever objective runs."""
     setup_threads(cfg.train.threads)
     info = init_distributed(cfg.train)
     device = device_for(cfg.train, info)
@@ -65,32 +77,101 @@ def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = Non
     if cfg.train.doc_mask and cfg.model.family not in MASKABLE:
         raise LmforgeError(f"train.doc_mask needs an attention model ({', '.join(MASKABLE)}); "
                            f"model.family is '{cfg.model.family}'", "set train.doc_mask=false")
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model, meta["vocab_size"]).to(device)
-    if cfg.model.init_from and pretrained:
-        from lmforge.models.hf import load_folder_weights
+    meta: dict[str, Any] | None = None
+    if model is None or loader is None:
+        run.require(run.tokens / META, "tokenize")
+        meta = read_meta(run.tokens)
+    if model is None:
+        assert meta is not None
+        torch.manual_seed(cfg.train.seed)
+        model = build_model(cfg.model, meta["vocab_size"]).to(device)
+        if cfg.model.init_from and pretrained:  # before wrapping: DDP/FSDP copy what is there
+            source = lmforge_checkpoint(Path(cfg.model.init_from))
+            if source is not None:  # continued pretraining from an lmforge run or checkpoint
+                ckpt.load_weights(source, model)
+            else:
+                from lmforge.models.hf import load_folder_weights
 
-        load_folder_weights(model, Path(cfg.model.init_from))  # before wrapping: DDP/FSDP copy what is there
+                load_folder_weights(model, Path(cfg.model.init_from))
+    else:
+        model = model.to(device)
     params = count_parameters(model)
     wrapped = wrap_model(model, cfg.train, info)
     optimizer = build_optimizer(model, cfg.train)
+    val = None
+    objective = objective or Objective()
+    if loader is None:
+        assert meta is not None
+        loader = _token_loader(run, cfg, model)
+        val = (load_tokens(run.tokens, "val") if validate and meta["splits"]["val"]["tokens"] > cfg.model.block_size
+               else None)
+        if val is not None and getattr(model, "objective", None) == "masked" and objective.val_loss is None:
+            objective.val_loss = partial(masked_loss, data=val, block_size=cfg.model.block_size,
+                                         batch_size=rows_of(cfg), batches=cfg.train.eval_batches,
+                                         dtype=cfg.train.dtype)
+            val = None
+    if cfg.train.l1 > 0:
+        objective.penalties.append(L1Penalty(cfg.train.l1))
+    vocab = meta["vocab_size"] if meta is not None else getattr(model, "vocab_size", None)
+    state = {"params": params, "model": cfg.section("model"), "vocab_size": vocab, **(extra_state or {})}
+    return Trainer(wrapped, optimizer, loader, cfg.train, val, checkpoint_dir or run.checkpoints, callbacks or [],
+                   lr_at=lr_at or schedule_lr_at, extra_state=state, dist=info, objective=objective)
+
+
+def rows_of(cfg: Config) -> int:
+    return global_rows(cfg.train, cfg.model.block_size)
+
+
+def _token_loader(run: RunDir, cfg: Config, model: torch.nn.Module) -> Any:
+    """The training loader over the run's train tokens, as train.loader and the family ask."""
     train_tokens = load_tokens(run.tokens, "train")
     rows = global_rows(cfg.train, cfg.model.block_size)
     try:
         # state-carrying models (truncated BPTT) need row i of each batch to continue row i of the last
         if model.carries_state:
-            loader = StreamWindows(train_tokens, cfg.model.block_size, rows, cfg.train.seed)
-        else:  # one stream for every process: each keeps its rows of the global batch (see loop.py)
-            starts = load_doc_starts(run.tokens, "train") if cfg.train.doc_mask else None
-            loader = build_loader(cfg.train.loader, train_tokens, cfg.model.block_size, rows, cfg.train.seed,
-                                  doc_starts=starts)
+            return StreamWindows(train_tokens, cfg.model.block_size, rows, cfg.train.seed)
+        # one stream for every process: each keeps its rows of the global batch (see loop.py)
+        if getattr(model, "objective", None) == "masked":  # an encoder: [CLS] + masked window (train/mlm.py)
+            inner = build_loader(cfg.train.loader, train_tokens, cfg.model.block_size - 1, rows, cfg.train.seed)
+            return MaskedWindows(inner, model.mask_id, model.cls_id, model.text_vocab)
+        starts = load_doc_starts(run.tokens, "train") if cfg.train.doc_mask else None
+        return build_loader(cfg.train.loader, train_tokens, cfg.model.block_size, rows, cfg.train.seed,
+                            doc_starts=starts)
     except ValueError as exc:
         raise LmforgeError(f"training split too small: {exc}", "lower model.block_size or add data") from None
-    val = (load_tokens(run.tokens, "val") if validate and meta["splits"]["val"]["tokens"] > cfg.model.block_size
-           else None)
-    state = {"params": params, "model": cfg.section("model"), "vocab_size": meta["vocab_size"], **(extra_state or {})}
-    return Trainer(wrapped, optimizer, loader, cfg.train, val, checkpoint_dir or run.checkpoints, callbacks or [],
-                   lr_at=lr_at or schedule_lr_at, extra_state=state, dist=info)
+
+
+def lmforge_checkpoint(path: Path) -> Path | None:
+    """The checkpoint `model.init_from` names when it is an lmforge run (its newest valid one) or
+    one checkpoint folder; None for a Hugging Face folder."""
+    run = run_of(path)
+    if run is None:
+        return None
+    if (path / "state.json").is_file():
+        return path
+    latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: console.print(f"[yellow]{m}"))
+    if latest is None:
+        raise LmforgeError(f"model.init_from={path}: the run has no valid checkpoint to start from",
+                           f"train it first (lmforge train {path}) or name one of its checkpoints/step-N")
+    return latest
+
+
+def write_lineage(run: RunDir, cfg: Config) -> None:
+    """lineage.json: what this run started from (the checkpoint, its step and hashes) and what it
+    then trained on (the data section) with which schedule (re-warmed: it starts at step 0)."""
+    folder = Path(cfg.model.init_from or "")
+    source = lmforge_checkpoint(folder) if cfg.model.init_from else None
+    files = sorted((source or folder).glob("model*.safetensors"))
+    base: dict[str, Any] = {"init_from": str(folder.resolve()), "kind": "lmforge" if source else "huggingface",
+                            "weights_sha256": {f.name: file_sha256(f) for f in files}}
+    if source is not None:
+        base.update(checkpoint=str(source.resolve()),
+                    step=json.loads((source / "state.json").read_text()).get("step"))
+    atomic_write_json(run.root / "lineage.json", {
+        "base": base, "data": cfg.section("data"),
+        "schedule": {"steps": cfg.train.steps, "lr": cfg.train.lr, "warmup_steps": cfg.train.warmup_steps,
+                     "rewarmed": True},
+        "time": time.strftime("%Y-%m-%d %H:%M:%S")})
 
 
 def plan_budget(run: RunDir, cfg: Config, trainer: Trainer) -> None:
@@ -113,9 +194,9 @@ def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = 
     checkpoints when it is not."""
     start, latest = 0, None
     if resume:
-        latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: console.print(f"[yellow]{m}"))
+        latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: show((m, "yellow")))
         if latest is None:
-            console.print(f"[yellow]no valid checkpoint in {run.checkpoints}: starting from step 0")
+            show((f"no valid checkpoint in {run.checkpoints}: starting from step 0", "yellow"))
         else:
             start = int(json.loads((latest / "state.json").read_text())["step"])
     if cfg.train.time_budget is not None and cfg.train.budget_steps is not None:
@@ -137,7 +218,7 @@ def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = 
             run.event("resume", f"resumed from {latest.name}", step=trainer.step)
     if resume and info.is_main:
         for moved in ckpt.set_aside_after(run.checkpoints, start if latest is not None else -1):
-            console.print(f"[yellow]moved the unusable {moved.name} to {moved.parent}")
+            show((f"moved the unusable {moved.name} to {moved.parent}", "yellow"))
             run.event("checkpoint_set_aside", f"moved the unusable {moved.name} to {moved.parent}",
                       step=trainer.step)
     return trainer
@@ -150,6 +231,8 @@ def run_train(run: RunDir, cfg: Config, resume: bool = False, show_progress: boo
     info: DistInfo = trainer.dist
     params = count_parameters(trainer.raw_model)
     plan = trainer.plan
+    if info.is_main and cfg.model.init_from and trainer.step == 0:
+        write_lineage(run, cfg)
     if info.is_main:
         run.event("train_start", f"training {params['total']:,} parameters for {cfg.train.steps} steps "
                   f"(global batch {plan.rows} = {plan.micro} x {plan.accum} accumulation x {plan.world} processes)"
@@ -157,13 +240,17 @@ def run_train(run: RunDir, cfg: Config, resume: bool = False, show_progress: boo
                   step=trainer.step, params=params, world_size=plan.world, micro_batch=plan.micro,
                   grad_accum=plan.accum, init_from=cfg.model.init_from)
     trainer.fit()
+    signame = signal.Signals(trainer.stop_signal or signal.SIGINT).name if trainer.interrupted else None
     if info.is_main:
         run.event("train_end", f"stopped at step {trainer.step}", step=trainer.step, val_loss=trainer.last_val,
-                  skipped_steps=trainer.skipped_steps, interrupted=trainer.interrupted)
+                  skipped_steps=trainer.skipped_steps, interrupted=trainer.interrupted, signal=signame)
     if trainer.interrupted:
-        console.print(f"[yellow]interrupted at step {trainer.step}; checkpoint saved. "
-                      f"Continue with `lmforge train {run.root} --resume`")
-        raise KeyboardInterrupt
+        message = (f"{signame} at step {trainer.step}: checkpoint step-{trainer.step} saved; continue with "
+                   f"`lmforge train {quote(str(run.root))} --resume`")
+        if info.is_main:
+            run.event("interrupted", message, step=trainer.step, signal=signame)
+            say((message, "yellow"))
+        raise Interrupted(trainer.stop_signal or signal.SIGINT, message)
     summary = {"step": trainer.step, "val_loss": trainer.last_val, "params": params}
     if cfg.train.time_budget is not None:
         measured = trainer.extra_state.get("budget") or {}
