@@ -167,7 +167,9 @@ def train_cell(base: RunDir, folder: Path, cfg: Config, monitoring: bool = True,
 
 def command(name: str, size: str, arm: str, seed: int, out: Path) -> str:
     """The one command that measures this cell again."""
-    return f"lmforge compare {name} --size {size} --only {arm} --seeds {seed} -o {out}"
+    import shlex
+
+    return f"lmforge compare {name} --size {size} --only {shlex.quote(arm)} --seeds {seed} -o {shlex.quote(str(out))}"
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -1,4 +1,6 @@
-"""The `report` stage: report/index.html with the config, data ledger, curves, eval and samples."""
+"""The `report` stage: report/index.html (one self-contained page: figures embedded, opens offline)
+and its Markdown twin report/index.md, with the flow, data ledger, tokens, curves, eval, samples and
+events, in English or Chinese (report.lang)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,17 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from lmforge.evaluate.plots import task_confusion_figures
-from lmforge.report.figures import events_timeline, funnel_figure, loss_curve, training_dynamics
+from lmforge.report.figures import (
+    STAGE_IO,
+    events_timeline,
+    flow_chart,
+    funnel_figure,
+    loss_curve,
+    set_lang,
+    training_dynamics,
+)
+from lmforge.report.lang import tr
+from lmforge.report.markdown import report_markdown
 from lmforge.rundir import RunDir, atomic_write_text, read_jsonl
 
 
@@ -41,20 +53,42 @@ def top_k_key(evaluation: dict[str, Any] | None) -> str:
     return "top5_accuracy"
 
 
-def run_report(run: RunDir, title: str | None = None) -> Path:
+def embed_images(page: str, folder: Path) -> str:
+    """Every `<img src="NAME.png">` of a figure in `folder` becomes a data URI, so the page is one
+    file that opens offline and can be sent on its own."""
+    import base64
+
+    def inline(match: re.Match[str]) -> str:
+        path = folder / match.group(1)
+        if not path.is_file():
+            return match.group(0)
+        return (f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}" '
+                f'data-file="{match.group(1)}"')
+
+    return re.sub(r'src="([^"/:]+\.png)"', inline, page)
+
+
+def run_report(run: RunDir, title: str | None = None, lang: str = "en") -> Path:
     out = run.report
     out.mkdir(parents=True, exist_ok=True)
+    set_lang(lang)
+    stages = _stages_in_flow_order(run.stages)
+    # the report stage itself is running now: its box shows the time of its last finished run
+    flow = flow_chart(stages, out / "flow.png")
     figure = loss_curve(run.metrics, out / "loss.png")
     timeline = events_timeline(run.metrics, run.events, out / "timeline.png")
     evaluation = _load_json(run.eval)
     ledger = _load_json(run.ledger)
     funnel = funnel_figure(ledger, out / "funnel.png")
     confusion = task_confusion_figures(evaluation, out)  # evaluate/plots.py: one per multiple-choice task
-    stages = _stages_in_flow_order(run.stages)
     dynamics = training_dynamics(run.metrics, run.root / "stats.jsonl", out / "dynamics.png")
     env = Environment(loader=PackageLoader("lmforge.report", "templates"), autoescape=select_autoescape())
-    html = env.get_template("index.html").render(
-        title=title or f"lmforge run: {run.root.name}",
+    env.globals["_"] = lambda text: tr(text, lang)
+    context = dict(
+        title=title or f"lmforge {tr('report', lang) if lang == 'zh' else 'run'}: {run.root.name}",
+        lang_attr="zh-Hans" if lang == "zh" else "en",
+        flow=flow.name,
+        io=STAGE_IO,
         config=run.config.read_text() if run.config.is_file() else "",
         ledger=ledger,
         funnel=funnel.name if funnel else None,
@@ -71,7 +105,9 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
         dynamics=dynamics.name if dynamics else None,
         timeline=timeline.name if timeline else None,
     )
+    html = env.get_template("index.html").render(**context)
     if (run.root / "lr_find.png").is_file():  # written by `lmforge lr-find` beside the run's other files
         shutil.copyfile(run.root / "lr_find.png", out / "lr_find.png")
-    atomic_write_text(out / "index.html", html)
+    atomic_write_text(out / "index.html", embed_images(html, out))
+    atomic_write_text(out / "index.md", report_markdown(context, lang))
     return out / "index.html"
