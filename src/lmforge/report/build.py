@@ -108,6 +108,10 @@ def run_report(run: RunDir, title: str | None = None, lang: str = "en") -> Path:
     html = env.get_template("index.html").render(**context)
     if (run.root / "lr_find.png").is_file():  # written by `lmforge lr-find` beside the run's other files
         shutil.copyfile(run.root / "lr_find.png", out / "lr_find.png")
+    if lang == "zh":  # the page's own Chinese text, in a font cut from the packaged CJK font
+        from lmforge.report.fonts import cjk_font_face
+
+        html = html.replace("</head>", f"<style>{cjk_font_face(html)}</style></head>", 1)
     atomic_write_text(out / "index.html", embed_images(html, out))
     atomic_write_text(out / "index.md", report_markdown(context, lang))
     return out / "index.html"
