@@ -86,7 +86,7 @@ def test_chinese_report_translates_every_title_and_header(tmp_path: Path) -> Non
         html = run_report(run, lang="zh").read_text()
     finally:
         set_lang("en")
-    labels = re.findall(r"<(h1|h2|h3|th|figcaption)>(.*?)</\1>", html, flags=re.S)
+    labels = re.findall(r"<(h1|h2|h3|th|figcaption)>(.*?)</\1>", html, flags=re.DOTALL)
     assert len(labels) > 30
     untranslated = [text for tag, text in labels if not CJK.search(text)]
     assert untranslated == []

@@ -114,8 +114,8 @@ def run(size: str, out: Path, overrides: list[str], only: list[str] | None = Non
                      pm([x["val_loss"] for x in v if x["val_loss"] is not None]), pm([x["val_bpb"] for x in v]),
                      f"{v[0]['final_lr']:.3g}" if v[0]["final_lr"] is not None else "-",
                      ", ".join(f"{k} x{n}" for k, n in sorted(events.items())) or "-"])
-    notes = [f"budget {next(iter(by_arm.values()))[0]['values']['budget_steps']} steps for every arm, "
-             "validation ten times in each; ± is one standard deviation over seeds; final lr: the first seed's"]
+    notes = [(f"budget {next(iter(by_arm.values()))[0]['values']['budget_steps']} steps for every arm, "
+             "validation ten times in each; ± is one standard deviation over seeds; final lr: the first seed's")]
     return write_table(out, NAME, "live adjustment: schedules, automatic and live changes on one budget", COLUMNS,
                        rows, [c for cells in by_arm.values() for c in cells], lambda p: figure(by_arm, p), notes,
                        {"size": size})

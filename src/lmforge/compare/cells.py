@@ -10,6 +10,7 @@ tokens and tokenizer, and holds its own config.yaml, metrics.jsonl, events.jsonl
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import statistics
@@ -173,7 +174,7 @@ def command(name: str, size: str, arm: str, seed: int, out: Path) -> str:
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
-    vals = [v for v in values if v == v]
+    vals = [v for v in values if not math.isnan(v)]
     if not vals:
         return float("nan"), float("nan")
     return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
@@ -182,7 +183,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 def pm(values: list[float], digits: int = 3) -> str:
     """'mean ± std' over seeds (just the value with one seed)."""
     m, s = mean_std(values)
-    if m != m:
+    if math.isnan(m):
         return "-"
     return f"{m:.{digits}f}" if len(values) < 2 else f"{m:.{digits}f} ± {s:.{digits}f}"
 

@@ -219,7 +219,7 @@ def run(size: str, out: Path, overrides: list[str], only: list[str] | None = Non
             console.print(f"compare {NAME}: {arm}, seed {seed}")
             by_arm[arm].append(cached_cell(out, arm, seed, cfg.model_dump(mode="json"),
                                            command(NAME, size, arm, seed, out),
-                                           lambda c=cfg, a=arm, s=seed: measure(size, a, s, c, out, kinds, held)))
+                                           lambda c=cfg, a=arm, s=seed, k=kinds, h=held: measure(size, a, s, c, out, k, h)))
     rows, plotted = [], []
     for arm, cells in by_arm.items():
         v = [c["values"] for c in cells]
@@ -230,11 +230,11 @@ def run(size: str, out: Path, overrides: list[str], only: list[str] | None = Non
                      f"{first['pii_left']}/{first['pii_made']}", f"{first['passages_lost']}/{first['passages']}",
                      pm([x["heldout_bpb"] for x in v])])
         plotted.append({"arm": arm, "kept": first["kept"], "bpb": sum(x["heldout_bpb"] for x in v) / len(v)})
-    notes = ["left / made: injected defects still in the kept documents (a passage and its exact or near copies "
+    notes = [("left / made: injected defects still in the kept documents (a passage and its exact or near copies "
              "count as one passage, every kept copy beyond one is a duplicate left; PII left: kept documents still "
              "showing an injected e-mail address); passages lost: passages of which no copy was kept (a rule removed "
              "good text); counts are the first seed's; bits per byte on two held-out plays no arm trained on "
-             "(± one standard deviation over seeds)"]
+             "(± one standard deviation over seeds)")]
     return write_table(out, NAME, "data cleaning: what each choice keeps, rejects and costs downstream", COLUMNS,
                        rows, [c for cells in by_arm.values() for c in cells], lambda p: figure(plotted, p), notes,
                        {"size": size})

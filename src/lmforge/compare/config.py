@@ -66,8 +66,8 @@ def run(size: str, out: Path, overrides: list[str], only: list[str] | None = Non
                      pm([x["val_bpb"] for x in v]), v[0]["tokens"], round(mean_std([x["tokens_per_s"] for x in v])[0]),
                      round(mean_std([x["added_peak_mib"] for x in v])[0])])
     steps = next(iter(by_arm.values()))[0]["values"]["budget_steps"]
-    notes = [f"every arm runs {steps} steps; ± is one standard deviation over seeds; tokens/s and memory "
-             "depend on the machine and its load (added peak: the process's peak resident memory during training above what it held before; model, optimizer state and activations)"]
+    notes = [(f"every arm runs {steps} steps; ± is one standard deviation over seeds; tokens/s and memory "
+             "depend on the machine and its load (added peak: the process's peak resident memory during training above what it held before; model, optimizer state and activations)")]
     return write_table(out, NAME, "training configuration: one setting changed at a time", COLUMNS, rows,
                        [c for cells in by_arm.values() for c in cells], lambda p: figure(by_arm, p), notes,
                        {"size": size})

@@ -153,8 +153,8 @@ def run(size: str, out: Path, overrides: list[str], only: list[str] | None = Non
         cells.append(cell)
     rows = [[model, *(round(v[m], 4) for m in METRICS)] for model, v in table.items()]
     found = disagreements(table)
-    notes = ["the same validation tokens and, per model, the same predictions under every metric; macro averages "
-             "over the characters that occur; perplexity per token, bits per byte of the text",
+    notes = [("the same validation tokens and, per model, the same predictions under every metric; macro averages "
+              "over the characters that occur; perplexity per token, bits per byte of the text"),
              *(["where they disagree: " + "; ".join(found)] if found else ["the metrics agree on every pair"])]
     return write_table(out, NAME, "evaluation metrics: the same predictions under seven metrics", COLUMNS, rows,
                        cells, lambda p: figure(table, p), notes, {"size": size, "disagreements": found})

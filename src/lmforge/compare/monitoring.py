@@ -11,6 +11,7 @@ than the spread reads as none.
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +85,13 @@ def run(size: str, out: Path, overrides: list[str], only: list[str] | None = Non
         count, kib = files_written(out / "cells" / f"{arm}-s{cells[0]['seed']}")
         for c in cells:
             c["values"]["files_written"], c["values"]["kib_written"] = count, kib
-        over = f"{100 * (m - base_ms) / base_ms:+.0f}%" if arm != "jsonl" and base_ms == base_ms else "-"
+        over = f"{100 * (m - base_ms) / base_ms:+.0f}%" if arm != "jsonl" and not math.isnan(base_ms) else "-"
         rows.append([arm, shows, len(cells), pm(ms, 1), over, count, round(kib, 1)])
         plotted.append({"arm": arm, "ms": m, "ms_std": s})
-    notes = ["every arm logs at every step (train.log_interval=1) on the same model and data; JSONL is always "
+    notes = [("every arm logs at every step (train.log_interval=1) on the same model and data; JSONL is always "
              "on, each other arm adds one sink; ± is one standard deviation over seeds run interleaved; "
              "a sink's start-up (W&B starts a service process) is not in the per-step time; files written: "
-             "the first seed's cell folder"]
+             "the first seed's cell folder")]
     return write_table(out, NAME, "monitoring: each sink's overhead and files", COLUMNS, rows,
                        [c for cells in by_arm.values() for c in cells], lambda p: figure(plotted, p), notes,
                        {"size": size})

@@ -18,6 +18,7 @@ import hashlib
 import html
 import io
 import json
+import math
 import os
 import platform
 import time
@@ -52,7 +53,7 @@ def environment() -> dict[str, Any]:
 
 def _cell_text(value: Any) -> str:
     if isinstance(value, float):
-        if value != value:  # NaN
+        if math.isnan(value):
             return "-"
         return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     return "-" if value is None else str(value)

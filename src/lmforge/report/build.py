@@ -84,27 +84,27 @@ def run_report(run: RunDir, title: str | None = None, lang: str = "en") -> Path:
     dynamics = training_dynamics(run.metrics, run.root / "stats.jsonl", out / "dynamics.png")
     env = Environment(loader=PackageLoader("lmforge.report", "templates"), autoescape=select_autoescape())
     env.globals["_"] = lambda text: tr(text, lang)
-    context = dict(
-        title=title or f"lmforge {tr('report', lang) if lang == 'zh' else 'run'}: {run.root.name}",
-        lang_attr="zh-Hans" if lang == "zh" else "en",
-        flow=flow.name,
-        io=STAGE_IO,
-        config=run.config.read_text() if run.config.is_file() else "",
-        ledger=ledger,
-        funnel=funnel.name if funnel else None,
-        tokens=_load_json(run.tokens / "meta.json"),
-        leakage=_load_json(run.tokens / "leakage.json") or (evaluation or {}).get("leakage"),
-        lr_find=_load_json(run.root / "lr_find.json"),
-        lr_find_figure=(run.root / "lr_find.png").is_file(),
-        evaluation=evaluation,
-        topk=top_k_key(evaluation),
-        confusion=confusion,
-        events=_events(run.events),
-        stages=stages,
-        figure=figure.name if figure else None,
-        dynamics=dynamics.name if dynamics else None,
-        timeline=timeline.name if timeline else None,
-    )
+    context = {
+        "title": title or f"lmforge {tr('report', lang) if lang == 'zh' else 'run'}: {run.root.name}",
+        "lang_attr": "zh-Hans" if lang == "zh" else "en",
+        "flow": flow.name,
+        "io": STAGE_IO,
+        "config": run.config.read_text() if run.config.is_file() else "",
+        "ledger": ledger,
+        "funnel": funnel.name if funnel else None,
+        "tokens": _load_json(run.tokens / "meta.json"),
+        "leakage": _load_json(run.tokens / "leakage.json") or (evaluation or {}).get("leakage"),
+        "lr_find": _load_json(run.root / "lr_find.json"),
+        "lr_find_figure": (run.root / "lr_find.png").is_file(),
+        "evaluation": evaluation,
+        "topk": top_k_key(evaluation),
+        "confusion": confusion,
+        "events": _events(run.events),
+        "stages": stages,
+        "figure": figure.name if figure else None,
+        "dynamics": dynamics.name if dynamics else None,
+        "timeline": timeline.name if timeline else None,
+    }
     html = env.get_template("index.html").render(**context)
     if (run.root / "lr_find.png").is_file():  # written by `lmforge lr-find` beside the run's other files
         shutil.copyfile(run.root / "lr_find.png", out / "lr_find.png")

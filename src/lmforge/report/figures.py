@@ -223,8 +223,11 @@ def flow_chart(stages: dict[str, dict | None], out: Path) -> Path:
         box = FancyBboxPatch((i + 0.08, 0.36), 0.78, 0.3, boxstyle="round,pad=0.02",
                              fc="#dbe6f4" if ran else "#eeeeee", ec="#4c72b0" if ran else "#999999")
         ax.add_patch(box)
-        ax.text(i + 0.47, 0.56, _t(name), ha="center", va="center", fontsize=11, weight="bold")
-        when = f"{rec['seconds']:.1f} {_t('s')}" if ran and rec.get("seconds") is not None else _t("not run")
+        # the CJK font has one weight: asking it for bold only draws a warning
+        ax.text(i + 0.47, 0.56, _t(name), ha="center", va="center", fontsize=11,
+                weight="normal" if _LANG[0] == "zh" else "bold")
+        when = (f"{rec['seconds']:.1f} {_t('s')}" if ran and rec.get("seconds") is not None
+                else _t("writing this page") if name == "report" else _t("not run"))
         ax.text(i + 0.47, 0.44, when, ha="center", va="center", fontsize=9)
         inputs, outputs = STAGE_IO[name]
         ax.text(i + 0.47, 0.8, f"{_t('inputs')}:\n{_t(inputs)}", ha="center", va="center", fontsize=7, wrap=True)

@@ -35,7 +35,7 @@ ZH: dict[str, str] = {
     "the training flow of this run": "本次运行的训练流程",
     # flow chart
     "data": "数据", "tokenize": "分词", "train": "训练", "eval": "评估", "report": "报告",
-    "not run": "未运行", "s": "秒",
+    "not run": "未运行", "s": "秒", "writing this page": "正在生成本页",
     "corpus, data.paths": "语料库、data.paths", "data/*.jsonl.gz": "data/*.jsonl.gz",
     "splits, ledger.json": "数据划分、ledger.json", "tokenizer.json, tokens/*.bin": "tokenizer.json、tokens/*.bin",
     "tokens, config": "词元、配置", "checkpoints, metrics.jsonl": "检查点、metrics.jsonl",
