@@ -31,3 +31,4 @@ def test_architecture_arms_honour_loader_batch_tokens_and_doc_mask(tmp_path: Pat
     assert cell["command"] == f"lmforge compare architectures --only gpt -o {out}"
     assert (out / "table.csv").read_text().splitlines()[0].startswith("family,params")
     assert json.loads((out / "result.json").read_text())["number"] == 4
+    assert (out / "architecture-gpt.png").is_file() and "[gpt](architecture-gpt.png)" in (out / "compare.md").read_text()
