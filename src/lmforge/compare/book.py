@@ -195,6 +195,8 @@ def write_index(root: Path, book: dict[str, Any]) -> None:
                      if name == "run" else "")
             img = (f'<img src="{html.escape(_rel(root, fig))}" alt="figure {label}" loading="lazy">'
                    if fig.is_file() else "")
+            img += "".join(f'<img src="{html.escape(_rel(root, d))}" alt="{html.escape(d.stem)}" loading="lazy">'
+                           for d in sorted(folder.glob("architecture-*.png")))  # each family as built
             cards.append(f'<section><h2>{label}. {html.escape(subject)}</h2><p><code>{html.escape(cmd)}</code> · '
                          f'{extra}<a href="{html.escape(table)}">table {label}</a> · '
                          f'<a href="{html.escape(_rel(root, folder / "table.csv"))}">CSV</a></p>{img}</section>')
