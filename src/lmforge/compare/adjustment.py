@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.compare.cells import pm, size_config, sweep
-from lmforge.compare.output import write_table
+from lmforge.compare.output import save_cell, write_table
 from lmforge.config.schema import Config
 from lmforge.rundir import RunDir
 from lmforge.train.loop import Callback, Trainer
@@ -103,7 +103,9 @@ def run(size: str, out: Path, overrides: list[str], only: list[str] | None = Non
     for arm, cells in by_arm.items():
         v = [c["values"] for c in cells]
         for c in cells:
-            c["values"]["events"] = events_of(out / "cells" / f"{arm}-s{c['seed']}")
+            if "events" not in c["values"]:
+                c["values"]["events"] = events_of(out / "cells" / f"{arm}-s{c['seed']}")
+                save_cell(out, c)
         events: Counter[str] = Counter()
         for c in cells:
             events.update(c["values"]["events"])

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from lmforge.compare.cells import SEEDS, size_config, sweep
-from lmforge.compare.output import write_table
+from lmforge.compare.output import save_cell, write_table
 from lmforge.config.schema import Config
 from lmforge.evaluate.lm import NATS_TO_BITS
 from lmforge.rundir import RunDir, atomic_write_json
@@ -148,8 +148,10 @@ def run(size: str, out: Path, overrides: list[str], only: list[str] | None = Non
               "command": f"lmforge compare metrics --size {size} -o {out}", "values": table["unigram baseline"]}]
     for arm, arm_cells in by_arm.items():
         cell = arm_cells[0]
-        table[arm] = json.loads((out / "cells" / f"{arm}-s{cell['seed']}" / "scores.json").read_text())
-        cell["values"]["scores"] = table[arm]
+        if "scores" not in cell["values"]:
+            cell["values"]["scores"] = json.loads((out / "cells" / f"{arm}-s{cell['seed']}" / "scores.json").read_text())
+            save_cell(out, cell)
+        table[arm] = cell["values"]["scores"]
         cells.append(cell)
     rows = [[model, *(round(v[m], 4) for m in METRICS)] for model, v in table.items()]
     found = disagreements(table)

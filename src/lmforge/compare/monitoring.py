@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.compare.cells import mean_std, pm, sweep
-from lmforge.compare.output import write_table
+from lmforge.compare.output import save_cell, write_table
 
 NAME = "monitoring"
 COLUMNS = ["sink", "shows", "seeds", "ms/step", "overhead vs JSONL", "files written", "KiB written"]
@@ -82,9 +82,12 @@ def run(size: str, out: Path, overrides: list[str], only: list[str] | None = Non
         cells = by_arm[arm]
         ms = [c["values"]["ms_per_step"] for c in cells]
         m, s = mean_std(ms)
-        count, kib = files_written(out / "cells" / f"{arm}-s{cells[0]['seed']}")
-        for c in cells:
-            c["values"]["files_written"], c["values"]["kib_written"] = count, kib
+        first = cells[0]
+        if "files_written" not in first["values"]:
+            count, kib = files_written(out / "cells" / f"{arm}-s{first['seed']}")
+            first["values"]["files_written"], first["values"]["kib_written"] = count, kib
+            save_cell(out, first)
+        count, kib = first["values"]["files_written"], first["values"]["kib_written"]
         over = f"{100 * (m - base_ms) / base_ms:+.0f}%" if arm != "jsonl" and not math.isnan(base_ms) else "-"
         rows.append([arm, shows, len(cells), pm(ms, 1), over, count, round(kib, 1)])
         plotted.append({"arm": arm, "ms": m, "ms_std": s})

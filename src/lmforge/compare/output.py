@@ -140,3 +140,9 @@ def cached_cell(out: Path, arm: str, seed: int, config: dict[str, Any], command:
             "values": measure()}
     atomic_write_json(path, cell)
     return cell
+
+
+def save_cell(out: Path, cell: dict[str, Any]) -> None:
+    """Write back a cell whose values a comparison completed after training (scores read from
+    the cell's folder), so a later run reads them from the cache alone."""
+    atomic_write_json(out / "cells" / f"{cell['arm']}-s{cell['seed']}.json", cell)

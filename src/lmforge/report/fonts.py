@@ -87,4 +87,4 @@ def cjk_font_face(text: str) -> str:
     subset.save_font(font, buf, opts)
     data = base64.b64encode(buf.getvalue()).decode()
     return (f'@font-face{{font-family:"lmforge CJK";src:url(data:font/otf;base64,{data}) format("opentype")}}'
-            'body{font-family:system-ui,"lmforge CJK",sans-serif}')
+            'body{font-family:"lmforge CJK",system-ui,sans-serif}')  # first: Chromium draws some CJK as boxes when it comes second
