@@ -148,9 +148,9 @@ def train_cell(base: RunDir, folder: Path, cfg: Config, monitoring: bool = True,
         return ((build_callbacks(r, c, model, start, show) if monitoring else [])
                 + [recorder] + (extra(r) if extra else []))
 
+    floor = reset_peak_rss()  # before the model is built: weights, optimizer state and activations count
     trainer = build_trainer(run, cfg, resume=False, show_progress=cfg.monitor.console != "none",
                             callbacks=callbacks)
-    floor = reset_peak_rss()
     t0 = time.perf_counter()
     trainer.fit()
     wall = time.perf_counter() - t0

@@ -64,10 +64,10 @@ def run(size: str, out: Path, overrides: list[str], only: list[str] | None = Non
         v = [c["values"] for c in cells]
         rows.append([arm, ", ".join(keys[arm]) or "-", len(cells), pm([x["final_loss"] for x in v]),
                      pm([x["val_bpb"] for x in v]), v[0]["tokens"], round(mean_std([x["tokens_per_s"] for x in v])[0]),
-                     round(mean_std([x["added_peak_mib"] for x in v])[0])])
+                     round(mean_std([x["added_peak_mib"] for x in v])[0], 1)])
     steps = next(iter(by_arm.values()))[0]["values"]["budget_steps"]
     notes = [(f"every arm runs {steps} steps; ± is one standard deviation over seeds; tokens/s and memory "
-             "depend on the machine and its load (added peak: the process's peak resident memory during training above what it held before; model, optimizer state and activations)")]
+             "depend on the machine and its load (added peak: the process's peak resident memory from building the model to the end of training, above what it held before; memory freed by an earlier arm and reused is not seen, so small models read near 0)")]
     return write_table(out, NAME, "training configuration: one setting changed at a time", COLUMNS, rows,
                        [c for cells in by_arm.values() for c in cells], lambda p: figure(by_arm, p), notes,
                        {"size": size})
