@@ -38,15 +38,18 @@ def test_book_runs_skips_resumes_and_indexes(tmp_path, monkeypatch) -> None:
     calls: list[str] = []
     monkeypatch.setitem(book.RUNNERS, "config", _fake(calls))
     root = tmp_path / "book"
-    result = book.build_book("tiny", root, only=["config", "eval", "tokenizers"])
+    result = book.build_book("tiny", root, only=["config", "eval", "augmentation"])
     assert calls == ["config"]
     assert result["comparisons"]["config"]["status"] == "done"
     eval_skip = result["comparisons"]["eval"]
     assert eval_skip["status"] == "skipped" and "lmforge run -o runs/a" in eval_skip["why"]
-    assert "no book runner" in result["comparisons"]["tokenizers"]["why"]
+    assert "augmentation" not in result["comparisons"]  # no command in the catalog yet
     index = (root / "index.html").read_text()
     assert "<h2>6. training configuration</h2>" in index and 'href="config/table.html"' in index
     assert 'src="config/figure.png"' in index and (root / "config" / "figure.png").is_file()
+    import re
+
+    assert all((root / link).is_file() for link in re.findall(r'(?:src|href)="([^"]+)"', index))  # nothing broken
     md = (root / "index.md").read_text()
     assert "| 6 | training configuration | `lmforge compare config` | [table](config/table.md)" in md
     assert "| 7 | hyperparameter search | `(not yet)` |" in md

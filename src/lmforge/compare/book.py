@@ -88,6 +88,38 @@ def _splits(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
                        [f"truth {result['truth']:.4f} {result['metric']}"], {"size": size})
 
 
+def _tokenizers(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
+    """Beside the course: every tokenizer kind on the flow run's data (topic 1 makes it)."""
+    from lmforge.compare.tokenizers import COLUMNS, compare_tokenizers
+    from lmforge.errors import LmforgeError
+    from lmforge.tokens.tokenizer import KINDS
+
+    flow = RunDir(out.parent / "flow")
+    if not flow.split_file("val").is_file():
+        raise LmforgeError(f"{flow.root} has no data yet", f"run `lmforge compare all --size {size} --only run` first")
+    kinds = [k for k in KINDS if k != "pretrained"]
+    vocab = 512
+    result = compare_tokenizers(flow, kinds, vocab)
+    rows = [[r[c] for c in COLUMNS] for r in result["rows"]]
+    cells = [{"arm": r["kind"], "seed": None, "config": {"kind": r["kind"], "vocab_size": vocab},
+              "command": f"lmforge compare tokenizers {flow.root} --kinds {r['kind']} --vocab-size {vocab}",
+              "values": r} for r in result["rows"]]
+
+    def figure(path: Path) -> None:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+        ax.bar([r["kind"] for r in result["rows"]], [r["bytes_per_token"] for r in result["rows"]], color="#4c72b0")
+        ax.set_ylabel("validation bytes per token")
+        ax.grid(alpha=0.3, axis="y")
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+
+    return write_table(out, "tokenizers", f"tokenizers at one vocabulary size ({vocab})", list(COLUMNS), rows,
+                       cells, figure, [result["note"]], {"size": size})
+
+
 def _comparison(module: str) -> Runner:
     def run(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
         import importlib
@@ -103,6 +135,7 @@ RUNNERS: dict[str, Runner] = {
     "run": _flow, "cleaning": _comparison("cleaning"), "architectures": _models("architectures"),
     "init": _models("init"), "config": _comparison("config"), "monitoring": _comparison("monitoring"),
     "adjustment": _comparison("adjustment"), "metrics": _comparison("metrics"), "splits": _splits,
+    "tokenizers": _tokenizers,
 }
 # inputs the book does not make, and the command that makes them
 NEEDS: dict[str, str] = {
