@@ -543,7 +543,9 @@ def compare_metrics(overrides: Overrides = None, size: SizeOpt = "small", only: 
 @compare_app.command("all")
 def compare_all(overrides: Overrides = None, size: SizeOpt = "small",
                 out: Annotated[Path | None, typer.Option("--out", "-o", help="folder of the book")] = None,
-                only: OnlyOpt = None) -> None:
+                only: Annotated[list[str] | None, typer.Option(
+                    "--only", help="only these comparisons, by command name (`run` for topic 1; repeatable)")] = None,
+                ) -> None:
     """The course book: every comparison with a command, resumable, and an index page (index.html,
     index.md) linking every table and figure by course number."""
     from lmforge.compare.book import build_book
