@@ -38,12 +38,12 @@ def test_book_runs_skips_resumes_and_indexes(tmp_path, monkeypatch) -> None:
     calls: list[str] = []
     monkeypatch.setitem(book.RUNNERS, "config", _fake(calls))
     root = tmp_path / "book"
-    result = book.build_book("tiny", root, only=["config", "eval", "augmentation"])
+    result = book.build_book("tiny", root, only=["config", "eval"])
     assert calls == ["config"]
     assert result["comparisons"]["config"]["status"] == "done"
     eval_skip = result["comparisons"]["eval"]
     assert eval_skip["status"] == "skipped" and "lmforge run -o runs/a" in eval_skip["why"]
-    assert "augmentation" not in result["comparisons"]  # no command in the catalog yet
+    assert set(result["comparisons"]) == {"config", "eval"}
     index = (root / "index.html").read_text()
     assert "<h2>6. training configuration</h2>" in index and 'href="config/table.html"' in index
     assert 'src="config/figure.png"' in index and (root / "config" / "figure.png").is_file()
@@ -58,6 +58,8 @@ def test_book_runs_skips_resumes_and_indexes(tmp_path, monkeypatch) -> None:
     assert calls == ["config"]
     with pytest.raises(LmforgeError, match="size tiny"):
         book.build_book("small", root)
+    with pytest.raises(LmforgeError, match="did you mean 'metrics'"):
+        book.build_book("tiny", root, only=["metric"])
 
 
 def test_sized_commands_refuse_an_unknown_size(tmp_path) -> None:

@@ -166,6 +166,15 @@ def build_book(size: str, root: Path, overrides: list[str] | None = None,
                only: list[str] | None = None) -> dict[str, Any]:
     """Run every comparison the book knows (resumably) and write the index pages."""
     check_size(size)
+    known = [name for _, _, name in entries() if name]
+    for name in only or []:
+        if name not in known:
+            from lmforge.compare.catalog import closest
+            from lmforge.errors import LmforgeError
+
+            guess = closest(name, known)
+            raise LmforgeError(f"--only '{name}' is not a comparison of the book" +
+                               (f"; did you mean '{guess}'?" if guess else ""), f"choose from: {', '.join(known)}")
     root.mkdir(parents=True, exist_ok=True)
     status_path = root / "book.json"
     book = json.loads(status_path.read_text()) if status_path.is_file() else {}
