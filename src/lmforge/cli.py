@@ -242,9 +242,11 @@ def eval_(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None
 
 @app.command()
 def report(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
-           force: ForceOpt = False, quiet: QuietOpt = False) -> None:
-    """Write RUN_DIR/report/index.html from what the run directory holds."""
-    _stage("report", _existing_run(run_dir), config, preset, overrides, force, quiet)
+           force: ForceOpt = False, quiet: QuietOpt = False,
+           lang: Annotated[str | None, typer.Option("--lang", help="en or zh (sets report.lang)")] = None) -> None:
+    """Write RUN_DIR/report/index.html and index.md from what the run directory holds."""
+    extra = [f"report.lang={lang}"] if lang is not None else []
+    _stage("report", _existing_run(run_dir), config, preset, (overrides or []) + extra, force, quiet)
 
 
 @app.command()
@@ -660,6 +662,95 @@ def compare_continual(
                            replay, {"ewc": ewc, "l2": l2}, fisher_windows)
     typer.echo(result["table"])
     console.print(f"written: {run.root / 'continual.md'}, continual.json, continual.png")
+
+
+SizeOpt = Annotated[str, typer.Option("--size", help="tiny (seconds: the tests) or small (the course book)")]
+SeedsOpt = Annotated[str | None, typer.Option("--seeds", help="comma-separated seeds (default: tiny 0, small 0,1)")]
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise LmforgeError(f"--seeds '{text}' is not a list of integers", "example: --seeds 0,1,2") from None
+
+
+def _sized(name: str, overrides: list[str] | None, size: str, only: list[str] | None, seeds: str | None,
+           out: Path | None) -> None:
+    """Run one sized comparison (compare/NAME.py) and print its table."""
+    import importlib
+
+    from lmforge.compare.cells import check_size
+    from lmforge.compare.output import markdown
+
+    check_size(size)
+    folder = out or Path("runs") / f"compare-{name}-{size}"
+    result = importlib.import_module(f"lmforge.compare.{name}").run(size, folder, overrides or [], only,
+                                                                    _seeds(seeds))
+    typer.echo(markdown(result["columns"], result["rows"]))
+    for note in result["notes"]:
+        typer.echo(note)
+    console.print(f"written: {folder}/table.md, table.html, table.csv, figure.png, cells.json")
+
+
+@compare_app.command("cleaning")
+def compare_cleaning(overrides: Overrides = None, size: SizeOpt = "small", only: OnlyOpt = None,
+                     seeds: SeedsOpt = None, out: OutOpt = None) -> None:
+    """Dedup, quality presets, PII masking and missing-value rules on a corpus with labelled defects:
+    documents kept and rejected, defects left, good passages lost, held-out bits per byte."""
+    _sized("cleaning", overrides, size, only, seeds, out)
+
+
+@compare_app.command("config")
+def compare_config(overrides: Overrides = None, size: SizeOpt = "small", only: OnlyOpt = None,
+                   seeds: SeedsOpt = None, out: OutOpt = None) -> None:
+    """Batch size, learning rate, optimizer and schedule, one at a time: loss, bits per byte, tokens/s,
+    peak memory."""
+    _sized("config", overrides, size, only, seeds, out)
+
+
+@compare_app.command("monitoring")
+def compare_monitoring(overrides: Overrides = None, size: SizeOpt = "small", only: OnlyOpt = None,
+                       seeds: SeedsOpt = None, out: OutOpt = None) -> None:
+    """Each metrics sink (console, JSONL, TensorBoard, W&B offline, MLflow, statistics): what it shows,
+    overhead per step, files written."""
+    _sized("monitoring", overrides, size, only, seeds, out)
+
+
+@compare_app.command("adjustment")
+def compare_adjustment(overrides: Overrides = None, size: SizeOpt = "small", only: OnlyOpt = None,
+                       seeds: SeedsOpt = None, out: OutOpt = None) -> None:
+    """Fixed LR, step decay, cosine, cyclical, reduce-on-plateau, early stopping and a live `ctl` LR
+    change on one step budget: final loss, steps saved."""
+    _sized("adjustment", overrides, size, only, seeds, out)
+
+
+@compare_app.command("metrics")
+def compare_metrics(overrides: Overrides = None, size: SizeOpt = "small", only: OnlyOpt = None,
+                    seeds: SeedsOpt = None, out: OutOpt = None) -> None:
+    """The same predictions under accuracy, precision/recall/F1, MCC, perplexity and bits per byte:
+    where the metrics disagree."""
+    _sized("metrics", overrides, size, only, seeds, out)
+
+
+@compare_app.command("all")
+def compare_all(overrides: Overrides = None, size: SizeOpt = "small",
+                out: Annotated[Path | None, typer.Option("--out", "-o", help="folder of the book")] = None,
+                only: Annotated[list[str] | None, typer.Option(
+                    "--only", help="only these comparisons, by command name (`run` for topic 1; repeatable)")] = None,
+                ) -> None:
+    """The course book: every comparison with a command, resumable, and an index page (index.html,
+    index.md) linking every table and figure by course number."""
+    from lmforge.compare.book import build_book
+
+    root = out or Path("runs") / f"book-{size}"
+    book = build_book(size, root, overrides or [], only)
+    done = sum(1 for c in book["comparisons"].values() if c.get("status") == "done")
+    typer.echo(f"{done} comparisons measured, {len(book['comparisons']) - done} skipped, "
+               f"{book['last_wall_s']:.0f} s this time")
+    console.print(f"written: {root / 'index.html'}, {root / 'index.md'}")
 
 
 @app.command("export")

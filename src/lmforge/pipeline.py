@@ -55,7 +55,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("eval", ("eval",), ("train",), lambda r: r.eval,
           lambda r, c, o: run_eval(r, c, callbacks=build_callbacks)),
     Stage("report", ("report",), ("data", "tokenize", "train", "eval"), lambda r: r.report / "index.html",
-          lambda r, c, o: run_report(r, c.report.title)),
+          lambda r, c, o: run_report(r, c.report.title, c.report.lang)),
 ]}
 ORDER = list(STAGES)
 

@@ -22,4 +22,13 @@ def test_architecture_arms_honour_loader_batch_tokens_and_doc_mask(tmp_path: Pat
     assert arm["tokens"] == 4 * 256 and arm["steps"] == 4
     assert arm["doc_mask"] is True
     assert arm["val_bpb"] > 0 and arm["signal"]["status"] in ("healthy", "vanishing", "exploding")
+    # the common output form (compare/output.py): table in three formats, a figure, and cells
+    # that name their config, seed and the command that measures them again
+    for name in ("table.md", "table.html", "table.csv", "figure.png", "cells.json", "result.json"):
+        assert (out / name).is_file(), name
+    cell = json.loads((out / "cells.json").read_text())[0]
+    assert cell["arm"] == "gpt" and cell["config"]["train"]["loader"] == "epoch"
+    assert cell["command"] == f"lmforge compare architectures --only gpt -o {out}"
+    assert (out / "table.csv").read_text().splitlines()[0].startswith("family,params")
+    assert json.loads((out / "result.json").read_text())["number"] == 4
     assert (out / "architecture-gpt.png").is_file() and "[gpt](architecture-gpt.png)" in (out / "compare.md").read_text()

@@ -114,4 +114,4 @@ def test_report_reads_in_flow_order_with_tables_not_dumps(tmp_path):
     assert order == sorted(order)
     assert "min_chars (1)" in html and "{}" not in html and "<td style=\"text-align:left\">none</td>" in html
     assert "<pre>{" not in html and "<td>val</td><td>10</td><td>1</td><td>0.1000</td>" in html
-    assert (run.report / "dynamics.png").is_file() and 'src="dynamics.png"' in html
+    assert (run.report / "dynamics.png").is_file() and 'data-file="dynamics.png"' in html

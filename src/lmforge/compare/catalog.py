@@ -17,16 +17,21 @@ class Topic(NamedTuple):
 TOPICS: tuple[Topic, ...] = (
     Topic(1, "the training flow", "run", "every stage of one run: inputs, outputs, time, key settings "
           "(the run report's Stages table)"),
-    Topic(2, "data cleaning", "", "none / exact / near dedup, quality presets, PII: kept, rejected, bits per byte"),
+    Topic(2, "data cleaning", "cleaning", "none / exact / near dedup, quality presets, PII masking, missing-value "
+          "rules on a corpus with labelled defects: kept, rejected, left, lost, held-out bits per byte"),
     Topic(3, "augmentation", "", "each augmentation operation's effect on a classifier"),
     Topic(4, "architectures", "architectures", "GPT, LLaMA, LSTM, GRU, gated CNN at equal size: bits per byte, "
           "tokens/s, memory"),
     Topic(5, "initialization", "init", "init schemes: signal at init, loss and gradient norm early in training"),
-    Topic(6, "training configuration", "", "batch size, LR, optimizer, schedule: loss, speed, memory"),
+    Topic(6, "training configuration", "config", "batch size, LR, optimizer, schedule one at a time: loss, "
+          "bits per byte, tokens/s, peak memory"),
     Topic(7, "hyperparameter search", "search", "grid vs random vs TPE vs TPE with pruning: best loss per compute"),
-    Topic(8, "monitoring", "", "each metrics sink: what it shows, overhead, files written"),
-    Topic(9, "live adjustment", "", "fixed LR, step decay, cosine, plateau, early stop, live ctl: same budget"),
-    Topic(10, "evaluation metrics", "eval", "two runs on the same held-out text: paired bootstrap and McNemar"),
+    Topic(8, "monitoring", "monitoring", "each metrics sink (console, JSONL, TensorBoard, W&B offline, MLflow, "
+          "statistics): what it shows, overhead per step, files written"),
+    Topic(9, "live adjustment", "adjustment", "fixed LR, step decay, cosine, cyclical, plateau, early stop, a live "
+          "ctl change on one budget: final loss, steps saved"),
+    Topic(10, "evaluation metrics", "metrics", "the same predictions under accuracy, P/R/F1, MCC, perplexity, "
+          "bits per byte: where they disagree"),
     Topic(11, "validation and test splits", "splits", "holdout vs k-fold cross-validation: estimate and spread"),
     Topic(12, "tuning", "tuning", "one tuning change at a time: validation loss and train-validation gap"),
     Topic(13, "retraining", "continual", "continual training A then B: forgetting, gain, cost (and "
@@ -38,7 +43,8 @@ TOPICS: tuple[Topic, ...] = (
 OTHER_COMPARISONS = {"tokenizers": "BPE, WordPiece, Unigram, byte and char tokenizers: bytes per token, "
                      "bits per byte",
                      "transfer": "retraining (13): scratch vs pretrained vs frozen-k vs LoRA fine-tuning by "
-                     "training-set size"}
+                     "training-set size",
+                     "eval": "two runs on the same held-out text: paired bootstrap and McNemar"}
 
 
 def listing() -> str:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmforge.compare.output import markdown, write_table
 from lmforge.config.load import load_config
 from lmforge.config.schema import Config
 from lmforge.errors import LmforgeError
@@ -148,31 +149,73 @@ def _fmt_params(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
 
 
-def architectures_table(results: list[dict[str, Any]]) -> str:
-    lines = ["| family | params (non-emb) | MFLOP/token | val bits/byte | tokens/s | train s | peak RSS MiB |",
-             "|---|---|---|---|---|---|---|"]
+ARCH_COLUMNS = ["family", "params (non-emb)", "MFLOP/token", "val bits/byte", "tokens/s", "train s",
+                "peak RSS MiB"]
+
+
+def architectures_rows(results: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
     for r in results:
         p = r["params"]
-        lines.append(f"| {r['arm']} | {_fmt_params(p['total'])} ({_fmt_params(p['non_embedding'])}) | "
-                     f"{r['flops_per_token'] / 1e6:.2f} | {r['val_bpb']:.3f} | {r['tokens_per_s']:,.0f} | "
-                     f"{r['train_s']:.0f} | {r['peak_rss_mib']:.0f} |")
-    return "\n".join(lines)
+        rows.append([r["arm"], f"{_fmt_params(p['total'])} ({_fmt_params(p['non_embedding'])})",
+                     f"{r['flops_per_token'] / 1e6:.2f}", f"{r['val_bpb']:.3f}", f"{r['tokens_per_s']:,.0f}",
+                     f"{r['train_s']:.0f}", f"{r['peak_rss_mib']:.0f}"])
+    return rows
+
+
+def architectures_table(results: list[dict[str, Any]]) -> str:
+    return markdown(ARCH_COLUMNS, architectures_rows(results)).rstrip("\n")
 
 
 def _loss_at(curve: list[dict[str, Any]], step: int) -> float:
     return next((s["loss"] for s in curve if s["step"] == step), math.nan)
 
 
-def init_table(results: list[dict[str, Any]]) -> str:
-    lines = [("| init | signal at init | loss @1 | @10 | @50 | @100 | grad-norm @1 | median grad-norm | "
-              "max grad-norm | val bits/byte |"), "|---|---|---|---|---|---|---|---|---|---|"]
+INIT_COLUMNS = ["init", "signal at init", "loss @1", "@10", "@50", "@100", "grad-norm @1", "median grad-norm",
+                "max grad-norm", "val bits/byte"]
+
+
+def init_rows(results: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
     for r in results:
         c = r["curve"]
         g = [s["grad_norm"] for s in c]
-        lines.append(f"| {r['arm']} | {r['signal']['status']} ({r['signal']['ratio']:.3g}) | "
-                     f"{_loss_at(c, 1):.3f} | {_loss_at(c, 10):.3f} | {_loss_at(c, 50):.3f} | {_loss_at(c, 100):.3f} | "
-                     f"{g[0]:.3g} | {statistics.median(g):.3g} | {max(g):.3g} | {r['val_bpb']:.3f} |")
-    return "\n".join(lines)
+        rows.append([r["arm"], f"{r['signal']['status']} ({r['signal']['ratio']:.3g})",
+                     f"{_loss_at(c, 1):.3f}", f"{_loss_at(c, 10):.3f}", f"{_loss_at(c, 50):.3f}",
+                     f"{_loss_at(c, 100):.3f}", f"{g[0]:.3g}", f"{statistics.median(g):.3g}", f"{max(g):.3g}",
+                     f"{r['val_bpb']:.3f}"])
+    return rows
+
+
+def init_table(results: list[dict[str, Any]]) -> str:
+    return markdown(INIT_COLUMNS, init_rows(results)).rstrip("\n")
+
+
+def figure(kind: str, results: list[dict[str, Any]], out: Path) -> None:
+    """architectures: validation bits per byte against tokens per second, one point per family;
+    init: the training loss of each scheme over the first steps."""
+    import matplotlib.pyplot as plt
+
+    from lmforge.report.fonts import setup_matplotlib
+
+    setup_matplotlib()
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    if kind == "architectures":
+        for r in results:
+            ax.scatter(r["tokens_per_s"], r["val_bpb"], s=40)
+            ax.annotate(r["arm"], (r["tokens_per_s"], r["val_bpb"]), textcoords="offset points", xytext=(5, 3))
+        ax.set_xlabel("training tokens per second")
+        ax.set_ylabel("validation bits per byte")
+    else:
+        for r in results:
+            ax.plot([s["step"] for s in r["curve"]], [s["loss"] for s in r["curve"]], label=r["arm"], lw=1)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss (nats per token)")
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
 
 
 def architecture_diagrams(run: RunDir, arms: dict[str, Config]) -> dict[str, str]:
@@ -202,6 +245,7 @@ def compare(kind: str, config: Path | None, overrides: list[str], out: Path | No
     started = time.time()
     results = run_arms(run, arms)
     table = architectures_table(results) if kind == "architectures" else init_table(results)
+    figures: dict[str, str] = {}
     if kind == "architectures":
         figures = architecture_diagrams(run, arms)
         table += "\n\nEach family as built (figure 4): " + ", ".join(f"[{n}]({f})" for n, f in figures.items())
@@ -209,4 +253,14 @@ def compare(kind: str, config: Path | None, overrides: list[str], out: Path | No
     record = {"kind": kind, "environment": env, "wall_s": time.time() - started, "results": results}
     atomic_write_json(run.root / "compare.json", record)
     atomic_write_text(run.root / "compare.md", table + "\n")
+    cells = [{"arm": r["arm"], "seed": arms[r["arm"]].train.seed, "config": arms[r["arm"]].model_dump(mode="json"),
+              "command": f"lmforge compare {kind} --only {r['arm']} -o {run.root}",
+              "values": {k: v for k, v in r.items() if k != "curve"}} for r in results]
+    title = ("architectures at about equal size: bits per byte, speed, memory" if kind == "architectures"
+             else "initialization schemes: signal at init, early loss and gradient norm")
+    write_table(run.root, kind, title, ARCH_COLUMNS if kind == "architectures" else INIT_COLUMNS,
+                architectures_rows(results) if kind == "architectures" else init_rows(results), cells,
+                lambda path: figure(kind, results, path),
+                notes=[f"{len(results)} arms, one seed each ({base.train.seed}), {base.train.steps} steps",
+                       *([f"each family as built: {', '.join(figures.values())}"] if figures else [])])
     return {"table": table, "out": str(run.root), "environment": env, "wall_s": record["wall_s"]}

@@ -575,6 +575,8 @@ class ReportConfig(Section):
     """The run report."""
 
     title: str | None = None
+    lang: Literal["en", "zh"] = Field("en", description="language of every heading, table header and figure "
+                                      "label: en or zh (Chinese, drawn with the Noto Sans CJK font of mplfonts)")
 
 
 class ParamSpec(Section):

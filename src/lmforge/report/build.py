@@ -1,4 +1,6 @@
-"""The `report` stage: report/index.html with the config, data ledger, curves, eval and samples."""
+"""The `report` stage: report/index.html (one self-contained page: figures embedded, opens offline)
+and its Markdown twin report/index.md, with the flow, data ledger, tokens, curves, eval, samples and
+events, in English or Chinese (report.lang)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,17 @@ from jinja2 import Environment, PackageLoader, TemplateError, select_autoescape
 from lmforge.console import show
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.plots import task_confusion_figures
-from lmforge.report.figures import events_timeline, funnel_figure, loss_curve, training_dynamics
+from lmforge.report.figures import (
+    STAGE_IO,
+    events_timeline,
+    flow_chart,
+    funnel_figure,
+    loss_curve,
+    set_lang,
+    training_dynamics,
+)
+from lmforge.report.lang import tr
+from lmforge.report.markdown import report_markdown
 from lmforge.rundir import RunDir, atomic_write_text, read_jsonl
 
 
@@ -74,9 +86,28 @@ def tune_section(run: RunDir, out: Path) -> dict[str, Any] | None:
     return {**summary, "figure_files": figures}
 
 
-def run_report(run: RunDir, title: str | None = None) -> Path:
+def embed_images(page: str, folder: Path) -> str:
+    """Every `<img src="NAME.png">` of a figure in `folder` becomes a data URI, so the page is one
+    file that opens offline and can be sent on its own."""
+    import base64
+
+    def inline(match: re.Match[str]) -> str:
+        path = folder / match.group(1)
+        if not path.is_file():
+            return match.group(0)
+        return (f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}" '
+                f'data-file="{match.group(1)}"')
+
+    return re.sub(r'src="([^"/:]+\.png)"', inline, page)
+
+
+def run_report(run: RunDir, title: str | None = None, lang: str = "en") -> Path:
     out = run.report
     out.mkdir(parents=True, exist_ok=True)
+    set_lang(lang)
+    stages = _stages_in_flow_order(run.stages)
+    # the report stage itself is running now: its box shows the time of its last finished run
+    flow = flow_chart(stages, out / "flow.png")
     skipped: list[dict] = []
     figure = loss_curve(run.metrics, out / "loss.png", skipped)
     if skipped:
@@ -86,14 +117,36 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
     timeline = events_timeline(run.metrics, run.events, out / "timeline.png")
     evaluation = _load_json(run.eval)
     ledger = _load_json(run.ledger)
-    stages = _stages_in_flow_order(run.stages)
     dynamics = training_dynamics(run.metrics, run.root / "stats.jsonl", out / "dynamics.png")
     env = Environment(loader=PackageLoader("lmforge.report", "templates"), autoescape=select_autoescape())
+    env.globals["_"] = lambda text: tr(text, lang)
     try:
         funnel = funnel_figure(ledger, out / "funnel.png")
         confusion = task_confusion_figures(evaluation, out)  # evaluate/plots.py: one per multiple-choice task
-        html = _render(env, run, title, ledger, funnel, evaluation, confusion, stages, figure, timeline,
-                       dynamics)
+        context = {
+            "title": title or f"lmforge {tr('report', lang) if lang == 'zh' else 'run'}: {run.root.name}",
+            "lang_attr": "zh-Hans" if lang == "zh" else "en",
+            "flow": flow.name,
+            "io": STAGE_IO,
+            "config": run.config.read_text() if run.config.is_file() else "",
+            "ledger": ledger,
+            "funnel": funnel.name if funnel else None,
+            "tokens": _load_json(run.tokens / "meta.json"),
+            "leakage": _load_json(run.tokens / "leakage.json") or (evaluation or {}).get("leakage"),
+            "lr_find": _load_json(run.root / "lr_find.json"),
+            "lr_find_figure": (run.root / "lr_find.png").is_file(),
+            "tune": tune_section(run, out),
+            "evaluation": evaluation,
+            "topk": top_k_key(evaluation),
+            "confusion": confusion,
+            "events": _events(run.events),
+            "stages": stages,
+            "figure": figure.name if figure else None,
+            "dynamics": dynamics.name if dynamics else None,
+            "timeline": timeline.name if timeline else None,
+        }
+        html = env.get_template("index.html").render(**context)
+        markdown = report_markdown(context, lang)
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, TemplateError) as exc:
         # the template is tested on what the stages write: a failure here comes from a file edited
         # by hand or written by another version of lmforge (eval.json above all)
@@ -101,29 +154,10 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
                            f"{type(exc).__name__}: {exc}", _REWRITE) from None
     if (run.root / "lr_find.png").is_file():  # written by `lmforge lr-find` beside the run's other files
         shutil.copyfile(run.root / "lr_find.png", out / "lr_find.png")
-    atomic_write_text(out / "index.html", html)
+    if lang == "zh":  # the page's own Chinese text, in a font cut from the packaged CJK font
+        from lmforge.report.fonts import cjk_font_face
+
+        html = html.replace("</head>", f"<style>{cjk_font_face(html)}</style></head>", 1)
+    atomic_write_text(out / "index.html", embed_images(html, out))
+    atomic_write_text(out / "index.md", markdown)
     return out / "index.html"
-
-
-def _render(env: Environment, run: RunDir, title: str | None, ledger: Any, funnel: Path | None, evaluation: Any,
-            confusion: Any, stages: dict[str, Any], figure: Path | None, timeline: Path | None,
-            dynamics: Path | None) -> str:
-    return env.get_template("index.html").render(
-        title=title or f"lmforge run: {run.root.name}",
-        config=run.config.read_text() if run.config.is_file() else "",
-        ledger=ledger,
-        funnel=funnel.name if funnel else None,
-        tokens=_load_json(run.tokens / "meta.json"),
-        leakage=_load_json(run.tokens / "leakage.json") or (evaluation or {}).get("leakage"),
-        lr_find=_load_json(run.root / "lr_find.json"),
-        lr_find_figure=(run.root / "lr_find.png").is_file(),
-        tune=tune_section(run, run.report),
-        evaluation=evaluation,
-        topk=top_k_key(evaluation),
-        confusion=confusion,
-        events=_events(run.events),
-        stages=stages,
-        figure=figure.name if figure else None,
-        dynamics=dynamics.name if dynamics else None,
-        timeline=timeline.name if timeline else None,
-    )

@@ -9,10 +9,25 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from lmforge.report.fonts import setup_matplotlib
+from lmforge.report.lang import tr
 from lmforge.rundir import read_jsonl
 
 # the numbers each kind of record must hold to be drawn
 NEEDS = {"train": ("step", "loss", "lr"), "eval": ("step", "val_loss")}
+
+_LANG = ["en"]  # the language of the report being drawn (set_lang)
+
+
+def set_lang(lang: str) -> str:
+    """Draw the following figures' labels in `lang`, with a font that has its glyphs; returns the font."""
+    _LANG[0] = lang
+    return setup_matplotlib(lang)
+
+
+def _t(text: str) -> str:
+    return tr(text, _LANG[0])
+
 
 
 def _drawable(key: str, value: object) -> bool:
@@ -43,15 +58,15 @@ def loss_curve(metrics: Path, out: Path, skipped: list[dict] | None = None) -> P
     if not train:
         return None
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss", lw=1)
+    ax.plot([r["step"] for r in train], [r["loss"] for r in train], label=_t("train loss"), lw=1)
     if evals:
-        ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", label="validation loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats per token)")
+        ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", label=_t("validation loss"))
+    ax.set_xlabel(_t("step"))
+    ax.set_ylabel(_t("loss (nats per token)"))
     ax.grid(alpha=0.3)
     lr_ax = ax.twinx()
-    lr_ax.plot([r["step"] for r in train], [r["lr"] for r in train], color="grey", ls="--", lw=0.8, label="lr")
-    lr_ax.set_ylabel("learning rate")
+    lr_ax.plot([r["step"] for r in train], [r["lr"] for r in train], color="grey", ls="--", lw=0.8, label=_t("lr"))
+    lr_ax.set_ylabel(_t("learning rate"))
     lines = ax.get_legend_handles_labels()
     lr_lines = lr_ax.get_legend_handles_labels()
     ax.legend(lines[0] + lr_lines[0], lines[1] + lr_lines[1], loc="upper right")
@@ -87,24 +102,24 @@ def training_dynamics(metrics: Path, stats: Path, out: Path) -> Path | None:
         if panel == "grad":
             ax.plot(steps, [r["grad_norm"] for r in train], lw=1)
             ax.set_yscale("log")
-            ax.set_title("gradient norm (before clipping)", fontsize=9)
+            ax.set_title(_t("gradient norm (before clipping)"), fontsize=9)
         elif panel == "speed":
             ax.plot(steps, [r.get("tokens_per_s", float("nan")) for r in train], lw=1, color="tab:green")
-            ax.set_title("throughput (tokens/s)", fontsize=9)
+            ax.set_title(_t("throughput (tokens/s)"), fontsize=9)
         elif panel == "blocks":
             _per_block(ax, records, "grad_norm/")
             ax.set_yscale("log")
-            ax.set_title("gradient norm per block", fontsize=9)
+            ax.set_title(_t("gradient norm per block"), fontsize=9)
         elif panel == "zeros":
             _per_block(ax, records, "act_zero/")
-            ax.set_title("share of zero activations per block", fontsize=9)
+            ax.set_title(_t("share of zero activations per block"), fontsize=9)
         else:
             for key in per_source:
                 ax.plot([r["step"] for r in evals if key in r], [r[key] for r in evals if key in r], "o-", ms=3,
                         label=key.split("/", 1)[1])
             ax.legend(fontsize=7)
-            ax.set_title("validation loss per data source", fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
+            ax.set_title(_t("validation loss per data source"), fontsize=9)
+        ax.set_xlabel(_t("step"), fontsize=8)
         ax.grid(alpha=0.3)
     for ax in flat[len(panels):]:
         ax.axis("off")
@@ -152,15 +167,15 @@ def events_timeline(metrics: Path, events: Path, out: Path) -> Path | None:
     fig, (lr_ax, loss_ax) = plt.subplots(2, 1, figsize=(7, 5), dpi=110, sharex=True)
     steps = [r["step"] for r in train]
     lr_ax.plot(steps, [r["lr"] for r in train], color="grey", lw=1)
-    lr_ax.set_ylabel("learning rate")
+    lr_ax.set_ylabel(_t("learning rate"))
     lrs = [r["lr"] for r in train if r["lr"] > 0]
     if lrs and max(lrs) / min(lrs) > 20:  # LR cuts span decades: show them as equal steps
         lr_ax.set_yscale("log")
-    loss_ax.plot(steps, [r["loss"] for r in train], lw=1, label="train loss")
+    loss_ax.plot(steps, [r["loss"] for r in train], lw=1, label=_t("train loss"))
     if evals:
-        loss_ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", ms=3, label="validation loss")
-    loss_ax.set_ylabel("loss")
-    loss_ax.set_xlabel("step")
+        loss_ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", ms=3, label=_t("validation loss"))
+    loss_ax.set_ylabel(_t("loss"))
+    loss_ax.set_xlabel(_t("step"))
     colors = {"control": "tab:blue", "control_rejected": "tab:red", "lr_reduce": "tab:orange",
               "early_stop": "tab:purple", "restore_best": "tab:purple", "average": "tab:green", "resume": "black",
               "diagnosis": "tab:red", "repair": "tab:green"}
@@ -174,7 +189,7 @@ def events_timeline(metrics: Path, events: Path, out: Path) -> Path | None:
                  else labels.get(ev["kind"]) or f"ctl {ev.get('action', '')}")
         lr_ax.annotate(label, (ev["step"], 1.0 - 0.12 * (i % 4)), xycoords=("data", "axes fraction"),
                        fontsize=7, ha="left", va="top", color=colors[ev["kind"]])
-    lr_ax.set_title("live adjustments (details in the events table)", fontsize=9)
+    lr_ax.set_title(_t("live adjustments (details in the events table)"), fontsize=9)
     for ax in (lr_ax, loss_ax):
         ax.grid(alpha=0.3)
     loss_ax.legend(loc="upper right")
@@ -194,13 +209,58 @@ def funnel_figure(ledger: dict | None, out: Path) -> Path | None:
     kept = [f["documents"] for f in steps][::-1]
     removed = [f["removed"] for f in steps][::-1]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(steps) + 1.2), dpi=110)
-    ax.barh(names, kept, color="#4c72b0", label="documents after the step")
-    ax.barh(names, removed, left=kept, color="#dd8452", label="removed by the step")
+    ax.barh(names, kept, color="#4c72b0", label=_t("documents after the step"))
+    ax.barh(names, removed, left=kept, color="#dd8452", label=_t("removed by the step"))
     for y, (k, r) in enumerate(zip(kept, removed)):
         ax.text(k + r, y, f" {k:,} (-{r:,})", va="center", fontsize=8)
-    ax.set_xlabel("documents")
+    ax.set_xlabel(_t("documents"))
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
     ax.set_xlim(0, max(k + r for k, r in zip(kept, removed)) * 1.25)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+# each stage's inputs and outputs in the run directory (docs/architecture.md, 'The run directory')
+STAGE_IO = {
+    "data": ("corpus, data.paths", "splits, ledger.json"),
+    "tokenize": ("data/*.jsonl.gz", "tokenizer.json, tokens/*.bin"),
+    "train": ("tokens, config", "checkpoints, metrics.jsonl"),
+    "eval": ("checkpoint, val/test tokens", "eval.json"),
+    "report": ("all of the above", "report/index.html, index.md"),
+}
+
+
+def flow_chart(stages: dict[str, dict | None], out: Path) -> Path:
+    """Figure 1: the stages as boxes in flow order, each with its time, inputs and outputs."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    names = list(STAGE_IO)
+    fig, ax = plt.subplots(figsize=(10, 3.4), dpi=110)
+    ax.set_xlim(0, len(names))
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+    for i, name in enumerate(names):
+        rec = stages.get(name)
+        ran = rec is not None
+        box = FancyBboxPatch((i + 0.08, 0.36), 0.78, 0.3, boxstyle="round,pad=0.02",
+                             fc="#dbe6f4" if ran else "#eeeeee", ec="#4c72b0" if ran else "#999999")
+        ax.add_patch(box)
+        # the CJK font has one weight: asking it for bold only draws a warning
+        ax.text(i + 0.47, 0.56, _t(name), ha="center", va="center", fontsize=11,
+                weight="normal" if _LANG[0] == "zh" else "bold")
+        when = (f"{rec['seconds']:.1f} {_t('s')}" if ran and rec.get("seconds") is not None
+                else _t("writing this page") if name == "report" else _t("not run"))
+        ax.text(i + 0.47, 0.44, when, ha="center", va="center", fontsize=9)
+        inputs, outputs = STAGE_IO[name]
+        ax.text(i + 0.47, 0.8, f"{_t('inputs')}:\n{_t(inputs)}", ha="center", va="center", fontsize=7, wrap=True)
+        ax.text(i + 0.47, 0.18, f"{_t('outputs')}:\n{_t(outputs)}", ha="center", va="center", fontsize=7, wrap=True)
+        if i + 1 < len(names):
+            ax.add_patch(FancyArrowPatch((i + 0.88, 0.51), (i + 1.06, 0.51), arrowstyle="-|>", mutation_scale=12,
+                                         color="#4c72b0"))
+    ax.set_title(_t("the training flow of this run"), fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
