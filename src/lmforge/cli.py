@@ -429,15 +429,14 @@ def tune(
     summary = run_tune(run, cfg, fresh=fresh)
     counts = ", ".join(f"{n} {o}" for o, n in summary["outcomes"].items() if n)
     best = summary["best"]
-    say(f"tune: {summary['trials']} trials ({counts}), {summary['steps']:,} training steps", markup=False)
+    say(f"tune: {summary['trials']} trials ({counts}), {summary['steps']:,} training steps")
     if best:
         say(f"best: trial {best['trial']}, {summary['metric']} {best['value']:.4f}: "
-            + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items()),
-            markup=False)
+            + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items()))
         say(f"written: {run.root / 'tune'}/trials.csv, best.yaml (train it: lmforge run {run.root / 'tune' / 'best.yaml'}"
-            f" -o {run.root})", markup=False)
+            f" -o {run.root})")
     else:
-        say("no trial completed: see trials.csv for why", markup=False)
+        say("no trial completed: see trials.csv for why")
 
 
 @compare_app.command("splits")

@@ -20,7 +20,7 @@ import numpy as np
 from lmforge.compare.models import prepare
 from lmforge.config.load import config_over
 from lmforge.config.schema import Config
-from lmforge.console import console
+from lmforge.console import console, show
 from lmforge.errors import LmforgeError
 from lmforge.monitor.adjust import build_adjusters
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
@@ -85,7 +85,7 @@ def run_tuning(run: RunDir, base: Config, only: list[str] | None = None) -> dict
         if name == "lr-search":
             found = sweep(run, cfg, steps=min(100, cfg.train.steps))
             if found.valley is None:
-                console.print("[yellow]tuning: the LR range test suggested nothing; lr-search keeps the base LR")
+                show(("tuning: the LR range test suggested nothing; lr-search keeps the base LR", "yellow"))
             else:
                 cfg = config_over(cfg, None, [f"train.lr={found.valley:.3g}", f"train.min_lr={found.valley / 10:.3g}"])
         console.print(f"tuning: {name}")

@@ -13,7 +13,7 @@ from tokenizers import Tokenizer
 
 from lmforge.config.load import load_config, model_config
 from lmforge.config.schema import ModelConfig
-from lmforge.console import console
+from lmforge.console import show
 from lmforge.errors import LmforgeError
 from lmforge.models.common import LanguageModel
 from lmforge.models.registry import build_model
@@ -58,7 +58,7 @@ def resolve_base(path: Path) -> Base:
         return Base("checkpoint", path, _run_model(run), run.tokenizer, path)
     if (path / "config.yaml").is_file():
         run = RunDir(path)
-        latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: console.print(f"[yellow]{m}"))
+        latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: show((m, "yellow")))
         if latest is None:
             raise LmforgeError(f"the base run {path} has no valid checkpoint", f"train it first: lmforge train {path}")
         return Base("run", path, _run_model(run), run.tokenizer, latest)

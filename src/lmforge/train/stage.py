@@ -149,7 +149,7 @@ def lmforge_checkpoint(path: Path) -> Path | None:
         return None
     if (path / "state.json").is_file():
         return path
-    latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: console.print(f"[yellow]{m}"))
+    latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: show((m, "yellow")))
     if latest is None:
         raise LmforgeError(f"model.init_from={path}: the run has no valid checkpoint to start from",
                            f"train it first (lmforge train {path}) or name one of its checkpoints/step-N")

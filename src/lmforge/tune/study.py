@@ -15,7 +15,7 @@ import numpy as np
 import optuna
 
 from lmforge.config.schema import Config
-from lmforge.console import console
+from lmforge.console import console, show
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir
 from lmforge.tokens.store import META, load_tokens, read_meta
@@ -189,9 +189,9 @@ def run_tune(run: RunDir, cfg: Config, fresh: bool = False, stages: bool = True)
             if again:
                 console.print(f"tune: resuming study '{study.study_name}': {again} unfinished trial(s) queued again")
         done = finished(study)
-        console.print(f"[bold cyan]tune[/]: study '{study.study_name}' in {describe(run, cfg)}: {done} of "
-                      f"{cfg.tune.trials} trials done; sampler {cfg.tune.sampler}, pruner {cfg.tune.pruner}, "
-                      f"{cfg.tune.workers} worker(s)")
+        show(("tune", "bold cyan"), f": study '{study.study_name}' in {describe(run, cfg)}: {done} of "
+             f"{cfg.tune.trials} trials done; sampler {cfg.tune.sampler}, pruner {cfg.tune.pruner}, "
+             f"{cfg.tune.workers} worker(s)")
         if cfg.tune.workers == 1:
             optimize(run, cfg)
         else:

@@ -27,7 +27,7 @@ import optuna
 from pydantic import ValidationError
 
 from lmforge.config.schema import Config
-from lmforge.console import console
+from lmforge.console import console, show
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir
 from lmforge.train.loop import Callback, Trainer
@@ -139,18 +139,18 @@ def run_trial(trial: optuna.Trial, run: RunDir, base: Config, metric: Metric, un
         return value
     except optuna.TrialPruned as exc:
         _finish(trial, "pruned", trainer, started, str(exc))
-        console.print(f"[dim]{label}: pruned at step {trainer.step if trainer else 0} ({exc}; {_describe(values)})")
+        show((f"{label}: pruned at step {trainer.step if trainer else 0} ({exc}; {_describe(values)})", "dim"))
         raise
     except (Diverged, LmforgeError) as exc:
         if trainer is None or (isinstance(exc, LmforgeError) and "NaN/Inf" not in exc.message):
             _finish(trial, "failed", trainer, started, str(exc))
-            console.print(f"[yellow]{label}: failed ({_describe(values)}): {exc}")
+            show((f"{label}: failed ({_describe(values)}): {exc}", "yellow"))
             return math.nan
         why = exc.message if isinstance(exc, LmforgeError) else str(exc)
         _finish(trial, "diverged", trainer, started, why)
         if trainer.step not in watcher.reported:  # its last value: the metric of guessing uniformly
             trial.report(metric(uniform_loss), trainer.step)
-        console.print(f"[yellow]{label}: diverged at step {trainer.step} ({why}; {_describe(values)})")
+        show((f"{label}: diverged at step {trainer.step} ({why}; {_describe(values)})", "yellow"))
         raise optuna.TrialPruned(f"diverged: {why}") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
