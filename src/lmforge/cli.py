@@ -166,6 +166,13 @@ def data(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None,
 
 
 @app.command()
+def augment(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
+            force: ForceOpt = False, quiet: QuietOpt = False) -> None:
+    """Augmented copies of the training split into RUN_DIR/augment (augment.operations; docs/labeling.md)."""
+    _stage("augment", run_dir, config, preset, overrides, force, quiet)
+
+
+@app.command()
 def tokenize(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
              force: ForceOpt = False, quiet: QuietOpt = False) -> None:
     """Train the tokenizer and pack every split into token files."""

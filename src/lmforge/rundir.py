@@ -190,6 +190,19 @@ class RunDir:
     def split_file(self, split: str) -> Path:
         return self.data / f"{split}.jsonl.gz"
 
+    def documents(self, split: str, before: str | None = None) -> Path:
+        """The newest documents of a split: augment/ (training split only), then labels/, then
+        data/ — each only once its stage has finished (its record exists). `before`: the newest
+        written by a stage before that one (augment reads the labelled documents)."""
+        for stage, folder in (("augment", "augment"), ("label", "labels")):
+            if before == stage:
+                before = None
+                continue
+            if before is None and (self.stages / f"{stage}.json").is_file() \
+                    and (self.root / folder / f"{split}.jsonl.gz").is_file():
+                return self.root / folder / f"{split}.jsonl.gz"
+        return self.split_file(split)
+
     def token_file(self, split: str) -> Path:
         return self.tokens / f"{split}.bin"
 
