@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lmforge.label.model import ABSTAIN, dawid_skene, majority_vote
+from lmforge.label.model import ABSTAIN, dawid_skene, majority_vote, tied
 
 
 def noisy_votes(n: int, k: int, accuracies: list[float], coverage: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -32,8 +32,10 @@ def test_dawid_skene_beats_majority_vote_with_unequal_voters() -> None:
     acc_mv = (mv[covered] == gold[covered]).mean()
     acc_ds = (ds[covered] == gold[covered]).mean()
     assert acc_ds > acc_mv + 0.05, (acc_ds, acc_mv)
-    # the estimated confusion matrices recover each voter's accuracy
-    learned = np.array([np.trace(conf[j]) / 3 for j in range(votes.shape[1])])
+    # the estimated confusion matrices recover each voter's accuracy (when it votes) and coverage
+    voting = conf[:, :, :3] / conf[:, :, :3].sum(2, keepdims=True)
+    learned = np.array([np.trace(voting[j]) / 3 for j in range(votes.shape[1])])
+    assert np.allclose(conf[:, :, 3], 0.2, atol=0.03)
     assert np.allclose(learned[:2], [0.92, 0.9], atol=0.04) and np.all(np.abs(learned[2:] - 0.45) < 0.05)
     assert np.allclose(priors, 1 / 3, atol=0.04)
     # probabilities are calibrated enough to rank: the surest half is more accurate than the rest
@@ -48,3 +50,12 @@ def test_majority_vote_shares_and_uncovered_records() -> None:
     assert np.allclose(post, [[2 / 3, 1 / 3], [0, 1], [0.5, 0.5]])
     ds, _, priors = dawid_skene(votes, 2)
     assert np.allclose(ds[2], priors)  # no vote: the prior
+
+
+def test_single_class_functions_inform_through_their_abstentions() -> None:
+    # one function votes war on war records only, another love on love records only, a third
+    # votes war on everything: counting votes ties every love record; abstentions tell them apart
+    votes = np.array([[0, ABSTAIN, 0]] * 50 + [[ABSTAIN, 1, 0]] * 50)
+    gold = np.array([0] * 50 + [1] * 50)
+    assert tied(majority_vote(votes, 2))[50:].all()
+    assert (dawid_skene(votes, 2)[0].argmax(1) == gold).all()

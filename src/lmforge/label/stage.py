@@ -1,7 +1,8 @@
 """The label stage: the rules (and the user's lf_ functions) vote on every document, the label
 model turns the votes into a label with its probability, and human answers (the label session,
 an import) win over both. Writes labels/{split}.jsonl.gz — the documents with the chosen label in
-`label.field` and its provenance in `label_meta` — and labels/summary.json (per-function
+`label.field` and its provenance in `label_meta` (no label where no rule voted or the vote is
+tied) — and labels/summary.json (per-function
 coverage, overlap, conflict, failures; the label model's priors and confusion matrices).
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 from lmforge.config.schema import LabelConfig
 from lmforge.console import console
 from lmforge.errors import LmforgeError
-from lmforge.label.model import dawid_skene, majority_vote
+from lmforge.label.model import dawid_skene, majority_vote, tied
 from lmforge.label.rules import Function, Votes, apply_functions, from_module, from_rule, function_stats
 from lmforge.label.store import FOLDER, Label, human_labels
 from lmforge.rundir import RunDir, atomic_write_json, read_jsonl_gz, write_jsonl_gz
@@ -78,7 +79,7 @@ def run_label(run: RunDir, cfg: LabelConfig, functions: Path | None = None) -> d
     if len(votes.errors) > 10:
         console.print(f"[yellow]label[/]: {len(votes.errors) - 10} more failures in labels/summary.json")
     post, learned = combine(votes, cfg.model)
-    covered = (votes.matrix != -1).any(1)
+    covered = (votes.matrix != -1).any(1) & ~tied(post)  # a tied vote decides nothing
     human = human_labels(run)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     (run.root / FOLDER).mkdir(parents=True, exist_ok=True)
