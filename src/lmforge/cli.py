@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -477,7 +478,9 @@ def label(
     names = names or list(dict.fromkeys(lab for _, lab in pairs or []))
     key_map = label_keys(names, pairs)
     docs = [r for r in read_jsonl_gz(run.require(run.documents(split), "data")) if "augmented_from" not in r]
-    session = Session(docs, key_map, log_path(run, labeler), labeler)
+    queue = run.root / "labels" / "queue.json"  # `lmforge labels active`: the least sure documents first
+    first = json.loads(queue.read_text())["ids"] if queue.is_file() else []
+    session = Session(docs, key_map, log_path(run, labeler), labeler, first)
     if not sys.stdin.isatty():
         raise LmforgeError("lmforge label needs a terminal", "run it in an interactive shell")
     build_app(session).run()
@@ -531,6 +534,30 @@ def labels_import(run_dir: RunArg, file: Annotated[Path, typer.Argument(help="La
 
     n = import_labels(RunDir(_existing_run(run_dir)), file, labeler)
     say(f"imported {n} labels into labels/human-{labeler}.jsonl", markup=False)
+
+
+@labels_app.command("pseudo")
+def labels_pseudo(run_dir: RunArg, model: Annotated[Path, typer.Option(help="a fine-tuned run (lmforge finetune)")],
+                  threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="least confidence kept")] = 0.9,
+                  split: Annotated[str, typer.Option(help="which split")] = "train") -> None:
+    """Pseudo-labels: the fine-tuned classifier's labels where it is at least THRESHOLD sure."""
+    from lmforge.finetune.pseudo import run_pseudo
+
+    out = run_pseudo(RunDir(_existing_run(run_dir)), model, threshold, split)
+    say(f"{out['labelled']} of {out['documents']} documents labelled by the model {out['by_label']}: "
+        f"{escape(out['log'])}")
+
+
+@labels_app.command("active")
+def labels_active(run_dir: RunArg, model: Annotated[Path, typer.Option(help="a fine-tuned run (lmforge finetune)")],
+                  n: Annotated[int, typer.Option(min=1, help="how many documents to queue")] = 20,
+                  strategy: Annotated[str, typer.Option(help="entropy, margin or least_confidence")] = "entropy",
+                  split: Annotated[str, typer.Option(help="which split")] = "train") -> None:
+    """Queue the documents the classifier is least sure of; `lmforge label` shows them first."""
+    from lmforge.finetune.pseudo import run_active
+
+    out = run_active(RunDir(_existing_run(run_dir)), model, strategy, n, split)
+    say(f"queued {len(out['ids'])} documents ({strategy}) in labels/queue.json", markup=False)
 
 
 @labels_app.command("export")

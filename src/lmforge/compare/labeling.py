@@ -29,14 +29,14 @@ from lmforge.config.load import config_over
 from lmforge.config.schema import Config
 from lmforge.console import console
 from lmforge.errors import LmforgeError
-from lmforge.finetune.base import Base, base_tokenizer, load_backbone
-from lmforge.finetune.classify import build_classifier, predict, read_documents, run_finetune
+from lmforge.finetune.base import Base, base_tokenizer
+from lmforge.finetune.classify import predict, read_documents, run_finetune
 from lmforge.finetune.passages import Split, Task, build_task, encode, subsample
+from lmforge.finetune.pseudo import load_classifier
 from lmforge.label.model import ABSTAIN, dawid_skene, majority_vote, tied
 from lmforge.label.rules import apply_functions, from_rule
 from lmforge.label.select import STRATEGIES, pseudo_labels, query
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
-from lmforge.train import checkpoint as ckpt
 
 
 class Pool:
@@ -70,12 +70,9 @@ def train_on(pool: Pool, pick: Sequence[int], labels: Sequence[int]) -> Any:
 
 def pool_proba(base: Base, run: RunDir, cfg: Config, pool: Pool) -> np.ndarray:
     """Class probabilities of every pool passage from the classifier fine-tuned in `run`."""
-    tok = base_tokenizer(base)
-    backbone = load_backbone(base, cfg.model, tok, False, cfg.train.seed)
-    prefix = [backbone.cls_id] if getattr(backbone, "bidirectional", False) else []  # type: ignore[attr-defined]
-    model, _ = build_classifier(base, cfg, len(pool.labels), backbone)
-    ckpt.load_weights(ckpt.latest_valid(run.checkpoints), model)  # ties the weights the checkpoint stored once
-    x = encode(pool.texts, tok, cfg.finetune.max_tokens, prefix)
+    model = load_classifier(base, run, cfg, len(pool.labels))
+    prefix = [model.backbone.cls_id] if getattr(getattr(model, "backbone", None), "bidirectional", False) else []
+    x = encode(pool.texts, base_tokenizer(base), cfg.finetune.max_tokens, prefix)
     return predict(model, Split(x, pool.gold), dtype=cfg.train.dtype)
 
 

@@ -54,8 +54,10 @@ def label_keys(labels: Sequence[str], keys: Sequence[tuple[str, str]] | None = N
 class Session:
     """Which record is next, and what each key press writes."""
 
-    def __init__(self, records: Sequence[Mapping[str, Any]], keys: Mapping[str, str], log: Path, labeler: str) -> None:
-        self.records = list(records)
+    def __init__(self, records: Sequence[Mapping[str, Any]], keys: Mapping[str, str], log: Path, labeler: str,
+                 first: Sequence[str] = ()) -> None:
+        rank = {rid: i for i, rid in enumerate(first)}  # an active-learning queue: these ids first, in order
+        self.records = sorted(records, key=lambda r: rank.get(str(r.get("id")), len(rank)))
         self.keys = dict(keys)
         self.log = log
         self.labeler = labeler

@@ -4,6 +4,7 @@ an import) win over both. Writes labels/{split}.jsonl.gz — the documents with 
 `label.field` and its provenance in `label_meta` (no label where no rule voted or the vote is
 tied) — and labels/summary.json (per-function
 coverage, overlap, conflict, failures; the label model's priors and confusion matrices).
+Order of precedence: a person's answer, then a model's pseudo-label, then the rules.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from lmforge.console import console
 from lmforge.errors import LmforgeError
 from lmforge.label.model import dawid_skene, majority_vote, tied
 from lmforge.label.rules import Function, Votes, apply_functions, from_module, from_rule, function_stats
-from lmforge.label.store import FOLDER, Label, human_labels
+from lmforge.label.store import FOLDER, Label, human_labels, model_labels
 from lmforge.rundir import RunDir, atomic_write_json, read_jsonl_gz, write_jsonl_gz
 
 SPLITS = ("train", "val", "test")
@@ -53,13 +54,14 @@ def combine(votes: Votes, model: str) -> tuple[np.ndarray, dict[str, Any]]:
 
 def choose(rec: dict[str, Any], post: np.ndarray, covered: bool, votes: Votes, cfg: LabelConfig,
            human: dict[str, Label], model: str, stamp: str) -> dict[str, Any]:
-    """The record with its label and provenance: a human answer, else the label model's vote."""
+    """The record with its label and provenance: a human answer, else a model's pseudo-label,
+    else the label model's vote."""
     rid = str(rec.get("id"))
     out = {k: v for k, v in rec.items() if k not in (cfg.field, "label_meta")}
     if rid in human:
         lab = human[rid]
         out[cfg.field] = lab.label
-        out["label_meta"] = {"source": "human", "by": lab.by, "at": lab.at, "confidence": lab.confidence}
+        out["label_meta"] = {"source": lab.source, "by": lab.by, "at": lab.at, "confidence": lab.confidence}
     elif covered and float(post.max()) >= cfg.min_confidence:
         out[cfg.field] = votes.labels[int(post.argmax())]
         out["label_meta"] = {"source": "rule", "by": model, "at": stamp, "confidence": round(float(post.max()), 4)}
@@ -80,10 +82,10 @@ def run_label(run: RunDir, cfg: LabelConfig, functions: Path | None = None) -> d
         console.print(f"[yellow]label[/]: {len(votes.errors) - 10} more failures in labels/summary.json")
     post, learned = combine(votes, cfg.model)
     covered = (votes.matrix != -1).any(1) & ~tied(post)  # a tied vote decides nothing
-    human = human_labels(run)
+    human = {**model_labels(run), **human_labels(run)}  # a person's answer wins over a model's
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     (run.root / FOLDER).mkdir(parents=True, exist_ok=True)
-    counts = {"human": 0, "rule": 0, "none": 0}
+    counts = {"human": 0, "model": 0, "rule": 0, "none": 0}
     i = 0
     for split, recs in docs.items():
         out = []
@@ -96,6 +98,6 @@ def run_label(run: RunDir, cfg: LabelConfig, functions: Path | None = None) -> d
     summary = {"labels": names, "field": cfg.field, "records": len(records), "by_source": counts,
                "functions": function_stats(votes), "errors": votes.errors, **learned}
     atomic_write_json(run.root / FOLDER / "summary.json", summary)
-    console.print(f"label: {len(records)} records: {counts['human']} by people, {counts['rule']} by rules, "
+    console.print(f"label: {len(records)} records: {counts['human']} by people, {counts['model']} by models, {counts['rule']} by rules, "
                   f"{counts['none']} without a label; {len(votes.errors)} function failures")
     return {k: summary[k] for k in ("labels", "records", "by_source")} | {"errors": len(votes.errors)}

@@ -85,8 +85,17 @@ def read_log(path: Path) -> Replay:
 
 def human_labels(run: RunDir) -> dict[str, Label]:
     """Every labeler's current answers; where two disagree, the later answer wins."""
+    return _merged(run, "human")
+
+
+def model_labels(run: RunDir) -> dict[str, Label]:
+    """Every model's pseudo-labels (labels/model-*.jsonl); the later one wins."""
+    return _merged(run, "model")
+
+
+def _merged(run: RunDir, kind: str) -> dict[str, Label]:
     merged: dict[str, Label] = {}
-    for path in sorted((run.root / FOLDER).glob("human-*.jsonl")):
+    for path in sorted((run.root / FOLDER).glob(f"{kind}-*.jsonl")):
         for rid, lab in read_log(path).labels.items():
             if rid not in merged or lab.at >= merged[rid].at:
                 merged[rid] = lab
