@@ -108,20 +108,26 @@ class Session:
             self._write({"id": str(rec.get("id")), "action": "note", "note": text.strip()})
             self.message = f"{rec.get('id')}: note saved"
 
-    def screen(self) -> str:
-        """What the terminal shows: progress, metadata, text, keys."""
+    def body(self) -> str:
+        """The record: progress, metadata, note, text."""
         rec = self.current()
         total, left = len(self.records), len(self.pending())
         head = f"record {total - left + 1} of {total}  ({len(self.state.labels)} labelled, {len(self.state.skipped)} skipped)"
-        keys = "   ".join(f"[{k}] {v}" for k, v in self.keys.items())
-        help_ = "[s] skip   [u] undo   [n] note   [q] quit"
         if rec is None:
-            return f"{head}\n\nall records are answered.\n\n{help_}\n{self.message}"
+            return f"{head}\n\nall records are answered."
         meta = "  ".join(f"{k}: {rec[k]}" for k in META_FIELDS if k in rec)
         text = str(rec.get("text", ""))
         shown = text[:SHOWN_CHARS] + (f"\n… ({len(text) - SHOWN_CHARS} more characters)" if len(text) > SHOWN_CHARS else "")
         note = self.state.notes.get(str(rec.get("id")))
-        return (f"{head}\n{meta}\n" + (f"note: {note}\n" if note else "") + f"\n{shown}\n\n{keys}\n{help_}\n{self.message}")
+        return f"{head}\n{meta}\n" + (f"note: {note}\n" if note else "") + f"\n{shown}"
+
+    def footer(self) -> str:
+        """The keys and the last thing that happened: always on screen, below the text."""
+        keys = "   ".join(f"[{k}] {v}" for k, v in self.keys.items())
+        return f"{keys}\n[s] skip   [u] undo   [n] note   [q] quit\n{self.message}"
+
+    def screen(self) -> str:
+        return f"{self.body()}\n\n{self.footer()}"
 
 
 def build_app(session: Session, input: Any = None, output: Any = None) -> Any:
@@ -134,7 +140,8 @@ def build_app(session: Session, input: Any = None, output: Any = None) -> Any:
     from prompt_toolkit.widgets import TextArea
 
     noting = {"on": False}
-    body = Window(FormattedTextControl(lambda: session.screen()), wrap_lines=True)
+    body = Window(FormattedTextControl(lambda: session.body()), wrap_lines=True)
+    footer = Window(FormattedTextControl(lambda: session.footer()), height=3, style="reverse")
     note = TextArea(height=1, prompt="note (Enter saves): ", multiline=False)
     in_note = Condition(lambda: noting["on"])
     kb = KeyBindings()
@@ -165,6 +172,6 @@ def build_app(session: Session, input: Any = None, output: Any = None) -> Any:
     def _quit(event: Any) -> None:
         event.app.exit()
 
-    root = HSplit([body, ConditionalContainer(note, filter=in_note)])
+    root = HSplit([body, ConditionalContainer(note, filter=in_note), footer])
     return Application(layout=Layout(root, focused_element=body), key_bindings=kb, full_screen=True,
                        input=input, output=output)
