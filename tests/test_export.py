@@ -87,3 +87,17 @@ def test_export_to_a_file_is_a_clear_error(tmp_path) -> None:
     res = CliRunner().invoke(app, ["export", str(tmp_path / "run"), str(target)])
     assert isinstance(res.exception, LmforgeError) and "is a file" in res.exception.message
     assert target.read_text() == "keep me"
+
+
+def test_export_keeps_a_folder_that_is_not_empty_unless_forced(tmp_path) -> None:
+    run, _ = make_run(tmp_path / "run", "gpt")
+    out = tmp_path / "hf"
+    out.mkdir()
+    (out / "config.json").write_text("mine")
+    res = CliRunner().invoke(app, ["export", str(run.root), str(out)])
+    assert isinstance(res.exception, LmforgeError) and "not empty" in res.exception.message
+    assert [p.name for p in out.iterdir()] == ["config.json"] and (out / "config.json").read_text() == "mine"
+    res = CliRunner().invoke(app, ["export", str(run.root), str(out), "--force"])
+    assert res.exit_code == 0, res.output
+    assert (out / "model.safetensors").is_file() and (out / "config.json").read_text() != "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf", "run"]  # no temporary folder left

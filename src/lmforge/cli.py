@@ -13,7 +13,7 @@ import typer
 import typer.core
 from rich.markup import escape
 
-from lmforge.config.load import load_config, preset_names
+from lmforge.config.load import load_config, outside_effects, preset_names
 from lmforge.config.schema import Config
 from lmforge.console import console, say, set_quiet
 from lmforge.errors import LmforgeError, StagePending
@@ -44,7 +44,8 @@ class _Typer(typer.Typer):
     """typer.Typer whose groups and commands use the clean help above."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cls=_Group, **kwargs)
+        kwargs.setdefault("cls", _Group)
+        super().__init__(**kwargs)
 
     def command(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("cls", _Command)
@@ -54,10 +55,35 @@ class _Typer(typer.Typer):
 app = _Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
              help="lmforge: the whole training flow of a language model, measured and explained.")
 
-compare_app = _Typer(no_args_is_help=True, help="Measured comparisons that feed the course tables.")
+class _CompareGroup(_Group):
+    """`lmforge compare NAME`: a mistyped NAME gets the closest comparison's name."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        from lmforge.compare.catalog import closest
+
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            guess = closest(args[0], self.list_commands(ctx))
+            raise LmforgeError(f"unknown comparison '{args[0]}'" + (f"; did you mean '{guess}'?" if guess else ""),
+                               "`lmforge compare --list` shows every comparison with its course number")
+        return super().resolve_command(ctx, args)
+
+
+compare_app = _Typer(cls=_CompareGroup, no_args_is_help=True,
+                          help="Measured comparisons that feed the course tables (--list: by course number).")
 model_app = _Typer(no_args_is_help=True, help="Model families, sizes and initialisation.")
 app.add_typer(compare_app, name="compare")
 app.add_typer(model_app, name="model")
+
+
+@compare_app.callback(invoke_without_command=True)
+def compare_main(ctx: typer.Context, show: Annotated[bool, typer.Option(
+        "--list", help="every comparison with its course number and what it measures")] = False) -> None:
+    """Measured comparisons that feed the course tables."""
+    if show:
+        from lmforge.compare.catalog import listing
+
+        typer.echo(listing())
+        raise typer.Exit()
 
 # Argument help is rich markup (typer's rich mode), where `[CONFIG]` is a style tag and vanishes:
 # the help texts below use no square brackets.
@@ -107,6 +133,13 @@ def resolve(run: RunDir, config: Path | None, preset: str | None, overrides: lis
     return load_config(config, preset, overrides)
 
 
+def announce_outside_effects(cfg: Config, sections: tuple[str, ...] = ("data", "monitor")) -> None:
+    """Say which keys of this config will run commands or reach the network, before they do
+    (even under --quiet: a config from someone else must not use them unseen)."""
+    for line in outside_effects(cfg, sections):
+        say(f"note: this config leaves the process: {line}", markup=False)
+
+
 def require_png(path: Path, option: str, default_name: str) -> None:
     """Figures are PNGs: matplotlib fails on another suffix and silently appends .png to none."""
     if path.suffix.lower() != ".png":
@@ -127,7 +160,9 @@ def _stage(name: str, run_dir: Path, config: Path | None, preset: str | None, ov
 
     set_quiet(quiet)
     run = RunDir(run_dir)
-    ran = run_stage_command(run, resolve(run, config, preset, overrides or []), name, force, **opts)
+    cfg = resolve(run, config, preset, overrides or [])
+    announce_outside_effects(cfg, {"data": ("data",), "train": ("monitor",)}.get(name, ()))
+    ran = run_stage_command(run, cfg, name, force, **opts)
     if quiet:  # the pipeline's own last line was silenced with the rest
         record = run.stage_record(name) or {}
         say(f"{name}: done in {record['seconds']:.1f}s" if ran and "seconds" in record
@@ -154,6 +189,7 @@ def run(
                                "give one (as -c FILE or as the first argument); overrides are key=value")
         config = config_file
     cfg = load_config(config, preset, overrides)
+    announce_outside_effects(cfg)
     run_dir = RunDir(out or Path("runs") / cfg.name)
     run_all(run_dir, cfg, force=force)
     say(f"[bold green]done[/]: report at {escape(str(run_dir.report / 'index.html'))}")
@@ -650,6 +686,23 @@ def compare_labeling(
     console.print(f"written: {run.root / 'labeling.md'}, labeling.json")
 
 
+@compare_app.command("tuning")
+def compare_tuning(
+    args: ConfigAndOverrides = None,
+    only: OnlyOpt = None, out: OutOpt = None,
+) -> None:
+    """One tuning change at a time from the same base (deeper, wider, searched LR, dropout, L1, L2,
+    early stopping): validation loss and train-validation gap, table and figure."""
+    from lmforge.compare.tuning import run_tuning
+
+    config, overrides = _split_config_arg(args or [])
+    cfg = load_config(config, None if config else "smoke", overrides)
+    run = RunDir(out or Path("runs") / "compare-tuning")
+    result = run_tuning(run, cfg, only)
+    typer.echo(result["table"])
+    console.print(f"written: {run.root / 'tuning.md'}, tuning.json, tuning.png")
+
+
 @compare_app.command("continual")
 def compare_continual(
     base: Annotated[Path, typer.Argument(metavar="RUN_A", help="the run trained on domain A (or a checkpoint of it)")],
@@ -679,13 +732,14 @@ def export_cmd(
     run_dir: RunArg,
     out: Annotated[Path, typer.Argument(help="folder to write")],
     fmt: Annotated[str, typer.Option("--format", help="export format: hf")] = "hf",
+    force: Annotated[bool, typer.Option("--force", help="replace a folder that is not empty")] = False,
 ) -> None:
     """Write the newest checkpoint as a Hugging Face model folder (GPT2LMHeadModel / LlamaForCausalLM)."""
     from lmforge.export import export_run
 
     if fmt != "hf":
         raise LmforgeError(f"unknown export format '{fmt}'", "supported: --format hf")
-    summary = export_run(run_dir, out)
+    summary = export_run(run_dir, out, force)
     typer.echo(f"exported {summary['checkpoint']} as {summary['architecture']} to {summary['out']}")
 
 

@@ -6,6 +6,8 @@ the run directory and writes the folder.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +18,14 @@ from lmforge.models.hf import require_transformers, to_hf
 from lmforge.rundir import RunDir
 
 
-def export_run(run_dir: Path, out: Path) -> dict[str, Any]:
+def export_run(run_dir: Path, out: Path, force: bool = False) -> dict[str, Any]:
     """Write the newest checkpoint of a run as a Hugging Face folder: config.json, model.safetensors,
-    tokenizer files. Returns a summary for the CLI."""
+    tokenizer files. Returns a summary for the CLI. The folder is written under a temporary name
+    and renamed when complete, so a crash leaves the old folder (or none), never half of one."""
     tf = require_transformers()
     run = RunDir(run_dir)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise LmforgeError(f"cannot export to {out}: it is a file, and the export is a folder",
-                           "give a new or existing folder to write config.json and model.safetensors into")
+    _check_target(out, force)
     if not run.config.is_file():
         raise LmforgeError(f"{run_dir} is not a run directory (no config.yaml)", "train a model first: lmforge run")
     cfg = load_config(run.config)
@@ -36,8 +37,33 @@ def export_run(run_dir: Path, out: Path) -> dict[str, Any]:
                 ("bos", cfg.tokenizer.bos_token), ("pad", cfg.tokenizer.pad_token)) if token}
     ids = {f"{key[:3]}_id": tok.token_to_id(token) for key, token in specials.items()}
     hf = to_hf(model, **ids)
-    out.mkdir(parents=True, exist_ok=True)
-    hf.save_pretrained(str(out))
     fast = tf.PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=cfg.model.block_size, **specials)
-    fast.save_pretrained(str(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        hf.save_pretrained(str(tmp))
+        fast.save_pretrained(str(tmp))
+        _replace_folder(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return {"checkpoint": latest.name, "architecture": type(hf).__name__, "out": str(out)}
+
+
+def _check_target(out: Path, force: bool) -> None:
+    """A file or a folder with anything in it (a model.init_from source, say) is kept unless --force."""
+    if out.exists() and not out.is_dir():
+        raise LmforgeError(f"cannot export to {out}: it is a file, and the export is a folder",
+                           "give a new or empty folder to write config.json and model.safetensors into")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise LmforgeError(f"cannot export to {out}: the folder is not empty",
+                           "give a new or empty folder, or add --force to replace its contents")
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Put the complete folder `new` at `out`; an old `out` is moved aside first and removed last."""
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(old)
+    new.rename(out)
+    shutil.rmtree(old, ignore_errors=True)

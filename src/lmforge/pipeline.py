@@ -27,7 +27,7 @@ from lmforge.label.stage import run_label
 from lmforge.monitor import build_callbacks
 from lmforge.monitor.control import trainer_alive
 from lmforge.report.build import run_report
-from lmforge.rundir import RunDir, atomic_open, atomic_write_text, file_stamp, identity
+from lmforge.rundir import RunDir, atomic_open, atomic_write_text, file_stamp, identity, run_of
 from lmforge.tokens.pack import run_tokenize
 from lmforge.train.stage import run_train
 
@@ -86,6 +86,10 @@ def external_inputs(cfg: Config, stage: str) -> list[Path]:
         return [path / "tokenizer.json" if path.is_dir() else path]
     if stage == "train" and cfg.model.init_from:
         folder = Path(cfg.model.init_from)
+        source = run_of(folder)
+        if source is not None:  # an lmforge run or checkpoint: its checkpoints' weights
+            return sorted(source.checkpoints.glob("step-*/model.safetensors")) if folder == source.root else [
+                folder / "model.safetensors"]
         return [folder / "config.json", *sorted(folder.glob("model*.safetensors*"))]
     return []
 

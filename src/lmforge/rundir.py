@@ -120,6 +120,20 @@ def file_stamp(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
+def member(folder: Path, name: str) -> Path | None:
+    """`folder/name` when `name`, read from a file a user may not have made (a checkpoint's
+    state.json, a weight index), stays inside `folder`; None for an absolute path, `..`, or a
+    link leading out."""
+    path = folder / name
+    if Path(name).is_absolute() or ".." in Path(name).parts or not name.strip():
+        return None
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return None
+    return path
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -263,3 +277,15 @@ class RunDir:
         """Record a decision or adjustment in events.jsonl."""
         self.root.mkdir(parents=True, exist_ok=True)
         append_jsonl(self.events, {"time": time.time(), "kind": kind, "message": message, **fields})
+
+
+def run_of(path: str | Path) -> RunDir | None:
+    """The lmforge run a path names: a run directory (it has config.yaml) or one of its
+    checkpoints/step-N folders (state.json inside checkpoints/). None for anything else (a
+    Hugging Face folder, say)."""
+    path = Path(path)
+    if (path / "state.json").is_file() and path.parent.name == "checkpoints":
+        return RunDir(path.parent.parent)
+    if (path / "config.yaml").is_file():
+        return RunDir(path)
+    return None

@@ -22,3 +22,4 @@ def test_architecture_arms_honour_loader_batch_tokens_and_doc_mask(tmp_path: Pat
     assert arm["tokens"] == 4 * 256 and arm["steps"] == 4
     assert arm["doc_mask"] is True
     assert arm["val_bpb"] > 0 and arm["signal"]["status"] in ("healthy", "vanishing", "exploding")
+    assert (out / "architecture-gpt.png").is_file() and "[gpt](architecture-gpt.png)" in (out / "compare.md").read_text()

@@ -48,7 +48,7 @@ def test_replay_batches_mix_both_domains() -> None:
     a = np.zeros(500, dtype=np.uint16)
     b = np.ones(500, dtype=np.uint16)
     mixed = MixedWindows(RandomWindows(b, 8, 8, 0), RandomWindows(a, 8, 8, 1), 0.25)
-    x, y = mixed.next()
+    x, _ = mixed.next()
     assert x.shape == (8, 8) and int((x[:, 0] == 0).sum()) == 2
     state = mixed.state_dict()
     again = mixed.next()

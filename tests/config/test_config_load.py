@@ -122,3 +122,21 @@ def test_errors_name_the_override_that_set_the_value():
     assert "got {" not in text and "preset 'default'" not in text  # not the preset, not the whole section
     with pytest.raises(LmforgeError, match=r"override train.lr=-3: train.lr: .*greater than 0 \(got -3\)"):
         load_config(preset="smoke", overrides=["train.lr=-3"])
+
+
+def test_keys_that_leave_the_process_are_named_with_their_values():
+    from lmforge.config.load import outside_effects
+    from lmforge.config.schema import OUTSIDE_KEYS
+
+    assert outside_effects(load_config()) == []  # the default flow runs nothing and sends nothing
+    cfg = load_config(None, None, ["data.executor=slurm", "data.slurm.partition=p",
+                                   "data.slurm.env_command=source /opt/env.sh", "monitor.wandb=true",
+                                   "monitor.wandb_mode=online", "monitor.mlflow=true",
+                                   "monitor.mlflow_uri=http://tracker:5000"])
+    lines = outside_effects(cfg)
+    assert [line.split("=")[0] for line in lines] == ["data.executor", "data.slurm.env_command",
+                                                      "monitor.wandb_mode", "monitor.mlflow_uri"]
+    assert "source /opt/env.sh" in lines[1] and "http://tracker:5000" in lines[3]
+    assert [line.split("=")[0] for line in outside_effects(cfg, ("monitor",))] == ["monitor.wandb_mode",
+                                                                                   "monitor.mlflow_uri"]
+    assert set(OUTSIDE_KEYS) >= {line.split("=")[0] for line in lines}

@@ -113,3 +113,17 @@ def test_what_is_not_a_base_is_refused(tmp_path: Path) -> None:
     char_tokenizer(tmp_path / "folder" / "tokenizer.json")
     with pytest.raises(LmforgeError, match="is not a base lmforge can start from"):
         resolve_base(tmp_path / "folder")
+
+
+def test_an_encoder_base_is_fine_tuned_through_its_cls_token(tmp_path: Path) -> None:
+    base = make_base(tmp_path / "base", "model.family=encoder")
+    docs = write_docs(tmp_path / "docs.jsonl")
+    found = resolve_base(base.root)
+    cfg = finetune_config(found, None, finetune_keys(docs, "finetune.pooling=cls", "train.steps=4"))
+    result = run_finetune(found, RunDir(tmp_path / "ft"), cfg, show_progress=False)
+    assert result["steps"] == 4 and result["test"]["n"] > 0
+    with pytest.raises(LmforgeError, match="pooling 'cls' reads position 0"):
+        decoder = make_base(tmp_path / "dec")
+        run_finetune(resolve_base(decoder.root), RunDir(tmp_path / "ft2"),
+                     finetune_config(resolve_base(decoder.root), None, finetune_keys(docs, "finetune.pooling=cls")),
+                     False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer
 
@@ -62,3 +63,16 @@ def test_a_passage_longer_than_the_context_is_read_in_windows() -> None:
         torch.testing.assert_close(clf.pooled(ids), (8 * first + 5 * second) / 13)
         padded = torch.cat([ids, torch.full((1, 7), PAD)], 1)  # a third window of padding only
         torch.testing.assert_close(clf.pooled(padded), clf.pooled(ids))
+
+
+def test_balanced_class_weights_follow_scikit_learn() -> None:
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from lmforge.finetune.classify import class_weights
+    from lmforge.finetune.passages import Split, Task
+
+    y = np.array([0] * 30 + [1] * 6 + [2] * 4)
+    task = Task(["a", "b", "c"], {"train": Split(np.zeros((40, 2), dtype=np.int64), y)}, {}, {})
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=y)
+    np.testing.assert_allclose(class_weights(task, "balanced").numpy(), expected, rtol=1e-6)
+    assert class_weights(task, "none") is None

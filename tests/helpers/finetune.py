@@ -85,6 +85,6 @@ def add_tokens(run: RunDir, letters: str = "abcde", n: int = 4000, seed: int = 0
         arr = np.array([ids[c] for c in text[:size]], dtype=np.uint16)
         arr.tofile(run.token_file(split))
         np.save(run.tokens / f"{split}.docs.npy", np.array([0], dtype=np.int64))
-        splits[split] = {"tokens": int(len(arr)), "documents": 1}
+        splits[split] = {"tokens": len(arr), "documents": 1}
     atomic_write_json(run.tokens / "meta.json", {"dtype": "uint16", "vocab_size": len(CHARS) + 1, "eos_id": 0,
                                                  "kind": "char", "splits": splits})

@@ -48,3 +48,33 @@ def test_report_reads_logs_torn_by_a_crash(tmp_path):
     html = run_report(run).read_text()
     assert "cut" in html
     assert (run.report / "loss.png").is_file()
+
+
+def test_report_reads_in_flow_order_with_tables_not_dumps(tmp_path):
+    """Stages in the order they run, the leakage check and the rules as tables (not a JSON dump or
+    `{}`), and the training statistics drawn: gradient norm, throughput, per-block curves."""
+    run = RunDir(tmp_path / "run")
+    run.create()
+    run.stages.mkdir(parents=True, exist_ok=True)
+    for name in ("report", "eval", "data", "train", "tokenize"):
+        (run.stages / f"{name}.json").write_text(json.dumps({"seconds": 1.0, "identity": name, "finished": "t"}))
+    run.ledger.parent.mkdir(parents=True, exist_ok=True)
+    run.ledger.write_text(json.dumps({"in": 3, "kept": 2, "rejected": 1, "balanced": True, "splits": {},
+                                      "sources": {"a": {"in": 2, "kept": 1, "rejected": 1,
+                                                        "rejected_by_rule": {"min_chars": 1}},
+                                                  "b": {"in": 1, "kept": 1, "rejected": 0, "rejected_by_rule": {}}}}))
+    leak = {"measure": "13-gram overlap", "source": "GPT-3", "splits": {"val": {"ngrams": 10, "seen_in_train": 1,
+                                                                              "fraction": 0.1}}}
+    run.eval.write_text(json.dumps({"checkpoint": "step-2", "splits": {}, "untrained": {}, "tasks": {},
+                                    "samples": [], "leakage": leak}))
+    run.metrics.write_text("".join(json.dumps({"kind": "train", "step": s, "loss": 3.0, "lr": 1e-3, "grad_norm": 0.5,
+                                               "tokens_per_s": 900.0}) + "\n" for s in (1, 2)))
+    (run.root / "stats.jsonl").write_text("".join(json.dumps({"kind": "stats", "step": s, "act_zero/blocks.0": 0.1,
+                                                              "grad_norm/blocks.0.mlp.fc.weight": 0.2}) + "\n"
+                                                  for s in (1, 2)))
+    html = run_report(run).read_text()
+    order = [html.index(f"<td>{name}</td>") for name in ("data", "tokenize", "train", "eval", "report")]
+    assert order == sorted(order)
+    assert "min_chars (1)" in html and "{}" not in html and "<td style=\"text-align:left\">none</td>" in html
+    assert "<pre>{" not in html and "<td>val</td><td>10</td><td>1</td><td>0.1000</td>" in html
+    assert (run.report / "dynamics.png").is_file() and 'src="dynamics.png"' in html

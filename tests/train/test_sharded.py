@@ -79,6 +79,29 @@ def test_foreign_pickle_in_metadata_is_refused(tmp_path: Path) -> None:
         sharded.load(tmp_path, {}, None)
 
 
+def _protocol4_call(module: str, dotted_name: str, arg: str) -> bytes:
+    """A pickle that calls `module`.`dotted_name`(arg): protocol 4's STACK_GLOBAL resolves a
+    dotted name as an attribute path, which is how an allowed module can reach any callable."""
+    def text(s: str) -> bytes:
+        b = s.encode()
+        return b"\x8c" + bytes([len(b)]) + b  # SHORT_BINUNICODE
+    return b"\x80\x04" + text(module) + text(dotted_name) + b"\x93" + text(arg) + b"\x85R."
+
+
+@pytest.mark.parametrize("dotted", ["os.system", "torch.os.system"])
+def test_dotted_name_under_an_allowed_module_is_refused(tmp_path: Path, dotted: str) -> None:
+    marker = tmp_path / "ran"
+    payload = _protocol4_call("torch.distributed.checkpoint.metadata", dotted, f"touch {marker}")
+    probe = pickle.loads(payload.replace(marker.as_posix().encode(), b"true".ljust(len(marker.as_posix()))))
+    assert probe == 0, "the crafted pickle must really reach os.system (else this test proves nothing)"
+    (tmp_path / sharded.METADATA).write_bytes(payload)
+    with pytest.raises(LmforgeError, match="not a DCP metadata file"):
+        sharded.read_metadata(tmp_path)
+    with pytest.raises(LmforgeError, match="not a DCP metadata file"):
+        sharded.load(tmp_path, {}, None)
+    assert not marker.exists()
+
+
 def test_sharded_checkpoint_of_another_shape_is_a_clear_error(tmp_path: Path) -> None:
     small = build_model(tiny_config().model, 32)
     sharded.save(tmp_path, small.state_dict(), {})

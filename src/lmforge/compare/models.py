@@ -27,9 +27,10 @@ from lmforge.config.schema import Config
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.lm import bits_per_byte, token_losses
 from lmforge.models.info import flops_per_token
-from lmforge.models.registry import count_parameters
+from lmforge.models.registry import build_model, count_parameters
 from lmforge.models.signal import signal_check
 from lmforge.pipeline import run_stage, write_config
+from lmforge.report.diagram import architecture_figure
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
 from lmforge.tokens.store import load_tokens
 from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths
@@ -174,6 +175,16 @@ def init_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def architecture_diagrams(run: RunDir, arms: dict[str, Config]) -> dict[str, str]:
+    """One diagram per family, drawn from the model each arm built (report/diagram.py)."""
+    vocab = load_tokenizer(run.tokenizer).get_vocab_size(with_added_tokens=True)
+    figures = {}
+    for name, cfg in arms.items():
+        path = architecture_figure(build_model(cfg.model, vocab), run.root / f"architecture-{name}.png", name)
+        figures[name] = path.name
+    return figures
+
+
 def compare(kind: str, config: Path | None, overrides: list[str], out: Path | None,
             only: list[str] | None = None) -> dict[str, Any]:
     """Run the comparison `kind` ("architectures" or "init") and write results.json and table.md."""
@@ -191,6 +202,9 @@ def compare(kind: str, config: Path | None, overrides: list[str], out: Path | No
     started = time.time()
     results = run_arms(run, arms)
     table = architectures_table(results) if kind == "architectures" else init_table(results)
+    if kind == "architectures":
+        figures = architecture_diagrams(run, arms)
+        table += "\n\nEach family as built (figure 4): " + ", ".join(f"[{n}]({f})" for n, f in figures.items())
     env = environment()
     record = {"kind": kind, "environment": env, "wall_s": time.time() - started, "results": results}
     atomic_write_json(run.root / "compare.json", record)

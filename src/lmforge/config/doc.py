@@ -12,7 +12,7 @@ import typing
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from lmforge.config.schema import Config
+from lmforge.config.schema import OUTSIDE_KEYS, Config
 
 
 def _type_name(annotation: object) -> str:
@@ -107,6 +107,12 @@ def reference() -> str:
         lines += ["", f"## `{path}`", "", doc, "", *_how_to_set(path), "| key | type | default | allowed | meaning |",
                   "|---|---|---|---|---|", *_section_rows(model, f"{path}.")]
         queue += [(f"{path}.{name}", sub) for name, sub in _sub_models(model)]
+    lines += ["", "## Keys that run commands or reach the network", "",
+              "No value is ever evaluated as code, and YAML tags that build Python objects are refused. These",
+              "keys do leave the process on purpose; before a run uses them, `lmforge run` and the stage",
+              "commands print the ones in effect, so a config from someone else cannot use them unseen.", "",
+              "| key | what it does |", "|---|---|",
+              *(f"| `{key}` | {what} |" for key, what in OUTSIDE_KEYS.items())]
     return "\n".join(lines) + "\n"
 
 

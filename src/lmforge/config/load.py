@@ -16,9 +16,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from lmforge.config.schema import Config, ModelConfig
+from lmforge.config.schema import OUTSIDE_KEYS, Config, ModelConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.sizes import SIZES, size_names
+from lmforge.rundir import RunDir, run_of
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -49,6 +50,9 @@ def fill_from_folder(model: dict[str, Any]) -> dict[str, Any]:
     if not model.get("init_from"):
         return model
     folder = model["init_from"]
+    run = run_of(folder)
+    if run is not None:  # an lmforge run or checkpoint: continued pretraining from its weights
+        return _fill_from_run(model, run)
     if model.get("size"):
         raise LmforgeError(f"model.size={model['size']!r} and model.init_from={folder!r} both set the shape",
                            "keep model.init_from and drop model.size")
@@ -71,6 +75,19 @@ def fill_from_folder(model: dict[str, Any]) -> dict[str, Any]:
                                f"{Path(folder) / 'config.json'} has {key} {value!r}",
                                f"drop model.{key} (the folder sets it; model.block_size may be shorter than "
                                f"the folder's), or use another folder")
+    return {**model, **theirs}
+
+
+def _fill_from_run(model: dict[str, Any], run: RunDir) -> dict[str, Any]:
+    """Take the shape of an lmforge run's config.yaml; a key set beside it to another value is an error."""
+    theirs_all, _ = _read_yaml(run.config)
+    theirs_model = theirs_all.get("model") if isinstance(theirs_all.get("model"), dict) else {}
+    theirs = {k: theirs_model[k] for k in (*FOLDER_KEYS, "qk_norm", "kernel_size", "dilation_cycle", "tbptt")
+              if k in theirs_model}
+    for key, value in theirs.items():
+        if model.get(key) is not None and model[key] != value:
+            raise LmforgeError(f"model.{key}={model[key]!r} conflicts with model.init_from: {run.config} has "
+                               f"{key} {value!r}", f"drop model.{key} (the run it starts from sets it)")
     return {**model, **theirs}
 
 
@@ -305,3 +322,24 @@ def config_over(base: Config, path: str | Path | None, overrides: list[str]) -> 
         return Config.model_validate(data)
     except ValidationError as exc:
         raise _explain(exc, source, lines, overrides) from None
+
+
+def outside_effects(cfg: Config, sections: tuple[str, ...] = ("data", "monitor")) -> list[str]:
+    """The keys in effect that run commands or reach the network, each with its value and what it
+    does, so a run from someone else's config says so before it starts (schema.OUTSIDE_KEYS)."""
+    data, mon = cfg.data, cfg.monitor
+    active: dict[str, Any] = {}
+    if data.executor != "local":
+        active["data.executor"] = data.executor
+    if data.executor == "slurm":
+        active["data.slurm.env_command"] = data.slurm.env_command or "(activates this Python's venv)"
+        if data.slurm.sbatch_args:
+            active["data.slurm.sbatch_args"] = data.slurm.sbatch_args
+    if data.executor == "ray" and data.ray.address:
+        active["data.ray.address"] = data.ray.address
+    if mon.wandb and mon.wandb_mode == "online":
+        active["monitor.wandb_mode"] = "online"
+    if mon.mlflow and mon.mlflow_uri and not mon.mlflow_uri.startswith(("file:", "sqlite:", "/", ".")):
+        active["monitor.mlflow_uri"] = mon.mlflow_uri
+    return [f"{key}={value!r}: {OUTSIDE_KEYS[key]}" for key, value in active.items()
+            if key.split(".")[0] in sections]

@@ -3,7 +3,9 @@
 Every key, its type, default and allowed range live here; loading (presets, YAML with line
 numbers, key=value overrides, filling a size preset or a Hugging Face folder's shape) lives in
 config/load.py. This module imports nothing of lmforge but `errors`, so every stage can depend
-on it. Nothing in a config is ever executed.
+on it. No value in a config is ever evaluated as code; the few keys that run commands or reach
+the network on purpose are listed in OUTSIDE_KEYS below, documented in docs/config.md, and
+printed before a run uses them (config.load.outside_effects).
 """
 
 from __future__ import annotations
@@ -15,6 +17,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lmforge.errors import LmforgeError
+
+# Keys whose values leave this process: they run commands or reach the network. A config from
+# someone else can use them; `lmforge run`/stage commands print the ones in effect before use.
+OUTSIDE_KEYS: dict[str, str] = {
+    "data.executor": "`slurm` submits jobs with sbatch; `ray` starts or joins a Ray cluster",
+    "data.slurm.env_command": "a shell line every Slurm task runs before it starts",
+    "data.slurm.sbatch_args": "extra #SBATCH lines of every Slurm job",
+    "data.ray.address": "the Ray cluster phase 1's tasks are sent to (their code runs there)",
+    "monitor.wandb_mode": "`online` sends metrics and the config to Weights & Biases' servers",
+    "monitor.mlflow_uri": "an http(s) or database URI sends metrics and the config there",
+}
 
 
 class Section(BaseModel):
@@ -224,12 +237,12 @@ class TokenizerConfig(Section):
         return self
 
 
-Family = Literal["gpt", "llama", "lstm", "gru", "cnn"]
+Family = Literal["gpt", "llama", "lstm", "gru", "cnn", "encoder"]
 InitScheme = Literal["auto", "torch", "normal", "gpt2", "small", "xavier_uniform", "xavier_normal",
                      "kaiming_uniform", "kaiming_normal", "orthogonal", "zero_residual"]
 InitOverride = Literal["torch", "normal", "scaled", "small", "xavier_uniform", "xavier_normal",
                        "kaiming_uniform", "kaiming_normal", "orthogonal", "zero", "ones"]
-TRANSFORMERS = ("gpt", "llama")
+TRANSFORMERS = ("gpt", "llama", "encoder")
 
 
 class ModelConfig(Section):
@@ -533,6 +546,8 @@ class FinetuneConfig(Section):
                                            "and MLP projection of the family")
     head_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before the classification head")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    class_weights: Literal["none", "balanced"] = Field("none", description="balanced: weight each class's loss by "
+                                                       "n / (classes x its training passages), scikit-learn's rule")
     seed: int = 1337
 
 
@@ -624,6 +639,16 @@ class Config(Section):
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     label: LabelConfig = Field(default_factory=LabelConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder_name(cls, value: str) -> str:
+        """runs/NAME must be a folder of its own: `.` or `..` (a file called `...yaml` has the
+        stem `..`) would make the working directory the run, whose checkpoints a fresh run clears."""
+        if set(value) == {"."}:
+            raise ValueError(f"name {value!r} is not a folder of its own; name the run with letters or digits "
+                             "(name: my-run, or rename the config file)")
+        return value
 
     @model_validator(mode="after")
     def _pretrained_tokenizer_path(self) -> Config:

@@ -83,6 +83,8 @@ def read_leakage(run: RunDir) -> Any:
 def run_eval(run: RunDir, cfg: Config, callbacks: CallbackFactory | None = None) -> dict[str, Any]:
     """The eval stage; `callbacks` attach to the trainings of cross-validation folds."""
     model, tok, latest = load_trained(run, cfg)
+    if getattr(model, "objective", None) == "masked":
+        return _masked_eval(run, cfg, model, tok, latest)
     if cfg.eval.cv_folds >= 2:
         check_folds(run, cfg)  # before anything slow
     tasks = load_tasks(run, cfg)  # a bad task file stops before the splits are scored
@@ -113,6 +115,30 @@ def run_eval(run: RunDir, cfg: Config, callbacks: CallbackFactory | None = None)
         results["cross_validation"] = cross_validate(run, cfg, callbacks=callbacks)
     atomic_write_json(run.eval, results)
     return _summary(results)
+
+
+def _masked_eval(run: RunDir, cfg: Config, model: nn.Module, tok: Tokenizer, latest: Path) -> dict[str, Any]:
+    """An encoder's evaluation: its masked-LM loss on each held-out split, trained and untrained
+    (next-token metrics, tasks and samples need a decoder)."""
+    from lmforge.tokens.store import load_tokens
+    from lmforge.train.mlm import masked_loss
+
+    def loss(m: nn.Module, split: str) -> float:
+        data = load_tokens(run.tokens, split)
+        windows = -(-min(len(data), cfg.eval.max_tokens or len(data)) // (cfg.model.block_size - 1))
+        return masked_loss(m, data, cfg.model.block_size, cfg.eval.batch_size,
+                           -(-windows // cfg.eval.batch_size), cfg.train.dtype, cfg.eval.seed)
+
+    torch.manual_seed(cfg.train.seed)
+    fresh = build_model(cfg.model, tok.get_vocab_size(with_added_tokens=True)).to(next(model.parameters()).device)
+    results: dict[str, Any] = {
+        "checkpoint": latest.name, "objective": "masked language modelling (15% of positions, 80/10/10)",
+        "splits": {s: {"masked_lm_loss": loss(model, s)} for s in cfg.eval.splits},
+        "untrained": {cfg.eval.splits[0]: {"masked_lm_loss": loss(fresh, cfg.eval.splits[0])}},
+        "training": training_record(run, cfg, latest)}
+    atomic_write_json(run.eval, results)
+    return {"checkpoint": latest.name, **{f"{s}_masked_lm_loss": round(v["masked_lm_loss"], 4)
+                                          for s, v in results["splits"].items()}}
 
 
 def _summary(results: dict[str, Any]) -> dict[str, Any]:

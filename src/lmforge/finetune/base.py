@@ -104,10 +104,12 @@ def load_backbone(base: Base, model_cfg: ModelConfig, tok: Tokenizer, pretrained
     if not isinstance(model, LanguageModel):
         raise LmforgeError(f"model family '{model_cfg.family}' cannot be fine-tuned here")
     # a Hugging Face folder's config.json sets model.vocab_size, and its loader checks the rows
-    rows = vocab if base.kind == "hf" else int(ckpt.read_weights(base.weights)["tok_emb.weight"].shape[0])
-    if model_cfg.vocab_size is None and rows != vocab:
-        raise LmforgeError(f"the base's tokenizer ({base.tokenizer}) has {vocab} tokens but its weights "
-                           f"({base.weights}) have {rows} embedding rows: they were not trained together",
+    rows = model.tok_emb.weight.shape[0]
+    theirs = rows if base.kind == "hf" else int(ckpt.read_weights(base.weights)["tok_emb.weight"].shape[0])
+    if model_cfg.vocab_size is None and theirs != rows:
+        extra = f" (+{rows - vocab} special rows of the family)" if rows != vocab else ""
+        raise LmforgeError(f"the base's tokenizer ({base.tokenizer}) has {vocab} tokens{extra} but its weights "
+                           f"({base.weights}) have {theirs} embedding rows: they were not trained together",
                            "use the tokenizer that came with the weights")
     if pretrained:
         if base.kind == "hf":

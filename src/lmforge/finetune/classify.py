@@ -102,6 +102,15 @@ def score(model: nn.Module, task: Task, split: str, cfg: Config) -> dict[str, An
     return report
 
 
+def class_weights(task: Task, rule: str) -> torch.Tensor | None:
+    """Per-class loss weights: `balanced` is n / (classes x count), scikit-learn's
+    compute_class_weight rule, so a small class counts as much as a large one."""
+    if rule == "none":
+        return None
+    counts = np.bincount(task.splits["train"].y, minlength=len(task.labels)).astype(np.float64)
+    return torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
+
+
 def build_classifier(base: Base, cfg: Config, n_classes: int, backbone: nn.Module) -> tuple[nn.Module, dict[str, Any]]:
     """The classifier on the backbone, frozen or wrapped as the finetune section says."""
     ft = cfg.finetune
@@ -150,7 +159,8 @@ def run_finetune(base: Base, run: RunDir, cfg: Config, show_progress: bool = Tru
     console.print(f"finetune: {method['method']}, {method['trainable_params']:,} of {method['total_params']:,} "
                   f"parameters train; {len(task.splits['train'].y)} training passages, classes {task.labels}")
     val = task.splits["val"]
-    objective = Objective(loss=partial(class_loss, label_smoothing=cfg.finetune.label_smoothing),
+    objective = Objective(loss=partial(class_loss, label_smoothing=cfg.finetune.label_smoothing,
+                                       weight=class_weights(task, cfg.finetune.class_weights)),
                           val_loss=partial(split_loss, split=val, dtype=cfg.train.dtype))
     for old in ckpt.list_checkpoints(run.checkpoints):
         shutil.rmtree(old)  # a fresh fine-tune never mixes with an older one's checkpoints

@@ -53,7 +53,9 @@ class SequenceClassifier(LanguageModel):
         weighted by their real tokens."""
         b, t = idx.shape
         size = self.cfg.block_size
-        if t <= size:
+        if self.pooling == "cls":  # [CLS] opens the first window only: an encoder reads that one
+            idx = idx[:, :size]
+        if idx.shape[1] <= size:
             return self._pool_window(idx)
         n = -(-t // size)
         padded = torch.full((b, n * size), PAD, dtype=idx.dtype, device=idx.device)

@@ -91,10 +91,11 @@ EXPLICIT_MAX_LEN = 256  # measured crossover on a 2-core avx512_bf16 CPU (see ca
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
-                     dropout_p: float = 0.0) -> torch.Tensor:
+                     dropout_p: float = 0.0, causal: bool = True) -> torch.Tensor:
     """Causal attention over (batch, heads, T, head_dim); `attn_mask` (batch, T, T) bool, True = may
     attend (already causal, e.g. also kept inside each document). Fewer k/v heads than q heads is
-    grouped-query attention.
+    grouped-query attention. `causal` off (an encoder): every position may attend to every other
+    one that `attn_mask` allows (all of them without a mask).
 
     In bf16 on CPU at T <= 256 the explicit form (two bf16 matmuls, softmax in fp32) beats
     PyTorch's CPU flash kernel, whose bf16 backward is slow (training step 1.6x faster at T = 64
@@ -102,20 +103,20 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mas
     (bench/attention_cpu.py, docs/benchmarks.md "Training"). Everywhere else SDPA picks its kernel.
     """
     if q.device.type == "cpu" and q.dtype == torch.bfloat16 and q.shape[-2] <= EXPLICIT_MAX_LEN:
-        return _explicit_attention(q, k, v, attn_mask, dropout_p)
-    mask = {"is_causal": True} if attn_mask is None else {"attn_mask": attn_mask[:, None]}
+        return _explicit_attention(q, k, v, attn_mask, dropout_p, causal)
+    mask = {"is_causal": causal} if attn_mask is None else {"attn_mask": attn_mask[:, None]}
     return F.scaled_dot_product_attention(q, k, v, **mask, dropout_p=dropout_p, enable_gqa=k.shape[1] != q.shape[1])
 
 
 def _explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
-                        dropout_p: float) -> torch.Tensor:
+                        dropout_p: float, causal: bool = True) -> torch.Tensor:
     if k.shape[1] != q.shape[1]:
         groups = q.shape[1] // k.shape[1]
         k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
     # the mask as an additive fp32 bias: one add both masks and lifts the bf16 scores to fp32
     # (a masked_fill and a cast cost one pass each over the T x T scores, forward and backward)
-    allowed = (torch.ones(q.shape[-2], q.shape[-2], dtype=torch.bool, device=q.device).tril()
-               if attn_mask is None else attn_mask[:, None])
+    full = torch.ones(q.shape[-2], q.shape[-2], dtype=torch.bool, device=q.device)
+    allowed = (full.tril() if causal else full) if attn_mask is None else attn_mask[:, None]
     bias = torch.zeros(allowed.shape, dtype=torch.float32, device=q.device).masked_fill_(~allowed, float("-inf"))
     probs = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1) + bias, dim=-1)
     if dropout_p > 0:

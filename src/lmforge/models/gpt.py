@@ -28,11 +28,12 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.dropout = cfg.dropout
+        self.causal = cfg.family != "encoder"  # the BERT-style encoder (models/encoder.py) sees both ways
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, t, c = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_head, c // self.n_head).permute(2, 0, 3, 1, 4)
-        y = causal_attention(q, k, v, attn_mask, self.dropout if self.training else 0.0)
+        y = causal_attention(q, k, v, attn_mask, self.dropout if self.training else 0.0, self.causal)
         return self.proj(y.transpose(1, 2).reshape(b, t, c))
 
 

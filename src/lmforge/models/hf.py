@@ -17,6 +17,7 @@ from torch import nn
 from lmforge.config.schema import ModelConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model
+from lmforge.rundir import member
 
 ACT_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
 # "gelu_new", "gelu_pytorch_tanh" and "gelu_fast" are the same tanh curve to float precision
@@ -241,6 +242,21 @@ def folder_model_keys(folder: Path) -> dict[str, Any]:
     return {**keys, "vocab_size": vocab}
 
 
+def _indexed_files(folder: Path, index: Path) -> list[Path]:
+    """The shard files a weight index names; a name leading outside the folder is refused."""
+    try:
+        names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LmforgeError(f"{index} is not a weight index lmforge can read ({exc})",
+                           "export the model again with save_pretrained(folder)") from exc
+    files = [member(folder, str(name)) for name in names]
+    if None in files:
+        bad = [n for n, f in zip(names, files) if f is None]
+        raise LmforgeError(f"{index} names files outside {folder}: {bad}",
+                           "a weight index may only name files in its own folder; use a folder you trust")
+    return [f for f in files if f is not None]
+
+
 def folder_tensors(folder: Path) -> dict[str, torch.Tensor]:
     """The weights of a folder, from safetensors only (one file or an index of shards): a pickle
     (pytorch_model.bin) can run code when loaded, so it is never read."""
@@ -254,7 +270,7 @@ def folder_tensors(folder: Path) -> dict[str, torch.Tensor]:
     if single.is_file():
         files = [single]
     elif index.is_file():
-        files = [folder / f for f in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+        files = _indexed_files(folder, index)
     else:
         found = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file())) or "nothing"
         raise LmforgeError(f"{folder} has no model.safetensors (it holds: {found})",

@@ -18,7 +18,7 @@ from lmforge.errors import LmforgeError
 
 # the family defaults; docs/models.md explains each choice
 FAMILY_DEFAULT = {"gpt": "gpt2", "llama": "gpt2", "lstm": "xavier_uniform", "gru": "xavier_uniform",
-                  "cnn": "kaiming_normal"}
+                  "cnn": "kaiming_normal", "encoder": "gpt2"}
 
 
 RNN_EMBED_STD = 0.1

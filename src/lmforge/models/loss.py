@@ -77,8 +77,10 @@ class LossFn:
 
 
 def class_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean",
-               label_smoothing: float = 0.0) -> torch.Tensor:
+               label_smoothing: float = 0.0, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy of class logits (batch, classes) against labels (batch,), in float32; label
-    smoothing as Szegedy et al. 2016 define it (PyTorch's own)."""
-    return F.cross_entropy(logits.float(), targets, reduction=reduction, ignore_index=IGNORE_INDEX,
+    smoothing as Szegedy et al. 2016 define it (PyTorch's own); `weight` per class."""
+    if weight is not None:
+        weight = weight.to(logits.device)
+    return F.cross_entropy(logits.float(), targets, weight=weight, reduction=reduction, ignore_index=IGNORE_INDEX,
                            label_smoothing=label_smoothing)

@@ -7,11 +7,13 @@ from torch import nn
 from lmforge.config.schema import ModelConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.cnn import GatedCNN
+from lmforge.models.encoder import Encoder
 from lmforge.models.gpt import GPT
 from lmforge.models.llama import Llama
 from lmforge.models.rnn import RNNLM
 
-FAMILIES: dict[str, type[nn.Module]] = {"gpt": GPT, "llama": Llama, "lstm": RNNLM, "gru": RNNLM, "cnn": GatedCNN}
+FAMILIES: dict[str, type[nn.Module]] = {"gpt": GPT, "llama": Llama, "lstm": RNNLM, "gru": RNNLM, "cnn": GatedCNN,
+                                      "encoder": Encoder}
 
 
 def build_model(cfg: ModelConfig, vocab_size: int) -> nn.Module:

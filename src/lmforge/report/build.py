@@ -11,7 +11,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from lmforge.evaluate.plots import task_confusion_figures
-from lmforge.report.figures import events_timeline, funnel_figure, loss_curve
+from lmforge.report.figures import events_timeline, funnel_figure, loss_curve, training_dynamics
 from lmforge.rundir import RunDir, atomic_write_text, read_jsonl
 
 
@@ -21,6 +21,15 @@ def _load_json(path: Path) -> Any:
 
 def _events(path: Path) -> list[dict[str, Any]]:
     return read_jsonl(path)
+
+
+FLOW = ("data", "tokenize", "train", "eval", "report")  # the stages in the order they run
+
+
+def _stages_in_flow_order(folder: Path) -> dict[str, Any]:
+    """Each stage's record (.stages/NAME.json) in flow order; other records (lr_find...) after."""
+    found = {p.stem: _load_json(p) for p in folder.glob("*.json")} if folder.is_dir() else {}
+    return {name: found[name] for name in sorted(found, key=lambda n: (FLOW.index(n) if n in FLOW else len(FLOW), n))}
 
 
 def top_k_key(evaluation: dict[str, Any] | None) -> str:
@@ -41,7 +50,8 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
     ledger = _load_json(run.ledger)
     funnel = funnel_figure(ledger, out / "funnel.png")
     confusion = task_confusion_figures(evaluation, out)  # evaluate/plots.py: one per multiple-choice task
-    stages = {p.stem: _load_json(p) for p in sorted(run.stages.glob("*.json"))} if run.stages.is_dir() else {}
+    stages = _stages_in_flow_order(run.stages)
+    dynamics = training_dynamics(run.metrics, run.root / "stats.jsonl", out / "dynamics.png")
     env = Environment(loader=PackageLoader("lmforge.report", "templates"), autoescape=select_autoescape())
     html = env.get_template("index.html").render(
         title=title or f"lmforge run: {run.root.name}",
@@ -49,7 +59,7 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
         ledger=ledger,
         funnel=funnel.name if funnel else None,
         tokens=_load_json(run.tokens / "meta.json"),
-        leakage=_load_json(run.tokens / "leakage.json"),
+        leakage=_load_json(run.tokens / "leakage.json") or (evaluation or {}).get("leakage"),
         lr_find=_load_json(run.root / "lr_find.json"),
         lr_find_figure=(run.root / "lr_find.png").is_file(),
         evaluation=evaluation,
@@ -58,6 +68,7 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
         events=_events(run.events),
         stages=stages,
         figure=figure.name if figure else None,
+        dynamics=dynamics.name if dynamics else None,
         timeline=timeline.name if timeline else None,
     )
     if (run.root / "lr_find.png").is_file():  # written by `lmforge lr-find` beside the run's other files

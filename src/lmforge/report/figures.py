@@ -44,6 +44,79 @@ def loss_curve(metrics: Path, out: Path) -> Path | None:
     return out
 
 
+def _block_of(name: str) -> str | None:
+    """`blocks.3` from a parameter or module name such as `blocks.3.mlp.fc.weight` or `blocks.3`."""
+    parts = name.split(".")
+    return ".".join(parts[:2]) if parts[0] == "blocks" and len(parts) >= 2 else None
+
+
+def training_dynamics(metrics: Path, stats: Path, out: Path) -> Path | None:
+    """What the loss curve hides: gradient norm and throughput at every logged step, and, from the
+    training statistics, each block's gradient norm and share of zero activations (vanishing
+    gradients and dead units show here first), plus validation loss per data source if recorded."""
+    train, evals = read_metrics(metrics)
+    train = [r for r in train if "grad_norm" in r]
+    if not train:
+        return None
+    records = [r for r in read_jsonl(stats) if r.get("kind") == "stats"] if stats.is_file() else []
+    per_source = sorted({k for r in evals for k in r if k.startswith("val_loss/")})
+    panels = ["grad", "speed"] + (["blocks", "zeros"] if records else []) + (["sources"] if per_source else [])
+    rows = (len(panels) + 1) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(9, 2.8 * rows), dpi=110, squeeze=False)
+    flat = list(axes.flat)
+    steps = [r["step"] for r in train]
+    for ax, panel in zip(flat, panels):
+        if panel == "grad":
+            ax.plot(steps, [r["grad_norm"] for r in train], lw=1)
+            ax.set_yscale("log")
+            ax.set_title("gradient norm (before clipping)", fontsize=9)
+        elif panel == "speed":
+            ax.plot(steps, [r.get("tokens_per_s", float("nan")) for r in train], lw=1, color="tab:green")
+            ax.set_title("throughput (tokens/s)", fontsize=9)
+        elif panel == "blocks":
+            _per_block(ax, records, "grad_norm/")
+            ax.set_yscale("log")
+            ax.set_title("gradient norm per block", fontsize=9)
+        elif panel == "zeros":
+            _per_block(ax, records, "act_zero/")
+            ax.set_title("share of zero activations per block", fontsize=9)
+        else:
+            for key in per_source:
+                ax.plot([r["step"] for r in evals if key in r], [r[key] for r in evals if key in r], "o-", ms=3,
+                        label=key.split("/", 1)[1])
+            ax.legend(fontsize=7)
+            ax.set_title("validation loss per data source", fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in flat[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def _per_block(ax: plt.Axes, records: list[dict], prefix: str) -> None:
+    """One line per block: the root of the summed squares of its parameters' gradient norms, or
+    the mean of an activation statistic recorded per block."""
+    lines: dict[str, list[tuple[int, float]]] = {}
+    for rec in records:
+        values: dict[str, list[float]] = {}
+        for key, value in rec.items():
+            block = _block_of(key[len(prefix):]) if key.startswith(prefix) else None
+            if block is not None and isinstance(value, (int, float)):
+                values.setdefault(block, []).append(float(value))
+        for block, vals in values.items():
+            agg = sum(v * v for v in vals) ** 0.5 if prefix == "grad_norm/" else sum(vals) / len(vals)
+            lines.setdefault(block, []).append((rec["step"], agg))
+    for block in sorted(lines, key=lambda b: int(b.split(".")[1])):
+        pts = lines[block]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1, label=block)
+    if lines:
+        ax.legend(fontsize=6, ncol=2)
+
+
 ADJUSTMENTS = ("control", "control_rejected", "lr_reduce", "early_stop", "restore_best", "average", "resume")
 
 

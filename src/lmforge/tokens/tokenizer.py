@@ -27,7 +27,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 
 from lmforge.config.schema import TokenizerConfig
 from lmforge.errors import LmforgeError
-from lmforge.rundir import atomic_write_text
+from lmforge.rundir import atomic_write_text, run_of
 
 KINDS = ("bytelevel_bpe", "bpe", "unigram", "wordpiece", "char")
 METASPACE = "▁"  # SentencePiece's meta symbol for a space (U+2581)
@@ -193,7 +193,10 @@ def pretrained_tokenizer(cfg: TokenizerConfig, out: Path) -> Tokenizer:
     Hugging Face checkpoint's) into the run instead of training one; its special tokens must hold
     the configured EOS (and BOS, PAD) token, since packing writes them."""
     path = Path(cfg.path or "")
-    if path.is_dir():
+    run = run_of(path) if path.is_dir() else None
+    if run is not None:  # an lmforge run or checkpoint (model.init_from): the run's own tokenizer
+        path = run.tokenizer
+    elif path.is_dir():
         path = path / "tokenizer.json"
     if not path.is_file():  # load_tokenizer's hint (rerun tokenize) would not help here
         raise LmforgeError(f"tokenizer.path: {path} not found",

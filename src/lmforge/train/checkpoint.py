@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lmforge.rundir import atomic_write_json, file_sha256
+from lmforge.rundir import atomic_write_json, file_sha256, member
 
 STEP_PREFIX = "step-"
 CARRIED_FILE = "carried.safetensors"
@@ -141,7 +141,9 @@ def verify(path: Path) -> str | None:
     if state.get("good") is False:
         return f"marked not good ({state.get('why', 'non-finite values')})"
     for name, digest in state.get("files", {}).items():
-        f = path / name
+        f = member(path, name)
+        if f is None:
+            return f"state.json names {name!r}, a file outside the checkpoint folder"
         if not f.is_file():
             return f"{name} is missing"
         if file_sha256(f) != digest:

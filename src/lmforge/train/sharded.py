@@ -30,11 +30,17 @@ METADATA = ".metadata"
 MODEL_KEY, OPTIM_KEY = "model", "optim"
 
 # what a DCP metadata pickle is made of (read from torch 2.13's files): its dataclasses, the
-# file-layout records, torch.Size/dtypes/layouts, and a path; nothing that runs code
-_ALLOWED_MODULES = ("torch.distributed.checkpoint.metadata",)
-_ALLOWED_NAMES = {("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
+# file-layout records, torch.Size/dtypes/layouts, and a path; nothing that runs code. Exact
+# (module, name) pairs only: pickle protocol 4 resolves a dotted name as an attribute path, so
+# allowing a whole module would let `metadata.torch.os.system` through.
+_METADATA_MODULE = "torch.distributed.checkpoint.metadata"
+_ALLOWED_NAMES = {*((_METADATA_MODULE, n) for n in (
+                      "Metadata", "MetadataIndex", "StorageMeta", "TensorProperties", "TensorStorageMetadata",
+                      "BytesStorageMetadata", "ChunkStorageMetadata", "_MEM_FORMAT_ENCODING")),
+                  ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
                   ("torch.serialization", "_get_layout"), ("torch", "Size"), ("pathlib", "PosixPath"),
-                  ("pathlib", "WindowsPath"), ("collections", "OrderedDict"),
+                  ("pathlib", "WindowsPath"), ("pathlib._local", "PosixPath"), ("pathlib._local", "WindowsPath"),
+                  ("collections", "OrderedDict"),
                   *(("torch", str(t).removeprefix("torch.")) for t in (
                       torch.float64, torch.float32, torch.bfloat16, torch.float16, torch.int64, torch.int32,
                       torch.int16, torch.int8, torch.uint8, torch.bool))}
@@ -42,7 +48,7 @@ _ALLOWED_NAMES = {("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
 
 class _MetadataUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if module in _ALLOWED_MODULES or (module, name) in _ALLOWED_NAMES:
+        if "." not in name and (module, name) in _ALLOWED_NAMES:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"{module}.{name} is not part of a DCP metadata file")
 

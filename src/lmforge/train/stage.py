@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from lmforge.config.schema import Config, TrainConfig
 from lmforge.console import console
 from lmforge.errors import LmforgeError
 from lmforge.models.registry import build_model, count_parameters
-from lmforge.rundir import RunDir, atomic_write_text, clear_temp
+from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text, clear_temp, file_sha256, run_of
 from lmforge.runtime import setup_threads
 from lmforge.tokens.loader import build_loader
 from lmforge.tokens.store import META, load_doc_starts, load_tokens, read_meta
@@ -28,6 +30,7 @@ from lmforge.train import checkpoint as ckpt
 from lmforge.train.budget import fit_to_budget
 from lmforge.train.distributed import DistInfo, device_for, init_distributed, wrap_model
 from lmforge.train.loop import Callback, CallbackFactory, Trainer, global_rows
+from lmforge.train.mlm import MaskedWindows, masked_loss
 from lmforge.train.objective import Objective
 from lmforge.train.optim import build_optimizer
 from lmforge.train.penalty import L1Penalty
@@ -80,28 +83,41 @@ def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = Non
         assert meta is not None
         torch.manual_seed(cfg.train.seed)
         model = build_model(cfg.model, meta["vocab_size"]).to(device)
-        if cfg.model.init_from and pretrained:
-            from lmforge.models.hf import load_folder_weights
+        if cfg.model.init_from and pretrained:  # before wrapping: DDP/FSDP copy what is there
+            source = lmforge_checkpoint(Path(cfg.model.init_from))
+            if source is not None:  # continued pretraining from an lmforge run or checkpoint
+                ckpt.load_weights(source, model)
+            else:
+                from lmforge.models.hf import load_folder_weights
 
-            load_folder_weights(model, Path(cfg.model.init_from))  # before wrapping: DDP/FSDP copy what is there
+                load_folder_weights(model, Path(cfg.model.init_from))
     else:
         model = model.to(device)
     params = count_parameters(model)
     wrapped = wrap_model(model, cfg.train, info)
     optimizer = build_optimizer(model, cfg.train)
     val = None
+    objective = objective or Objective()
     if loader is None:
         assert meta is not None
         loader = _token_loader(run, cfg, model)
         val = (load_tokens(run.tokens, "val") if validate and meta["splits"]["val"]["tokens"] > cfg.model.block_size
                else None)
-    objective = objective or Objective()
+        if val is not None and getattr(model, "objective", None) == "masked" and objective.val_loss is None:
+            objective.val_loss = partial(masked_loss, data=val, block_size=cfg.model.block_size,
+                                         batch_size=rows_of(cfg), batches=cfg.train.eval_batches,
+                                         dtype=cfg.train.dtype)
+            val = None
     if cfg.train.l1 > 0:
         objective.penalties.append(L1Penalty(cfg.train.l1))
     vocab = meta["vocab_size"] if meta is not None else getattr(model, "vocab_size", None)
     state = {"params": params, "model": cfg.section("model"), "vocab_size": vocab, **(extra_state or {})}
     return Trainer(wrapped, optimizer, loader, cfg.train, val, checkpoint_dir or run.checkpoints, callbacks or [],
                    lr_at=lr_at or schedule_lr_at, extra_state=state, dist=info, objective=objective)
+
+
+def rows_of(cfg: Config) -> int:
+    return global_rows(cfg.train, cfg.model.block_size)
 
 
 def _token_loader(run: RunDir, cfg: Config, model: torch.nn.Module) -> Any:
@@ -113,11 +129,47 @@ def _token_loader(run: RunDir, cfg: Config, model: torch.nn.Module) -> Any:
         if model.carries_state:
             return StreamWindows(train_tokens, cfg.model.block_size, rows, cfg.train.seed)
         # one stream for every process: each keeps its rows of the global batch (see loop.py)
+        if getattr(model, "objective", None) == "masked":  # an encoder: [CLS] + masked window (train/mlm.py)
+            inner = build_loader(cfg.train.loader, train_tokens, cfg.model.block_size - 1, rows, cfg.train.seed)
+            return MaskedWindows(inner, model.mask_id, model.cls_id, model.text_vocab)
         starts = load_doc_starts(run.tokens, "train") if cfg.train.doc_mask else None
         return build_loader(cfg.train.loader, train_tokens, cfg.model.block_size, rows, cfg.train.seed,
                             doc_starts=starts)
     except ValueError as exc:
         raise LmforgeError(f"training split too small: {exc}", "lower model.block_size or add data") from None
+
+
+def lmforge_checkpoint(path: Path) -> Path | None:
+    """The checkpoint `model.init_from` names when it is an lmforge run (its newest valid one) or
+    one checkpoint folder; None for a Hugging Face folder."""
+    run = run_of(path)
+    if run is None:
+        return None
+    if (path / "state.json").is_file():
+        return path
+    latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: console.print(f"[yellow]{m}"))
+    if latest is None:
+        raise LmforgeError(f"model.init_from={path}: the run has no valid checkpoint to start from",
+                           f"train it first (lmforge train {path}) or name one of its checkpoints/step-N")
+    return latest
+
+
+def write_lineage(run: RunDir, cfg: Config) -> None:
+    """lineage.json: what this run started from (the checkpoint, its step and hashes) and what it
+    then trained on (the data section) with which schedule (re-warmed: it starts at step 0)."""
+    folder = Path(cfg.model.init_from or "")
+    source = lmforge_checkpoint(folder) if cfg.model.init_from else None
+    files = sorted((source or folder).glob("model*.safetensors"))
+    base: dict[str, Any] = {"init_from": str(folder.resolve()), "kind": "lmforge" if source else "huggingface",
+                            "weights_sha256": {f.name: file_sha256(f) for f in files}}
+    if source is not None:
+        base.update(checkpoint=str(source.resolve()),
+                    step=json.loads((source / "state.json").read_text()).get("step"))
+    atomic_write_json(run.root / "lineage.json", {
+        "base": base, "data": cfg.section("data"),
+        "schedule": {"steps": cfg.train.steps, "lr": cfg.train.lr, "warmup_steps": cfg.train.warmup_steps,
+                     "rewarmed": True},
+        "time": time.strftime("%Y-%m-%d %H:%M:%S")})
 
 
 def plan_budget(run: RunDir, cfg: Config, trainer: Trainer) -> None:
@@ -177,6 +229,8 @@ def run_train(run: RunDir, cfg: Config, resume: bool = False, show_progress: boo
     info: DistInfo = trainer.dist
     params = count_parameters(trainer.raw_model)
     plan = trainer.plan
+    if info.is_main and cfg.model.init_from and trainer.step == 0:
+        write_lineage(run, cfg)
     if info.is_main:
         run.event("train_start", f"training {params['total']:,} parameters for {cfg.train.steps} steps "
                   f"(global batch {plan.rows} = {plan.micro} x {plan.accum} accumulation x {plan.world} processes)"
