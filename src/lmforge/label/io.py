@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.errors import LmforgeError
-from lmforge.label.store import Label
+from lmforge.label.store import Label, append, human_labels, log_path, now
+from lmforge.rundir import RunDir, atomic_open, atomic_write_json, read_jsonl_gz
 
 CSV_COLUMNS = ["id", "label", "source", "by", "at", "confidence", "note"]
 
@@ -72,13 +73,11 @@ def from_label_studio(path: Path, labeler: str) -> list[Label]:
                                        "one label (a list of one string) expected")
                 by = str(ann.get("completed_by", labeler))
                 out.append(Label(str(rid), choices[0], "human", f"label-studio:{by}",
-                                 str(ann.get("created_at", "")) or Label("", "", "", "").at))
+                                 str(ann.get("created_at", "")) or now()))
     return out
 
 
 def to_csv(path: Path, labels: Sequence[Label]) -> None:
-    from lmforge.rundir import atomic_open
-
     with atomic_open(path, "w") as fh:
         writer = csv.DictWriter(fh, CSV_COLUMNS)
         writer.writeheader()
@@ -107,7 +106,7 @@ def from_csv(path: Path, labeler: str) -> list[Label]:
         except ValueError:
             raise LmforgeError(f"{path}, line {line}: confidence {row['confidence']!r} is not a number") from None
         out.append(Label(row["id"], row["label"], row.get("source") or "human", row.get("by") or labeler,
-                         row.get("at") or Label("", "", "", "").at, conf, row.get("note") or ""))
+                         row.get("at") or now(), conf, row.get("note") or ""))
     return out
 
 
@@ -125,12 +124,9 @@ def kappa(a: Mapping[str, Label], b: Mapping[str, Label]) -> dict[str, Any]:
     return {"kappa": k, "agreement": agree, "records": len(both)}
 
 
-def current_labels(run: Any, field: str) -> tuple[list[dict[str, Any]], dict[str, Label]]:
+def current_labels(run: RunDir, field: str) -> tuple[list[dict[str, Any]], dict[str, Label]]:
     """Every document of the run (the newest of each split) and its current label: the label
     stage's choice with its provenance, and human answers not yet folded in by that stage."""
-    from lmforge.label.store import human_labels
-    from lmforge.rundir import read_jsonl_gz
-
     records, labels = [], {}
     for split in ("train", "val", "test"):
         path = run.documents(split)
@@ -147,10 +143,8 @@ def current_labels(run: Any, field: str) -> tuple[list[dict[str, Any]], dict[str
     return records, labels
 
 
-def export_labels(run: Any, path: Path, field: str) -> int:
+def export_labels(run: RunDir, path: Path, field: str) -> int:
     """Write the run's labels as Label Studio JSON (.json) or CSV (.csv); returns how many."""
-    from lmforge.rundir import atomic_write_json
-
     records, labels = current_labels(run, field)
     if Path(path).suffix == ".csv":
         to_csv(path, list(labels.values()))
@@ -161,10 +155,8 @@ def export_labels(run: Any, path: Path, field: str) -> int:
     return len(labels)
 
 
-def import_labels(run: Any, path: Path, labeler: str) -> int:
+def import_labels(run: RunDir, path: Path, labeler: str) -> int:
     """Read a Label Studio JSON or CSV file whole, then append its labels to labeler's log."""
-    from lmforge.label.store import append, log_path
-
     path = Path(path)
     labels = from_csv(path, labeler) if path.suffix == ".csv" else from_label_studio(path, labeler)
     log = log_path(run, labeler)

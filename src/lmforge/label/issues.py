@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from lmforge.errors import LmforgeError
+from lmforge.rundir import RunDir, atomic_write_json, read_jsonl_gz
 
 
 def out_of_fold_proba(texts: Sequence[str], labels: Sequence[int], folds: int = 5, seed: int = 0,
@@ -61,11 +62,9 @@ def precision_recall(found: Sequence[int], truth: Sequence[int]) -> dict[str, fl
             "found": len(f), "injected": len(t)}
 
 
-def run_issues(run: Any, field: str, split: str = "train", folds: int = 5, seed: int = 0) -> dict[str, Any]:
+def run_issues(run: RunDir, field: str, split: str = "train", folds: int = 5, seed: int = 0) -> dict[str, Any]:
     """Suspect labels of a run's documents (the newest: labelled, else the data stage's), written
     to labels/issues.json, most suspect first. Records without a label are left out."""
-    from lmforge.rundir import atomic_write_json, read_jsonl_gz
-
     path = run.require(run.documents(split), "data")
     records = [r for r in read_jsonl_gz(path) if r.get(field) not in (None, "") and "augmented_from" not in r]
     names = sorted({str(r[field]) for r in records})

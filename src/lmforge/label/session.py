@@ -9,13 +9,12 @@ front end) can drive it without a terminal.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from lmforge.errors import LmforgeError
-from lmforge.label.store import Replay, append, read_log
+from lmforge.label.store import Replay, append, now, read_log
 
 ACTIONS = {"s": "skip", "u": "undo", "n": "note", "q": "quit"}
 SHOWN_CHARS = 1500
@@ -73,7 +72,7 @@ class Session:
         return rest[0] if rest else None
 
     def _write(self, entry: dict[str, Any]) -> None:
-        append(self.log, {**entry, "by": self.labeler, "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        append(self.log, {**entry, "by": self.labeler, "at": now()})
         self.state = read_log(self.log)
 
     def answer(self, label: str) -> None:

@@ -18,6 +18,11 @@ SOURCES = ("human", "rule", "model")
 FOLDER = "labels"
 
 
+def now() -> str:
+    """The time stamp every label carries."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
 @dataclass
 class Label:
     """One label with its provenance."""
@@ -26,7 +31,7 @@ class Label:
     label: str
     source: str
     by: str
-    at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+    at: str = field(default_factory=now)
     confidence: float = 1.0
     note: str = ""
 
