@@ -108,7 +108,9 @@ def run_labeling(base: Base, out: RunDir, cfg: Config, budgets: list[int], thres
     def fit(name: str, budget: int, pick: Sequence[int], labels: Sequence[int], extra: dict[str, Any] | None = None
             ) -> RunDir:
         run = RunDir(out.root / f"b{budget}" / name)
-        res = run_finetune(base, run, cfg, show_progress=False, records=records, adjust=train_on(pool, pick, labels))
+        # a pick smaller than one batch (the active-learning seed at a small budget) trains in smaller batches
+        arm_cfg = config_over(cfg, None, [f"train.batch_size={len(pick)}"]) if len(pick) < cfg.train.batch_size else cfg
+        res = run_finetune(base, run, arm_cfg, show_progress=False, records=records, adjust=train_on(pool, pick, labels))
         right = [int(pool.gold[i] == lab) for i, lab in zip(pick, labels)]
         f1 = res["test"]["f1_macro"]
         results.append({"arm": name, "budget": budget, "train_passages": len(pick),
