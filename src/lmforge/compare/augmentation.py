@@ -92,10 +92,17 @@ def augmentation_table(results: list[dict[str, Any]], examples: dict[str, dict[s
         lines.append(f"| {r['operation']} | {r['size']} | {r['train_passages']} | {r['f1_macro']:.3f}{interval} | "
                      f"{r['accuracy']:.3f} | {r['train_seconds']:.0f} |")
     if examples:
-        lines += ["", "Examples (first 160 characters of one training passage, before -> after):", ""]
+        lines += ["", "Examples (one training passage, from just before its first change, before -> after):", ""]
         for op, ex in examples.items():
-            lines.append(f"- **{op}**: `{ex['before'][:160]}` -> `{ex['after'][:160]}`")
+            at = first_change(ex["before"], ex["after"])
+            lines.append(f"- **{op}**: `…{ex['before'][at:at + 140]}` -> `…{ex['after'][at:at + 140]}`")
     return "\n".join(lines)
+
+
+def first_change(a: str, b: str, lead: int = 30) -> int:
+    """Where an example is worth showing from: `lead` characters before the first difference."""
+    i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return max(0, i - lead)
 
 
 def parse_sizes(text: str) -> list[int]:
