@@ -35,7 +35,7 @@ test-floors:
 	.venv-floors/bin/pip install --quiet --upgrade pip
 	.venv-floors/bin/pip install --quiet "$(TORCH)"
 	$(PY) .ci/floors.py > .venv-floors/floors.txt
-	.venv-floors/bin/pip install --quiet -c .venv-floors/floors.txt -e . "pytest>=8" "import-linter>=2.1,<3" "wandb>=0.17"
+	.venv-floors/bin/pip install --quiet -c .venv-floors/floors.txt -e . "pytest>=8" "import-linter>=2.1,<3" "wandb>=0.17" "hypothesis>=6.100,<7"
 	.venv-floors/bin/pip freeze | grep -i -E "^($$(cut -d= -f1 .venv-floors/floors.txt | paste -sd'|'))=="
 	.venv-floors/bin/pytest -q $(ARGS)
 

@@ -88,7 +88,7 @@ def nanogpt_round(work: Path, steps: int, skip: int) -> float:
     out = subprocess.run(args, cwd=work, capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(f"nanoGPT failed:\n{out.stderr[-3000:]}")
-    times = [float(m) for m in re.findall(r"^iter \d+: loss [\d.]+, time ([\d.]+)ms", out.stdout, re.M)]
+    times = [float(m) for m in re.findall(r"^iter \d+: loss [\d.]+, time ([\d.]+)ms", out.stdout, re.MULTILINE)]
     return statistics.median(times[skip:]) / 1e3
 
 

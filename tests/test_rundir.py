@@ -89,3 +89,12 @@ def test_clear_temp_removes_only_what_killed_writers_left(tmp_path: Path) -> Non
     (tmp_path / "train.bin").write_bytes(b"done")
     clear_temp(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-20", "train.bin"]
+
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads fd paths from /proc")
+def test_atomic_write_syncs_the_file_then_its_folder(tmp_path: Path, synced: list[str]) -> None:
+    target = tmp_path / "sub" / "eval.json"
+    atomic_write_json(target, {"a": 1})
+    assert synced[-1] == str(target.parent)  # the rename itself survives a power loss
+    assert any(Path(p).name.startswith(".eval.json.") for p in synced[:-1])  # the text, before the rename

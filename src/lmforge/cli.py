@@ -11,12 +11,11 @@ from typing import Annotated, Any
 
 import typer
 import typer.core
-from rich.markup import escape
 
 from lmforge.config.load import load_config, outside_effects, preset_names
 from lmforge.config.schema import Config
 from lmforge.console import console, say, set_quiet
-from lmforge.errors import LmforgeError, StagePending
+from lmforge.errors import Interrupted, LmforgeError, StagePending
 from lmforge.rundir import RunDir
 
 
@@ -33,7 +32,13 @@ class _CleanHelp:
 
 
 class _Command(_CleanHelp, typer.core.TyperCommand):
-    pass
+    def invoke(self, ctx: Any) -> Any:
+        """A training stopped by a signal exits 128 + its number (130 Ctrl-C, 143 SIGTERM); typer
+        would turn every KeyboardInterrupt into 130."""
+        try:
+            return super().invoke(ctx)
+        except Interrupted as exc:
+            raise typer.Exit(exc.exit_code) from None
 
 
 class _Group(_CleanHelp, typer.core.TyperGroup):
@@ -137,7 +142,7 @@ def announce_outside_effects(cfg: Config, sections: tuple[str, ...] = ("data", "
     """Say which keys of this config will run commands or reach the network, before they do
     (even under --quiet: a config from someone else must not use them unseen)."""
     for line in outside_effects(cfg, sections):
-        say(f"note: this config leaves the process: {line}", markup=False)
+        say(f"note: this config leaves the process: {line}")
 
 
 def require_png(path: Path, option: str, default_name: str) -> None:
@@ -166,7 +171,7 @@ def _stage(name: str, run_dir: Path, config: Path | None, preset: str | None, ov
     if quiet:  # the pipeline's own last line was silenced with the rest
         record = run.stage_record(name) or {}
         say(f"{name}: done in {record['seconds']:.1f}s" if ran and "seconds" in record
-            else f"{name}: unchanged, skipped", markup=False)
+            else f"{name}: unchanged, skipped")
 
 
 @app.command()
@@ -192,7 +197,7 @@ def run(
     announce_outside_effects(cfg)
     run_dir = RunDir(out or Path("runs") / cfg.name)
     run_all(run_dir, cfg, force=force)
-    say(f"[bold green]done[/]: report at {escape(str(run_dir.report / 'index.html'))}")
+    say(("done", "bold green"), f": report at {run_dir.report / 'index.html'}")
 
 
 @app.command()
@@ -281,11 +286,21 @@ def watch(
     once: Annotated[bool, typer.Option("--once", help="print one frame and exit")] = False,
     follow: Annotated[bool, typer.Option("--follow", help="keep watching after training ends")] = False,
     interval: Annotated[float, typer.Option(min=0.1, help="seconds between refreshes")] = 1.0,
+    study: Annotated[bool, typer.Option("--study", help="show the run's hyperparameter study (`lmforge tune`)")] = False,
 ) -> None:
-    """Live view of a running or finished run, read from its files (works from another shell)."""
+    """Live view of a running or finished run, read from its files (works from another shell).
+
+    A run with a study and no training of its own (what `lmforge tune` leaves) shows the study."""
     from lmforge.monitor.watch import watch as watch_run
 
-    watch_run(RunDir(run_dir), interval, once, follow)
+    run = RunDir(run_dir)
+    if study or not run.metrics.is_file():
+        from lmforge.tune.watch import has_study, watch_study
+
+        if study or has_study(run):
+            watch_study(run, interval, once)
+            return
+    watch_run(run, interval, once, follow)
 
 
 @app.command()
@@ -302,6 +317,41 @@ def ctl(
 
     outcome = command(RunDir(run_dir), action, changes or [], reason, wait)
     typer.echo(f"step {outcome['step']}: {outcome['message']}" if outcome else "sent")
+
+
+@app.command()
+def doctor(
+    run_dir: Annotated[Path | None, typer.Argument(metavar="RUN_DIR", help="a run directory to diagnose")] = None,
+    selftest: Annotated[bool, typer.Option("--selftest", help="run the scenario suite's quick subset "
+                                           "(broken and healthy trainings) and print its scores")] = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="--selftest: where its runs go")] = None,
+    figures: Annotated[bool, typer.Option(help="draw one figure per finding in RUN_DIR/doctor/")] = True,
+) -> None:
+    """Diagnose a run from its logs: overfitting, underfitting, vanishing or exploding gradients,
+    NaN, loss spikes, plateaus, LR too high or low, dead units, data problems; with remedies."""
+    if selftest:
+        from lmforge.compare.problems import compare_problems
+
+        result = compare_problems(out or Path("runs") / "doctor-selftest", quick=True)
+        typer.echo(result["table"])
+        return
+    if run_dir is None:
+        raise LmforgeError("give a run directory, or --selftest", "example: lmforge doctor runs/smoke")
+    from lmforge.doctor.offline import diagnose, live_events, write_diagnosis
+
+    run = RunDir(run_dir)
+    findings = diagnose(run)
+    path = write_diagnosis(run, findings, figures)
+    if not findings:
+        typer.echo("no problem found")
+    for f in findings:
+        typer.echo(f"step {f.step:>6}  {f.severity:<7}  {f.problem}: {f.summary}")
+        typer.echo(f"        why: {f.explanation}")
+        typer.echo(f"        try: {', '.join(f.remedies)}")
+    _, repairs = live_events(run)
+    for r in repairs:
+        typer.echo(f"step {r['step']:>6}  repair   {r['problem']}: {r['remedy']} {r['outcome']}")
+    typer.echo(f"written to {path}")
 
 
 lr_app = _Typer(no_args_is_help=True, help="Learning-rate schedules: draw them, find a good peak.")
@@ -361,6 +411,39 @@ def lr_find_cmd(
     if found.recommended:
         typer.echo(f"recommended: train.lr={found.recommended:.3g}")
     console.print(f"written: {run_dir.root / 'lr_find.json'}, lr_find.png")
+
+
+@app.command()
+def tune(
+    run_dir: RunArg,
+    args: ConfigAndOverrides = None,
+    preset: PresetOpt = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="delete RUN_DIR/tune/ and start a new study")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Hyperparameter search over the config's tune.space (Optuna): trials.csv, best.yaml, figures.
+
+    Runs data and tokenize once, then tune.trials trials through the train stage; a study that
+    was stopped resumes where it stopped."""
+    from lmforge.tune.study import run_tune
+
+    set_quiet(quiet)
+    config, overrides = _split_config_arg(args or [])
+    run = RunDir(run_dir)
+    cfg = resolve(run, config, preset, overrides)
+    announce_outside_effects(cfg, ("data", "monitor", "tune"))
+    summary = run_tune(run, cfg, fresh=fresh)
+    counts = ", ".join(f"{n} {o}" for o, n in summary["outcomes"].items() if n)
+    best = summary["best"]
+    say(f"tune: {summary['trials']} trials ({counts}), {summary['steps']:,} training steps", markup=False)
+    if best:
+        say(f"best: trial {best['trial']}, {summary['metric']} {best['value']:.4f}: "
+            + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items()),
+            markup=False)
+        say(f"written: {run.root / 'tune'}/trials.csv, best.yaml (train it: lmforge run {run.root / 'tune' / 'best.yaml'}"
+            f" -o {run.root})", markup=False)
+    else:
+        say("no trial completed: see trials.csv for why", markup=False)
 
 
 @compare_app.command("splits")
@@ -456,6 +539,24 @@ OnlyOpt = Annotated[list[str] | None, typer.Option("--only", help="run only thes
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="run directory for the comparison")]
 
 
+@compare_app.command("problems")
+def compare_problems_cmd(
+    out: OutOpt = None,
+    quick: Annotated[bool, typer.Option("--quick", help="a few scenarios only (what --selftest runs)")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="trainings at once")] = 2,
+    tables_only: Annotated[bool, typer.Option("--tables-only", help="redraw tables and figures from an "
+                                              "earlier problems.json, training nothing")] = False,
+) -> None:
+    """The doctor's scenario suite: broken and healthy trainings, detection and repair rates
+    (tables 14 and 15, figures 14 and 15)."""
+    from lmforge.compare.problems import compare_problems, from_results
+
+    folder = out or Path("runs") / "compare-problems"
+    result = from_results(folder) if tables_only else compare_problems(folder, quick, workers)
+    typer.echo(result["table"])
+    typer.echo(f"written to {folder}/problems.md, problems.json, fig14_train.png, fig15_eval.png")
+
+
 @compare_app.command("architectures")
 def compare_architectures(
     args: ConfigAndOverrides = None,
@@ -521,7 +622,7 @@ def label(
         raise LmforgeError("lmforge label needs a terminal", "run it in an interactive shell")
     build_app(session).run()
     say(f"{len(session.state.labels)} labelled, {len(session.state.skipped)} skipped, "
-        f"{len(session.pending())} to go: {escape(str(session.log))}")
+        f"{len(session.pending())} to go: {session.log}")
 
 
 @labels_app.command("apply")
@@ -540,7 +641,7 @@ def labels_issues(run_dir: RunArg, field: Annotated[str, typer.Option(help="the 
     from lmforge.label.issues import run_issues
 
     result = run_issues(RunDir(_existing_run(run_dir)), field, split)
-    say(f"{len(result['issues'])} suspect labels among {result['records']} records (labels/issues.json)", markup=False)
+    say(f"{len(result['issues'])} suspect labels among {result['records']} records (labels/issues.json)")
     for row in result["issues"][:show]:
         typer.echo(f"  {row['id']}: given {row['given']} (p={row['p_given']}), suggested {row['suggested']} "
                    f"(p={row['p_suggested']})")
@@ -569,7 +670,7 @@ def labels_import(run_dir: RunArg, file: Annotated[Path, typer.Argument(help="La
     from lmforge.label.io import import_labels
 
     n = import_labels(RunDir(_existing_run(run_dir)), file, labeler)
-    say(f"imported {n} labels into labels/human-{labeler}.jsonl", markup=False)
+    say(f"imported {n} labels into labels/human-{labeler}.jsonl")
 
 
 @labels_app.command("pseudo")
@@ -581,7 +682,7 @@ def labels_pseudo(run_dir: RunArg, model: Annotated[Path, typer.Option(help="a f
 
     out = run_pseudo(RunDir(_existing_run(run_dir)), model, threshold, split)
     say(f"{out['labelled']} of {out['documents']} documents labelled by the model {out['by_label']}: "
-        f"{escape(out['log'])}")
+        f"{out['log']}")
 
 
 @labels_app.command("active")
@@ -593,7 +694,7 @@ def labels_active(run_dir: RunArg, model: Annotated[Path, typer.Option(help="a f
     from lmforge.finetune.pseudo import run_active
 
     out = run_active(RunDir(_existing_run(run_dir)), model, strategy, n, split)
-    say(f"queued {len(out['ids'])} documents ({strategy}) in labels/queue.json", markup=False)
+    say(f"queued {len(out['ids'])} documents ({strategy}) in labels/queue.json")
 
 
 @labels_app.command("export")
@@ -603,7 +704,31 @@ def labels_export(run_dir: RunArg, file: Annotated[Path, typer.Argument(help="a 
     from lmforge.label.io import export_labels
 
     n = export_labels(RunDir(_existing_run(run_dir)), file, field)
-    say(f"exported {n} labels to {escape(str(file))}")
+    say(f"exported {n} labels to {file}")
+
+
+@compare_app.command("search")
+def compare_search_cmd(
+    args: ConfigAndOverrides = None,
+    seeds: Annotated[int, typer.Option(min=1, help="seeds of every search (sampler and training)")] = 3,
+    methods: Annotated[str, typer.Option(help="comma-separated: grid, random, tpe, tpe+hyperband")] = (
+        "grid,random,tpe,tpe+hyperband"),
+    out: OutOpt = None,
+) -> None:
+    """Grid vs random vs TPE vs TPE with Hyperband pruning on one space and the grid's compute:
+    best validation loss against training steps spent, over seeds (built-in corpus)."""
+    from lmforge.compare.search import METHODS, run_compare_search, search_config, table
+
+    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown or "grid" not in chosen:
+        raise LmforgeError(f"--methods {methods!r}: " + (f"unknown {unknown}" if unknown else "grid is the yardstick"),
+                           f"choose from {', '.join(METHODS)}, grid included")
+    config, overrides = _split_config_arg(args or [])
+    run = RunDir(out or Path("runs") / "compare-search")
+    record = run_compare_search(run, search_config(config, overrides), list(range(seeds)), chosen)
+    typer.echo(table(record))
+    console.print(f"written: {run.root / 'compare'}/search.md, search.json, search.png ({record['wall_s']:.0f} s)")
 
 
 @compare_app.command("transfer")
@@ -707,7 +832,8 @@ def compare_tuning(
 def compare_continual(
     base: Annotated[Path, typer.Argument(metavar="RUN_A", help="the run trained on domain A (or a checkpoint of it)")],
     overrides: Annotated[list[str] | None, typer.Argument(
-        metavar="KEY=VALUE", help="domain B's data and the training on B, e.g. data.authors=[milton] train.steps=200")] = None,
+        metavar="KEY=VALUE",
+        help="domain B's data and the training on B as section.key=value, e.g. train.steps=200 (docs/finetune.md)")] = None,
     methods: Annotated[str, typer.Option(help="comma-separated: naive, replay, ewc, l2")] = "naive,replay,ewc,l2",
     replay: Annotated[float, typer.Option(min=0.01, max=0.99, help="share of each batch replayed from A")] = 0.25,
     ewc: Annotated[float, typer.Option(min=0.0, help="EWC strength (Fisher scaled to mean 1)")] = 0.05,
@@ -780,8 +906,8 @@ def finetune(
     test = result["test"]
     f1, ci = test["f1_macro"]["value"], test["f1_macro"]["ci95"]
     interval = f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
-    say(f"[bold green]done[/]: {escape(result['method'])}, test macro-F1 {f1:.3f}{interval}, MCC "
-        f"{test['mcc']['value']:.3f} on {test['n']} passages; {escape(str(run_dir.root / 'finetune.json'))}")
+    say(("done", "bold green"), f": {result['method']}, test macro-F1 {f1:.3f}{interval}, MCC "
+        f"{test['mcc']['value']:.3f} on {test['n']} passages; {run_dir.root / 'finetune.json'}")
 
 
 @app.command()
@@ -791,10 +917,6 @@ def presets() -> None:
         typer.echo(name)
 
 
-def _say(label: str, text: str) -> None:
-    """Print `text` verbatim after a styled label: messages quote user input (globs such as
-    `blocks.[01].*`, YAML such as `{a:zero}`) that rich would otherwise read as markup or emoji."""
-    say(f"{label} {escape(text)}", emoji=False)
 
 
 def main() -> None:
@@ -803,17 +925,17 @@ def main() -> None:
     try:
         app()
     except StagePending as exc:
-        _say("[bold yellow]pending:[/]", exc.message)
+        say(("pending:", "bold yellow"), f" {exc.message}")
         if exc.hint:
-            _say("  [yellow]next:[/]", exc.hint)
+            say(("  next:", "yellow"), f" {exc.hint}")
         sys.exit(3)
     except LmforgeError as exc:
-        _say("[bold red]error:[/]", exc.message)
+        say(("error:", "bold red"), f" {exc.message}")
         if exc.hint:
-            _say("  [yellow]hint:[/]", exc.hint)
+            say(("  hint:", "yellow"), f" {exc.hint}")
         sys.exit(2)
     except KeyboardInterrupt:
-        say("[yellow]interrupted[/]")
+        say(("interrupted", "yellow"))
         sys.exit(130)
 
 

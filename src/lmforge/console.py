@@ -25,6 +25,7 @@ from rich.progress import (
 )
 from rich.progress_bar import ProgressBar as Bar
 from rich.table import Table
+from rich.text import Text
 
 QUIET_ENV = "LMFORGE_QUIET"  # set by --quiet; an environment variable so worker processes inherit it
 
@@ -36,14 +37,21 @@ def _no_color() -> bool:
 
 
 class _Console(Console):
-    """rich's Console, but a message printed to a file stays one line: wrapped at 80 columns it
-    becomes several log lines (a path cut in two, a summary grep cannot find), while a terminal
-    wraps long lines itself. Only text: tables and panels keep their layout."""
+    """rich's Console with two changes.
 
-    def print(self, *objects: Any, soft_wrap: bool | None = None, **kwargs: Any) -> None:
-        if soft_wrap is None and not self.is_terminal and all(isinstance(o, str) for o in objects):
+    A string is printed as written: no markup, no emoji codes. Messages quote paths, run names,
+    globs and events (a run folder `exp[/v2]`, a reason `[tag]`); read as markup they would
+    vanish or raise rich's MarkupError. Styles go through `show`/`say` as (text, style) parts.
+
+    A message printed to a file stays one line: wrapped at 80 columns it becomes several log
+    lines (a path cut in two, a summary grep cannot find), while a terminal wraps long lines
+    itself. Only text: tables and panels keep their layout."""
+
+    def print(self, *objects: Any, soft_wrap: bool | None = None, markup: bool | None = None,
+              emoji: bool | None = None, **kwargs: Any) -> None:
+        if soft_wrap is None and not self.is_terminal and all(isinstance(o, (str, Text)) for o in objects):
             soft_wrap = True
-        super().print(*objects, soft_wrap=soft_wrap, **kwargs)
+        super().print(*objects, soft_wrap=soft_wrap, markup=bool(markup), emoji=bool(emoji), **kwargs)
 
 
 console = _Console(stderr=True, color_system=None if _no_color() else "auto",
@@ -60,11 +68,26 @@ def set_quiet(quiet: bool) -> None:
         os.environ.pop(QUIET_ENV, None)
 
 
-def say(text: str, **kwargs: Any) -> None:
-    """Print even under --quiet: errors and a command's final line are what --quiet keeps."""
+# A piece of a message: plain text, or (text, rich style) such as ("done", "bold green").
+Part = str | tuple[str, str]
+
+
+def styled(*parts: Part) -> Text:
+    """One line from parts; the text of every part is taken literally, never as markup."""
+    return Text.assemble(*parts)
+
+
+def show(*parts: Part) -> None:
+    """Print a message made of parts: `show(("train", "bold cyan"), ": running")`. Interpolate
+    paths and messages into plain parts freely: nothing in them is read as markup."""
+    console.print(styled(*parts))
+
+
+def say(*parts: Part) -> None:
+    """`show`, even under --quiet: errors and a command's final line are what --quiet keeps."""
     quiet, console.quiet = console.quiet, False
     try:
-        console.print(text, **kwargs)
+        show(*parts)
     finally:
         console.quiet = quiet
 
@@ -72,7 +95,7 @@ def say(text: str, **kwargs: Any) -> None:
 def plain(text: str) -> None:
     """A progress line exactly as written: no markup, no number highlighting, no wrapping (log
     readers and grep see one line per update)."""
-    console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    console.print(text, highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -87,8 +110,11 @@ def kept_on_stderr() -> Iterator[None]:
 
 
 def _fmt(value: Any, spec: str) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-" if value is None else str(value)
+    """A number as `spec` says; None as "-"; anything else (NaN, a hand-edited "abc") as written."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return str(value)
     return format(value, spec)
 
 
@@ -101,8 +127,8 @@ def _duration(seconds: float | None) -> str:
 
 def render_panel(state: dict[str, Any]) -> Group:
     """One view of a run: progress, the latest metrics, and the last few events."""
-    step, total = state.get("step") or 0, state.get("total") or 0
-    table = Table(title=state.get("title", "training"), show_header=False, box=None, padding=(0, 2))
+    step, total = (v if isinstance(v, int) else 0 for v in (state.get("step"), state.get("total")))
+    table = Table(title=Text(state.get("title", "training")), show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_column(style="bold")
@@ -116,7 +142,7 @@ def render_panel(state: dict[str, Any]) -> Group:
          "elapsed / ETA", f"{_duration(state.get('elapsed_s'))} / {_duration(state.get('eta_s'))}"),
     ]
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(Text, row))
     parts: list[Any] = [table, Bar(total=max(1, total), completed=min(step, total or 1), width=60)]
     events = state.get("events") or []
     if events:
@@ -125,7 +151,8 @@ def render_panel(state: dict[str, Any]) -> Group:
         ev.add_column("kind")
         ev.add_column("message")
         for e in events[-5:]:
-            ev.add_row(str(e.get("step", "")), str(e.get("kind", "")), str(e.get("message", ""))[:90])
+            # events quote reasons and paths as written ("[tag]", "exp[/v2]"): Text, not markup
+            ev.add_row(Text(str(e.get("step", ""))), Text(str(e.get("kind", ""))), Text(str(e.get("message", ""))[:90]))
         parts.append(ev)
     return Group(*parts)
 

@@ -17,3 +17,18 @@ class LmforgeError(Exception):
 
 class StagePending(LmforgeError):
     """A stage handed work to a scheduler and must be run again once it is done. The CLI exits 3."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on a signal after saving a checkpoint. The CLI exits 128 + the signal's
+    number, as a shell reports a process the signal ended: 130 for Ctrl-C (SIGINT), 143 for
+    SIGTERM. A KeyboardInterrupt, so everything that cleans up after Ctrl-C does so here too."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.message = message
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

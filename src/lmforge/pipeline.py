@@ -16,20 +16,29 @@ from lmforge.augment.stage import output as augment_output
 from lmforge.augment.stage import run_augment
 from lmforge.config.load import dump_config
 from lmforge.config.schema import Config, MonitorConfig
-from lmforge.console import console
+from lmforge.console import show
 from lmforge.corpora import shakespeare
 from lmforge.data.sources import input_files
 from lmforge.data.stage import run_data
+from lmforge.doctor import build_callbacks as doctor_callbacks
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.stage import run_eval
 from lmforge.label.stage import output as label_output
 from lmforge.label.stage import run_label
-from lmforge.monitor import build_callbacks
-from lmforge.monitor.control import trainer_alive
+from lmforge.monitor import build_callbacks as monitor_callbacks
+from lmforge.monitor.control import stale_hint, trainer_alive
 from lmforge.report.build import run_report
 from lmforge.rundir import RunDir, atomic_open, atomic_write_text, file_stamp, identity, run_of
 from lmforge.tokens.pack import run_tokenize
 from lmforge.train.stage import run_train
+
+
+def build_callbacks(run: RunDir, cfg: Config, model: Any, resume_step: int = 0,
+                    show_progress: bool = True) -> list[Any]:
+    """What training gets from the layers above it: monitoring, then the doctor (which reads what
+    the monitor has just logged)."""
+    return (monitor_callbacks(run, cfg, model, resume_step, show_progress)
+            + doctor_callbacks(run, cfg, model, resume_step, show_progress))
 
 
 @dataclass(frozen=True)
@@ -130,7 +139,8 @@ def refuse_if_training(run: RunDir) -> None:
     if info is not None and int(info["pid"]) != os.getpid():
         raise LmforgeError(f"a training is running in {run.root} (pid {info['pid']})",
                            f"wait for it to end (`lmforge watch {quote(str(run.root))}`), stop it with "
-                           f"`lmforge ctl {quote(str(run.root))} stop`, or use another folder")
+                           f"`lmforge ctl {quote(str(run.root))} stop`, or use another folder; "
+                           + stale_hint(run))
 
 
 def write_config(run: RunDir, cfg: Config) -> None:
@@ -161,15 +171,15 @@ def run_stage(run: RunDir, cfg: Config, name: str, force: bool = False, **opts: 
     resume = opts.get("resume", False)
     reran = upstream_reran(run, stage)
     if not force and not resume and run.stage_identity(name) == ident and stage.output(run).exists() and not reran:
-        console.print(f"[dim]{name}: unchanged (identity {ident}), skipped — use --force to rerun")
+        show((f"{name}: unchanged (identity {ident}), skipped — use --force to rerun", "dim"))
         return False
-    console.print(f"[bold cyan]{name}[/]: running" + (f" ({reran} ran again since)" if reran else ""))
+    show((name, "bold cyan"), ": running" + (f" ({reran} ran again since)" if reran else ""))
     run.invalidate(name)
     start = time.time()
     summary = stage.fn(run, cfg, opts)
     seconds = time.time() - start
     run.mark_done(name, ident, seconds, summary if isinstance(summary, dict) else {"output": str(summary)})
-    console.print(f"[green]{name}[/]: done in {seconds:.1f}s")
+    show((name, "green"), f": done in {seconds:.1f}s")
     return True
 
 

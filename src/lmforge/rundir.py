@@ -22,9 +22,41 @@ from typing import IO, Any
 from lmforge.errors import LmforgeError
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a folder's contents to the disk. A folder's entries (the names a rename
+    or a new file put there) are data of the folder: until it is synced, a power loss can undo a
+    rename whose file was synced. Filesystems that cannot sync a folder (some network ones) are
+    passed over."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if Path(path).is_dir() else os.O_RDONLY
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return  # a folder cannot be opened on Windows; a rename there is durable by itself
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # EINVAL: this filesystem does not sync folders
+    finally:
+        os.close(fd)
+
+
+def durable_replace(src: Path, dst: Path) -> None:
+    """Rename `src` over `dst` so that it survives a power loss: what `src` holds is synced first
+    (a folder: every file and folder in it), then the rename, then the folder that holds `dst`.
+    The one way a file or a checkpoint folder is published (atomic_open, checkpoint.save_checkpoint)."""
+    src, dst = Path(src), Path(dst)
+    if src.is_dir():
+        for sub in sorted(src.rglob("*"), key=lambda p: len(p.parts), reverse=True):  # deepest first
+            fsync_path(sub)
+    fsync_path(src)
+    os.replace(src, dst)
+    fsync_path(dst.parent)
+
+
 @contextmanager
 def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
-    """Write to a temporary file in the same folder, flush and fsync, then rename over `path`."""
+    """Write to a temporary file in the same folder, flush and fsync, then rename over `path` and
+    sync the folder (durable_replace): after a power loss `path` holds the old or the new text."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -34,7 +66,7 @@ def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> 
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        durable_replace(Path(tmp), path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -124,6 +124,14 @@ def test_errors_name_the_override_that_set_the_value():
         load_config(preset="smoke", overrides=["train.lr=-3"])
 
 
+def test_a_config_that_is_not_utf8_names_the_spot(tmp_path: Path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("train:\n  steps: 20\n# café\n".encode("latin-1"))
+    with pytest.raises(LmforgeError) as err:
+        load_config(path)
+    assert f"{path}:3:6: not UTF-8 text (byte 0xe9)" in err.value.message and "UTF-8" in err.value.hint
+
+
 def test_keys_that_leave_the_process_are_named_with_their_values():
     from lmforge.config.load import outside_effects
     from lmforge.config.schema import OUTSIDE_KEYS

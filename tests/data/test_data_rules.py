@@ -23,6 +23,17 @@ def test_html_stripped_only_when_present() -> None:
     assert clean.strip_html("a < b and c > d") == ("a < b and c > d", False)
 
 
+def test_html_is_parsed_not_matched() -> None:
+    """Markup that regular expressions get wrong: a bare '<' in text, a script holding a closing
+    tag, a comment holding '>', unclosed elements, numeric entities, and blocks without a break."""
+    page = ("<html><head><title>T</title><style>p{color:red}</style></head><body><!-- a > b -->"
+            "<p>if 3 < 4 and 5 > 2 then<p>unclosed &eacute;&#x4e2d;<script>var s = '</div>';</script>"
+            "<div>one</div>two<ul><li>x<li>y</ul><svg><text>no</text></svg></body></html>")
+    text, cut = clean.strip_html(page)
+    lines = [ln for ln in clean.normalize_whitespace(text).splitlines() if ln]
+    assert cut and lines == ["T", "if 3 < 4 and 5 > 2 then", "unclosed é中", "one", "two", "x", "y"]
+
+
 @pytest.mark.parametrize("text,kind", [
     ("mail zhang.san@example.com now", "email"),
     ("电话13812345678联系", "phone"),

@@ -58,11 +58,23 @@ def test_jsonl_gz_zst_with_malformed_lines(tmp_path: Path) -> None:
         assert got[0].meta["lang"] == "en"
 
 
-def test_truncated_gzip_is_reported_not_raised(tmp_path: Path) -> None:
+def test_truncated_gzip_keeps_the_records_before_the_cut(tmp_path: Path) -> None:
+    lines = [json.dumps({"id": f"r{i}", "text": f"{i} {AUSTEN[i % 50:]}"}) + "\n" for i in range(400)]
+    data = gzip.compress("".join(lines).encode())
+    (tmp_path / "cut.jsonl.gz").write_bytes(data[: len(data) // 2])
+    got = items(tmp_path, path=str(tmp_path / "cut.jsonl.gz"))
+    kept, bad = [i for i in got if not i.reason], [i for i in got if i.reason]
+    assert len(kept) > 50 and [i.id for i in kept] == [f"r{i}" for i in range(len(kept))]
+    [tail] = bad  # only the broken tail is rejected, with its reason and place
+    assert "cut short" in tail.reason and f"the {len(kept)} records before it are kept" in tail.reason
+    assert tail.id.endswith(f":{len(kept) + 1}")
+
+
+def test_gzip_cut_inside_its_first_record_rejects_the_file(tmp_path: Path) -> None:
     data = gzip.compress((json.dumps({"text": AUSTEN}) + "\n").encode() * 50)
     (tmp_path / "cut.jsonl.gz").write_bytes(data[: len(data) // 2])
     [item] = items(tmp_path, path=str(tmp_path / "cut.jsonl.gz"))
-    assert "not a valid or complete gz file" in item.reason
+    assert "the gz file is cut short" in item.reason
 
 
 def test_csv_broken_rows_and_missing_fields(tmp_path: Path) -> None:
@@ -118,12 +130,14 @@ def test_bad_files_never_crash(tmp_path: Path) -> None:
     outside = tmp_path / "secret.txt"
     outside.write_text(AUSTEN)
     os.symlink(outside, folder / "link.txt")
-    got = {Path(i.id).name: i for i in list(read_items(DataConfig(corpus="none", paths=[str(folder)])))}
+    items = list(read_items(DataConfig(corpus="none", paths=[str(folder)])))
+    got = {Path(i.id).name: i for i in items}
     assert got["empty.txt"].reason == "empty file"
     assert "binary" in got["binary.txt"].reason
     assert "not a readable parquet" in got["fake.parquet"].reason
     assert "outside the input folder" in got["link.txt"].reason
-    assert got["long.txt"].reason is None and len(got["long.txt"].text) == 10_000_000
+    long = [i for i in items if Path(i.id).name.startswith("long.txt")]  # cut at data.max_doc_chars
+    assert [len(i.text) for i in long] == [5_000_000, 5_000_000] and not any(i.reason for i in long)
 
 
 def test_path_matching_nothing_is_a_config_error(tmp_path: Path) -> None:

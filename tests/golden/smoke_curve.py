@@ -32,8 +32,7 @@ import torch
 
 from lmforge.config.load import load_config
 from lmforge.config.schema import Config
-from lmforge.monitor import build_callbacks
-from lmforge.pipeline import run_all
+from lmforge.pipeline import build_callbacks, run_all  # monitoring and the doctor (suggest), as `lmforge run`
 from lmforge.rundir import RunDir
 from lmforge.train.loop import Callback
 from lmforge.train.stage import run_train

@@ -178,3 +178,36 @@ def test_wait_outcome_skips_a_line_torn_by_a_killed_trainer(tmp_path: Path) -> N
     assert wait_outcome(run, "c1", timeout=0.2) is None
     run.event("control", "applied", id="c1")
     assert wait_outcome(run, "c1", timeout=0.2)["message"] == "applied"
+
+
+def test_ctl_eval_and_save_under_torchrun_with_fsdp_involve_every_rank(tmp_path: Path) -> None:
+    """Two gloo processes, FSDP: a forward pass or a save needs both ranks, but only rank 0 reads
+    commands. Done by rank 0 alone, `eval` waited forever for rank 1."""
+    from tests.helpers.runs import make_tokens
+    from tests.helpers.worker import ROOT
+    from tests.helpers.worker import command as worker_command
+
+    run = make_tokens(tmp_path / "run")
+    cmd = worker_command(run.root, "train.steps=100000", "train.max_seconds=120", "train.eval_interval=100000",
+                         "train.checkpoint_interval=100000", "train.distributed=fsdp", "monitor.tensorboard=false",
+                         "monitor.stats_interval=0", "monitor.peak_flops=1e11", procs=2)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _wait_for(lambda: trainer_alive(run) and read_jsonl(run.metrics), 120, "the trainer to start")
+        evaluated = wait_outcome(run, send(run, "eval"), 60)
+        assert evaluated is not None, "no answer: the other rank was not part of the evaluation"
+        assert evaluated["kind"] == "control" and evaluated["val_loss"] > 0
+        saved = wait_outcome(run, send(run, "save"), 60)
+        assert saved is not None and saved["kind"] == "control" and saved["message"] == f"saved step-{saved['step']}"
+        from lmforge.train import checkpoint as ckpt
+
+        assert ckpt.verify(run.checkpoints / f"step-{saved['step']}") is None
+        send(run, "stop")
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+    evals = [r for r in read_jsonl(run.metrics) if r["kind"] == "eval"]
+    assert evals and evals[0]["step"] == evaluated["step"] and evals[0]["val_loss"] == evaluated["val_loss"]

@@ -3,14 +3,18 @@ file (MLflow: test_mlflow_sink.py). One short real training feeds them all."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.helpers.runs import add_tokenizer, make_token_run, read_jsonl, train
-from tests.helpers.wandb_records import history
+from lmforge.config.load import load_config
+from lmforge.train.loop import Callback
+from lmforge.train.stage import run_train
+from tests.helpers.runs import add_tokenizer, make_token_run, monitored, read_jsonl, train
+from tests.helpers.wandb_records import history, records
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +87,7 @@ def test_tensorboard_hparams_plugin_holds_final_metrics(run) -> None:
 def test_wandb_offline_run_holds_the_metrics(run) -> None:
     files = list((run.root / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 1, "exactly one offline run, nothing synced"
-    rows = history(files[0])
+    rows = history(_completed(files[0]))
     logged = {r["_step"]: r["train/loss"] for r in rows if "train/loss" in r}
     jsonl = {r["step"]: r["loss"] for r in read_jsonl(run.metrics) if r["kind"] == "train"}
     assert logged.keys() == jsonl.keys()
@@ -123,3 +127,49 @@ def test_resume_drops_a_line_torn_by_the_crash(tmp_path) -> None:
     sink = JsonlSink(path, resume_step=20)
     sink.log("train", 30, {"loss": 1.0})
     assert [r["step"] for r in read_jsonl(path)] == [10, 20, 30]
+
+
+class _StopAt(Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, trainer, metrics) -> None:
+        if trainer.step == self.step:
+            trainer.should_stop = True
+
+
+def _completed(path: Path) -> Path:
+    """`path` once W&B's service has written the run's last record (it writes after `finish`
+    returns, so a file read at once may lack the last rows)."""
+    deadline = time.time() + 60
+    while "exit" not in (kinds := [r.WhichOneof("record_type") for r in records(path)]):
+        assert time.time() < deadline, f"{path} was never completed: {kinds}"
+        time.sleep(0.2)
+    return path
+
+
+def _offline_runs(run) -> dict[str, tuple[str, list[dict]]]:
+    """Each offline-run folder's W&B run id and logged rows."""
+    out = {}
+    for path in sorted((run.root / "wandb").glob("offline-run-*/run-*.wandb")):
+        rec = next(r for r in records(_completed(path)) if r.WhichOneof("record_type") == "run")
+        out[path.parent.name] = (rec.run.run_id, history(path))
+    return out
+
+
+def test_wandb_resume_continues_the_same_run_and_a_fresh_run_starts_another(tmp_path) -> None:
+    run = make_token_run(tmp_path / "run", ["train.steps=20", "train.log_interval=5", "train.eval_interval=10",
+                                            "train.checkpoint_interval=10", "monitor.tensorboard=false",
+                                            "monitor.stats_interval=0", "monitor.wandb=true"])
+    run_train(run, load_config(run.config), show_progress=False, callbacks=monitored(_StopAt(10)))  # ctl stop
+    time.sleep(1.1)  # offline-run folders are named by the second
+    run_train(run, load_config(run.config), resume=True, show_progress=False, callbacks=monitored())
+    kept = json.loads((run.root / "trackers.json").read_text())["wandb"]
+    runs = _offline_runs(run)
+    assert len(runs) == 2 and {rid for rid, _ in runs.values()} == {kept}
+    steps = sorted(r["_step"] for _, rows in runs.values() for r in rows if "train/loss" in r)
+    assert steps == [5, 10, 15, 20]  # the last row before the stop is kept too
+    time.sleep(1.1)
+    run_train(run, load_config(run.config), show_progress=False, callbacks=monitored())  # fresh: a new W&B run
+    fresh = json.loads((run.root / "trackers.json").read_text())["wandb"]
+    assert fresh != kept and {rid for rid, _ in _offline_runs(run).values()} == {kept, fresh}

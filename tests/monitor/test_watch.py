@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+from lmforge.console import render_panel
 from lmforge.monitor.watch import RunView, _Tail
 from lmforge.rundir import RunDir, append_jsonl
 from tests.helpers.runs import make_token_run, read_jsonl, train
@@ -51,3 +52,19 @@ def test_watch_live_step_change_and_missing_run(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-m", "lmforge", "watch", str(tmp_path / "nope"), "--once"],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 2 and "no run directory" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_watch_on_a_malformed_config_or_metrics_says_what_is_wrong(tmp_path) -> None:
+    run = RunDir(tmp_path / "run")
+    run.create()
+    run.config.write_text("train:\n  steps: 20\n  lr: [0.1\n")
+    out = subprocess.run([sys.executable, "-m", "lmforge", "watch", str(run.root), "--once"],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"malformed YAML at {run.config}:4:1" in out.stderr
+    run.config.write_text("train:\n  steps: 20\n")
+    append_jsonl(run.metrics, {"kind": "train", "step": 3, "loss": "abc", "lr": None})
+    append_jsonl(run.metrics, {"kind": "train", "step": "x", "loss": 1.0})
+    state = RunView(run).refresh()
+    assert state["step"] == 3 and state["total"] == 20
+    render_panel(state)  # "abc" is shown as written, not formatted as a number

@@ -6,6 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from lmforge.console import console
+from lmforge.errors import LmforgeError
 from lmforge.report.build import run_report
 from lmforge.rundir import RunDir
 
@@ -48,6 +52,39 @@ def test_report_reads_logs_torn_by_a_crash(tmp_path):
     html = run_report(run).read_text()
     assert "cut" in html
     assert (run.report / "loss.png").is_file()
+
+
+def _broken_run(tmp_path: Path) -> RunDir:
+    run = RunDir(tmp_path / "run")
+    run.create()
+    return run
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ('{"checkpoint": "step-1",\n "splits": {"val": }}', ":2:20: not valid JSON (Expecting value)"),
+    ("[1, 2]", ": expected a JSON object, found list"),
+    ('{"checkpoint": "step-1", "splits": {"val": {"tokens": 5, "loss": "low"}}, "untrained": {}}',
+     "the report cannot be drawn from"),
+])
+def test_a_hand_edited_eval_json_is_one_clear_error(tmp_path: Path, text: str, says: str) -> None:
+    run = _broken_run(tmp_path)
+    run.eval.write_text(text)
+    with pytest.raises(LmforgeError) as err:
+        run_report(run)
+    assert str(run.eval) in err.value.message and says in err.value.message
+    assert "lmforge eval RUN --force" in err.value.hint
+
+
+def test_metrics_lines_without_numbers_are_left_out_and_named(tmp_path: Path) -> None:
+    run = _broken_run(tmp_path)
+    lines = [{"kind": "train", "step": s, "loss": 3.0 - s / 10, "lr": 1e-3} for s in range(1, 6)]
+    lines[2]["loss"] = "abc"  # edited by hand
+    text = "".join(json.dumps(r) + "\n" for r in lines) + '{"kind": "eval", "step": "x"}\n{"kind": "train", "st\n'
+    run.metrics.write_text(text)
+    with console.capture() as cap:
+        page = run_report(run)
+    assert page.is_file() and (run.report / "loss.png").is_file()
+    assert 'left 2 record(s) of' in cap.get() and '"loss": "abc"' in cap.get()
 
 
 def test_report_reads_in_flow_order_with_tables_not_dumps(tmp_path):

@@ -50,3 +50,14 @@ def test_fsdp_with_accumulation_matches_and_resumes_on_one_process(tmp_path: Pat
     assert state["world_size"] == 2
     assert _run(run, resume=True) == 0  # continue on one process, whole batches
     _assert_close_runs(single, run)
+
+
+def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path, single: Path) -> None:
+    run = make_tokens(tmp_path / "ddp").root
+    # only rank 0 gets SIGTERM after step 7; rank 1 must stop with it, or the save would hang
+    assert _run(run, procs=2, kill_at="term:7") == 0
+    newest = ckpt.latest_valid(run / "checkpoints")
+    assert newest.name == "step-7"
+    assert json.loads((newest / "state.json").read_text())["world_size"] == 2
+    assert _run(run, resume=True) == 0
+    _assert_close_runs(single, run)

@@ -91,6 +91,18 @@ def test_ctrl_c_saves_a_checkpoint_and_stops_cleanly(tmp_path: Path, reference: 
     _assert_same_weights(_final(reference), _final(run))
 
 
+def test_sigterm_saves_at_the_next_step_and_resume_loses_no_step(tmp_path: Path, reference: Path) -> None:
+    run = make_tokens(tmp_path / "run").root
+    # handled: the worker's fit returns (the CLI then exits 143); a second SIGTERM arrives while
+    # the checkpoint is being saved (torchrun forwarding the scheduler's) and changes nothing
+    assert _train(run, "term2:8") == 0
+    newest = ckpt.list_checkpoints(run / "checkpoints")[-1]
+    assert newest.name == "step-8" and ckpt.verify(newest) is None  # not step-5: steps 6-8 are kept
+    assert _train(run, 0, True) == 0
+    _assert_same_weights(_final(reference), _final(run))
+    assert _losses(reference) == _losses(run)
+
+
 @pytest.fixture(scope="module")
 def lstm_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One uninterrupted 20-step LSTM run with truncated BPTT."""
@@ -109,3 +121,18 @@ def test_lstm_sigkill_then_resume_carries_the_hidden_state(tmp_path: Path, lstm_
     assert _train(run, 0, True, base=LSTM) == 0
     _assert_same_weights(_final(lstm_reference), _final(run))
     assert _losses(lstm_reference) == _losses(run)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads fd paths from /proc")
+def test_checkpoint_files_are_synced_before_the_rename_and_the_folder_after(
+        tmp_path: Path, synced: list[str]) -> None:
+    import torch
+
+    folder = tmp_path / "checkpoints"
+    ckpt.save_checkpoint(folder, 3, {"w": torch.ones(2)}, {"state": {}, "param_groups": []}, {},
+                         {"torch": torch.get_rng_state()}, keep=2)
+    staging = str(ckpt.staging_dir(folder, 3))
+    before = {Path(p).name for p in synced if p.startswith(staging + "/")}
+    assert {"model.safetensors", "optimizer.pt", "rng.safetensors", "state.json"} <= before
+    assert staging in synced and synced[-1] == str(folder)  # the staging folder's entries, then the rename
+    assert synced.index(staging) < synced.index(str(folder))

@@ -24,7 +24,7 @@ TOPICS: tuple[Topic, ...] = (
           "tokens/s, memory"),
     Topic(5, "initialization", "init", "init schemes: signal at init, loss and gradient norm early in training"),
     Topic(6, "training configuration", "", "batch size, LR, optimizer, schedule: loss, speed, memory"),
-    Topic(7, "hyperparameter search", "", "grid vs random vs TPE vs TPE with pruning: best loss per compute"),
+    Topic(7, "hyperparameter search", "search", "grid vs random vs TPE vs TPE with pruning: best loss per compute"),
     Topic(8, "monitoring", "", "each metrics sink: what it shows, overhead, files written"),
     Topic(9, "live adjustment", "", "fixed LR, step decay, cosine, plateau, early stop, live ctl: same budget"),
     Topic(10, "evaluation metrics", "eval", "two runs on the same held-out text: paired bootstrap and McNemar"),
@@ -32,8 +32,9 @@ TOPICS: tuple[Topic, ...] = (
     Topic(12, "tuning", "tuning", "one tuning change at a time: validation loss and train-validation gap"),
     Topic(13, "retraining", "continual", "continual training A then B: forgetting, gain, cost (and "
           "`compare transfer`)"),
-    Topic(14, "common problems", "", "each training problem's measured symptoms"),
-    Topic(15, "solutions", "", "each remedy's measured repair success"),
+    Topic(14, "common problems", "problems", "each training problem's measured symptoms; detection precision, "
+          "recall and steps to detection"),
+    Topic(15, "solutions", "problems", "each remedy's measured repair success, against a random remedy"),
 )
 OTHER_COMPARISONS = {"tokenizers": "BPE, WordPiece, Unigram, byte and char tokenizers: bytes per token, "
                      "bits per byte",

@@ -175,10 +175,26 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     return lines
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """A text file's contents, or a clear error: which file, and where it stops being UTF-8."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LmforgeError(f"cannot read {path}: {exc.strerror or exc}", "check the path and its permissions") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise LmforgeError(f"{path}:{line}:{column}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                           f"{what} must be UTF-8",
+                           "save it as UTF-8 in your editor (or `iconv -f latin1 -t utf-8`)") from None
+
+
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     if not path.is_file():
         raise LmforgeError(f"config file not found: {path}", "give a path to a YAML file, or use --preset")
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, "a YAML config")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -307,6 +323,16 @@ def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
+def _without_password(url: str) -> str:
+    """A database URL as it may be printed: user:secret@host becomes user:***@host."""
+    head, sep, tail = url.partition("://")
+    if not sep or "@" not in tail:
+        return url
+    cred, _, host = tail.rpartition("@")
+    user = cred.split(":", 1)[0]
+    return f"{head}://{user}{':***' if ':' in cred else ''}@{host}"
+
+
 def config_over(base: Config, path: str | Path | None, overrides: list[str]) -> Config:
     """A resolved config (a base run's, say) with a YAML file's keys and key=value overrides on
     top, validated like `load_config`'s."""
@@ -341,5 +367,7 @@ def outside_effects(cfg: Config, sections: tuple[str, ...] = ("data", "monitor")
         active["monitor.wandb_mode"] = "online"
     if mon.mlflow and mon.mlflow_uri and not mon.mlflow_uri.startswith(("file:", "sqlite:", "/", ".")):
         active["monitor.mlflow_uri"] = mon.mlflow_uri
+    if cfg.tune.storage is not None:
+        active["tune.storage"] = _without_password(cfg.tune.storage)
     return [f"{key}={value!r}: {OUTSIDE_KEYS[key]}" for key, value in active.items()
             if key.split(".")[0] in sections]

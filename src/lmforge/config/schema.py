@@ -27,6 +27,7 @@ OUTSIDE_KEYS: dict[str, str] = {
     "data.ray.address": "the Ray cluster phase 1's tasks are sent to (their code runs there)",
     "monitor.wandb_mode": "`online` sends metrics and the config to Weights & Biases' servers",
     "monitor.mlflow_uri": "an http(s) or database URI sends metrics and the config there",
+    "tune.storage": "a database URL: the study's trials, values and config keys are stored there",
 }
 
 
@@ -151,6 +152,10 @@ class DataConfig(Section):
     pii: list[Literal["email", "phone", "ip", "credit_card", "national_id"]] = [
         "email", "phone", "ip", "credit_card", "national_id"]
     min_chars: int = Field(200, ge=0)
+    max_doc_chars: int = Field(5_000_000, ge=1000, description="longer text documents are cut at a line break; "
+                               "longer record lines are rejected (bounds memory)")
+    max_expansion: float = Field(100.0, gt=1.0, description="a .gz/.zst input expanding more than this many "
+                                 "times its size (past 64 MiB) is refused as a decompression bomb")
     # quality
     quality: Literal["off", "books", "web", "code"] = "off"
     filters: list[Literal["gopher_quality", "gopher_repetition", "c4", "fineweb", "code"]] | None = Field(
@@ -508,12 +513,144 @@ class MonitorConfig(Section):
     average: AverageConfig = Field(default_factory=AverageConfig)
 
 
+class DoctorConfig(Section):
+    """The training doctor: detectors over the run's statistics, and what to do about a finding
+    (docs/doctor.md). Thresholds were chosen on the scenario suite (bench/doctor.py)."""
+
+    policy: Literal["off", "suggest", "auto"] = Field(
+        "suggest", description="off: no checks; suggest: record diagnoses with remedies; auto: also apply "
+        "the first remedy, verify it, undo it and try the next when it did not help")
+    window: int = Field(20, ge=4, description="logged steps in the rolling window of the spike z-scores")
+    spike_z: float = Field(6.0, gt=0.0, description="loss or gradient-norm z-score that counts as a spike")
+    spike_min_rise: float = Field(0.15, ge=0.0, description="a loss spike must also rise this share above the "
+                                  "window's median")
+    explode_factor: float = Field(20.0, gt=1.0, description="gradient norm this many times the early median "
+                                  "counts as exploding")
+    explode_init_loss: float = Field(2.0, gt=1.0, description="a first loss this many times log(vocabulary) "
+                                     "means the initialisation blew the outputs up")
+    explode_ratio: float = Field(70.0, gt=1.0, description="first-to-last block gradient-norm ratio above "
+                                 "this is exploding (AUTOTRAINER)")
+    vanish_ratio: float = Field(1e-3, gt=0.0, description="first-to-last block gradient-norm ratio below this "
+                                "is vanishing (AUTOTRAINER)")
+    vanish_norm: float = Field(1e-4, gt=0.0, description="global gradient norm below this counts as vanishing")
+    vanish_share: float = Field(0.05, gt=0.0, lt=1.0, description="every block's weight gradient below this "
+                                "share of the global norm, twice in a row, counts as vanishing")
+    diverge_factor: float = Field(1.5, gt=1.0, description="smoothed loss this many times its best so far, or "
+                                  "above the first loss, is divergence")
+    update_high: float = Field(0.1, gt=0.0, description="median update/weight ratio above this: LR too high")
+    update_low: float = Field(3e-4, gt=0.0, description="median update/weight ratio below this: LR too low")
+    overfit_rise: float = Field(0.02, ge=0.0, description="validation loss this share above its best, "
+                                "while training loss still falls, is overfitting")
+    overfit_patience: int = Field(2, ge=1, description="evaluations in a row above the best before overfitting")
+    underfit_share: float = Field(0.93, gt=0.0, description="train and validation loss above this share of the "
+                                  "unigram entropy, past min_progress of the run, is underfitting")
+    min_progress: float = Field(0.3, ge=0.0, le=1.0, description="share of the steps before the slow-progress "
+                                "detectors (underfitting, plateau, LR too low) may speak")
+    plateau_gain: float = Field(0.01, ge=0.0, description="relative loss gain over the last plateau_span of "
+                                "the run below this is a plateau")
+    plateau_span: float = Field(0.3, gt=0.0, le=1.0, description="share of the steps the plateau gain is "
+                                "measured over")
+    oscillation_share: float = Field(0.6, gt=0.0, le=1.0, description="share of sign changes in the loss's "
+                                     "steps above which, with a large swing, the loss oscillates")
+    oscillation_swing: float = Field(0.1, ge=0.0, description="mean absolute step of the loss, relative to "
+                                     "its level, that counts as a large swing")
+    dead_share: float = Field(0.9, gt=0.0, le=1.0, description="share of near-zero MLP activations in a block "
+                              "above which its units are dead")
+    repeat_epochs: float = Field(4.0, gt=0.0, description="passes over the training tokens above which the "
+                                 "data repeats too often (Muennighoff et al. 2023: up to about 4 epochs "
+                                 "are nearly as good as new data)")
+    leak_overlap: float = Field(0.01, ge=0.0, le=1.0, description="share of validation 13-grams seen in training "
+                                "above which validation leaks into training")
+    verify_steps: int = Field(30, ge=1, description="auto: steps after a repair before it is judged")
+    max_repairs: int = Field(6, ge=0, description="auto: repairs tried per run before the doctor only reports")
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML 1.1 reads `off` as false: take it back as the word it was."""
+        return "off" if value is False else value
+
+
 class ReportConfig(Section):
     """The run report."""
 
     title: str | None = None
 
 
+class ParamSpec(Section):
+    """One dimension of a hyperparameter search (docs/tuning.md). Written short as
+    `{float: [lo, hi], log: true}`, `{int: [lo, hi], step: 2}` or `{choice: [a, b]}`; stored as
+    kind + range (or values)."""
+
+    kind: Literal["float", "int", "choice"]
+    range: list[float] | None = Field(None, description="float and int: [low, high], both included")
+    values: list[str | int | float | bool] | None = Field(None, description="choice: the values to try")
+    log: bool = Field(False, description="float and int: sample on a log scale (low must be > 0)")
+    step: float | None = Field(None, gt=0, description="int (default 1) or float: the spacing of the values")
+    grid: int = Field(3, ge=2, le=64, description="sampler=grid: points on a float range without step")
+    when: dict[str, str | int | float | bool | list[str | int | float | bool]] = Field(
+        default_factory=dict, description="sample this key only when these keys of the space have these values")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, value: Any) -> Any:
+        """`{float: [lo, hi]}` -> kind float, range [lo, hi]; `{choice: [...]}` -> kind choice, values."""
+        if not isinstance(value, dict) or "kind" in value:
+            return value
+        kinds = [k for k in ("float", "int", "choice") if k in value]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of float: [low, high], int: [low, high] or choice: [values]")
+        out = {k: v for k, v in value.items() if k != kinds[0]}
+        out["kind"] = kinds[0]
+        out["values" if kinds[0] == "choice" else "range"] = value[kinds[0]]
+        return out
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParamSpec:
+        if self.kind == "choice":
+            if not self.values:
+                raise ValueError("choice needs at least one value")
+            if self.range is not None or self.log or self.step is not None:
+                raise ValueError("choice takes values only (no range, log or step)")
+            return self
+        if self.range is None or len(self.range) != 2:
+            raise ValueError(f"{self.kind} needs range [low, high]")
+        low, high = self.range
+        if not low < high:
+            raise ValueError(f"impossible range [{low:g}, {high:g}]: low must be below high")
+        if self.log and low <= 0:
+            raise ValueError(f"log scale needs low > 0, got {low:g}")
+        if self.log and self.step is not None:
+            raise ValueError("log scale and step exclude each other (Optuna samples one or the other)")
+        if self.kind == "int" and (low != int(low) or high != int(high) or
+                                   (self.step is not None and self.step != int(self.step))):
+            raise ValueError("int range and step must be whole numbers")
+        if self.values is not None:
+            raise ValueError(f"{self.kind} takes a range, not values")
+        return self
+
+
+class TuneConfig(Section):
+    """`lmforge tune`: the search space, the search and where its study lives (docs/tuning.md)."""
+
+    space: dict[str, ParamSpec] = Field(default_factory=dict, description="config key -> its range "
+                                        "(model.*, train.*, monitor.* keys; data and tokenizer keys stay fixed)")
+    sampler: Literal["grid", "random", "tpe", "gp", "cmaes", "qmc"] = Field(
+        "tpe", description="how the next trial is chosen (Optuna's samplers)")
+    pruner: Literal["none", "median", "sha", "hyperband"] = Field(
+        "median", description="how a trial that is doing worse than others is stopped at an evaluation")
+    trials: int = Field(20, ge=1, description="trials of the study in all (a resumed study counts its old ones)")
+    metric: Literal["val_loss", "bits_per_byte"] = Field(
+        "val_loss", description="what the search minimises: the final validation loss, in nats or bits per byte")
+    workers: int = Field(1, ge=1, le=256, description="worker processes on this machine sharing the study")
+    storage: str | None = Field(None, description="None: a journal file in RUN/tune/; or an RDB URL "
+                                "(postgresql://user@host/db) to share one study between machines")
+    study: str | None = Field(None, description="the study's name in the storage (default: the config's name)")
+    seed: int = Field(0, description="the sampler's seed (each trial trains with train.seed)")
+    startup_trials: int = Field(5, ge=0, description="random trials before TPE/GP models, and trials before "
+                                "the median pruner prunes")
+    min_steps: int | None = Field(None, ge=1, description="steps before a pruner may stop a trial "
+                                  "(default: train.eval_interval)")
 class FinetuneConfig(Section):
     """`lmforge finetune`: a classification head on a pretrained base (docs/finetune.md).
 
@@ -636,6 +773,8 @@ class Config(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
+    doctor: DoctorConfig = Field(default_factory=DoctorConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     label: LabelConfig = Field(default_factory=LabelConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)

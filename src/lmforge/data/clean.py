@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 
@@ -21,11 +20,10 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 # Chinese full-width punctuation (，。！？) is kept: it is the correct form in Chinese text.
 _FULLWIDTH = {cp: cp - 0xFEE0 for cp in [*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)]}
 _FULLWIDTH[0x3000] = 0x20
-_SCRIPT_STYLE = re.compile(r"<(script|style|noscript)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_BLOCK_TAG = re.compile(r"<\s*/?\s*(p|div|br|li|ul|ol|h[1-6]|tr|table|section|article|blockquote|pre)\b[^>]*>",
-                        re.IGNORECASE)
-_TAG = re.compile(r"<[^>]{0,2000}>")
-_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+# Elements whose content is never text, and elements that start a new line of text.
+_NOT_TEXT = ["script", "style", "noscript", "template", "svg", "math", "object", "canvas"]
+_BLOCKS = ("address,article,aside,blockquote,br,dd,details,div,dl,dt,fieldset,figcaption,figure,footer,form,"
+           "h1,h2,h3,h4,h5,h6,header,hr,li,main,nav,ol,p,pre,section,summary,table,td,th,tr,ul")
 _HTML_HINT = re.compile(r"<\s*(html|body|p|div|br|span|a|script|style)\b", re.IGNORECASE)
 
 
@@ -59,14 +57,20 @@ def strip_gutenberg(text: str) -> tuple[str, bool]:
 
 
 def strip_html(text: str) -> tuple[str, bool]:
-    """Remove tags, scripts and styles, keep block breaks as newlines, unescape entities."""
+    """The visible text of HTML: parsed by an HTML5 parser (selectolax's Lexbor), so comments,
+    scripts, styles, entities, broken markup and a bare '<' in text are handled as browsers
+    handle them; block elements become line breaks. Text without HTML tags is left alone."""
     if not _HTML_HINT.search(text):
         return text, False
-    text = _COMMENT.sub("", text)
-    text = _SCRIPT_STYLE.sub("", text)
-    text = _BLOCK_TAG.sub("\n", text)
-    text = _TAG.sub("", text)
-    return html.unescape(text), True
+    from selectolax.lexbor import LexborHTMLParser
+
+    tree = LexborHTMLParser(text)
+    tree.strip_tags(_NOT_TEXT)
+    for node in tree.css(_BLOCKS):
+        node.insert_before("\n")
+        node.insert_after("\n")
+    root = tree.root
+    return (root.text(deep=True, separator="", strip=False) if root is not None else ""), True
 
 
 def fix_mojibake(text: str) -> str:

@@ -9,7 +9,10 @@ every candidate pair is verified by its exact (or estimated) Jaccard similarity 
 from __future__ import annotations
 
 import functools
+import tempfile
+from array import array
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,22 +132,50 @@ class NearDupResult:
     rows: int
 
 
+class ArrayStore:
+    """Numpy arrays appended to an unnamed temporary file and read back by index: the shingles of a
+    large corpus do not fit in memory (8 bytes a word), so only their offsets stay there."""
+
+    def __init__(self, dtype: type = np.uint64, folder: str | None = None) -> None:
+        self.dtype = np.dtype(dtype)
+        self._file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 -- lives as long as the store
+        self._ends = array("Q")
+
+    def append(self, values: np.ndarray) -> None:
+        self._file.seek(0, 2)
+        self._file.write(np.ascontiguousarray(values, dtype=self.dtype).tobytes())
+        self._ends.append(self._file.tell())
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        start = self._ends[i - 1] if i > 0 else 0
+        self._file.seek(start)
+        return np.frombuffer(self._file.read(self._ends[i] - start), dtype=self.dtype)
+
+
 class NearDedup:
-    """Index documents; find verified near-duplicate pairs and cluster them."""
+    """Index documents; find verified near-duplicate pairs and cluster them.
+
+    Memory per indexed document is one 64-bit key per band; shingles and signatures go to
+    temporary files (`folder`) and are read back only for the candidate pairs being verified."""
 
     def __init__(self, threshold: float = 0.8, num_perm: int = 128, ngram: int = 5, cjk_ngram: int = 5,
-                 verify: str = "exact", seed: int = 1) -> None:
+                 verify: str = "exact", seed: int = 1, folder: str | None = None) -> None:
         self.threshold, self.verify = threshold, verify
         self.ngram, self.cjk_ngram = ngram, cjk_ngram
         self.bands, self.rows = optimal_bands(threshold, num_perm)
         self.hasher = MinHasher(num_perm, seed)
-        self.shingles: list[np.ndarray] = []
-        self.sigs: list[np.ndarray] = []
-        self.buckets: list[dict[bytes, list[int]]] = [defaultdict(list) for _ in range(self.bands)]
+        self.shingles = ArrayStore(np.uint64, folder)
+        self.sigs = ArrayStore(np.uint32, folder)  # MinHasher values are 32-bit
+        self.keys = [array("Q") for _ in range(self.bands)]
+        self._lookup: list[dict[int, list[int]]] | None = None
 
-    def _band_keys(self, sig: np.ndarray) -> list[bytes]:
+    def _band_keys(self, sig: np.ndarray) -> list[int]:
         r = self.rows
-        return [sig[i * r:(i + 1) * r].tobytes() for i in range(self.bands)]
+        sig32 = sig.astype(np.uint32)
+        return [xxhash.xxh64_intdigest(sig32[i * r:(i + 1) * r].tobytes()) for i in range(self.bands)]
 
     def add(self, text: str) -> int:
         """Index one document; returns its index."""
@@ -153,50 +184,70 @@ class NearDedup:
         i = len(self.sigs)
         self.shingles.append(sh)
         self.sigs.append(sig)
-        for band, key in zip(self.buckets, self._band_keys(sig)):
-            band[key].append(i)
+        for keys, key in zip(self.keys, self._band_keys(sig)):
+            keys.append(key)
+        self._lookup = None
         return i
+
+    def __len__(self) -> int:
+        return len(self.sigs)
 
     def similarity(self, i: int, j: int) -> float:
         if self.verify == "exact":
             return jaccard(self.shingles[i], self.shingles[j])
         return float(np.mean(self.sigs[i] == self.sigs[j]))
 
+    def _buckets(self, keys: array) -> Iterator[list[int]]:
+        """Indices sharing one key in a band (buckets of two or more), in index order."""
+        k = np.frombuffer(keys, dtype=np.uint64) if len(keys) else np.zeros(0, dtype=np.uint64)
+        order = np.argsort(k, kind="stable")
+        ks = k[order]
+        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]]) if len(ks) else np.zeros(0, dtype=np.int64)
+        sizes = np.diff(np.r_[starts, len(ks)])
+        for start, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
+            yield order[start:start + size].tolist()
+
     def candidate_pairs(self) -> set[tuple[int, int]]:
         pairs: set[tuple[int, int]] = set()
-        for band in self.buckets:
-            for members in band.values():
-                if len(members) > 1:
-                    first = members[0]
-                    # Linking each member to the bucket's first keeps work linear in bucket size;
-                    # other links arrive through other bands or transitively through union-find.
-                    for other in members[1:]:
-                        pairs.add((first, other))
-                    if len(members) <= 50:
-                        for a in range(1, len(members)):
-                            for b in range(a + 1, len(members)):
-                                pairs.add((members[a], members[b]))
+        for keys in self.keys:
+            for members in self._buckets(keys):
+                first = members[0]
+                # Linking each member to the bucket's first keeps work linear in bucket size;
+                # other links arrive through other bands or transitively through union-find.
+                for other in members[1:]:
+                    pairs.add((first, other))
+                if len(members) <= 50:
+                    for a in range(1, len(members)):
+                        for b in range(a + 1, len(members)):
+                            pairs.add((members[a], members[b]))
         return pairs
 
     def clusters(self) -> NearDupResult:
         candidates = self.candidate_pairs()
-        uf = UnionFind(len(self.sigs))
+        uf = UnionFind(len(self))
         verified: dict[tuple[int, int], float] = {}
         for i, j in sorted(candidates):
             sim = 1.0 if self.verify == "none" else self.similarity(i, j)
             if self.verify == "none" or sim >= self.threshold:
                 verified[(i, j)] = sim
                 uf.union(i, j)
-        return NearDupResult([uf.find(i) for i in range(len(self.sigs))], verified, len(candidates),
+        return NearDupResult([uf.find(i) for i in range(len(self))], verified, len(candidates),
                              self.bands, self.rows)
 
     def query(self, text: str) -> list[tuple[int, float]]:
         """Indexed documents that are verified near-duplicates of `text` (not indexed)."""
+        if self._lookup is None:
+            self._lookup = []
+            for keys in self.keys:
+                table: dict[int, list[int]] = defaultdict(list)
+                for i, key in enumerate(keys):
+                    table[key].append(i)
+                self._lookup.append(table)
         sh = shingles(text, self.ngram, self.cjk_ngram)
-        sig = self.hasher.signature(sh)
+        sig = self.hasher.signature(sh).astype(np.uint32)
         found: set[int] = set()
-        for band, key in zip(self.buckets, self._band_keys(sig)):
-            found.update(band.get(key, ()))
+        for table, key in zip(self._lookup, self._band_keys(sig)):
+            found.update(table.get(key, ()))
         out = []
         for i in sorted(found):
             if self.verify == "exact":

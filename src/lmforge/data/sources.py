@@ -7,22 +7,21 @@ could not be read, with the reason and its place (file and line) — nothing is 
 
 from __future__ import annotations
 
+import base64
 import csv
 import glob
-import gzip
-import io
 import json
 import re
-import zlib
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from lmforge.config.schema import DataConfig, FieldRule, SourceConfig
 from lmforge.corpora import shakespeare
-from lmforge.data.encoding import decode, looks_binary
+from lmforge.data.streams import InputProblem, Limits, TextStream, documents, lines, remove_controls
 from lmforge.errors import LmforgeError
 
 TEXT_SUFFIXES = {".txt", ".md", ".text", ".markdown", ".html", ".htm"}
@@ -52,6 +51,7 @@ class Unit:
     spec: SourceConfig | None = None
     meta: tuple[tuple[str, str], ...] = ()
     problem: str | None = None  # e.g. a symlink pointing outside its folder
+    limits: Limits = field(default_factory=Limits)
 
 
 # ------------------------------------------------------------------ resolving inputs
@@ -118,17 +118,21 @@ def source_specs(cfg: DataConfig) -> list[tuple[str, SourceConfig]]:
     return specs
 
 
+def limits_of(cfg: DataConfig) -> Limits:
+    return Limits(cfg.max_doc_chars, cfg.max_expansion)
+
+
 def resolve_units(cfg: DataConfig) -> list[Unit]:
     """All units of all sources, in a stable order. Raises LmforgeError on a path that matches nothing."""
     units: list[Unit] = []
     if cfg.corpus == "shakespeare":
         for doc in shakespeare.documents(list(cfg.authors), list(cfg.editions)):
             meta = (("id", doc.id), ("title", doc.title), ("author", doc.author), ("edition", doc.edition))
-            units.append(Unit(f"shakespeare:{doc.author}", str(doc.path), "corpus", None, meta))
+            units.append(Unit(f"shakespeare:{doc.author}", str(doc.path), "corpus", None, meta, None, limits_of(cfg)))
     for i, (name, spec) in enumerate(source_specs(cfg)):
         where = f"data.paths[{i}]" if i < len(cfg.paths) else f"data.sources[{i - len(cfg.paths)}].path"
         for path, problem in _expand(spec.path, where):
-            units.append(Unit(name, str(path), _format_of(path, spec.format), spec, (), problem))
+            units.append(Unit(name, str(path), _format_of(path, spec.format), spec, (), problem, limits_of(cfg)))
     return units
 
 
@@ -154,77 +158,104 @@ def reference_units(cfg: DataConfig) -> list[Unit]:
     for i, pattern in enumerate(cfg.dedup_against):
         spec = SourceConfig(path=pattern)
         for path, problem in _expand(pattern, f"data.dedup_against[{i}]"):
-            units.append(Unit(pattern, str(path), _format_of(path, "auto"), spec, (), problem))
+            units.append(Unit(pattern, str(path), _format_of(path, "auto"), spec, (), problem, limits_of(cfg)))
     return units
 
 
 # ------------------------------------------------------------------ reading units
 
-
-def _open_bytes(path: Path) -> bytes:
-    """The file's bytes, decompressed by extension; a truncated archive raises ValueError."""
-    raw = path.read_bytes()
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".gz":
-            return gzip.decompress(raw)
-        if suffix == ".zst":
-            import zstandard
-
-            return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(f"not a valid or complete {suffix[1:]} file: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 -- zstandard.ZstdError has no common base we can name without the import
-        raise ValueError(f"not a valid or complete {suffix[1:]} file: {exc}") from None
-    return raw
+Row = tuple[int, "dict[str, Any] | None", str]  # (line or row number, record or None, problem)
 
 
-def _split_text(text: str, spec: SourceConfig | None) -> list[tuple[int, str]]:
-    """(first line number, text) of each document in a text file."""
+def _unreadable(exc: OSError) -> str:
+    """A file that was listed but cannot be opened or read now."""
+    what = exc.strerror or type(exc).__name__
+    return (f"cannot read the file: {what} (it was listed, then removed, moved or made unreadable); "
+            "fix it and run the stage again")
+
+
+def _separator(spec: SourceConfig | None) -> re.Pattern[str] | None:
     if spec is None or spec.split_docs == "file":
-        return [(1, text)]
-    pattern = r"\n\s*\n" if spec.split_docs == "blank_lines" else spec.split_pattern
-    parts, start = [], 0
-    for m in re.finditer(pattern, text, flags=re.MULTILINE):
-        parts.append((text.count("\n", 0, start) + 1, text[start:m.start()]))
-        start = m.end()
-    parts.append((text.count("\n", 0, start) + 1, text[start:]))
-    return [(line, part) for line, part in parts if part.strip()]
+        return None
+    assert spec.split_docs == "blank_lines" or spec.split_pattern is not None  # SourceConfig checks it
+    return re.compile(r"\n\s*\n" if spec.split_docs == "blank_lines" else str(spec.split_pattern), re.MULTILINE)
+
+
+def _first_bad_line(stream: TextStream) -> tuple[int, str]:
+    """Read a whole stream; (line of the first undecodable byte or 0, the text's first characters)."""
+    seen, first, preview = 0, 0, ""
+    for chunk in stream.chunks():
+        if len(preview) < _PREVIEW:
+            preview += chunk[:_PREVIEW]
+        if stream.replaced and not first:
+            first = seen + chunk.count("\n", 0, max(chunk.find("\ufffd"), 0)) + 1
+        seen += chunk.count("\n")
+    return first, preview[:_PREVIEW]
 
 
 def _text_items(unit: Unit) -> Iterator[Item]:
     path = Path(unit.path)
     spec = unit.spec
-    try:
-        raw = _open_bytes(path)
-    except ValueError as exc:
-        yield Item(unit.path, unit.source, "", {}, str(exc))
-        return
-    if not raw:
-        yield Item(unit.path, unit.source, "", {}, "empty file")
-        return
-    if looks_binary(raw):
-        yield Item(unit.path, unit.source, "", {}, "binary file (NUL bytes), not text")
-        return
-    text, encoding, replaced = decode(raw, spec.encoding if spec else "auto")
-    meta: dict[str, Any] = dict(unit.meta)
-    doc_id = str(meta.pop("id", unit.path))
-    meta.setdefault("title", path.stem)
-    meta["encoding"] = encoding
-    if replaced:
-        meta["replaced_bytes"] = replaced
-        if spec is not None and spec.on_decode_error == "reject":
-            yield Item(doc_id, unit.source, text[:_PREVIEW], meta,
-                       f"{replaced} bytes are not valid {encoding} (data.sources on_decode_error=reject)", "decode")
+    encoding = spec.encoding if spec else "auto"
+    base: dict[str, Any] = dict(unit.meta)
+    doc_id = str(base.pop("id", unit.path))
+    base.setdefault("title", path.stem)
+    if spec is not None and spec.on_decode_error == "reject":
+        check = TextStream(path, encoding, unit.limits)
+        try:
+            bad, preview = _first_bad_line(check)
+        except InputProblem as exc:
+            yield Item(unit.path, unit.source, "", {}, str(exc))
             return
-    parts = _split_text(text, spec)
-    if not parts and spec is not None:  # only separators: say so, or the file would vanish from the ledger
-        yield Item(doc_id, unit.source, text[:_PREVIEW], meta,
-                   f"no document: the file holds only whitespace and separators (split_docs={spec.split_docs})")
+        except OSError as exc:
+            yield Item(unit.path, unit.source, "", {}, _unreadable(exc))
+            return
+        if bad:
+            yield Item(doc_id, unit.source, preview, {**base, "encoding": check.encoding,
+                                                      "replaced_bytes": check.replaced},
+                       f"{check.replaced} bytes are not valid {check.encoding}, the first on line {bad} "
+                       "(data.sources on_decode_error=reject)", "decode")
+            return
+    stream = TextStream(path, encoding, unit.limits)
+    pending: tuple[int, str, dict[str, Any]] | None = None  # the first part, until we know if others follow
+    parts, line = 0, 1
+    try:
+        for line, part, cut in documents(stream.chunks(), _separator(spec), unit.limits.max_doc_chars):
+            if not part.strip():
+                continue
+            part, removed = remove_controls(part)
+            meta = {**base, "encoding": stream.encoding, "origin": f"{unit.path}:{line}"}
+            if stream.replaced and "\ufffd" in part:
+                meta["replaced_bytes"] = part.count("\ufffd")
+            if removed:
+                meta["control_chars_removed"] = removed
+            if cut:
+                meta["cut"] = f"longer than data.max_doc_chars={unit.limits.max_doc_chars:,}: cut at a line break"
+            parts += 1
+            if parts == 1:
+                pending = (line, part, meta)
+                continue
+            if pending is not None:
+                yield Item(f"{doc_id}:{pending[0]}", unit.source, pending[1], pending[2])
+                pending = None
+            yield Item(f"{doc_id}:{line}", unit.source, part, meta)
+    except (InputProblem, OSError) as exc:
+        why = _unreadable(exc) if isinstance(exc, OSError) else str(exc)
+        if pending is not None:
+            yield Item(doc_id, unit.source, pending[1], pending[2])
+        if parts:  # keep what was read; only the broken tail is rejected
+            yield Item(f"{unit.path}:tail", unit.source, "", {"origin": unit.path},
+                       f"{why}; the text before it is kept ({parts} document{'s' * (parts > 1)})")
+        else:
+            yield Item(unit.path, unit.source, "", {}, why)
         return
-    for n, (line, part) in enumerate(parts):
-        item_id = doc_id if len(parts) == 1 else f"{doc_id}:{line}"
-        yield Item(item_id, unit.source, part, {**meta, "origin": f"{unit.path}:{line}"})
+    if pending is not None:
+        yield Item(doc_id, unit.source, pending[1], pending[2])
+    elif stream.empty:
+        yield Item(unit.path, unit.source, "", {}, "empty file")
+    elif not parts and spec is not None:  # only separators: say so, or the file would vanish from the ledger
+        yield Item(doc_id, unit.source, "", {**base, "encoding": stream.encoding},
+                   f"no document: the file holds only whitespace and separators (split_docs={spec.split_docs})")
 
 
 # --------------------------------------------------------------- record formats
@@ -234,26 +265,32 @@ class Undecodable(ValueError):
     """A record file with bytes its encoding cannot decode, read with on_decode_error=reject."""
 
 
-def _record_text(path: Path, spec: SourceConfig, what: str) -> str:
+def _record_stream(path: Path, spec: SourceConfig, limits: Limits, what: str) -> TextStream:
     """A record file's text in the source's `encoding`. Undecodable bytes become U+FFFD, or, with
-    `on_decode_error: reject`, reject the file (the first bad line is named)."""
-    data = _open_bytes(path)
-    if looks_binary(data):
-        raise ValueError(f"binary file (NUL bytes), not {what}")
-    text, encoding, replaced = decode(data, spec.encoding)
-    if replaced and spec.on_decode_error == "reject":
-        line = text.count("\n", 0, text.index("\ufffd")) + 1
-        raise Undecodable(f"{replaced} bytes are not valid {encoding}, the first on line {line} "
-                          "(data.sources on_decode_error=reject)")
-    return text
+    `on_decode_error: reject`, reject the file (a first pass finds the first bad line)."""
+    if spec.on_decode_error == "reject":
+        check = TextStream(path, spec.encoding, limits, what)
+        bad, _ = _first_bad_line(check)
+        if bad:
+            raise Undecodable(f"{check.replaced} bytes are not valid {check.encoding}, the first on line {bad} "
+                              "(data.sources on_decode_error=reject)")
+    return TextStream(path, spec.encoding, limits, what)
 
 
-def _jsonl_records(path: Path, spec: SourceConfig) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+def _too_long(length: int, limits: Limits) -> str:
+    return (f"line is {length:,} characters long, more than data.max_doc_chars={limits.max_doc_chars:,}; "
+            "it was skipped without being read whole")
+
+
+def _jsonl_records(path: Path, spec: SourceConfig, limits: Limits) -> Iterator[Row]:
     """(line number, record or None, problem or raw line)."""
-    text = _record_text(path, spec, "JSON lines")
+    stream = _record_stream(path, spec, limits, "JSON lines")
     # JSON Lines ends records at "\n" only: str.splitlines() would also cut at U+2028, U+0085 and
     # other characters that JSON strings may hold raw (json.dumps(..., ensure_ascii=False) writes them).
-    for lineno, line in enumerate(text.split("\n"), 1):
+    for lineno, line, length in lines(stream.chunks(), limits.max_doc_chars):
+        if line is None:
+            yield lineno, None, _too_long(length, limits)
+            continue
         if not line.strip():
             continue
         try:
@@ -267,29 +304,49 @@ def _jsonl_records(path: Path, spec: SourceConfig) -> Iterator[tuple[int, dict[s
         yield lineno, rec, ""
 
 
-def _csv_records(path: Path, spec: SourceConfig, delimiter: str) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
-    text = _record_text(path, spec, "CSV")
-    csv.field_size_limit(1 << 30)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+def _csv_records(path: Path, spec: SourceConfig, delimiter: str, limits: Limits) -> Iterator[Row]:
+    stream = _record_stream(path, spec, limits, "CSV")
+    csv.field_size_limit(limits.max_doc_chars)
+    fed: deque[tuple[int, int, str]] = deque(maxlen=1024)  # (index fed to csv, line number, text), latest
+    skipped: list[tuple[int, int]] = []  # (line number, length) of lines too long to hold
+
+    def feed() -> Iterator[str]:
+        for lineno, line, length in lines(stream.chunks(), limits.max_doc_chars, keepends=True):
+            if line is None:
+                skipped.append((lineno, length))
+                continue
+            fed.append(((fed[-1][0] + 1) if fed else 1, lineno, line))
+            yield line
+
+    def number(k: int) -> int:
+        return next((n for i, n, _ in fed if i == k), fed[0][1] if fed else k)
+
+    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
     header: list[str] | None = None
-    lines = text.split("\n")
     while True:
-        line = reader.line_num + 1
+        first = reader.line_num + 1
         try:
             row = next(reader)
         except StopIteration:
-            return
+            row = None
         except csv.Error as exc:
             # The reader has consumed the broken lines and starts afresh on the next one, so only
             # these lines are lost; name them, show them, and read on.
-            last = max(line, reader.line_num)
-            raw = "\n".join(lines[line - 1:last])[:200]
-            span = f"line {line}" if last == line else f"lines {line}-{last}"
-            if header is None or reader.line_num < line:  # no header to map rows with, or stuck
+            last = max(first, reader.line_num)
+            line = number(first)
+            raw = "".join(t for i, _, t in fed if first <= i <= last).rstrip("\n")[:200]
+            span = f"line {line}" if last == first else f"lines {line}-{number(last)}"
+            if header is None or reader.line_num < first:  # no header to map rows with, or stuck
                 yield line, None, f"broken CSV quoting on {span}: {exc}; the rest of the file is not read: {raw}"
                 return
             yield line, None, f"broken CSV quoting on {span}: {exc}: {raw}"
             continue
+        while skipped:
+            lineno, length = skipped.pop(0)
+            yield lineno, None, _too_long(length, limits)
+        if row is None:
+            return
+        line = number(first)
         if header is None:
             twice = sorted({name for name in row if row.count(name) > 1})
             if twice:  # a record maps each name to one value, so one column would vanish silently
@@ -350,43 +407,75 @@ def _missing(value: Any, kind: str) -> str | None:
     return None
 
 
-def _majorities(records: list[dict[str, Any]], rules: dict[str, FieldRule]) -> dict[str, Any]:
-    """The most common usable value of each field whose rule is 'majority'."""
-    out = {}
-    for name, rule in rules.items():
-        if rule.action == "majority":
-            values = Counter(json.dumps(r.get(name), sort_keys=True) for r in records
-                             if _missing(r.get(name), rule.type) is None)
-            out[name] = json.loads(values.most_common(1)[0][0]) if values else None
-    return out
+def _majorities(rows: Iterable[Row], rules: dict[str, FieldRule]) -> dict[str, Any]:
+    """The most common usable value of each field whose rule is 'majority' (a first pass)."""
+    wanted = {name: rule for name, rule in rules.items() if rule.action == "majority"}
+    counts: dict[str, Counter[str]] = {name: Counter() for name in wanted}
+    for _, rec, _ in rows:
+        if rec is None:
+            continue
+        for name, rule in wanted.items():
+            if _missing(rec.get(name), rule.type) is None:
+                counts[name][json.dumps(_json_safe(rec.get(name)), sort_keys=True)] += 1
+    return {name: json.loads(c.most_common(1)[0][0]) if c else None for name, c in counts.items()}
+
+
+def _rows(unit: Unit, spec: SourceConfig) -> Iterator[Row]:
+    path = Path(unit.path)
+    if unit.format == "jsonl":
+        return _jsonl_records(path, spec, unit.limits)
+    if unit.format in ("csv", "tsv"):
+        return _csv_records(path, spec, "," if unit.format == "csv" else "\t", unit.limits)
+    return _arrow_records(path, unit.format)
 
 
 def _record_items(unit: Unit) -> Iterator[Item]:
     spec = unit.spec
     assert spec is not None  # record formats only come from user sources
-    path = Path(unit.path)
-    try:
-        if unit.format == "jsonl":
-            rows = list(_jsonl_records(path, spec))
-        elif unit.format in ("csv", "tsv"):
-            rows = list(_csv_records(path, spec, "," if unit.format == "csv" else "\t"))
-        else:
-            rows = list(_arrow_records(path, unit.format))
-    except ValueError as exc:
-        yield Item(unit.path, unit.source, "", {}, str(exc), "decode" if isinstance(exc, Undecodable) else "read")
-        return
-    if not rows:
-        yield Item(unit.path, unit.source, "", {}, f"empty {unit.format} file: no records")
-        return
     rules = dict(spec.fields)
     rules.setdefault(spec.text_field, FieldRule(action="reject", type="str"))
-    majority = _majorities([r for _, r, _ in rows if r is not None], rules)
-    for line, rec, problem in rows:
-        where = f"{unit.path}:{line}"
-        if rec is None:
-            yield Item(where, unit.source, problem[:_PREVIEW], {"origin": where}, problem)
-            continue
-        yield _apply_rules(rec, where, unit, spec, rules, majority)
+    n, last = 0, 0
+    try:
+        majority = _majorities(_rows(unit, spec), rules) if any(r.action == "majority" for r in rules.values()) else {}
+        for line, rec, problem in _rows(unit, spec):
+            n, last = n + 1, line
+            where = f"{unit.path}:{line}"
+            if rec is None:
+                yield Item(where, unit.source, problem[:_PREVIEW], {"origin": where}, problem)
+                continue
+            yield _apply_rules(rec, where, unit, spec, rules, majority)
+    except (ValueError, OSError) as exc:
+        why = _unreadable(exc) if isinstance(exc, OSError) else str(exc)
+        if n:  # keep the records read before the problem; only the broken tail is rejected
+            yield Item(f"{unit.path}:{last + 1}", unit.source, "", {"origin": f"{unit.path}:{last + 1}"},
+                       f"{why}; the {n:,} records before it are kept")
+        else:
+            yield Item(unit.path, unit.source, "", {}, why, "decode" if isinstance(exc, Undecodable) else "read")
+        return
+    if not n:
+        yield Item(unit.path, unit.source, "", {}, f"empty {unit.format} file: no records")
+
+
+def _json_safe(value: Any) -> Any:
+    """A value JSON can hold: Parquet and saved datasets may hold bytes, Decimal, dates or sets,
+    which the writers cannot serialise. Bytes become text when they are UTF-8, else base64."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "base64:" + base64.b64encode(raw).decode("ascii")
+    if isinstance(value, Decimal):
+        return str(value)  # exact; a float could change the digits
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def _apply_rules(rec: dict[str, Any], where: str, unit: Unit, spec: SourceConfig,
@@ -412,9 +501,9 @@ def _apply_rules(rec: dict[str, Any], where: str, unit: Unit, spec: SourceConfig
     rec.pop(spec.id_field, None) if spec.id_field else None
     meta: dict[str, Any] = {"origin": where}
     if spec.label_field:
-        meta["label"] = rec.pop(spec.label_field, None)
+        meta["label"] = _json_safe(rec.pop(spec.label_field, None))
     keep = rec if spec.meta_fields is None else {k: rec[k] for k in spec.meta_fields if k in rec}
-    meta.update({k: v for k, v in keep.items() if not k.startswith("_")})
+    meta.update({k: _json_safe(v) for k, v in keep.items() if not k.startswith("_")})
     if filled:
         meta["filled"] = filled
     return Item(doc_id, unit.source, text, meta)

@@ -11,22 +11,26 @@ data/rejected/rejected.jsonl.gz and data/ledger.json.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import gzip
 import json
 import shutil
+import tempfile
 import time
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from lmforge.config.schema import DataConfig
 from lmforge.data import dedup, executors, quality
-from lmforge.data.ledger import build_ledger
+from lmforge.data.ledger import LedgerBuilder
 from lmforge.data.mix import mix
 from lmforge.data.record import Record
 from lmforge.data.sources import Unit, read_unit, reference_units, resolve_units, source_specs
 from lmforge.data.splits import split_documents
+from lmforge.data.spool import Spool, phase1_records
 from lmforge.data.text import count_tokens
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_open, atomic_write_json
@@ -65,7 +69,7 @@ def _pipeline(units: list[Unit], cfg: DataConfig, plan: dict[str, dict[str, Any]
 
     pipeline: list[Any] = [
         steps.UnitReader(units, str(work / "counts")),
-        steps.ReadFilter(exclusion_writer=excluded("read")),
+        steps.ReadFilter(cfg.pii, exclusion_writer=excluded("read")),
         steps.Cleaner(cfg),
         steps.MinLengthFilter(cfg.min_chars, exclusion_writer=excluded("too_short")),
     ]
@@ -95,15 +99,6 @@ def write_jsonl_gz(path: Path, records: Iterable[Record]) -> int:
     return n
 
 
-def _read_jsonl_dir(folder: Path) -> list[Record]:
-    out: list[Record] = []
-    for path in sorted(folder.rglob("*.jsonl*")):
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as fh:
-            out += [json.loads(line) for line in fh if line.strip()]
-    return out
-
-
 def _record(raw: Record) -> Record:
     """datatrove's flattened writer output -> an lmforge record (id, source, text, metadata)."""
     raw.pop("media", None)
@@ -112,84 +107,143 @@ def _record(raw: Record) -> Record:
     return raw
 
 
-def _reference_records(cfg: DataConfig) -> list[Record]:
+def _reference_records(cfg: DataConfig) -> Iterator[Record]:
     """Documents of data.dedup_against, read like any source and cleaned the same basic way."""
     from lmforge.data import clean
 
-    out = []
     for unit in reference_units(cfg):
         for item in read_unit(unit):
             if not item.reason:
                 text = clean.normalize_whitespace(clean.normalize_unicode(item.text, cfg.normalize))
-                out.append({"id": item.id, "text": text})
-    return out
+                yield {"id": item.id, "text": text}
 
 
-def _unique_ids(records: list[Record]) -> None:
+class _UniqueIds:
     """Ids must be unique for duplicate_of and the splits; repeated ids get '#2', '#3', ..."""
-    seen: dict[str, int] = {}
-    for rec in records:
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, rec: Record) -> Record:
         base = str(rec["id"])
-        if base in seen:
-            seen[base] += 1
-            rec["id"] = f"{base}#{seen[base]}"
+        if base in self.seen:
+            self.seen[base] += 1
+            rec["id"] = f"{base}#{self.seen[base]}"
         else:
-            seen[base] = 1
+            self.seen[base] = 1
+        return rec
 
 
-def run_phase2(kept: list[Record], cfg: DataConfig) -> tuple[list[Record], list[Record], dict[str, Any]]:
-    """Corpus-wide steps, in order. Returns (kept, rejected, per-step info for the ledger)."""
+class _Rejects:
+    """Rejected records on disk; written out sorted by (rule, id) at the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.spool = Spool(path)
+        self.order: list[tuple[str, str, int]] = []
+
+    def add(self, rec: Record) -> None:
+        rec.pop("seq", None)
+        self.order.append((rec.get("rule", ""), str(rec.get("id")), self.spool.append(rec)))
+
+    def sorted(self) -> Iterator[Record]:
+        self.order.sort()
+        for _, _, at in self.order:
+            yield self.spool.read(at)
+
+
+_ROW_ONLY = ("at", "chars", "quality")  # row fields that are not record fields
+
+
+def _row(rec: Record, at: int, keep: str) -> Record:
+    """What phase 2 decides on for one document: no text, its sizes and where it lies in the spool."""
+    row: dict[str, Any] = {"id": rec["id"], "source": rec["source"], "tokens": rec["tokens"],
+                           "chars": len(rec["text"]), "at": at}
+    if "label" in rec:
+        row["label"] = rec["label"]
+    if keep == "quality":
+        row["quality"] = quality.quality_score(rec["text"])
+    return row  # type: ignore[return-value]
+
+
+def run_phase2(records: Callable[[], Iterable[Record]], cfg: DataConfig, spool: Spool, rejects: _Rejects,
+               folder: Path) -> tuple[list[Record], dict[str, Any]]:
+    """Corpus-wide steps, in order, on records that come in input order (`records()` is called
+    twice when boilerplate lines are counted first). A record dropped by a per-record step goes
+    to `rejects` at once; the others go to `spool`, and the rest of the steps decide on rows.
+    Returns every spooled row (kept ones with `split`, others with `rule` and `reason`) and
+    per-step info for the ledger."""
     info: dict[str, Any] = {"funnel": []}
-    rejected: list[Record] = []
+    per_record: list[tuple[str, Any]] = []
+    if cfg.boilerplate_min_docs > 0:
+        lines = dedup.Boilerplate(cfg.boilerplate_min_docs, cfg.min_chars)
+        for rec in records():
+            lines.count(rec["text"])
+        lines.freeze()
+        per_record.append(("boilerplate lines", lines))
+    if cfg.dedup != "none":
+        per_record.append(("exact dedup", dedup.ExactDedup()))
+    if cfg.dedup_against:
+        per_record.append(("reference dedup", dedup.ReferenceDedup(_reference_records(cfg), cfg.near, cfg.seed,
+                                                                   str(folder))))
+    index = dedup._index(cfg.near, cfg.seed, str(folder)) if cfg.dedup == "near" else None
+    removed: Counter[str] = Counter()
+    rows: list[Record] = []
+    seen = 0
+    t = time.time()
+    for rec in records():
+        seen += 1
+        dropped = False
+        for name, rule in per_record:
+            rec, dropped = rule.apply(rec)
+            if dropped:
+                removed[name] += 1
+                rejects.add(rec)
+                break
+        if dropped:
+            continue
+        rec["tokens"] = count_tokens(rec["text"])
+        if index is not None:
+            index.add(rec["text"])
+        rows.append(_row(rec, spool.append(rec), cfg.near.keep))
+    hashed = time.time() - t
+    left = seen
+    for name, _ in per_record:
+        left -= removed[name]
+        info["funnel"].append({"step": name, "documents": left, "removed": removed[name]})
+    decided: list[Record] = []
 
     def step(name: str, result: tuple[list[Record], list[Record]]) -> list[Record]:
-        rejected.extend(result[1])
+        decided.extend(result[1])
         info["funnel"].append({"step": name, "documents": len(result[0]), "removed": len(result[1])})
         return result[0]
 
-    kept = step("boilerplate lines", dedup.remove_boilerplate_lines(kept, cfg.boilerplate_min_docs, cfg.min_chars))
-    if cfg.dedup != "none":
-        kept = step("exact dedup", dedup.exact_dedup(kept))
-    if cfg.dedup_against:
-        kept = step("reference dedup", dedup.reference_dedup(kept, _reference_records(cfg), cfg.near, cfg.seed))
     pairs: dict[tuple[int, int], float] = {}
     position: dict[str, int] = {}
-    if cfg.dedup == "near":
+    if index is not None:
         t = time.time()
-        position = {r["id"]: i for i, r in enumerate(kept)}
-        new, rej, stats = dedup.near_dedup(kept, cfg.near, cfg.seed)
+        position = {r["id"]: i for i, r in enumerate(rows)}
+        new, rej, stats = dedup.near_decisions(index, rows, cfg.near)
         pairs = stats.pop("pairs")
-        info["near_dedup"] = {**stats, "seconds": round(time.time() - t, 3), "threshold": cfg.near.threshold,
-                              "num_perm": cfg.near.num_perm}
-        kept = step("near dedup", (new, rej))
+        info["near_dedup"] = {**stats, "seconds": round(time.time() - t + hashed, 3),
+                              "threshold": cfg.near.threshold, "num_perm": cfg.near.num_perm}
+        rows = step("near dedup", (new, rej))
     else:
-        for rec in kept:
-            rec["cluster"] = rec["id"]
-    for rec in kept:
-        rec["tokens"] = count_tokens(rec["text"])
+        for row in rows:
+            row["cluster"] = row["id"]
     weights = {name: spec.weight for name, spec in source_specs(cfg)}
     weights.update({f"shakespeare:{a}": cfg.corpus_weight for a in cfg.authors})
     budgets = {name: spec.max_tokens for name, spec in source_specs(cfg)}
-    kept = step("mixing", mix(kept, weights, budgets, cfg.seed))
+    rows = step("mixing", mix(rows, weights, budgets, cfg.seed))
     if cfg.max_docs is not None:
-        over = [{**r, "rule": "max_docs", "reason": f"beyond data.max_docs={cfg.max_docs}"} for r in kept[cfg.max_docs:]]
-        kept = step("max_docs", (kept[:cfg.max_docs], over))
-    if not kept:
+        over = [{**r, "rule": "max_docs", "reason": f"beyond data.max_docs={cfg.max_docs}"} for r in rows[cfg.max_docs:]]
+        rows = step("max_docs", (rows[:cfg.max_docs], over))
+    if not rows:
         raise LmforgeError("no documents survived cleaning: every input record was rejected",
-                           "look at data/rejected/rejected.jsonl.gz and data/ledger.json to see which rule")
-    for rec, split in zip(kept, split_documents(kept, cfg)):
-        rec["split"] = split
-    kept = step("split contamination", dedup.cross_split_contamination(kept, pairs, position))
-    return kept, rejected, info
-
-
-def _rejects_of_phase1(work: Path) -> list[Record]:
-    out = []
-    for raw in _read_jsonl_dir(work / "rejected"):
-        rec = _record(raw)
-        rec.setdefault("rule", "unknown")
-        out.append(rec)
-    return out
+                           "data/.work/rejected/ holds what the per-document rules rejected, one folder per rule")
+    for row, split in zip(rows, split_documents(rows, cfg)):
+        row["split"] = split
+    rows = step("split contamination", dedup.cross_split_contamination(rows, pairs, position))
+    return rows + decided, info
 
 
 def _counts_in(work: Path) -> dict[str, dict[str, int]]:
@@ -202,6 +256,44 @@ def _counts_in(work: Path) -> dict[str, dict[str, int]]:
     return total
 
 
+def _writable(folder: Path) -> None:
+    """Stop with a clear error when the run folder cannot be written (before any work)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise LmforgeError(f"cannot write the data stage's output to {folder}: {exc.strerror or exc}",
+                           "choose a run folder you can write to (--run PATH), or fix its permissions") from None
+
+
+def _write_outputs(run: RunDir, spool: Spool, rows: list[Record], rejects: _Rejects, ledger: LedgerBuilder) -> None:
+    """Read the spool back in order, apply each row's decision, and write the splits and rejected/."""
+    rows.sort(key=lambda r: r["at"])  # type: ignore[typeddict-item]
+    with contextlib.ExitStack() as stack:
+        out = {}
+        for name in ("train", "val", "test"):
+            raw = stack.enter_context(atomic_open(run.split_file(name), "wb"))
+            out[name] = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0))
+        for (at, rec), row in zip(spool, rows, strict=True):
+            assert at == row["at"], "a phase 2 row lost its place in the spool"  # type: ignore[typeddict-item]
+            rec.update({k: v for k, v in row.items() if k not in _ROW_ONLY})  # type: ignore[typeddict-item]
+            rec.pop("seq", None)
+            if "rule" in rec:
+                rejects.add(rec)
+                continue
+            ledger.add_kept(rec)
+            out[rec["split"]].write((json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8"))
+    run.rejected.mkdir(parents=True, exist_ok=True)
+
+    def counted(records: Iterable[Record]) -> Iterator[Record]:
+        for rec in records:
+            ledger.add_rejected(rec)
+            yield rec
+
+    write_jsonl_gz(run.rejected / "rejected.jsonl.gz", counted(rejects.sorted()))
+
+
 def run_data(run: RunDir, cfg: DataConfig) -> dict[str, Any]:
     """Run the data stage into `run`. Returns the ledger."""
     started = time.time()
@@ -209,7 +301,7 @@ def run_data(run: RunDir, cfg: DataConfig) -> dict[str, Any]:
     units = resolve_units(cfg)
     if not units:
         raise LmforgeError("the configured sources hold no files", "check data.paths / data.sources")
-    run.data.mkdir(parents=True, exist_ok=True)
+    _writable(run.data)
     if cfg.executor == "slurm":  # submits and raises StagePending until the job's tasks have all finished
         work, phase1_seconds = executors.slurm_phase1(lambda w: _pipeline(units, cfg, plan, w), units, cfg,
                                                       run.data / ".slurm", f"lmforge data {run.root}")
@@ -219,28 +311,32 @@ def run_data(run: RunDir, cfg: DataConfig) -> dict[str, Any]:
         t = time.time()
         run_phase1(units, cfg, plan, work)
         phase1_seconds = time.time() - t
-    kept = [_record(r) for r in _read_jsonl_dir(work / "kept")]
-    kept.sort(key=lambda r: tuple(r["seq"]))
-    rejected = _rejects_of_phase1(work)
     counts = _counts_in(work)
-    _unique_ids(kept + rejected)
-    t = time.time()
-    kept, rejected2, info = run_phase2(kept, cfg)
-    rejected += rejected2
-    info["seconds"] = {"phase1_datatrove": round(phase1_seconds, 3), "phase2": round(time.time() - t, 3)}
-    info["plan"] = plan
-    for rec in kept + rejected:
-        rec.pop("seq", None)
-    run.rejected.mkdir(parents=True, exist_ok=True)
-    for name in ("train", "val", "test"):
-        write_jsonl_gz(run.split_file(name), (r for r in kept if r["split"] == name))
-    rejected.sort(key=lambda r: (r.get("rule", ""), str(r.get("id"))))
-    write_jsonl_gz(run.rejected / "rejected.jsonl.gz", rejected)
-    ledger = build_ledger(counts, kept, rejected, info)
-    ledger["seconds"]["total"] = round(time.time() - started, 3)
-    if not ledger["balanced"]:  # a bug, never a user error: refuse to go on
-        raise RuntimeError(f"ledger does not balance: in {ledger['in']} != kept {ledger['kept']} + "
-                           f"rejected {ledger['rejected']}")
-    atomic_write_json(run.ledger, ledger)
+    ids = _UniqueIds()
+    phase2 = run.data / ".phase2"
+    shutil.rmtree(phase2, ignore_errors=True)
+    spool, rejects = Spool(phase2 / "kept.jsonl"), _Rejects(phase2 / "rejected.jsonl")
+    try:
+        t = time.time()
+        rows, info = run_phase2(lambda: (ids(_record(r)) for r in phase1_records(work / "kept", ordered=True)),
+                                cfg, spool, rejects, phase2)
+        for raw in phase1_records(work / "rejected"):
+            rec = _record(raw)
+            rec.setdefault("rule", "unknown")
+            rejects.add(ids(rec))
+        ledger = LedgerBuilder()
+        _write_outputs(run, spool, rows, rejects, ledger)
+        info["seconds"] = {"phase1_datatrove": round(phase1_seconds, 3), "phase2": round(time.time() - t, 3)}
+        info["plan"] = plan
+        out = ledger.build(counts, info)
+    finally:
+        spool.close()
+        rejects.spool.close()
+        shutil.rmtree(phase2, ignore_errors=True)
+    out["seconds"]["total"] = round(time.time() - started, 3)
+    if not out["balanced"]:  # a bug, never a user error: refuse to go on
+        raise RuntimeError(f"ledger does not balance: in {out['in']} != kept {out['kept']} + "
+                           f"rejected {out['rejected']}")
+    atomic_write_json(run.ledger, out)
     shutil.rmtree(run.data / (".slurm" if cfg.executor == "slurm" else ".work"), ignore_errors=True)
-    return ledger
+    return out

@@ -118,16 +118,29 @@ class RuleFilter(BaseFilter):
 
 
 class ReadFilter(RuleFilter):
-    """Drops records that could not be read (bad bytes, malformed lines, missing fields)."""
+    """Drops records that could not be read (bad bytes, malformed lines, missing fields).
+
+    They leave before the Cleaner, yet their preview and reason hold raw input (a malformed line
+    is quoted), so PII is masked here the way the Cleaner masks kept documents."""
 
     name = "lmforge read errors"
     rule = "read"
+
+    def __init__(self, pii_kinds: Iterable[str] = (), exclusion_writer: DiskWriter | None = None) -> None:
+        super().__init__(exclusion_writer)
+        self.pii_kinds = list(pii_kinds)
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         bad = doc.metadata.pop("_reject", None)
         if bad is None:
             return True
         rule, reason = bad  # 'read', 'decode' or 'missing_value'
+        if self.pii_kinds:
+            doc.text, found = pii.mask(doc.text, self.pii_kinds)
+            reason, in_reason = pii.mask(reason, self.pii_kinds)
+            found.update(in_reason)
+            if found:
+                doc.metadata["pii"] = dict(found)
         doc.metadata["rule"], doc.metadata["reason"] = rule, reason
         return False, rule
 

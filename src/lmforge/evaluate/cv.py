@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from lmforge.config.schema import Config
-from lmforge.console import console
+from lmforge.console import console, show
 from lmforge.data.splits import kfold_indices
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.score import load_trained, score_split, split_sources
@@ -146,7 +146,7 @@ def cross_validate(run: RunDir, cfg: Config, keep_folds: bool = False,
     plan = plan_folds(run, cfg)
     docs, sources, clusters = pool_documents(run)
     if stratified and len(set(sources)) < 2:
-        console.print("[yellow]cv: every document has the same source; stratified folds equal plain folds")
+        show(("cv: every document has the same source; stratified folds equal plain folds", "yellow"))
     meta = read_meta(run.tokens)
     byte_lengths = token_byte_lengths(load_tokenizer(run.tokenizer))
     fcfg = short_run(cfg, cfg.eval.cv_steps)  # quiet, with no cross-validation inside

@@ -11,7 +11,7 @@ from tokenizers import Tokenizer
 from torch import nn
 
 from lmforge.config.schema import Config
-from lmforge.console import console
+from lmforge.console import show
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.lm import score_tokens, spread_budget, summarize
 from lmforge.models.registry import build_model
@@ -27,7 +27,7 @@ def load_trained(run: RunDir, cfg: Config) -> tuple[nn.Module, Tokenizer, Path]:
     if not run.root.is_dir():
         raise LmforgeError(f"run directory not found: {run.root}", "give the folder `lmforge run -o` wrote")
     tok = load_tokenizer(run.require(run.tokenizer, "tokenize"))
-    latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: console.print(f"[yellow]{m}"))
+    latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: show((m, "yellow")))
     if latest is None:
         raise LmforgeError(f"no valid checkpoint in {run.checkpoints}",
                            f"run `lmforge train {run.root}` first")

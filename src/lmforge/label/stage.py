@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lmforge.config.schema import LabelConfig
-from lmforge.console import console
+from lmforge.console import console, show
 from lmforge.errors import LmforgeError
 from lmforge.label.model import dawid_skene, majority_vote, tied
 from lmforge.label.rules import Function, Votes, apply_functions, from_module, from_rule, function_stats
@@ -77,9 +77,9 @@ def run_label(run: RunDir, cfg: LabelConfig, functions: Path | None = None) -> d
     records = [r for s in docs for r in docs[s]]
     votes = apply_functions(records, fns, names)
     for err in votes.errors[:10]:
-        console.print(f"[yellow]label[/]: {err['function']} on record {err['record']}: {err['error']}", markup=True)
+        show(("label", "yellow"), f": {err['function']} on record {err['record']}: {err['error']}")
     if len(votes.errors) > 10:
-        console.print(f"[yellow]label[/]: {len(votes.errors) - 10} more failures in labels/summary.json")
+        show(("label", "yellow"), f": {len(votes.errors) - 10} more failures in labels/summary.json")
     post, learned = combine(votes, cfg.model)
     covered = (votes.matrix != -1).any(1) & ~tied(post)  # a tied vote decides nothing
     human = {**model_labels(run), **human_labels(run)}  # a person's answer wins over a model's

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from lmforge.console import console
+from lmforge.console import show
 from lmforge.runtime import can_compile
 
 IGNORE_INDEX = -100
@@ -70,8 +70,9 @@ class LossFn:
             return self.fn(logits, targets, reduction)
         except Exception as exc:  # noqa: BLE001 -- inductor reports a broken toolchain in many ways
             first = (str(exc).strip().splitlines() or [""])[0][:200]
-            console.print(f"[yellow]compiling the loss failed ({type(exc).__name__}: {first}); "
-                          "training on with the eager loss. train.compile_loss=off skips the attempt.")
+            why = (f"compiling the loss failed ({type(exc).__name__}: {first}); training on with the "
+                   "eager loss. train.compile_loss=off skips the attempt.")
+            show((why, "yellow"))
             self.fn = lm_loss
             return lm_loss(logits, targets, reduction)
 

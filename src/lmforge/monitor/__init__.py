@@ -35,9 +35,9 @@ def build_callbacks(run: RunDir, cfg: Config, model: nn.Module, resume_step: int
     if mon.tensorboard:
         sinks.append(TensorBoardSink(run.tb, resume_step))
     if mon.wandb:
-        sinks.append(WandbSink(run.root, cfg.name, mon.wandb_project, mon.wandb_mode, hparams))
+        sinks.append(WandbSink(run.root, cfg.name, mon.wandb_project, mon.wandb_mode, hparams, resume_step > 0))
     if mon.mlflow:
-        sinks.append(MlflowSink(run.root, cfg.name, mon.mlflow_uri, hparams))
+        sinks.append(MlflowSink(run.root, cfg.name, mon.mlflow_uri, hparams, resume_step > 0))
 
     m = cfg.model
     device = next(model.parameters()).device

@@ -1,7 +1,8 @@
 """Live control: `lmforge ctl RUN ...` drops a command file; the running trainer polls and applies it.
 
 Protocol (files only, so it works from any shell and needs no server):
-  RUN/control/trainer.json        written at train start: pid, start time; removed at the end
+  RUN/control/trainer.json        written at train start: pid, time, the process's start time
+                                  (so a reused pid is not taken for the trainer); removed at the end
   RUN/control/cmd-<ns>-<pid>.json one command, written atomically:
                                   {"id", "action", "changes": {"train.lr": 1e-4}, "reason", "time"}
 The trainer polls at every logging step (a step boundary), validates each command against the
@@ -90,15 +91,49 @@ def send(run: RunDir, action: str, changes: dict[str, Any] | None = None, reason
     return cid
 
 
+def process_start(pid: int) -> tuple[int, float] | None:
+    """When process `pid` started: (clock ticks since boot, exact; wall-clock seconds, to about a
+    second), from /proc on Linux; None where /proc is missing or the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat[stat.rindex(")") + 2:].split()[19])  # field 22, counted after "(comm)"
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return ticks, btime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+# a process that started this long after a record was written cannot have written it (the
+# wall-clock start from /proc is good to about a second)
+START_SLACK_S = 2.0
+
+
 def trainer_alive(run: RunDir) -> dict[str, Any] | None:
-    """The running trainer's record, or None when no live trainer owns this run."""
+    """The running trainer's record, or None when no live trainer owns this run. A record whose
+    process is gone, or whose pid now belongs to a process that started later (the pid was reused
+    after a kill or a reboot), is stale and owns nothing."""
     path = trainer_file(run)
     try:
         info = json.loads(path.read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        pid = int(info["pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
         return None
+    start = process_start(pid)
+    if start is not None:
+        ticks, wall = start
+        if info.get("pid_start") is not None and info["pid_start"] != ticks:
+            return None
+        if isinstance(info.get("started"), (int, float)) and wall > info["started"] + START_SLACK_S:
+            return None
     return info
+
+
+def stale_hint(run: RunDir) -> str:
+    """What to do when a record wrongly claims a run (a process we cannot tell from the trainer)."""
+    return (f"if no lmforge training runs there, {trainer_file(run)} is stale (left by a killed run): "
+            "delete it")
 
 
 def wait_outcome(run: RunDir, cid: str, timeout: float) -> dict[str, Any] | None:
@@ -129,7 +164,9 @@ class Controller(Callback):
             self.run.event("control_rejected", f"ignored a command left from before this run: {stale.name}",
                            step=trainer.step, reason="stale")
             stale.unlink(missing_ok=True)
-        atomic_write_json(trainer_file(self.run), {"pid": os.getpid(), "started": time.time()})
+        start = process_start(os.getpid())
+        atomic_write_json(trainer_file(self.run), {"pid": os.getpid(), "started": time.time(),
+                                                   "pid_start": start[0] if start else None})
 
     def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         self.poll(trainer)
@@ -161,10 +198,10 @@ class Controller(Callback):
 
     def apply(self, trainer: Trainer, cmd: dict[str, Any]) -> None:
         action = cmd.get("action")
-        if action in ("set", "save") and trainer.dist.world > 1:
-            # only rank 0 reads commands: a new LR would split the ranks, a save would wait for them
-            raise LmforgeError(f"`{action}` is not available under torchrun yet",
-                               "use pause/resume/stop/eval, or train in one process")
+        if action == "set" and trainer.dist.world > 1:
+            # only rank 0 reads commands: a new LR on rank 0 alone would split the ranks
+            raise LmforgeError("`set` is not available under torchrun yet",
+                               "use pause/resume/stop/save/eval, or train in one process")
         if action == "set":
             changes = cmd.get("changes")
             if not isinstance(changes, dict) or not changes:
@@ -190,14 +227,13 @@ class Controller(Callback):
             trainer.should_stop = True
             self.paused = False
             self._record(trainer, "control", "stop requested: a checkpoint is written and training ends", cmd)
-        elif action == "save":
-            path = trainer.save()
-            self._record(trainer, "control", f"saved {Path(path).name}", cmd)
+        elif action == "save":  # every process takes part (under torchrun: at the step boundary)
+            trainer.request("save", lambda path: self._record(trainer, "control", f"saved {Path(path).name}", cmd))
         elif action == "eval":
             if not trainer.can_validate:
                 raise LmforgeError("this run has no validation split to evaluate on")
-            loss = trainer.evaluate()
-            self._record(trainer, "control", f"evaluated: val_loss {loss:.4f}", cmd, val_loss=loss)
+            trainer.request("eval", lambda loss: self._record(trainer, "control", f"evaluated: val_loss {loss:.4f}",
+                                                              cmd, val_loss=loss))
         else:
             raise LmforgeError(f"unknown control action '{action}'", f"actions: {', '.join(ACTIONS)}")
 

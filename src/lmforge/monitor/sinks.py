@@ -118,19 +118,48 @@ class TensorBoardSink(Sink):
         self.writer.close()
 
 
+TRACKERS_FILE = "trackers.json"  # RUN/trackers.json: {"wandb": run id, "mlflow": run id}
+
+
+def tracker_id(root: Path, tracker: str) -> str | None:
+    """The id of the tracker run this run directory logged to, if it kept one."""
+    try:
+        data = json.loads((root / TRACKERS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    value = data.get(tracker) if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def remember_tracker_id(root: Path, tracker: str, run_id: str) -> None:
+    """Keep the tracker's run id, so `--resume` continues that run instead of starting another."""
+    try:
+        data = json.loads((root / TRACKERS_FILE).read_text())
+    except (OSError, ValueError):
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    atomic_write_text(root / TRACKERS_FILE, json.dumps({**data, tracker: run_id}, indent=2) + "\n")
+
+
 class WandbSink(Sink):
     """Weights & Biases, offline by default: the run lands in RUN/wandb/ and is never sent
-    unless the user chose online mode (then `wandb sync` is not needed)."""
+    unless the user chose online mode (then `wandb sync` is not needed). A resumed training logs
+    to the same W&B run (its id is kept in RUN/trackers.json); offline, each resume writes its own
+    offline-run folder under that id, and `wandb sync` joins them into one run."""
 
-    def __init__(self, root: Path, name: str, project: str, mode: str, config: Mapping[str, Any]) -> None:
+    def __init__(self, root: Path, name: str, project: str, mode: str, config: Mapping[str, Any],
+                 resume: bool = False) -> None:
         try:
             import wandb
         except ImportError:
             raise LmforgeError("monitor.wandb is on but the wandb package is not installed",
                                "pip install 'lmforge[wandb]', or set monitor.wandb=false") from None
         self.wandb = wandb
+        run_id = tracker_id(root, "wandb") if resume else None
         self.run = wandb.init(project=project, name=name, dir=str(root), mode=mode, config=dict(config),
+                              id=run_id, resume="allow" if run_id else None,
                               settings=wandb.Settings(silent=True, console="off"))
+        remember_tracker_id(root, "wandb", self.run.id)
 
     def log(self, kind: str, step: int, values: Mapping[str, Any]) -> None:
         prefix = TB_PREFIX.get(kind, kind)
@@ -153,9 +182,11 @@ class WandbSink(Sink):
 class MlflowSink(Sink):
     """MLflow on local storage: a SQLite file in the run directory by default (MLflow 3 refuses
     the old plain-folder store), artifacts beside it. Uses a client, not the global fluent API,
-    so two runs in one process never mix."""
+    so two runs in one process never mix. A resumed training continues the same MLflow run (its
+    id is kept in RUN/trackers.json); the steps between the checkpoint and a kill are logged again."""
 
-    def __init__(self, root: Path, name: str, uri: str | None, params: Mapping[str, Any]) -> None:
+    def __init__(self, root: Path, name: str, uri: str | None, params: Mapping[str, Any],
+                 resume: bool = False) -> None:
         try:
             from mlflow import MlflowClient
         except ImportError:
@@ -169,11 +200,29 @@ class MlflowSink(Sink):
         exp = self.client.get_experiment_by_name("lmforge")
         exp_id = exp.experiment_id if exp else self.client.create_experiment(
             "lmforge", artifact_location=(root / "mlflow-artifacts").resolve().as_uri())
+        self.run_id = self._resumable(root) if resume else None
+        if self.run_id is not None:
+            self.client.update_run(self.run_id, status="RUNNING")
+            return  # its params were logged by the run that created it (MLflow refuses to change them)
         self.run_id = self.client.create_run(exp_id, run_name=name).info.run_id
+        remember_tracker_id(root, "mlflow", self.run_id)
         # MLflow caps a batch at 100 params
         items = [Param(k, str(v)[:500]) for k, v in params.items()]
         for i in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def _resumable(self, root: Path) -> str | None:
+        """The kept run id, when this store still holds that run."""
+        from mlflow.exceptions import MlflowException
+
+        run_id = tracker_id(root, "mlflow")
+        if run_id is None:
+            return None
+        try:
+            self.client.get_run(run_id)
+        except MlflowException:
+            return None
+        return run_id
 
     def log(self, kind: str, step: int, values: Mapping[str, Any]) -> None:
         prefix = TB_PREFIX.get(kind, kind)

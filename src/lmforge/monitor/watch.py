@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from rich.live import Live
 
+from lmforge.config.load import read_text_file
 from lmforge.console import console, render_panel
 from lmforge.errors import LmforgeError
 from lmforge.monitor.control import trainer_alive
@@ -45,6 +46,27 @@ class _Tail:
         return out
 
 
+def planned_steps(config: Path) -> int:
+    """train.steps from a run's config.yaml, or a clear error naming the line that is wrong."""
+    try:
+        cfg = yaml.safe_load(read_text_file(config, "a run's config.yaml")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{config}:{mark.line + 1}:{mark.column + 1}" if mark else str(config)
+        raise LmforgeError(f"malformed YAML at {where}: {getattr(exc, 'problem', None) or exc}",
+                           "it is the config the run was made with: fix it by hand, or write it again with "
+                           "the stage command that made the run (it writes config.yaml first)") from None
+    if not isinstance(cfg, dict):
+        raise LmforgeError(f"{config}: the top level must be a mapping of sections, got {type(cfg).__name__}",
+                           "fix it by hand: it is the config the run was made with")
+    train = cfg.get("train") or {}
+    steps = train.get("steps") if isinstance(train, dict) else None
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)):
+        raise LmforgeError(f"{config}: train.steps is {steps!r}, not a whole number",
+                           "fix it by hand: it is the number of steps the run trains for")
+    return steps or 0
+
+
 class RunView:
     """The state `render_panel` shows, kept up to date from the run directory."""
 
@@ -57,14 +79,15 @@ class RunView:
         self.finished = False
         self.paused = False
         if run.config.is_file():
-            cfg = yaml.safe_load(run.config.read_text()) or {}
-            self.state["total"] = int((cfg.get("train") or {}).get("steps") or 0)
+            self.state["total"] = planned_steps(run.config)
 
     def refresh(self) -> dict[str, Any]:
         records = self.metrics.new_records()
         if self.metrics.restarted:
             self.state.pop("best_val_loss", None)
         for rec in records:
+            if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
+                continue  # a line edited by hand: the panel shows the records it can
             if rec.get("kind") == "train":
                 self.state.update({k: v for k, v in rec.items() if k != "kind"})
             elif rec.get("kind") == "eval" and rec.get("val_loss") is not None:

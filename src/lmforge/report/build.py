@@ -8,15 +8,33 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, TemplateError, select_autoescape
 
+from lmforge.console import show
+from lmforge.errors import LmforgeError
 from lmforge.evaluate.plots import task_confusion_figures
 from lmforge.report.figures import events_timeline, funnel_figure, loss_curve, training_dynamics
 from lmforge.rundir import RunDir, atomic_write_text, read_jsonl
 
 
 def _load_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else None
+    """A JSON object the run holds (None when absent), or a clear error naming the spot where a
+    hand edit or another program broke it."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise LmforgeError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})", _REWRITE) from None
+    except UnicodeDecodeError as exc:
+        raise LmforgeError(f"{path}: not UTF-8 text (byte {exc.start})", _REWRITE) from None
+    if not isinstance(data, dict):
+        raise LmforgeError(f"{path}: expected a JSON object, found {type(data).__name__}", _REWRITE)
+    return data
+
+
+_REWRITE = ("the report reads what the stages wrote: undo the edit, or rerun the stage that writes the file "
+            "with --force (eval.json: `lmforge eval RUN --force`)")
 
 
 def _events(path: Path) -> list[dict[str, Any]]:
@@ -41,19 +59,56 @@ def top_k_key(evaluation: dict[str, Any] | None) -> str:
     return "top5_accuracy"
 
 
+def tune_section(run: RunDir, out: Path) -> dict[str, Any] | None:
+    """What `lmforge tune` left in RUN/tune/ (summary.json and its figures), figures copied beside
+    the report as tune_NAME.png."""
+    folder = run.root / "tune"
+    summary = _load_json(folder / "summary.json")
+    if not summary:
+        return None
+    figures = []
+    for name in summary.get("figures", []):
+        if (folder / f"{name}.png").is_file():
+            shutil.copyfile(folder / f"{name}.png", out / f"tune_{name}.png")
+            figures.append(f"tune_{name}.png")
+    return {**summary, "figure_files": figures}
+
+
 def run_report(run: RunDir, title: str | None = None) -> Path:
     out = run.report
     out.mkdir(parents=True, exist_ok=True)
-    figure = loss_curve(run.metrics, out / "loss.png")
+    skipped: list[dict] = []
+    figure = loss_curve(run.metrics, out / "loss.png", skipped)
+    if skipped:
+        why = (f"report: left {len(skipped)} record(s) of {run.metrics} out of the figures: each needs a whole "
+               f"step and a number (or null) for its loss (first: {json.dumps(skipped[0])[:120]})")
+        show((why, "yellow"))
     timeline = events_timeline(run.metrics, run.events, out / "timeline.png")
     evaluation = _load_json(run.eval)
     ledger = _load_json(run.ledger)
-    funnel = funnel_figure(ledger, out / "funnel.png")
-    confusion = task_confusion_figures(evaluation, out)  # evaluate/plots.py: one per multiple-choice task
     stages = _stages_in_flow_order(run.stages)
     dynamics = training_dynamics(run.metrics, run.root / "stats.jsonl", out / "dynamics.png")
     env = Environment(loader=PackageLoader("lmforge.report", "templates"), autoescape=select_autoescape())
-    html = env.get_template("index.html").render(
+    try:
+        funnel = funnel_figure(ledger, out / "funnel.png")
+        confusion = task_confusion_figures(evaluation, out)  # evaluate/plots.py: one per multiple-choice task
+        html = _render(env, run, title, ledger, funnel, evaluation, confusion, stages, figure, timeline,
+                       dynamics)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, TemplateError) as exc:
+        # the template is tested on what the stages write: a failure here comes from a file edited
+        # by hand or written by another version of lmforge (eval.json above all)
+        raise LmforgeError(f"the report cannot be drawn from {run.eval} and the run's other JSON files: "
+                           f"{type(exc).__name__}: {exc}", _REWRITE) from None
+    if (run.root / "lr_find.png").is_file():  # written by `lmforge lr-find` beside the run's other files
+        shutil.copyfile(run.root / "lr_find.png", out / "lr_find.png")
+    atomic_write_text(out / "index.html", html)
+    return out / "index.html"
+
+
+def _render(env: Environment, run: RunDir, title: str | None, ledger: Any, funnel: Path | None, evaluation: Any,
+            confusion: Any, stages: dict[str, Any], figure: Path | None, timeline: Path | None,
+            dynamics: Path | None) -> str:
+    return env.get_template("index.html").render(
         title=title or f"lmforge run: {run.root.name}",
         config=run.config.read_text() if run.config.is_file() else "",
         ledger=ledger,
@@ -62,6 +117,7 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
         leakage=_load_json(run.tokens / "leakage.json") or (evaluation or {}).get("leakage"),
         lr_find=_load_json(run.root / "lr_find.json"),
         lr_find_figure=(run.root / "lr_find.png").is_file(),
+        tune=tune_section(run, run.report),
         evaluation=evaluation,
         topk=top_k_key(evaluation),
         confusion=confusion,
@@ -71,7 +127,3 @@ def run_report(run: RunDir, title: str | None = None) -> Path:
         dynamics=dynamics.name if dynamics else None,
         timeline=timeline.name if timeline else None,
     )
-    if (run.root / "lr_find.png").is_file():  # written by `lmforge lr-find` beside the run's other files
-        shutil.copyfile(run.root / "lr_find.png", out / "lr_find.png")
-    atomic_write_text(out / "index.html", html)
-    return out / "index.html"

@@ -11,17 +11,35 @@ import matplotlib.pyplot as plt
 
 from lmforge.rundir import read_jsonl
 
+# the numbers each kind of record must hold to be drawn
+NEEDS = {"train": ("step", "loss", "lr"), "eval": ("step", "val_loss")}
 
-def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
+
+def _drawable(key: str, value: object) -> bool:
+    """A step is a whole number; a loss or LR a number, or null (the sinks write NaN as null)."""
+    if key == "step":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def read_metrics(path: Path, skipped: list[dict] | None = None) -> tuple[list[dict], list[dict]]:
+    """The train and eval records of metrics.jsonl that can be drawn. A line torn by a crash is
+    passed over by read_jsonl; a record without a number where one is needed (edited by hand)
+    goes to `skipped`, so the report can say so instead of failing."""
     train, evals = [], []
     for rec in read_jsonl(path):
-        (evals if rec.get("kind") == "eval" else train).append(rec)
+        kind = "eval" if rec.get("kind") == "eval" else "train"
+        if not all(k in rec and _drawable(k, rec[k]) for k in NEEDS[kind]):
+            if skipped is not None and rec.get("kind") in NEEDS:
+                skipped.append(rec)
+            continue
+        (evals if kind == "eval" else train).append(rec)
     return train, evals
 
 
-def loss_curve(metrics: Path, out: Path) -> Path | None:
+def loss_curve(metrics: Path, out: Path, skipped: list[dict] | None = None) -> Path | None:
     """Training loss and validation loss against step; the learning rate on a second axis."""
-    train, evals = read_metrics(metrics)
+    train, evals = read_metrics(metrics, skipped)
     if not train:
         return None
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
@@ -125,7 +143,6 @@ def events_timeline(metrics: Path, events: Path, out: Path) -> Path | None:
     learning rate and the loss, so a change and its effect are seen together. None if there were none."""
     marks = [ev for ev in read_jsonl(events) if ev.get("kind") in ADJUSTMENTS and ev.get("step") is not None]
     train, evals = read_metrics(metrics)
-    train = [r for r in train if "lr" in r and "loss" in r]
     if not marks or not train:
         return None
     fig, (lr_ax, loss_ax) = plt.subplots(2, 1, figsize=(7, 5), dpi=110, sharex=True)

@@ -67,8 +67,21 @@ def load_tokens(tokens_dir: Path, split: str) -> np.ndarray:
 
 
 def load_doc_starts(tokens_dir: Path, split: str) -> np.ndarray:
-    """Start offset of every document of a split (int64)."""
-    return np.load(tokens_dir / f"{split}.docs.npy", allow_pickle=False)
+    """Start offset of every document of a split (int64). A missing or unreadable index is a clear
+    error naming the file, not a traceback: the tokenize stage writes it beside {split}.bin."""
+    path = tokens_dir / f"{split}.docs.npy"
+    try:
+        starts = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise LmforgeError(f"{path} is missing: the {split} split's document index was not written or was removed",
+                           "rerun `lmforge tokenize RUN_DIR --force` to rebuild the tokens folder") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise LmforgeError(f"{path} cannot be read ({exc})",
+                           "rerun `lmforge tokenize RUN_DIR --force` to rebuild the tokens folder") from None
+    if starts.ndim != 1 or starts.dtype.kind not in "iu":
+        raise LmforgeError(f"{path} is not a document index (shape {starts.shape}, {starts.dtype})",
+                           "rerun `lmforge tokenize RUN_DIR --force` to rebuild the tokens folder")
+    return starts
 
 
 def load_doc_sources(tokens_dir: Path, split: str) -> np.ndarray | None:

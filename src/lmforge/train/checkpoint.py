@@ -1,6 +1,7 @@
 """Checkpoints: weights in safetensors, optimizer and RNG state beside them, written atomically.
 
-A checkpoint folder is written under a temporary name and renamed when complete; state.json
+A checkpoint folder is written under a temporary name and renamed when complete (every file
+synced to the disk first, the folder after: rundir.durable_replace); state.json
 (written last) holds a sha256 per file so a truncated or corrupt checkpoint is detected and
 the previous valid one is used instead.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lmforge.rundir import atomic_write_json, file_sha256, member
+from lmforge.rundir import atomic_write_json, durable_replace, file_sha256, member
 
 STEP_PREFIX = "step-"
 CARRIED_FILE = "carried.safetensors"
@@ -71,8 +71,6 @@ def save_checkpoint(folder: Path, step: int, model: nn.Module | dict[str, torch.
         optim_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
         with open(tmp / "optimizer.pt", "wb") as fh:
             torch.save(optim_state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
     save_file({k: v.contiguous() for k, v in rng.items()}, str(tmp / "rng.safetensors"))
     if carried:
         save_file({k: v.contiguous() for k, v in carried.items()}, str(tmp / CARRIED_FILE))
@@ -80,7 +78,7 @@ def save_checkpoint(folder: Path, step: int, model: nn.Module | dict[str, torch.
     atomic_write_json(tmp / "state.json", {"step": step, "files": files, **extra_state})
     if final.exists():
         shutil.rmtree(final)
-    tmp.rename(final)
+    durable_replace(tmp, final)  # every file synced before the rename, the folder after it
     _prune(folder, keep)
     return final
 

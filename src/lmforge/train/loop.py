@@ -117,6 +117,12 @@ def warmup_rows(step: int, plan: BatchPlan, warmup_steps: int) -> int:
     return min(plan.rows, units * unit)
 
 
+# The signals after which training saves a checkpoint at the next step boundary and stops.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# What a callback may ask every process to do together (Trainer.request).
+REQUESTS = ("eval", "save")
+
+
 # ------------------------------------------------------------------ callbacks
 
 
@@ -178,6 +184,7 @@ class Trainer:
         self.tokens_seen = 0
         self.should_stop = False
         self.interrupted = False
+        self.stop_signal: int | None = None  # the signal that interrupted training (STOP_SIGNALS)
         self.bad_steps = 0
         self.skipped_steps = 0
         self.last_loss: float | None = None
@@ -186,6 +193,7 @@ class Trainer:
         self.last_val_step: int | None = None
         self.best_val: float | None = None
         self.carried: dict[str, torch.Tensor] = {}  # a recurrent model's state from the checkpoint resumed
+        self._requests: dict[str, list[Callable[[Any], None] | None]] = {}  # see request()
 
     # events ----------------------------------------------------------
     def _emit(self, event: str, *args: Any) -> None:
@@ -336,6 +344,39 @@ class Trainer:
         carried = path / ckpt.CARRIED_FILE
         self.carried = load_file(str(carried)) if carried.is_file() else {}
 
+    # requests from callbacks -------------------------------------------
+    def request(self, action: str, then: Callable[[Any], None] | None = None) -> None:
+        """Evaluate ("eval") or save a checkpoint ("save") on behalf of a callback, then call
+        `then` with the validation loss or the checkpoint's path. Callbacks run on rank 0 alone,
+        but under FSDP a forward pass or a save needs every process (one rank alone would wait
+        for the others forever): so with several processes the request waits for the step
+        boundary, where every rank learns of it and acts with rank 0. One process acts at once."""
+        if action not in REQUESTS:
+            raise ValueError(f"unknown request '{action}' (one of {', '.join(REQUESTS)})")
+        if self.dist.world == 1:
+            result = self._perform(action)
+            if then is not None:
+                then(result)
+            return
+        self._requests.setdefault(action, []).append(then)
+
+    def _perform(self, action: str) -> Any:
+        return self.evaluate() if action == "eval" else self.save()
+
+    def _serve_requests(self) -> None:
+        """At a step boundary, every process performs what any process's callbacks requested."""
+        if self.dist.world == 1:
+            return
+        wanted = torch.tensor([float(a in self._requests) for a in REQUESTS], device=self.device)
+        wanted = all_reduce_sum(wanted, self.dist)
+        pending, self._requests = self._requests, {}
+        for action, flag in zip(REQUESTS, wanted.tolist(), strict=True):
+            if flag > 0:
+                result = self._perform(action)
+                for then in pending.get(action, []):
+                    if then is not None:
+                        then(result)
+
     # the loop ----------------------------------------------------------
     @property
     def can_validate(self) -> bool:
@@ -463,31 +504,43 @@ class Trainer:
         return loss, float(norm)
 
     def _stop_requested(self, started: float) -> bool:
-        """Stop flags agreed by every process (callbacks, Ctrl-C, max_seconds)."""
+        """Stop flags agreed by every process (callbacks, Ctrl-C, SIGTERM, max_seconds): a signal
+        that reached one rank stops them all at the same step boundary, so their saves match."""
         timed_out = self.cfg.max_seconds is not None and time.time() - started > self.cfg.max_seconds
         flag = self.should_stop or self.interrupted or timed_out
         if self.dist.world > 1:
-            t = all_reduce_sum(torch.tensor([float(flag), float(self.interrupted)], device=self.device), self.dist)
-            flag, self.interrupted = bool(t[0] > 0), bool(t[1] > 0)
+            got = [float(self.stop_signal == s) for s in STOP_SIGNALS]
+            t = all_reduce_sum(torch.tensor([float(flag), *got], device=self.device), self.dist)
+            flag = bool(t[0] > 0)
+            # the first signal in STOP_SIGNALS that any rank received (SIGTERM before SIGINT)
+            self.stop_signal = next((s for s, n in zip(STOP_SIGNALS, t[1:].tolist(), strict=True) if n > 0),
+                                    self.stop_signal)
+            self.interrupted = self.stop_signal is not None
         return flag
 
     @contextlib.contextmanager
-    def _catch_ctrl_c(self) -> Any:
-        """First Ctrl-C: finish the step, save a checkpoint and stop. Second: stop at once."""
+    def _catch_signals(self) -> Any:
+        """SIGINT (Ctrl-C) or SIGTERM (what Slurm, Kubernetes, `docker stop` and torchrun send
+        before they kill): finish the step, save a checkpoint and stop. A second Ctrl-C stops at
+        once; a second SIGTERM changes nothing (a scheduler may signal every process of a job,
+        and torchrun forwards its own), the save goes on."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
 
         def handler(signum: int, frame: Any) -> None:
-            if self.interrupted:
+            if self.interrupted and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             self.interrupted = True
+            if self.stop_signal != signal.SIGTERM:  # SIGTERM wins: the scheduler is about to kill
+                self.stop_signal = signum
 
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for s, prev in previous.items():
+                signal.signal(s, prev)
 
     def fit(self) -> None:
         self.model.train()
@@ -497,7 +550,7 @@ class Trainer:
             self.carried = {}
         self._emit("on_train_start")
         start, window_t, window_tokens = time.time(), time.time(), 0
-        with self._catch_ctrl_c():
+        with self._catch_signals():
             while self.step < self.cfg.steps:
                 tokens_before = self.tokens_seen
                 loss, grad_norm = self.train_step()
@@ -517,14 +570,17 @@ class Trainer:
                 if self.can_validate and (self.step % self.cfg.eval_interval == 0
                                                   or self.step == self.cfg.steps):
                     self.evaluate()
+                self._serve_requests()
                 if self._stop_requested(start):
                     break
                 if self.step % self.cfg.checkpoint_interval == 0 and self.step < self.cfg.steps:
                     self.save()
-        if self.can_validate and self.last_val_step != self.step and not self.interrupted:
-            self.evaluate()  # stopped early (max_seconds, ctl stop): the last checkpoint gets its val_loss too
-        self.save()
-        self._emit("on_train_end")
+            # still under the handlers: a second SIGTERM (torchrun forwarding the scheduler's)
+            # must not kill the final save
+            if self.can_validate and self.last_val_step != self.step and not self.interrupted:
+                self.evaluate()  # stopped early (max_seconds, ctl stop): the last checkpoint gets its val_loss too
+            self.save()
+            self._emit("on_train_end")
 
 
 def unwrap_ddp(model: nn.Module) -> nn.Module:

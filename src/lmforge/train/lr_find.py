@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lmforge.config.schema import Config
-from lmforge.console import console
+from lmforge.console import console, show
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_write_json
 from lmforge.train.stage import new_trainer, short_run
@@ -147,7 +147,7 @@ def lr_find(run: RunDir, cfg: Config, steps: int = 100, check_steps: int = 100, 
             end_lr: float = 1.0) -> LrFindResult:
     """Sweep, suggest (valley rule, else steepest), check half/at/double; write lr_find.json/png."""
     check_range(start_lr, end_lr)
-    console.print(f"[bold cyan]lr-find[/]: sweeping {start_lr:g} -> {end_lr:g} over {steps} steps")
+    show(("lr-find", "bold cyan"), f": sweeping {start_lr:g} -> {end_lr:g} over {steps} steps")
     result = sweep(run, cfg, steps, start_lr, end_lr)
     suggestion = result.valley or result.steepest
     found = LrFindResult(result, suggestion)

@@ -7,19 +7,21 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 import torch
 
 from lmforge.config.load import dump_config
 from lmforge.config.schema import Config, TrainConfig
-from lmforge.console import console
-from lmforge.errors import LmforgeError
+from lmforge.console import console, say, show
+from lmforge.errors import Interrupted, LmforgeError
 from lmforge.models.registry import build_model, count_parameters
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text, clear_temp, file_sha256, run_of
 from lmforge.runtime import setup_threads
@@ -192,9 +194,9 @@ def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = 
     checkpoints when it is not."""
     start, latest = 0, None
     if resume:
-        latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: console.print(f"[yellow]{m}"))
+        latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: show((m, "yellow")))
         if latest is None:
-            console.print(f"[yellow]no valid checkpoint in {run.checkpoints}: starting from step 0")
+            show((f"no valid checkpoint in {run.checkpoints}: starting from step 0", "yellow"))
         else:
             start = int(json.loads((latest / "state.json").read_text())["step"])
     if cfg.train.time_budget is not None and cfg.train.budget_steps is not None:
@@ -216,7 +218,7 @@ def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = 
             run.event("resume", f"resumed from {latest.name}", step=trainer.step)
     if resume and info.is_main:
         for moved in ckpt.set_aside_after(run.checkpoints, start if latest is not None else -1):
-            console.print(f"[yellow]moved the unusable {moved.name} to {moved.parent}")
+            show((f"moved the unusable {moved.name} to {moved.parent}", "yellow"))
             run.event("checkpoint_set_aside", f"moved the unusable {moved.name} to {moved.parent}",
                       step=trainer.step)
     return trainer
@@ -238,13 +240,17 @@ def run_train(run: RunDir, cfg: Config, resume: bool = False, show_progress: boo
                   step=trainer.step, params=params, world_size=plan.world, micro_batch=plan.micro,
                   grad_accum=plan.accum, init_from=cfg.model.init_from)
     trainer.fit()
+    signame = signal.Signals(trainer.stop_signal or signal.SIGINT).name if trainer.interrupted else None
     if info.is_main:
         run.event("train_end", f"stopped at step {trainer.step}", step=trainer.step, val_loss=trainer.last_val,
-                  skipped_steps=trainer.skipped_steps, interrupted=trainer.interrupted)
+                  skipped_steps=trainer.skipped_steps, interrupted=trainer.interrupted, signal=signame)
     if trainer.interrupted:
-        console.print(f"[yellow]interrupted at step {trainer.step}; checkpoint saved. "
-                      f"Continue with `lmforge train {run.root} --resume`")
-        raise KeyboardInterrupt
+        message = (f"{signame} at step {trainer.step}: checkpoint step-{trainer.step} saved; continue with "
+                   f"`lmforge train {quote(str(run.root))} --resume`")
+        if info.is_main:
+            run.event("interrupted", message, step=trainer.step, signal=signame)
+            say((message, "yellow"))
+        raise Interrupted(trainer.stop_signal or signal.SIGINT, message)
     summary = {"step": trainer.step, "val_loss": trainer.last_val, "params": params}
     if cfg.train.time_budget is not None:
         measured = trainer.extra_state.get("budget") or {}

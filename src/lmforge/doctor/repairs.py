@@ -1,0 +1,179 @@
+"""The repairs `doctor.policy=auto` can apply to a running trainer, each with its undo.
+
+They use what the trainer already offers: `snapshot()`/`rollback()` for going back, the live
+config (as `lmforge ctl set` changes it: monitor.control.validate_changes) for LR, clipping and
+weight decay, and the model's own initialisation (models.init) for a re-initialisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from lmforge.config.schema import ModelConfig
+from lmforge.errors import LmforgeError
+from lmforge.models.init import initialize
+from lmforge.monitor.control import decay_ratios, sync_optimizer, validate_changes
+
+if TYPE_CHECKING:
+    from lmforge.train.loop import Trainer
+
+LR_DOWN = 0.1  # ReduceLROnPlateau's default factor (Keras); OPT (Zhang et al. 2022) also lowered the LR on restarts
+LR_UP = 10.0  # without a measured update ratio to aim from
+# the update/weight ratio a raised LR aims at: the healthy suite runs measured 0.9e-2 to 1.4e-2 over
+# their first 100 steps (Adam's update ratio grows in proportion to the LR)
+TARGET_UPDATE = 1e-2
+REPEATABLE = ("lower_lr", "raise_lr")  # a step in the right direction that was too small is repeated, not undone
+CLIP_TIGHT = 0.5  # gradient clipping threshold after a divergence (or 1.0 when clipping was off)
+SKIP_EXTRA = 5  # batches skipped beyond the ones between the snapshot and the detection (PaLM skipped 200-500)
+# repairs a running trainer cannot make: the doctor names them, the user acts
+ADVICE = {"larger_model": "train a larger model (model.n_layer, model.n_embd or model.size)",
+          "fix_data": "deduplicate across splits (data.dedup=near) or remove the repeated source",
+          "bf16": "use train.dtype=bfloat16 instead of float16 (same range as float32, no loss scaling)"}
+
+
+@dataclass
+class Context:
+    """What repairs may use: the model config, the last good and best-validation snapshots."""
+
+    model_cfg: ModelConfig
+    good: dict[str, Any] | None = None  # trainer.snapshot() a window before the newest healthy check
+    best: dict[str, torch.Tensor] | None = None  # weights at the best validation loss
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Applied:
+    """A repair that ran: what changed (for the event) and how to undo it (None: cannot)."""
+
+    name: str
+    changes: dict[str, Any]
+    undo: dict[str, Any] | None = None
+
+
+def _set_live(trainer: Trainer, changes: dict[str, Any]) -> dict[str, Any]:
+    """Change train.* keys as `lmforge ctl set` does (validated as a whole); returns the old values."""
+    new = validate_changes({f"train.{k}": v for k, v in changes.items()}, trainer.cfg)
+    old = {k: getattr(trainer.cfg, k) for k in changes}
+    ratios = decay_ratios(trainer.optimizer, trainer.cfg.weight_decay)
+    trainer.cfg.__dict__.update({k: getattr(new, k) for k in changes})
+    sync_optimizer(trainer.optimizer, trainer.cfg, ratios)
+    return old
+
+
+def _dropouts(model: nn.Module) -> list[nn.Dropout]:
+    return [m for m in model.modules() if isinstance(m, nn.Dropout)]
+
+
+def _rollback_good(trainer: Trainer, ctx: Context) -> int | None:
+    """Back to the last good snapshot; returns the step it held (None when there is none)."""
+    if ctx.good is None:
+        return None
+    detected = trainer.step
+    trainer.rollback(ctx.good)
+    for _ in range(max(0, detected - trainer.step) + SKIP_EXTRA):  # skip the batches that led there
+        trainer.loader.next()
+    return trainer.step
+
+
+def rollback_skip(trainer: Trainer, ctx: Context) -> Applied:
+    """Back to the last good snapshot, skipping the batches since (PaLM, Chowdhery et al. 2022)."""
+    at, was = trainer.step, trainer.step
+    back = _rollback_good(trainer, ctx)
+    if back is None:
+        raise LmforgeError("no good snapshot to roll back to yet")
+    return Applied("rollback_skip", {"from_step": at, "to_step": back, "skipped_batches": was - back + SKIP_EXTRA})
+
+
+def lower_lr(trainer: Trainer, ctx: Context) -> Applied:
+    """LR x0.1 and tighter clipping (as OPT's restarts did), from the last good snapshot."""
+    at = trainer.step
+    back = _rollback_good(trainer, ctx)
+    clip = CLIP_TIGHT if trainer.cfg.grad_clip == 0 else min(trainer.cfg.grad_clip, CLIP_TIGHT)
+    changes = {"lr": trainer.cfg.lr * LR_DOWN, "min_lr": trainer.cfg.min_lr * LR_DOWN, "grad_clip": clip}
+    ctx.notes["lr_ceiling"] = changes["lr"]  # a raise must never go back up to where it broke
+    old = _set_live(trainer, changes)
+    return Applied("lower_lr", {**changes, "from_step": at, "to_step": back}, {"config": old})
+
+
+def raise_lr(trainer: Trainer, ctx: Context) -> Applied:
+    """LR x10, or by what brings the measured update/weight ratio to TARGET_UPDATE (at most x1000)."""
+    ratio = ctx.notes.get("median_ratio")
+    factor = min(1000.0, max(2.0, TARGET_UPDATE / ratio)) if ratio else LR_UP
+    ceiling = ctx.notes.get("lr_ceiling")
+    if ceiling is not None:
+        if trainer.cfg.lr >= ceiling:
+            raise LmforgeError(f"the LR was lowered to {ceiling:.3g} after a divergence; not raising it again")
+        factor = min(factor, ceiling / trainer.cfg.lr)
+    changes = {"lr": min(10.0, trainer.cfg.lr * factor), "min_lr": min(10.0, trainer.cfg.min_lr * factor)}
+    return Applied("raise_lr", {**changes, "factor": factor}, {"config": _set_live(trainer, changes)})
+
+
+def reinit(trainer: Trainer, ctx: Context) -> Applied:
+    """Re-initialise with the family's default scheme at std 0.02 and fresh optimizer state: for
+    gradients that vanish from the start (the initialisation is the cause)."""
+    snap = trainer.snapshot()
+    data = ctx.model_cfg.model_dump()
+    data.update(init="auto", init_std=0.02, init_overrides={})
+    cfg = ModelConfig.model_validate(data)
+    initialize(trainer.raw_model, cfg)
+    for opt in trainer.optimizers():
+        opt.state.clear()
+    return Applied("reinit", {"init": "auto", "init_std": 0.02}, {"snapshot": snap})
+
+
+def stop_early(trainer: Trainer, ctx: Context) -> Applied:
+    """Put back the weights of the best validation loss and end training."""
+    if ctx.best is not None:
+        trainer.raw_model.load_state_dict(ctx.best)
+    trainer.should_stop = True
+    return Applied("stop_early", {"restored_best": ctx.best is not None, "best_step": ctx.notes.get("best_step")})
+
+
+def raise_regularization(trainer: Trainer, ctx: Context) -> Applied:
+    drops = _dropouts(trainer.raw_model)
+    old_p = [d.p for d in drops]
+    for d in drops:
+        d.p = min(0.5, d.p + 0.1)
+    old = _set_live(trainer, {"weight_decay": min(10.0, max(0.1, trainer.cfg.weight_decay) * 3)})
+    return Applied("raise_regularization", {"dropout": drops[0].p if drops else None,
+                                            "weight_decay": trainer.cfg.weight_decay},
+                   {"config": old, "dropout": old_p})
+
+
+def lower_regularization(trainer: Trainer, ctx: Context) -> Applied:
+    drops = _dropouts(trainer.raw_model)
+    old_p = [d.p for d in drops]
+    for d in drops:
+        d.p = 0.0
+    old = _set_live(trainer, {"weight_decay": trainer.cfg.weight_decay / 10})
+    return Applied("lower_regularization", {"dropout": 0.0 if drops else None,
+                                            "weight_decay": trainer.cfg.weight_decay},
+                   {"config": old, "dropout": old_p})
+
+
+def advice(name: str) -> Any:
+    def apply(trainer: Trainer, ctx: Context) -> Applied:
+        raise LmforgeError(f"needs a new run: {ADVICE[name]}")
+    return apply
+
+
+REPAIRS = {"rollback_skip": rollback_skip, "lower_lr": lower_lr, "raise_lr": raise_lr, "reinit": reinit,
+           "stop_early": stop_early, "raise_regularization": raise_regularization,
+           "lower_regularization": lower_regularization, **{name: advice(name) for name in ADVICE}}
+
+
+def undo(trainer: Trainer, applied: Applied) -> bool:
+    """Take a repair back; False when it cannot be (a rollback, a stop)."""
+    if applied.undo is None:
+        return False
+    if "snapshot" in applied.undo:
+        trainer.rollback(applied.undo["snapshot"])
+    if "config" in applied.undo:
+        _set_live(trainer, applied.undo["config"])
+    for d, p in zip(_dropouts(trainer.raw_model), applied.undo.get("dropout", []), strict=False):
+        d.p = p
+    return True

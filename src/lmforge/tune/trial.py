@@ -1,0 +1,157 @@
+"""One trial: the config with the trial's values, trained through the train stage's one trainer
+factory, its validation metric reported at every evaluation so the pruner can stop it.
+
+A trial ends in one of four outcomes, kept in its user attribute `outcome`:
+- complete: trained to the end; its value is the metric at the last step;
+- pruned: stopped by the pruner because it was doing worse than other trials at the same step;
+- diverged: its loss became NaN/Inf or rose above the loss it started at (times DIVERGE_FACTOR),
+  where the start is the first logged loss or the loss of guessing uniformly, whichever is higher
+  (the first logged step may come after the loss has already fallen);
+- failed: the trial's config was refused (a combination the schema forbids) or training raised.
+Optuna stores a diverged trial as PRUNED with the metric of uniform guessing as its last value,
+so TPE ranks it below every finished trial and learns to avoid its region; the outcome attribute
+keeps it apart from the trials pruned for being worse.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from pydantic import ValidationError
+
+from lmforge.config.schema import Config
+from lmforge.console import console
+from lmforge.errors import LmforgeError
+from lmforge.rundir import RunDir
+from lmforge.train.loop import Callback, Trainer
+from lmforge.train.stage import new_trainer
+from lmforge.tune.space import suggest, with_values
+
+# a training loss this far above the first step's has diverged: at initialisation a model guesses
+# about uniformly, so a loss above that start means training made it worse than knowing nothing
+DIVERGE_FACTOR = 1.1
+OUTCOMES = ("complete", "pruned", "diverged", "failed")
+
+
+class Diverged(Exception):
+    """Raised by the pruning callback when the loss is no longer finite or has risen above its start."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """The study's objective from a validation loss in nats per token: itself, or bits per byte
+    (nats / ln 2 x tokens per byte of the validation split)."""
+
+    name: str
+    tokens_per_byte: float = 1.0
+
+    def __call__(self, val_loss: float) -> float:
+        if self.name == "bits_per_byte":
+            return val_loss / math.log(2) * self.tokens_per_byte
+        return val_loss
+
+
+class PruneOnEval(Callback):
+    """Reports the metric to the trial at each evaluation (`on_eval_end`) and stops the trial when
+    the pruner says so; watches every logged training loss for divergence."""
+
+    def __init__(self, trial: optuna.Trial, metric: Metric, uniform_loss: float) -> None:
+        self.trial, self.metric, self.uniform_loss = trial, metric, uniform_loss
+        self.start_loss: float | None = None
+        self.reported: set[int] = set()
+
+    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        loss = float(metrics["loss"])
+        if self.start_loss is None and math.isfinite(loss):
+            self.start_loss = max(loss, self.uniform_loss)
+        if not math.isfinite(loss):
+            raise Diverged(f"training loss {loss} at step {trainer.step}")
+        if self.start_loss is not None and loss > DIVERGE_FACTOR * self.start_loss:
+            raise Diverged(f"training loss {loss:.4g} at step {trainer.step} is above {DIVERGE_FACTOR:g} x its "
+                           f"start {self.start_loss:.4g}")
+
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        value = self.metric(float(metrics["val_loss"]))
+        if not math.isfinite(value):
+            raise Diverged(f"validation loss {metrics['val_loss']} at step {trainer.step}")
+        self.trial.report(value, trainer.step)
+        self.reported.add(trainer.step)
+        if trainer.step < trainer.cfg.steps and self.trial.should_prune():
+            raise optuna.TrialPruned(f"{self.metric.name} {value:.4f} at step {trainer.step}")
+
+
+def trial_config(base: Config, values: dict[str, Any], threads: int | None) -> Config:
+    """The config a trial trains with: the base with the trial's values, on `threads` threads."""
+    cfg = with_values(base, values)
+    if threads is not None:
+        cfg.train.threads = threads
+    return cfg
+
+
+def _finish(trial: optuna.Trial, outcome: str, trainer: Trainer | None, started: float, why: str = "") -> None:
+    trial.set_user_attr("outcome", outcome)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    trial.set_user_attr("steps", trainer.step if trainer is not None else 0)
+    trial.set_user_attr("tokens", trainer.tokens_seen if trainer is not None else 0)
+    trial.set_user_attr("seconds", round(time.time() - started, 3))
+    if why:
+        trial.set_user_attr("reason", why[:500])
+
+
+def _describe(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+
+
+def run_trial(trial: optuna.Trial, run: RunDir, base: Config, metric: Metric, uniform_loss: float,
+              threads: int | None = None) -> float:
+    """Train one trial and return its metric; raise optuna.TrialPruned for a pruned or diverged
+    trial. Its checkpoints go to RUN/tune/trials/N/ and are removed when it ends (best.yaml
+    retrains the winner)."""
+    started = time.time()
+    values = suggest(trial, base.tune.space)
+    label = f"trial {trial.number}"
+    try:
+        cfg = trial_config(base, values, threads)
+    except (ValidationError, LmforgeError) as exc:
+        why = (exc.errors()[0]["msg"].removeprefix("Value error, ") if isinstance(exc, ValidationError)
+               else exc.message)
+        _finish(trial, "failed", None, started, f"config refused: {why}")
+        console.print(f"{label}: failed ({_describe(values)}): config refused: {why}")
+        return math.nan  # optuna records a NaN value as FAIL
+    folder = run.root / "tune" / "trials" / str(trial.number)
+    trainer: Trainer | None = None
+    watcher = PruneOnEval(trial, metric, uniform_loss)
+    try:
+        trainer = new_trainer(run, cfg, [watcher], checkpoint_dir=folder / "checkpoints")
+        trainer.fit()
+        if trainer.interrupted:  # the first Ctrl-C ends the step; the study resumes this trial later
+            raise KeyboardInterrupt
+        value = metric(float(trainer.last_val))  # type: ignore[arg-type]
+        _finish(trial, "complete", trainer, started)
+        console.print(f"{label}: {metric.name} {value:.4f} after {trainer.step} steps ({_describe(values)})")
+        return value
+    except optuna.TrialPruned as exc:
+        _finish(trial, "pruned", trainer, started, str(exc))
+        console.print(f"[dim]{label}: pruned at step {trainer.step if trainer else 0} ({exc}; {_describe(values)})")
+        raise
+    except (Diverged, LmforgeError) as exc:
+        if trainer is None or (isinstance(exc, LmforgeError) and "NaN/Inf" not in exc.message):
+            _finish(trial, "failed", trainer, started, str(exc))
+            console.print(f"[yellow]{label}: failed ({_describe(values)}): {exc}")
+            return math.nan
+        why = exc.message if isinstance(exc, LmforgeError) else str(exc)
+        _finish(trial, "diverged", trainer, started, why)
+        if trainer.step not in watcher.reported:  # its last value: the metric of guessing uniformly
+            trial.report(metric(uniform_loss), trainer.step)
+        console.print(f"[yellow]{label}: diverged at step {trainer.step} ({why}; {_describe(values)})")
+        raise optuna.TrialPruned(f"diverged: {why}") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+

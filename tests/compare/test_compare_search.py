@@ -1,0 +1,34 @@
+"""compare search: searches at equal compute, traced as best value against steps spent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lmforge.compare.search import figure, method_config, steps_to_reach, summary_rows, table, trace
+from lmforge.tune.space import grid_size
+from lmforge.tune.study import run_budgeted
+from tests.helpers.tune import tune_config, tune_run
+
+
+def test_searches_spend_the_grids_budget_and_are_compared_to_its_best(tmp_path: Path):
+    space = {"train.lr": {"float": [1e-3, 3e-2], "log": True, "grid": 2}, "model.n_embd": {"int": [16, 32], "step": 16}}
+    base = tune_config(space, "train.steps=20", "train.eval_interval=5", startup_trials=2)
+    run = tune_run(tmp_path / "run", base)
+    budget = grid_size(base.tune.space) * base.train.steps
+    curves = {m: {0: trace(run_budgeted(run, method_config(base, m, 0), budget))}
+              for m in ("grid", "tpe+hyperband")}
+    grid, tpe = curves["grid"][0], curves["tpe+hyperband"][0]
+    assert len(grid) == 4 and grid[-1]["spent"] == budget  # the whole grid, nothing more
+    assert budget <= tpe[-1]["spent"] < budget + base.train.steps  # stops once the budget is spent
+    assert any(p["outcome"] == "pruned" and p["steps"] < 20 for p in tpe)  # pruned trials cost less
+    assert [p["best"] for p in grid] == sorted([p["best"] for p in grid], reverse=True)
+    target = grid[-1]["best"]
+    reach = steps_to_reach(grid, target)
+    assert reach == next(p["spent"] for p in grid if p["value"] == target)
+    assert steps_to_reach(grid, target - 1.0) is None
+    record = {"curves": curves, "budget_steps": budget, "grid_points": 4, "steps_per_trial": 20, "seeds": [0]}
+    record["rows"] = summary_rows(record)
+    assert record["rows"][0]["reach_fraction"] == [reach / budget]
+    assert "| grid | 4 |" in table(record)
+    figure(record, tmp_path / "search.png")
+    assert (tmp_path / "search.png").stat().st_size > 1000

@@ -1,0 +1,100 @@
+"""The doctor attached to real tiny trainings: rollback-and-skip repairs an injected loss spike,
+the offline doctor agrees with the live one, suggest mode changes nothing, bad input is refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmforge.config.load import load_config
+from lmforge.config.schema import Config
+from lmforge.doctor.live import Doctor
+from lmforge.doctor.offline import diagnose, write_diagnosis
+from lmforge.errors import LmforgeError
+from lmforge.monitor import build_callbacks as monitor_callbacks
+from lmforge.rundir import RunDir
+from lmforge.train.loop import Callback, Trainer
+from lmforge.train.stage import run_train
+from tests.helpers.runs import make_token_run, read_jsonl, train_losses
+
+SPIKE_AT = 40
+RUN = ["train.steps=60", "train.log_interval=1", "train.eval_interval=20", "monitor.stats_interval=5",
+       "train.checkpoint_interval=100", "doctor.verify_steps=10"]
+
+
+class Inject(Callback):
+    """Blows the (tied) embedding up by 10x once, right after step SPIKE_AT: the next losses spike."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def on_step_end(self, trainer: Trainer, metrics: dict) -> None:
+        if trainer.step == SPIKE_AT and not self.done:
+            self.done = True
+            with torch.no_grad():
+                trainer.raw_model.tok_emb.weight.mul_(10.0)
+
+
+def train_with(tmp: Path, policy: str, inject: bool, *extra: str) -> tuple[RunDir, list[Doctor]]:
+    run = make_token_run(tmp, [*RUN, f"doctor.policy={policy}", *extra])
+    cfg = load_config(run.config)
+    doctors: list[Doctor] = []
+
+    def callbacks(r: RunDir, c: Config, model: torch.nn.Module, start: int, show: bool) -> list[Callback]:
+        doctors[:] = [Doctor(r, c)] if c.doctor.policy != "off" else []
+        return monitor_callbacks(r, c, model, start, show) + doctors + ([Inject()] if inject else [])
+
+    run_train(run, cfg, show_progress=False, callbacks=callbacks)
+    return run, doctors
+
+
+def test_rollback_and_skip_repairs_an_injected_loss_spike(tmp_path: Path) -> None:
+    clean = train_losses(train_with(tmp_path / "clean", "off", False)[0].root)
+    run, [doctor] = train_with(tmp_path / "auto", "auto", True)
+    repairs = [(e["remedy"], e["outcome"]) for e in read_jsonl(run.events) if e["kind"] == "repair"]
+    assert repairs[:2] == [("rollback_skip", "applied"), ("rollback_skip", "verified")]
+    applied = next(e for e in read_jsonl(run.events) if e["kind"] == "repair" and e["outcome"] == "applied")["changes"]
+    assert applied["to_step"] < SPIKE_AT < applied["from_step"] and applied["skipped_batches"] > 0
+    assert doctor.findings[0].problem == "loss_spike" and doctor.findings[0].step == SPIKE_AT + 1
+    # the spiked weights are gone: the run ends where an untouched run ends, not where the spike left it
+    spiked = max(train_losses(run.root))
+    final = [r["loss"] for r in read_jsonl(run.metrics) if r["kind"] == "train"][-1]
+    assert spiked > 2 * clean[-1] and abs(final - clean[-1]) < 0.1 * clean[-1]
+
+
+def test_offline_doctor_agrees_with_the_live_one(tmp_path: Path) -> None:
+    run, [doctor] = train_with(tmp_path, "suggest", True)
+    live = [(f.problem, f.step) for f in doctor.findings]
+    assert ("loss_spike", SPIKE_AT + 1) in live
+    assert [(e["problem"], e["step"]) for e in read_jsonl(run.events) if e["kind"] == "diagnosis"] == live
+    offline = diagnose(run)
+    assert [(f.problem, f.step, f.summary) for f in offline] == [(f.problem, f.step, f.summary) for f in doctor.findings]
+    path = write_diagnosis(run, offline)
+    assert (run.root / "doctor" / "loss_spike.png").stat().st_size > 1000 and path.is_file()
+
+
+def test_suggest_leaves_training_unchanged(tmp_path: Path) -> None:
+    off = train_losses(train_with(tmp_path / "off", "off", False, "train.steps=25")[0].root)
+    on = train_losses(train_with(tmp_path / "on", "suggest", False, "train.steps=25")[0].root)
+    assert on == off
+
+
+def lmforge(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lmforge", *args], check=False, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_doctor_refuses_what_is_not_a_finished_run(tmp_path: Path) -> None:
+    with pytest.raises(LmforgeError, match="not a run directory"):
+        diagnose(RunDir(tmp_path))
+    with pytest.raises(LmforgeError, match="does not exist"):
+        diagnose(RunDir(tmp_path / "nope"))
+    run = make_token_run(tmp_path / "fresh")
+    proc = lmforge("doctor", str(run.root))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr + proc.stdout
+    assert "has not trained yet" in proc.stdout + proc.stderr
