@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -204,6 +205,13 @@ def data(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None,
          force: ForceOpt = False, quiet: QuietOpt = False) -> None:
     """Read, clean, deduplicate and split documents into RUN_DIR/data."""
     _stage("data", run_dir, config, preset, overrides, force, quiet)
+
+
+@app.command()
+def augment(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
+            force: ForceOpt = False, quiet: QuietOpt = False) -> None:
+    """Augmented copies of the training split into RUN_DIR/augment (augment.operations; docs/labeling.md)."""
+    _stage("augment", run_dir, config, preset, overrides, force, quiet)
 
 
 @app.command()
@@ -569,6 +577,137 @@ def compare_init(
     _compare_models("init", args, only, out)
 
 
+labels_app = _Typer(no_args_is_help=True, help="Labels: rules and the label model, label issues, agreement, "
+                    "import and export (docs/labeling.md).")
+app.add_typer(labels_app, name="labels")
+
+
+def _pairs(text: str | None, option: str) -> list[tuple[str, str]] | None:
+    """`1=war,2=love` as [(key, label), ...], duplicates kept so they can be refused by name."""
+    if not text:
+        return None
+    out = []
+    for part in text.split(","):
+        if "=" not in part:
+            raise LmforgeError(f"{option} '{text}': '{part}' is not KEY=LABEL", f"example: {option} 1=war,2=love")
+        key, lab = part.split("=", 1)
+        out.append((key, lab.strip()))
+    return out
+
+
+@app.command()
+def label(
+    run_dir: RunArg,
+    labeler: Annotated[str, typer.Option(help="your name: answers go to labels/human-NAME.jsonl")] = "me",
+    labels: Annotated[str | None, typer.Option(help="comma-separated labels (default: label.labels)")] = None,
+    keys: Annotated[str | None, typer.Option(help="one key per label, e.g. 1=war,2=love (default 1, 2, ...)")] = None,
+    split: Annotated[str, typer.Option(help="which split's documents")] = "train",
+) -> None:
+    """Label documents one at a time: a key per label, s skip, u undo, n note, q quit. Every answer
+    is saved at once; run it again to resume."""
+    from lmforge.label.session import Session, build_app, label_keys
+    from lmforge.label.store import log_path
+    from lmforge.rundir import read_jsonl_gz
+
+    run = RunDir(_existing_run(run_dir))
+    cfg = resolve(run, None, None, [])
+    pairs = _pairs(keys, "--keys")
+    names = [v.strip() for v in labels.split(",") if v.strip()] if labels else list(cfg.label.labels)
+    names = names or list(dict.fromkeys(lab for _, lab in pairs or []))
+    key_map = label_keys(names, pairs)
+    docs = [r for r in read_jsonl_gz(run.require(run.documents(split), "data")) if "augmented_from" not in r]
+    queue = run.root / "labels" / "queue.json"  # `lmforge labels active`: the least sure documents first
+    first = json.loads(queue.read_text())["ids"] if queue.is_file() else []
+    session = Session(docs, key_map, log_path(run, labeler), labeler, first)
+    if not sys.stdin.isatty():
+        raise LmforgeError("lmforge label needs a terminal", "run it in an interactive shell")
+    build_app(session).run()
+    say(f"{len(session.state.labels)} labelled, {len(session.state.skipped)} skipped, "
+        f"{len(session.pending())} to go: {session.log}")
+
+
+@labels_app.command("apply")
+def labels_apply(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None,
+                 functions: Annotated[Path | None, typer.Option(help="a Python file of lf_* labeling functions")] = None,
+                 force: ForceOpt = False, quiet: QuietOpt = False) -> None:
+    """Run the label stage: label.rules (and --functions) vote, the label model decides, human answers win."""
+    _stage("label", run_dir, config, None, overrides, force or functions is not None, quiet, functions=functions)
+
+
+@labels_app.command("issues")
+def labels_issues(run_dir: RunArg, field: Annotated[str, typer.Option(help="the label field")] = "label",
+                  split: Annotated[str, typer.Option(help="which split")] = "train",
+                  show: Annotated[int, typer.Option(help="how many suspects to print")] = 10) -> None:
+    """Likely label errors (cleanlab on out-of-fold probabilities) into labels/issues.json."""
+    from lmforge.label.issues import run_issues
+
+    result = run_issues(RunDir(_existing_run(run_dir)), field, split)
+    say(f"{len(result['issues'])} suspect labels among {result['records']} records (labels/issues.json)")
+    for row in result["issues"][:show]:
+        typer.echo(f"  {row['id']}: given {row['given']} (p={row['p_given']}), suggested {row['suggested']} "
+                   f"(p={row['p_suggested']})")
+
+
+@labels_app.command("kappa")
+def labels_kappa(run_dir: RunArg, first: Annotated[str, typer.Argument(help="a labeler's name")],
+                 second: Annotated[str, typer.Argument(help="another labeler's name")]) -> None:
+    """Cohen's kappa between two labelers on the records both answered."""
+    from lmforge.label.io import kappa
+    from lmforge.label.store import log_path, read_log
+
+    run = RunDir(_existing_run(run_dir))
+    logs = [log_path(run, name) for name in (first, second)]
+    for path in logs:
+        if not path.is_file():
+            raise LmforgeError(f"no answers from that labeler: {path} is missing", "check the name (--labeler)")
+    out = kappa(read_log(logs[0]).labels, read_log(logs[1]).labels)
+    typer.echo(f"Cohen's kappa {out['kappa']:.3f}, agreement {out['agreement']:.3f} on {out['records']} records")
+
+
+@labels_app.command("import")
+def labels_import(run_dir: RunArg, file: Annotated[Path, typer.Argument(help="Label Studio JSON or CSV")],
+                  labeler: Annotated[str, typer.Option(help="whose log the labels join")] = "import") -> None:
+    """Add labels from a Label Studio JSON export or a CSV (id,label,...) as human answers."""
+    from lmforge.label.io import import_labels
+
+    n = import_labels(RunDir(_existing_run(run_dir)), file, labeler)
+    say(f"imported {n} labels into labels/human-{labeler}.jsonl")
+
+
+@labels_app.command("pseudo")
+def labels_pseudo(run_dir: RunArg, model: Annotated[Path, typer.Option(help="a fine-tuned run (lmforge finetune)")],
+                  threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="least confidence kept")] = 0.9,
+                  split: Annotated[str, typer.Option(help="which split")] = "train") -> None:
+    """Pseudo-labels: the fine-tuned classifier's labels where it is at least THRESHOLD sure."""
+    from lmforge.finetune.pseudo import run_pseudo
+
+    out = run_pseudo(RunDir(_existing_run(run_dir)), model, threshold, split)
+    say(f"{out['labelled']} of {out['documents']} documents labelled by the model {out['by_label']}: "
+        f"{out['log']}")
+
+
+@labels_app.command("active")
+def labels_active(run_dir: RunArg, model: Annotated[Path, typer.Option(help="a fine-tuned run (lmforge finetune)")],
+                  n: Annotated[int, typer.Option(min=1, help="how many documents to queue")] = 20,
+                  strategy: Annotated[str, typer.Option(help="entropy, margin or least_confidence")] = "entropy",
+                  split: Annotated[str, typer.Option(help="which split")] = "train") -> None:
+    """Queue the documents the classifier is least sure of; `lmforge label` shows them first."""
+    from lmforge.finetune.pseudo import run_active
+
+    out = run_active(RunDir(_existing_run(run_dir)), model, strategy, n, split)
+    say(f"queued {len(out['ids'])} documents ({strategy}) in labels/queue.json")
+
+
+@labels_app.command("export")
+def labels_export(run_dir: RunArg, file: Annotated[Path, typer.Argument(help="a .json (Label Studio) or .csv file")],
+                  field: Annotated[str, typer.Option(help="the label field")] = "label") -> None:
+    """Write the run's labels with their source, labeler, time and confidence."""
+    from lmforge.label.io import export_labels
+
+    n = export_labels(RunDir(_existing_run(run_dir)), file, field)
+    say(f"exported {n} labels to {file}")
+
+
 @compare_app.command("search")
 def compare_search_cmd(
     args: ConfigAndOverrides = None,
@@ -619,6 +758,58 @@ def compare_transfer(
     result = run_transfer(found, run, cfg, size_list, only)
     typer.echo(result["table"])
     console.print(f"written: {run.root / 'transfer.md'}, transfer.json, transfer.png")
+
+
+@compare_app.command("augmentation")
+def compare_augmentation(
+    base: Annotated[Path, typer.Argument(metavar="BASE", help="the pretrained base (run, checkpoint or HF folder)")],
+    args: ConfigAndOverrides = None,
+    sizes: Annotated[str, typer.Option(help="comma-separated training-set sizes, in passages")] = "16,64",
+    ops: Annotated[str, typer.Option(help="comma-separated operations")] =
+        "synonym,insert,swap,delete,char_noise,span_mask,sentence_shuffle,to_early,to_modern",
+    rate: Annotated[float, typer.Option(help="share of each passage changed, in [0, 1]")] = 0.1,
+    out: OutOpt = None,
+) -> None:
+    """Each augmentation operation's effect on a small classifier: test macro-F1 with 95%
+    intervals at each training-set size, and an example of each operation."""
+    from lmforge.compare.augmentation import parse_sizes, run_augmentation
+    from lmforge.finetune.base import resolve_base
+    from lmforge.finetune.classify import finetune_config
+
+    size_list = parse_sizes(sizes)
+    config, overrides = _split_config_arg(args or [])
+    found = resolve_base(base)
+    cfg = finetune_config(found, config, ["monitor.console=none", *overrides])
+    run = RunDir(out or Path("runs") / "compare-augmentation")
+    result = run_augmentation(found, run, cfg, size_list, [o.strip() for o in ops.split(",") if o.strip()], rate)
+    typer.echo(result["table"])
+    console.print(f"written: {run.root / 'augmentation.md'}, augmentation.json")
+
+
+@compare_app.command("labeling")
+def compare_labeling(
+    base: Annotated[Path, typer.Argument(metavar="BASE", help="the pretrained base (run, checkpoint or HF folder)")],
+    args: ConfigAndOverrides = None,
+    budgets: Annotated[str, typer.Option(help="comma-separated human labeling budgets, in passages")] = "16,64",
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="pseudo-label confidence threshold")] = 0.9,
+    strategy: Annotated[str, typer.Option(help="active learning: entropy, margin or least_confidence")] = "entropy",
+    out: OutOpt = None,
+) -> None:
+    """Gold vs majority vote vs label model vs pseudo-labels vs active learning: label accuracy
+    and test macro-F1 per labeling budget (label.rules from the config)."""
+    from lmforge.compare.augmentation import parse_sizes
+    from lmforge.compare.labeling import run_labeling
+    from lmforge.finetune.base import resolve_base
+    from lmforge.finetune.classify import finetune_config
+
+    budget_list = parse_sizes(budgets)
+    config, overrides = _split_config_arg(args or [])
+    found = resolve_base(base)
+    cfg = finetune_config(found, config, ["monitor.console=none", *overrides])
+    run = RunDir(out or Path("runs") / "compare-labeling")
+    result = run_labeling(found, run, cfg, budget_list, threshold, strategy)
+    typer.echo(result["table"])
+    console.print(f"written: {run.root / 'labeling.md'}, labeling.json")
 
 
 @compare_app.command("tuning")

@@ -12,6 +12,8 @@ from pathlib import Path
 from shlex import quote
 from typing import Any
 
+from lmforge.augment.stage import output as augment_output
+from lmforge.augment.stage import run_augment
 from lmforge.config.load import dump_config
 from lmforge.config.schema import Config, MonitorConfig
 from lmforge.console import show
@@ -21,6 +23,8 @@ from lmforge.data.stage import run_data
 from lmforge.doctor import build_callbacks as doctor_callbacks
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.stage import run_eval
+from lmforge.label.stage import output as label_output
+from lmforge.label.stage import run_label
 from lmforge.monitor import build_callbacks as monitor_callbacks
 from lmforge.monitor.control import stale_hint, trainer_alive
 from lmforge.report.build import run_report
@@ -48,6 +52,10 @@ class Stage:
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("data", ("data",), (), lambda r: r.ledger, lambda r, c, o: run_data(r, c.data)),
+    Stage("label", ("label",), ("data",), label_output,
+          lambda r, c, o: run_label(r, c.label, functions=o.get("functions"))),
+    Stage("augment", ("augment",), ("data", "label"), augment_output,
+          lambda r, c, o: run_augment(r, c.augment, r.documents("train", before="augment"))),
     Stage("tokenize", ("tokenizer",), ("data",), lambda r: r.tokens / "meta.json",
           lambda r, c, o: run_tokenize(r, c.tokenizer, c.model.vocab_size)),
     Stage("train", ("model", "train"), ("tokenize",), lambda r: r.checkpoints,
@@ -57,7 +65,19 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("report", ("report",), ("data", "tokenize", "train", "eval"), lambda r: r.report / "index.html",
           lambda r, c, o: run_report(r, c.report.title, c.report.lang)),
 ]}
-ORDER = list(STAGES)
+# label and augment are optional: the flow runs them only when configured (flow())
+OPTIONAL = ("label", "augment")
+ORDER = [name for name in STAGES if name not in OPTIONAL]
+
+
+def configured(cfg: Config, name: str) -> bool:
+    """Whether an optional stage has work: rules to apply, operations to run."""
+    return bool(cfg.label.rules) if name == "label" else bool(cfg.augment.operations) if name == "augment" else True
+
+
+def flow(cfg: Config) -> list[str]:
+    """The stages `lmforge run` runs, in order: the optional ones only when configured."""
+    return [name for name in STAGES if name not in OPTIONAL or configured(cfg, name)]
 
 RUNNER_KEYS = ("executor", "ray", "slurm")  # data keys left out of the data stage's identity
 # monitor keys that change what training produces (when it stops, the LR, the final weights); the
@@ -101,6 +121,8 @@ def stage_identity(run: RunDir, cfg: Config, stage: Stage) -> str:
         # the budget decides the step count: a run that recorded what it measured (budget_steps)
         # is the same stage as the one that measured it
         sections[1] = {k: v for k, v in sections[1].items() if k not in ("steps", "budget_steps")}
+    if stage.name == "tokenize":  # tokenize reads the newest documents: labelled, augmented
+        extra += [f"{n}={run.stage_identity(n)}" for n in OPTIONAL if configured(cfg, n)]
     if stage.name == "train":  # only non-default values count, so runs that use none keep their identity
         monitor, default = cfg.section("monitor"), MonitorConfig().model_dump(mode="json")
         changed = {k: monitor[k] for k in TRAIN_MONITOR_KEYS if monitor[k] != default[k]}
@@ -135,7 +157,8 @@ def upstream_reran(run: RunDir, stage: Stage) -> str | None:
     own = (run.stage_record(stage.name) or {}).get("finished_ns")
     if own is None:  # never ran (or a record from before finished_ns): nothing to compare
         return None
-    for name in stage.upstream:
+    reads = stage.upstream + (OPTIONAL if stage.name == "tokenize" else ())  # records exist only when configured
+    for name in reads:
         if (run.stage_record(name) or {}).get("finished_ns", 0) > own:
             return name
     return None
@@ -163,7 +186,10 @@ def run_stage(run: RunDir, cfg: Config, name: str, force: bool = False, **opts: 
 def run_all(run: RunDir, cfg: Config, force: bool = False, stages: list[str] | None = None) -> dict[str, bool]:
     """The whole flow, in order; each stage is skipped when unchanged."""
     write_config(run, cfg)
-    return {name: run_stage(run, cfg, name, force) for name in (stages or ORDER)}
+    for name in OPTIONAL:  # an optional stage turned off: tokenize must stop reading its output
+        if not configured(cfg, name):
+            run.invalidate(name)
+    return {name: run_stage(run, cfg, name, force) for name in (stages or flow(cfg))}
 
 
 @contextmanager

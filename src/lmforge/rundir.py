@@ -236,6 +236,24 @@ class RunDir:
     def split_file(self, split: str) -> Path:
         return self.data / f"{split}.jsonl.gz"
 
+    def documents(self, split: str, before: str | None = None) -> Path:
+        """The newest documents of a split: augment/ (training split only), then labels/, then
+        data/ — each only once its stage has finished after the stages it reads (a stage rerun
+        upstream leaves a stale output unread). `before`: the newest written by a stage before
+        that one (augment reads the labelled documents)."""
+        chain = [("data", self.split_file(split)), ("label", self.root / "labels" / f"{split}.jsonl.gz"),
+                 ("augment", self.root / "augment" / f"{split}.jsonl.gz")]
+        if before is not None:
+            chain = chain[: [name for name, _ in chain].index(before)]
+        best, newest = chain[0][1], 0
+        for stage, path in chain[1:]:
+            record = self.stage_record(stage) or {}
+            if not record or not path.is_file():
+                continue
+            if record.get("finished_ns", 0) >= newest:
+                best, newest = path, record.get("finished_ns", 0)
+        return best
+
     def token_file(self, split: str) -> Path:
         return self.tokens / f"{split}.bin"
 

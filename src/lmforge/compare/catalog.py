@@ -19,7 +19,8 @@ TOPICS: tuple[Topic, ...] = (
           "(the run report's Stages table)"),
     Topic(2, "data cleaning", "cleaning", "none / exact / near dedup, quality presets, PII masking, missing-value "
           "rules on a corpus with labelled defects: kept, rejected, left, lost, held-out bits per byte"),
-    Topic(3, "augmentation", "", "each augmentation operation's effect on a classifier"),
+    Topic(3, "augmentation", "augmentation", "each augmentation operation's effect on a classifier (and "
+          "`compare labeling`)"),
     Topic(4, "architectures", "architectures", "GPT, LLaMA, LSTM, GRU, gated CNN at equal size: bits per byte, "
           "tokens/s, memory"),
     Topic(5, "initialization", "init", "init schemes: signal at init, loss and gradient norm early in training"),
@@ -44,7 +45,9 @@ OTHER_COMPARISONS = {"tokenizers": "BPE, WordPiece, Unigram, byte and char token
                      "bits per byte",
                      "transfer": "retraining (13): scratch vs pretrained vs frozen-k vs LoRA fine-tuning by "
                      "training-set size",
-                     "eval": "two runs on the same held-out text: paired bootstrap and McNemar"}
+                     "eval": "two runs on the same held-out text: paired bootstrap and McNemar",
+                     "labeling": "augmentation (3): gold vs majority vote vs label model vs pseudo-labels vs "
+                     "active learning, label accuracy and macro-F1 per labeling budget"}
 
 
 def listing() -> str:

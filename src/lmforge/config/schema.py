@@ -690,6 +690,80 @@ class FinetuneConfig(Section):
     seed: int = 1337
 
 
+class AugmentOp(Section):
+    """One augmentation operation and how much it changes."""
+
+    name: Literal["synonym", "insert", "swap", "delete", "char_noise", "span_mask", "sentence_shuffle",
+                  "to_early", "to_modern"] = Field(description="synonym / insert / swap / delete (EDA), "
+                                                   "char_noise, span_mask, sentence_shuffle, to_early / to_modern "
+                                                   "(spelling learned from the corpus's paired editions)")
+    rate: float = Field(0.1, ge=0.0, le=1.0, description="share of words (characters for char_noise, sentences "
+                        "for sentence_shuffle) changed, in [0, 1]")
+    copies: int = Field(1, ge=1, le=20, description="augmented copies made of each training record")
+
+
+class AugmentConfig(Section):
+    """The optional augment stage (docs/labeling.md): augmented copies of the training split only;
+    validation and test are never touched. Off unless `operations` is given."""
+
+    operations: list[AugmentOp] = Field(default_factory=list, description="operations applied, each to every "
+                                        "training record; empty: the stage is skipped")
+    seed: int = 1337
+    mask_token: str = Field("_", min_length=1, description="what span_mask writes for a masked span")
+    synonym_vocab: int = Field(3000, ge=10, description="words given distributional neighbours (learned from "
+                               "the training split)")
+    spelling_pairs: int | None = Field(8, ge=1, description="paired editions the spelling table is learned from "
+                                       "(None: all 35)")
+
+
+class LabelRule(Section):
+    """A labeling function written as data: it votes `label` or abstains."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["keyword", "regex", "field", "length"]
+    label: str = Field(min_length=1, description="the label voted when the rule matches")
+    keywords: list[str] = Field(default_factory=list, description="keyword: any of these words (whole words, "
+                                "case-insensitive)")
+    pattern: str | None = Field(None, description="regex: a Python regular expression searched in the text")
+    field: str | None = Field(None, description="field: the metadata field compared")
+    equals: list[str] = Field(default_factory=list, description="field: the values that match")
+    min_chars: int | None = Field(None, ge=0, description="length: at least this many characters")
+    max_chars: int | None = Field(None, ge=0, description="length: at most this many characters")
+
+    @model_validator(mode="after")
+    def _complete(self) -> LabelRule:
+        need = {"keyword": bool(self.keywords), "regex": bool(self.pattern),
+                "field": bool(self.field and self.equals),
+                "length": self.min_chars is not None or self.max_chars is not None}
+        if not need[self.kind]:
+            what = {"keyword": "keywords", "regex": "pattern", "field": "field and equals",
+                    "length": "min_chars or max_chars"}[self.kind]
+            raise ValueError(f"rule '{self.name}' of kind {self.kind} needs {what}")
+        if self.pattern:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"rule '{self.name}': pattern {self.pattern!r} is not a regular expression: {exc}"
+                                 ) from None
+        return self
+
+
+class LabelConfig(Section):
+    """The optional label stage (docs/labeling.md): rules vote, a label model combines the votes,
+    human answers win over both. Off unless `rules` is given."""
+
+    field: str = Field("label", min_length=1, description="record field the chosen label is written to")
+    labels: list[str] = Field(default_factory=list, description="the classes, in key order for `lmforge label` "
+                              "(empty: the labels the rules vote)")
+    rules: list[LabelRule] = Field(default_factory=list, description="labeling functions as data; empty: the "
+                                   "stage is skipped")
+    model: Literal["dawid_skene", "majority"] = Field("dawid_skene", description="how votes become one label: "
+                                                      "Dawid-Skene EM (1979) or majority vote")
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="records whose label probability is below "
+                                  "this keep no label")
+    seed: int = 1337
+
+
 class Config(Section):
     """The whole run: one section per stage."""
 
@@ -704,6 +778,8 @@ class Config(Section):
     tune: TuneConfig = Field(default_factory=TuneConfig)
     doctor: DoctorConfig = Field(default_factory=DoctorConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    label: LabelConfig = Field(default_factory=LabelConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     @field_validator("name")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import save_model
+from tokenizers import Tokenizer
 from torch import nn
 
 from lmforge.config.load import config_over, load_config
@@ -136,9 +138,12 @@ def read_documents(run: RunDir, cfg: Config) -> list[dict[str, Any]]:
 
 
 def run_finetune(base: Base, run: RunDir, cfg: Config, show_progress: bool = True,
-                 records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                 records: list[dict[str, Any]] | None = None,
+                 adjust: Callable[[Task, Tokenizer, list[int]], Task] | None = None) -> dict[str, Any]:
     """Fine-tune a classifier on `base` in `run`; write finetune.json and lineage.json.
-    `records`: documents already read by the data stage (a comparison reads them once)."""
+    `records`: documents already read by the data stage (a comparison reads them once).
+    `adjust`: a comparison's change to the task before training (augmented or relabelled
+    training passages); validation and test stay as build_task made them."""
     check_model_keys(base, cfg.model)
     tok = base_tokenizer(base)
     if records is None:
@@ -148,6 +153,8 @@ def run_finetune(base: Base, run: RunDir, cfg: Config, show_progress: bool = Tru
     backbone = load_backbone(base, cfg.model, tok, cfg.finetune.init == "pretrained", cfg.train.seed)
     prefix = [backbone.cls_id] if getattr(backbone, "bidirectional", False) else []  # an encoder's [CLS]
     task = build_task(records, cfg.finetune, tok, cfg.finetune.max_tokens, prefix)
+    if adjust is not None:
+        task = adjust(task, tok, prefix)
     model, method = build_classifier(base, cfg, len(task.labels), backbone)
     console.print(f"finetune: {method['method']}, {method['trainable_params']:,} of {method['total_params']:,} "
                   f"parameters train; {len(task.splits['train'].y)} training passages, classes {task.labels}")

@@ -155,7 +155,7 @@ class SplitStats:
 
 def _record_batches(run: RunDir, split: str, size: int) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
-    for rec in read_jsonl_gz(run.split_file(split)):
+    for rec in read_jsonl_gz(run.documents(split)):
         batch.append(rec)
         if len(batch) >= size:
             yield batch
@@ -194,7 +194,7 @@ def pack_split(run: RunDir, split: str, encoder: Encoder, batch_docs: int, sourc
 
 def round_trip_exact(tok: Tokenizer, run: RunDir, split: str, max_chars: int = 20_000) -> bool:
     """Whether decode(encode(text)) gives the text back, on the first documents of a split."""
-    for i, rec in enumerate(read_jsonl_gz(run.split_file(split))):
+    for i, rec in enumerate(read_jsonl_gz(run.documents(split))):
         text = rec["text"][:max_chars]
         if tok.decode(tok.encode(text, add_special_tokens=False).ids) != text:
             return False
@@ -234,7 +234,7 @@ def summary_line(meta: dict[str, Any], leak: dict[str, Any]) -> str:
 
 
 def _heldout_docs(run: RunDir, split: str) -> Iterator[tuple[str, str]]:
-    for rec in read_jsonl_gz(run.split_file(split)):
+    for rec in read_jsonl_gz(run.documents(split)):
         yield str(rec.get("id", "")), rec["text"]
 
 
@@ -267,7 +267,7 @@ def run_tokenize(run: RunDir, cfg: TokenizerConfig, model_vocab: int | None = No
         pretrained_tokenizer(cfg, run.tokenizer)
     else:
         ticker = Ticker("tokenize: training the tokenizer", unit="documents read")
-        texts = (_ticked(rec["text"], ticker) for rec in read_jsonl_gz(run.split_file("train")))
+        texts = (_ticked(rec["text"], ticker) for rec in read_jsonl_gz(run.documents("train")))
         train_tokenizer(texts, cfg, run.tokenizer)
     tok = for_documents(load_tokenizer(run.tokenizer))  # what later stages load, so pack with exactly that
     vocab = tok.get_vocab_size(with_added_tokens=True)
@@ -290,7 +290,7 @@ def run_tokenize(run: RunDir, cfg: TokenizerConfig, model_vocab: int | None = No
             "format": "docs/tokens.md", "doc_index": "{split}.docs.npy: int64 start offset of each document; "
             "{split}.doc_sources.npy: int32 index into sources", "splits": splits, "report": report}
     ticker = Ticker("tokenize: leakage check, train n-grams", splits["train"]["documents"], "documents")
-    leak = leakage_report((_ticked(r["text"], ticker) for r in read_jsonl_gz(run.split_file("train"))),
+    leak = leakage_report((_ticked(r["text"], ticker) for r in read_jsonl_gz(run.documents("train"))),
                           {s: _heldout_docs(run, s) for s in ("val", "test")}, cfg.leakage_ngram)
     atomic_write_json(run.tokens / "leakage.json", leak)
     write_meta(run.tokens, meta)
