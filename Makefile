@@ -28,8 +28,8 @@ test-slow: install
 	$(BIN)/pytest -q -m slow $(ARGS)
 
 # every core dependency at its declared floor (.ci/floors.py), then the test suite: a floor set
-# too low fails here. pytest, import-linter and wandb come at their newest; transformers is left
-# out (its newest needs a newer tokenizers than our floor), so the HF interop tests skip there.
+# too low fails here. pytest, import-linter and wandb come at their newest; the dev extra's
+# PostgreSQL driver is not installed there, so the shared-study tests skip or differ.
 test-floors:
 	$(PY) -m venv .venv-floors
 	.venv-floors/bin/pip install --quiet --upgrade pip
