@@ -42,8 +42,8 @@ def test_char_noise_and_span_mask_scale_with_the_rate() -> None:
     low = apply("char_noise", TEXT, 0.02, random.Random(1), Resources())
     high = apply("char_noise", TEXT, 0.2, random.Random(1), Resources())
     same = lambda a: difflib.SequenceMatcher(None, a, TEXT, autojunk=False).ratio()
-    assert 1.0 > same(low) > 0.97
-    assert 0.9 > same(high) > 0.7
+    assert low != TEXT and same(low) > 0.97  # a few characters changed, not none
+    assert 0.7 < same(high) < 0.9 and same(high) < same(low)  # ten times the rate changes more
     masked = apply("span_mask", TEXT, 0.3, random.Random(0), Resources(mask_token="<M>"))
     assert "<M>" in masked
     kept = len(words(masked.replace("<M>", "")))
