@@ -981,9 +981,12 @@ def finetune(
     args: ConfigAndOverrides = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default runs/NAME-finetune)")] = None,
     quiet: QuietOpt = False,
+    cv: Annotated[int, typer.Option("--cv", min=0, help="K-fold cross-validation over documents: K fine-tunes, "
+                                    "mean and spread of test macro-F1/MCC in cv.json")] = 0,
 ) -> None:
     """Fine-tune a classifier on BASE: labels from finetune.label_field, passages split by document;
-    full, frozen (finetune.freeze_blocks=K) or LoRA (finetune.lora=true). Writes finetune.json."""
+    full, frozen (finetune.freeze_blocks=K) or LoRA (finetune.lora=true). Writes finetune.json
+    (with --cv K: one fine-tune per fold in fold-I/, and cv.json)."""
     from lmforge.finetune.base import resolve_base
     from lmforge.finetune.classify import finetune_config, run_finetune
 
@@ -992,6 +995,16 @@ def finetune(
     found = resolve_base(base)
     cfg = finetune_config(found, config, overrides)
     run_dir = RunDir(out or Path("runs") / cfg.name)
+    if cv:
+        from lmforge.finetune.cv import RESULT, run_cv
+
+        if cv < 2:
+            raise LmforgeError(f"--cv {cv}: cross-validation needs at least 2 folds", "use --cv 5")
+        record = run_cv(found, run_dir, cfg, cv, show_progress=not quiet)
+        f1, mcc = record["f1_macro"], record["mcc"]
+        say(("done", "bold green"), f": {cv} folds, test macro-F1 {f1['mean']:.3f} ± {f1['std']:.3f} (min "
+            f"{f1['min']:.3f}, max {f1['max']:.3f}), MCC {mcc['mean']:.3f} ± {mcc['std']:.3f}; {run_dir.root / RESULT}")
+        return
     result = run_finetune(found, run_dir, cfg, show_progress=not quiet)
     test = result["test"]
     f1, ci = test["f1_macro"]["value"], test["f1_macro"]["ci95"]

@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from tokenizers import Tokenizer
 
 from lmforge.config.load import model_config
 from lmforge.config.schema import FinetuneConfig
+from lmforge.errors import LmforgeError
 from lmforge.finetune.passages import build_task, cut_passages
 from lmforge.models.classifier import PAD, SequenceClassifier
 from lmforge.models.registry import build_model
@@ -76,3 +78,42 @@ def test_balanced_class_weights_follow_scikit_learn() -> None:
     expected = compute_class_weight("balanced", classes=np.arange(3), y=y)
     np.testing.assert_allclose(class_weights(task, "balanced").numpy(), expected, rtol=1e-6)
     assert class_weights(task, "none") is None
+
+
+def test_a_group_shares_one_split(tmp_path: Path) -> None:
+    char_tokenizer(tmp_path / "tok.json")
+    tok = Tokenizer.from_file(str(tmp_path / "tok.json"))
+    rows = [json.loads(line) for line in write_docs(tmp_path / "d.jsonl", per_class=10).read_text().splitlines()]
+    for i, row in enumerate(rows):
+        row["work"] = f"w{i // 2}"  # x0+x1, x2+x3, ...: two editions of one work
+    rows[4]["cluster"] = rows[6]["cluster"] = "c"  # a near-duplicate pair joins w2 and w3
+    for seed in range(4):
+        cfg = FinetuneConfig(passage_chars=40, max_passages_per_doc=2, group_field="work", val_fraction=0.3,
+                             test_fraction=0.3, seed=seed)
+        task = build_task(rows, cfg, tok, 64)
+        where = {d: s for s, docs in task.documents.items() for d in docs}
+        for a, b in ((0, 1), (2, 3), (4, 5), (6, 7), (4, 7), (10, 11)):
+            assert where[rows[a]["id"]] == where[rows[b]["id"]]
+    with pytest.raises(LmforgeError, match="finetune.group_field 'title' is missing in record x0"):
+        build_task(rows, FinetuneConfig(passage_chars=40, group_field="title"), tok, 64)
+
+
+def test_the_position_split_holds_out_the_end_of_every_document(tmp_path: Path) -> None:
+    char_tokenizer(tmp_path / "tok.json")
+    tok = Tokenizer.from_file(str(tmp_path / "tok.json"))
+    rows = [json.loads(line) for line in write_docs(tmp_path / "d.jsonl", per_class=3).read_text().splitlines()]
+    for row in rows:
+        row["work"] = row["id"]  # one class per document
+    cfg = FinetuneConfig(label_field="work", split="position", passage_chars=40, max_passages_per_doc=None)
+    task = build_task(rows, cfg, tok, 64)
+    assert len(task.labels) == 6
+    for row in rows:
+        cut = cut_passages(row["text"], 40, None)
+        n = {s: task.splits[s].docs.count(row["id"]) for s in ("train", "val", "test")}
+        assert all(n.values()) and sum(n.values()) == len(cut)
+        assert n["test"] == round(len(cut) * 0.2) and n["val"] == round(len(cut) * 0.15)
+    train_rows = {tuple(r) for r in task.splits["train"].x.tolist()}
+    assert not any(tuple(r) in train_rows for r in task.splits["test"].x.tolist())
+    short = [{**rows[0], "text": rows[0]["text"][:90]}, *rows[1:]]
+    with pytest.raises(LmforgeError, match="document x0 gives only 2 passages"):
+        build_task(short, cfg, tok, 64)

@@ -661,7 +661,13 @@ class FinetuneConfig(Section):
     held-out document is trained on."""
 
     label_field: str = Field("author", min_length=1, description="record field holding the label: author, "
-                             "edition or title for the built-in corpus, or a field of your own records")
+                             "edition or work for the built-in corpus, or a field of your own records")
+    split: Literal["document", "position"] = Field("document", description="document: whole documents are held "
+                                                   "out; position: the last part of every document is (for a "
+                                                   "label that names the document, such as work)")
+    group_field: str | None = Field(None, description="documents sharing this field's value share a split and a "
+                                    "cross-validation fold (work: both editions of one play); near-duplicate "
+                                    "clusters always do")
     passage_chars: int = Field(500, ge=20, description="characters per passage (cut at a space)")
     max_tokens: int = Field(512, ge=4, description="tokens read per passage; beyond model.block_size it is read in "
                             "windows whose pooled vectors are averaged")

@@ -11,6 +11,7 @@ to read its metadata. A file lock lets several first runs share one fetch.
 from __future__ import annotations
 
 import configparser
+import difflib
 import hashlib
 import os
 import re
@@ -43,6 +44,7 @@ class CorpusDoc:
     author: str
     title: str
     edition: str  # "modern" (_gut.txt), "folio" (_gut_f.txt) or "other"
+    work: str = ""  # the work both editions of one play share: the modern edition's title
 
 
 def cache_root() -> Path:
@@ -218,8 +220,23 @@ def _edition(stem: str) -> str:
     return "other"
 
 
+def _work_stem(stem: str) -> str:
+    return stem.rsplit("_gut", 1)[0]
+
+
+def work_of(stem: str, modern_stems: list[str]) -> str | None:
+    """The modern file stem of the play a First Folio file holds: the modern stem closest to its
+    own (difflib ratio >= 0.7; the Folio spells names its own way: errours, dreame, twelfe-night),
+    or None when no modern file is that close."""
+    own = _work_stem(stem)
+    scored = [(difflib.SequenceMatcher(None, own, _work_stem(m)).ratio(), m) for m in modern_stems]
+    ratio, best = max(scored, default=(0.0, ""))
+    return best if ratio >= 0.7 else None
+
+
 def documents(authors: list[str], editions: list[str]) -> list[CorpusDoc]:
-    """The corpus's documents for the chosen authors and editions, in a stable order."""
+    """The corpus's documents for the chosen authors and editions, in a stable order. Each names
+    its work: a Folio play and its modern edition share the modern title."""
     root = ensure_corpus()
     docs: list[CorpusDoc] = []
     for folder, author in TEXT_DIRS.items():
@@ -229,12 +246,17 @@ def documents(authors: list[str], editions: list[str]) -> list[CorpusDoc]:
         meta_path = root / folder / "metadata.txt"
         if meta_path.is_file():
             meta.read(meta_path, encoding="utf-8")
-        for path in sorted((root / folder).glob("*.txt")):
-            if path.name == "metadata.txt":
-                continue
+        paths = [p for p in sorted((root / folder).glob("*.txt")) if p.name != "metadata.txt"]
+
+        def title_of(stem: str) -> str:
+            return meta.get(stem, "title", fallback=stem.replace("_", " ").title()).strip()
+
+        modern = [p.stem for p in paths if _edition(p.stem) == "modern"]
+        for path in paths:
             edition = _edition(path.stem)
             if edition not in editions:
                 continue
-            title = meta.get(path.stem, "title", fallback=path.stem.replace("_", " ").title())
-            docs.append(CorpusDoc(f"{author}/{path.stem}", path, author, title.strip(), edition))
+            paired = work_of(path.stem, modern) if edition == "folio" else None
+            docs.append(CorpusDoc(f"{author}/{path.stem}", path, author, title_of(path.stem), edition,
+                                  title_of(paired or path.stem)))
     return docs

@@ -127,7 +127,8 @@ def resolve_units(cfg: DataConfig) -> list[Unit]:
     units: list[Unit] = []
     if cfg.corpus == "shakespeare":
         for doc in shakespeare.documents(list(cfg.authors), list(cfg.editions)):
-            meta = (("id", doc.id), ("title", doc.title), ("author", doc.author), ("edition", doc.edition))
+            meta = (("id", doc.id), ("title", doc.title), ("author", doc.author), ("edition", doc.edition),
+                    ("work", doc.work))
             units.append(Unit(f"shakespeare:{doc.author}", str(doc.path), "corpus", None, meta, None, limits_of(cfg)))
     for i, (name, spec) in enumerate(source_specs(cfg)):
         where = f"data.paths[{i}]" if i < len(cfg.paths) else f"data.sources[{i - len(cfg.paths)}].path"

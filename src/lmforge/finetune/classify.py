@@ -139,11 +139,13 @@ def read_documents(run: RunDir, cfg: Config) -> list[dict[str, Any]]:
 
 def run_finetune(base: Base, run: RunDir, cfg: Config, show_progress: bool = True,
                  records: list[dict[str, Any]] | None = None,
-                 adjust: Callable[[Task, Tokenizer, list[int]], Task] | None = None) -> dict[str, Any]:
+                 adjust: Callable[[Task, Tokenizer, list[int]], Task] | None = None,
+                 assignment: list[str] | None = None) -> dict[str, Any]:
     """Fine-tune a classifier on `base` in `run`; write finetune.json and lineage.json.
     `records`: documents already read by the data stage (a comparison reads them once).
     `adjust`: a comparison's change to the task before training (augmented or relabelled
-    training passages); validation and test stay as build_task made them."""
+    training passages); validation and test stay as build_task made them.
+    `assignment`: each record's split, given (a cross-validation fold, finetune/cv.py)."""
     check_model_keys(base, cfg.model)
     tok = base_tokenizer(base)
     if records is None:
@@ -152,7 +154,7 @@ def run_finetune(base: Base, run: RunDir, cfg: Config, show_progress: bool = Tru
         write_config(run, cfg)
     backbone = load_backbone(base, cfg.model, tok, cfg.finetune.init == "pretrained", cfg.train.seed)
     prefix = [backbone.cls_id] if getattr(backbone, "bidirectional", False) else []  # an encoder's [CLS]
-    task = build_task(records, cfg.finetune, tok, cfg.finetune.max_tokens, prefix)
+    task = build_task(records, cfg.finetune, tok, cfg.finetune.max_tokens, prefix, assignment)
     if adjust is not None:
         task = adjust(task, tok, prefix)
     model, method = build_classifier(base, cfg, len(task.labels), backbone)

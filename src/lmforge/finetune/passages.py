@@ -88,21 +88,72 @@ def cut_passages(text: str, chars: int, limit: int | None) -> list[str]:
     return out
 
 
-def split_by_document(records: Sequence[Mapping[str, Any]], labels: Sequence[str], cfg: FinetuneConfig
-                      ) -> list[str]:
+def split_groups(records: Sequence[Mapping[str, Any]], group_field: str | None) -> list[str]:
+    """Each record's group: records that must share a split (and a cross-validation fold). A
+    near-duplicate cluster (the data stage's `cluster`) is one group; with `group_field`, so is
+    every value of that field (`work`: both editions of one play), and groups joined by either
+    rule merge (union-find)."""
+    parent = list(range(len(records)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for i, rec in enumerate(records):
+        keys = [f"cluster:{rec['cluster']}"] if rec.get("cluster") is not None else []
+        if group_field:
+            value = label_of(rec, group_field)
+            if value is None:
+                raise LmforgeError(f"finetune.group_field '{group_field}' is missing in record "
+                                   f"{rec.get('id', i)}", f"give every record a '{group_field}', or drop "
+                                   "finetune.group_field")
+            keys.append(f"{group_field}:{value}")
+        for key in keys:
+            if key in first:
+                parent[root(i)] = root(first[key])
+            else:
+                first[key] = i
+    return [str(records[root(i)].get("id", root(i))) for i in range(len(records))]
+
+
+def split_by_document(records: Sequence[Mapping[str, Any]], labels: Sequence[str], cfg: FinetuneConfig,
+                      test: bool = True) -> list[str]:
     """train/val/test per document (data/splits.py), stratified by label so each class is held
-    out in proportion; near-duplicate clusters stay in one split."""
-    keyed = [{**r, "label": lab} for r, lab in zip(records, labels)]
+    out in proportion; a group (split_groups) stays in one split. `test` off: train/val only
+    (the documents outside a cross-validation fold)."""
+    groups = split_groups(records, cfg.group_field)
+    keyed = [{**r, "label": lab, "cluster": g} for r, lab, g in zip(records, labels, groups)]
     counts = Counter(labels)
-    small = {k: v for k, v in counts.items() if v < 3}
+    need = 3 if test else 2
+    small = {k: v for k, v in counts.items() if v < need}
     if small:
-        raise LmforgeError(f"finetune: every class needs at least 3 documents (one each for train, validation "
-                           f"and test); too few: {', '.join(f'{k} ({v})' for k, v in sorted(small.items()))}",
-                           "add documents of those classes or choose another label field")
-    split_cfg = DataConfig(val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
+        raise LmforgeError(f"finetune: every class needs at least {need} documents (one each for train, validation"
+                           f"{' and test' if test else ''}); too few: "
+                           f"{', '.join(f'{k} ({v})' for k, v in sorted(small.items()))}",
+                           "add documents of those classes, choose another label field, or split by position "
+                           "(finetune.split=position)")
+    split_cfg = DataConfig(val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction if test else 0.0,
                            min_val_docs=len(counts), min_test_docs=len(counts), split_stratify="label",
                            split_group="cluster", seed=cfg.seed)
     return split_documents(keyed, split_cfg)
+
+
+def split_by_position(passages: Sequence[str], cfg: FinetuneConfig, doc_id: str) -> list[str]:
+    """train/val/test for one document's passages in text order: the first share trains, the
+    next is validation, the last is test (contiguous blocks, so a held-out passage is never a
+    neighbour's copy). For tasks whose label is the document itself (`work`)."""
+    n = len(passages)
+    n_test = max(1, round(n * cfg.test_fraction))
+    n_val = max(1, round(n * cfg.val_fraction))
+    if n - n_val - n_test < 1:
+        raise LmforgeError(f"finetune.split=position: document {doc_id} gives only {n} passages of about "
+                           f"{cfg.passage_chars} characters; it needs at least 3 (train, validation, test)",
+                           "lower finetune.passage_chars, raise finetune.max_passages_per_doc, or leave the "
+                           "document out")
+    return ["train"] * (n - n_val - n_test) + ["val"] * n_val + ["test"] * n_test
 
 
 def encode(texts: Sequence[str], tok: Tokenizer, length: int, prefix: Sequence[int] = ()) -> np.ndarray:
@@ -130,25 +181,32 @@ def subsample(idx: list[int], labels: Sequence[int], n: int, seed: int) -> list[
 
 
 def build_task(records: Sequence[Mapping[str, Any]], cfg: FinetuneConfig, tok: Tokenizer, length: int,
-               prefix: Sequence[int] = ()) -> Task:
-    """Labels, document split, passages and token ids of every split."""
+               prefix: Sequence[int] = (), assignment: Sequence[str] | None = None) -> Task:
+    """Labels, split, passages and token ids of every split. `assignment`: each record's split,
+    given (a cross-validation fold) rather than drawn."""
     labels = check_labels(records, cfg.label_field)
     names = sorted(set(labels))
     index = {lab: i for i, lab in enumerate(names)}
-    assignment = split_by_document(records, labels, cfg)
+    if cfg.split == "position" and assignment is not None:
+        raise LmforgeError("cross-validation folds are over documents; finetune.split=position holds out part of "
+                           "every document", "use finetune.split=document with --cv")
+    if cfg.split == "document" and assignment is None:
+        assignment = split_by_document(records, labels, cfg)
+    pieces: dict[str, tuple[list[str], list[int], list[str]]] = {s: ([], [], []) for s in SPLITS}
+    for i, (rec, lab) in enumerate(zip(records, labels)):
+        doc_id = str(rec.get("id"))
+        cut = cut_passages(str(rec.get("text", "")), cfg.passage_chars, cfg.max_passages_per_doc)
+        wheres = split_by_position(cut, cfg, doc_id) if assignment is None else [assignment[i]] * len(cut)
+        for text, where in zip(cut, wheres):
+            texts, ys, docs = pieces[where]
+            texts.append(text)
+            ys.append(index[lab])
+            docs.append(doc_id)
     splits: dict[str, Split] = {}
     documents: dict[str, list[str]] = {s: [] for s in SPLITS}
     for split in SPLITS:
-        texts, ys, docs = [], [], []
-        for rec, lab, where in zip(records, labels, assignment):
-            if where != split:
-                continue
-            doc_id = str(rec.get("id"))
-            documents[split].append(doc_id)
-            cut = cut_passages(str(rec.get("text", "")), cfg.passage_chars, cfg.max_passages_per_doc)
-            texts += cut
-            ys += [index[lab]] * len(cut)
-            docs += [doc_id] * len(cut)
+        texts, ys, docs = pieces[split]
+        documents[split] = list(dict.fromkeys(docs))  # before a training subset drops some
         y = np.asarray(ys, dtype=np.int64)
         keep = list(range(len(texts)))
         if split == "train" and cfg.train_passages is not None:
@@ -160,10 +218,11 @@ def build_task(records: Sequence[Mapping[str, Any]], cfg: FinetuneConfig, tok: T
         x = encode(texts, tok, length, prefix)
         x = x[:, : max(1, int((x != PAD).sum(1).max()))]  # no column of padding alone
         splits[split] = Split(x, y, docs, [len(t) for t in texts])
+    label_of_doc = {str(r.get("id")): lab for r, lab in zip(records, labels)}
     summary = {
-        "labels": names, "label_field": cfg.label_field,
-        "documents": {s: {lab: sum(1 for r, lb, w in zip(records, labels, assignment) if w == s and lb == lab)
-                          for lab in names} for s in SPLITS},
+        "labels": names, "label_field": cfg.label_field, "split": cfg.split,
+        "documents": {s: {lab: sum(1 for d in documents[s] if label_of_doc[d] == lab) for lab in names}
+                      for s in SPLITS},
         "passages": {s: {names[k]: int(v) for k, v in zip(*np.unique(splits[s].y, return_counts=True))}
                      for s in SPLITS},
         "mean_passage_chars": {s: float(np.mean(splits[s].chars)) for s in SPLITS},
