@@ -234,7 +234,10 @@ def train(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None
 @app.command("eval")
 def eval_(run_dir: RunArg, overrides: Overrides = None, config: ConfigOpt = None, preset: PresetOpt = None,
           force: ForceOpt = False,
-          cv: Annotated[int, typer.Option("--cv", min=0, help="k-fold cross-validation: train and score K models")] = 0,
+          task: Annotated[str | None, typer.Option(help="a built-in corpus task: authorship (the default), edition "
+                                             "(modern or First Folio spelling) or work (which work, 42 classes)")
+                    ] = None,
+    cv: Annotated[int, typer.Option("--cv", min=0, help="k-fold cross-validation: train and score K models")] = 0,
           stratified: Annotated[bool, typer.Option("--stratified", help="stratify the folds by source")] = False,
           repeats: Annotated[int, typer.Option("--repeats", min=1, help="repeat the K folds R times")] = 1,
           cv_steps: Annotated[int | None, typer.Option("--cv-steps", min=1, help="training steps per fold")] = None,
@@ -737,10 +740,14 @@ def compare_transfer(
     base: Annotated[Path, typer.Argument(metavar="BASE", help="the pretrained base (run, checkpoint or HF folder)")],
     args: ConfigAndOverrides = None,
     sizes: Annotated[str, typer.Option(help="comma-separated training-set sizes, in passages")] = "32,128,512",
+    encoder: Annotated[Path | None, typer.Option(help="an encoder run (model.family=encoder): adds the encoder "
+                                                 "arm, fine-tuned through its [CLS] token")] = None,
     only: OnlyOpt = None, out: OutOpt = None,
 ) -> None:
-    """Scratch vs pretrained vs frozen-k vs LoRA fine-tuning at several training-set sizes: test
-    macro-F1 and training time, table and figure (Yosinski et al. 2014 in miniature)."""
+    """Scratch vs pretrained vs frozen-k vs LoRA (vs an encoder) fine-tuning at several
+    training-set sizes: test macro-F1 and training time, table and figure (Yosinski et al. 2014
+    in miniature)."""
+    from lmforge.compare.output import markdown
     from lmforge.compare.transfer import run_transfer
     from lmforge.finetune.base import resolve_base
     from lmforge.finetune.classify import finetune_config
@@ -755,9 +762,11 @@ def compare_transfer(
     found = resolve_base(base)
     cfg = finetune_config(found, config, ["monitor.console=none", *overrides])
     run = RunDir(out or Path("runs") / "compare-transfer")
-    result = run_transfer(found, run, cfg, size_list, only)
-    typer.echo(result["table"])
-    console.print(f"written: {run.root / 'transfer.md'}, transfer.json, transfer.png")
+    result = run_transfer(found, run, cfg, size_list, only, resolve_base(encoder) if encoder else None)
+    typer.echo(markdown(result["columns"], result["rows"]))
+    for note in result["notes"]:
+        console.print(note)
+    console.print(f"written: {run.root / 'table.md'}, table.html, table.csv, figure.png, result.json")
 
 
 @compare_app.command("augmentation")
@@ -981,6 +990,9 @@ def finetune(
     args: ConfigAndOverrides = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default runs/NAME-finetune)")] = None,
     quiet: QuietOpt = False,
+    task: Annotated[str | None, typer.Option(help="a built-in corpus task: authorship (the default), edition "
+                                             "(modern or First Folio spelling) or work (which work, 42 classes)")
+                    ] = None,
     cv: Annotated[int, typer.Option("--cv", min=0, help="K-fold cross-validation over documents: K fine-tunes, "
                                     "mean and spread of test macro-F1/MCC in cv.json")] = 0,
 ) -> None:
@@ -993,7 +1005,7 @@ def finetune(
     set_quiet(quiet)
     config, overrides = _split_config_arg(args or [])
     found = resolve_base(base)
-    cfg = finetune_config(found, config, overrides)
+    cfg = finetune_config(found, config, overrides, task)
     run_dir = RunDir(out or Path("runs") / cfg.name)
     if cv:
         from lmforge.finetune.cv import RESULT, run_cv

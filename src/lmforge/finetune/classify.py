@@ -53,20 +53,33 @@ DEFAULTS = ["data.authors=[shakespeare,milton]", "data.val_fraction=0", "data.te
             "train.checkpoint_interval=100000", "train.keep_checkpoints=1", "train.batch_tokens=null",
             "train.time_budget=null", "train.budget_steps=null", "train.doc_mask=false",
             "monitor.stats_interval=0", "monitor.sample_tokens=0", "monitor.source_loss=false"]
+# the built-in corpus's tasks, from its metadata (corpora/shakespeare.py): who wrote a passage;
+# which spelling it is in (both editions of a play held out together, so the test is the
+# spelling and not the play); which work it comes from (42 classes: every work is in every
+# split, so the end of each document is held out instead of whole documents)
+TASKS = {"authorship": ["finetune.label_field=author", "data.authors=[shakespeare,milton]", "data.editions=[modern]"],
+         "edition": ["finetune.label_field=edition", "data.authors=[shakespeare]", "data.editions=[modern,folio]",
+                     "finetune.group_field=work"],
+         "work": ["finetune.label_field=work", "data.authors=[shakespeare]", "data.editions=[modern]",
+                  "finetune.split=position"]}
 RESULT = "finetune.json"
 LINEAGE = "lineage.json"
 
 
-def finetune_config(base: Base, config: Path | None, overrides: list[str]) -> Config:
+def finetune_config(base: Base, config: Path | None, overrides: list[str], task: str | None = None) -> Config:
     """The base's own config (a run's config.yaml) or the default preset with the Hugging Face
-    folder as model.init_from, then the fine-tune defaults, a config file's keys and overrides."""
+    folder as model.init_from, then the fine-tune defaults, a built-in task's keys, a config
+    file's keys and overrides."""
+    if task is not None and task not in TASKS:
+        raise LmforgeError(f"unknown task '{task}'", f"choose from: {', '.join(TASKS)} (or set "
+                           "finetune.label_field for a field of your own records)")
     if base.kind == "hf":
         start = load_config(None, "default", [f"model.init_from={base.path}", "tokenizer.kind=pretrained"])
     else:
         run_root = base.path if base.kind == "run" else base.path.parent.parent
         start = load_config(RunDir(run_root).config)
     start.name = f"{start.name}-finetune"
-    return config_over(config_over(start, None, DEFAULTS), config, overrides)
+    return config_over(config_over(start, None, [*DEFAULTS, *TASKS.get(task or "", [])]), config, overrides)
 
 
 @torch.no_grad()
