@@ -3,7 +3,7 @@ Shakespeare, then (1) the authorship classifier (Shakespeare or Milton, held-out
 transfer comparison at several training-set sizes, (3) continual training Shakespeare -> Milton's
 verse by each method. Prints the CPU line first and each result's table.
 
-Usage: python bench/finetune.py OUT [--skip-base] [--only finetune,transfer,continual]
+Usage: python bench/finetune.py OUT [--skip-base] [--only finetune,cv,probe,encoder,transfer,continual]
 """
 
 from __future__ import annotations
@@ -28,7 +28,12 @@ BASE = ["--preset", "default", "tokenizer.vocab_size=1024", "model.n_embd=96", "
 # data stage's seed puts Paradise Regained in validation and Paradise Lost in test
 VERSE = ["paradise_lost_(no_introduction)_gut.txt", "paradise_regained_gut.txt", "comus_gut.txt",
          "poetical_works_gut.txt"]
-TRANSFER = ["--sizes", "32,256", "train.steps=150", "finetune.max_tokens=128", "train.eval_interval=1000"]
+# the encoder base: the same shape, data, tokenizer settings and steps, pretrained by masked-LM
+ENCODER = [*BASE, "model.family=encoder"]
+TRANSFER = ["--sizes", "32,256", "--only", "scratch", "--only", "full", "--only", "frozen-4", "--only", "encoder",
+            "train.steps=150", "finetune.max_tokens=128", "finetune.pooling=mean", "train.eval_interval=1000"]
+# the authorship recipe (docs/benchmarks.md)
+AUTHOR: list[str] = []
 CONTINUAL = ["data.corpus=none", "data.val_fraction=0.2", "data.test_fraction=0.2", "data.max_docs=null",
              "train.steps=200", "train.warmup_steps=20", "train.lr=1e-3", "train.min_lr=1e-4"]
 
@@ -44,7 +49,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
     ap.add_argument("--skip-base", action="store_true")
-    ap.add_argument("--only", default="finetune,transfer,continual")
+    ap.add_argument("--only", default="finetune,cv,probe,encoder,transfer,continual")
     a = ap.parse_args()
     print(cpu_line({}), flush=True)
     base = a.out / "base"
@@ -52,11 +57,20 @@ def main() -> None:
         print(f"base: {lmforge('run', *BASE, '-o', str(base)):.0f} s")
     parts = a.only.split(",")
     if "finetune" in parts:
-        seconds = lmforge("finetune", str(base), "-o", str(a.out / "author"))
+        seconds = lmforge("finetune", str(base), "-o", str(a.out / "author"), *AUTHOR)
         res = json.loads((a.out / "author" / "finetune.json").read_text())
         print(f"authorship: test macro-F1 {res['test']['f1_macro']}, {seconds:.0f} s")
+    if "cv" in parts:
+        lmforge("finetune", str(base), "--cv", "5", "-o", str(a.out / "author-cv"), *AUTHOR)
+    if "probe" in parts:
+        print("$ python bench/transfer_probe.py", flush=True)
+        subprocess.run([sys.executable, str(Path(__file__).parent / "transfer_probe.py"), str(base),
+                        str(a.out / "probe"), "finetune.max_tokens=128"], check=True)
+    if "encoder" in parts:
+        print(f"encoder base: {lmforge('run', *ENCODER, '-o', str(a.out / 'encoder')):.0f} s")
     if "transfer" in parts:
-        lmforge("compare", "transfer", str(base), "-o", str(a.out / "transfer"), *TRANSFER)
+        lmforge("compare", "transfer", str(base), "-o", str(a.out / "transfer"), "--encoder", str(a.out / "encoder"),
+                *TRANSFER)
     if "continual" in parts:
         paths = "data.paths=[" + ",".join(str(Path(MILTON).expanduser() / f) for f in VERSE) + "]"
         lmforge("compare", "continual", str(base), "-o", str(a.out / "continual"), paths, *CONTINUAL)
