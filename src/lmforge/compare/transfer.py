@@ -92,9 +92,9 @@ def run_transfer(base: Base, out: RunDir, cfg: Config, sizes: list[int], only: l
     rows = [[r["arm"], r["train_passages"], round(r["f1_macro"], 3),
              f"{r['f1_ci95'][0]:.3f}-{r['f1_ci95'][1]:.3f}" if r["f1_ci95"] else "-", round(r["mcc"], 3),
              round(r["accuracy"], 3), r["trainable_params"], round(r["train_seconds"])] for r in results]
-    notes = [f"{len(sizes)} training-set sizes, {cfg.train.steps} steps each, the same {results[0]['test_passages']} "
-             f"test passages for every arm (label field {cfg.finetune.label_field}); 95% CI: bootstrap over test "
-             "passages; train s is wall time on a possibly shared machine",
+    notes = [(f"{len(sizes)} training-set sizes, {cfg.train.steps} steps each, the same "
+              f"{results[0]['test_passages']} test passages for every arm (label field {cfg.finetune.label_field}); "
+              "95% CI: bootstrap over test passages; train s is wall time on a possibly shared machine"),
              smallest_size_note(results)]
     return write_table(out.root, NAME, "transfer: scratch vs pretrained vs frozen vs LoRA vs encoder", COLUMNS, rows,
                        cells, lambda p: transfer_figure(results, p), notes,

@@ -220,6 +220,10 @@ def _edition(stem: str) -> str:
     return "other"
 
 
+def _title(meta: configparser.ConfigParser, stem: str) -> str:
+    return meta.get(stem, "title", fallback=stem.replace("_", " ").title()).strip()
+
+
 def _work_stem(stem: str) -> str:
     return stem.rsplit("_gut", 1)[0]
 
@@ -247,16 +251,12 @@ def documents(authors: list[str], editions: list[str]) -> list[CorpusDoc]:
         if meta_path.is_file():
             meta.read(meta_path, encoding="utf-8")
         paths = [p for p in sorted((root / folder).glob("*.txt")) if p.name != "metadata.txt"]
-
-        def title_of(stem: str) -> str:
-            return meta.get(stem, "title", fallback=stem.replace("_", " ").title()).strip()
-
         modern = [p.stem for p in paths if _edition(p.stem) == "modern"]
         for path in paths:
             edition = _edition(path.stem)
             if edition not in editions:
                 continue
             paired = work_of(path.stem, modern) if edition == "folio" else None
-            docs.append(CorpusDoc(f"{author}/{path.stem}", path, author, title_of(path.stem), edition,
-                                  title_of(paired or path.stem)))
+            docs.append(CorpusDoc(f"{author}/{path.stem}", path, author, _title(meta, path.stem), edition,
+                                  _title(meta, paired or path.stem)))
     return docs
