@@ -32,7 +32,7 @@ ZH: dict[str, str] = {
     "vocabulary": "词表大小", "parameters": "参数量", "embedding parameters": "嵌入参数量",
     "non-embedding parameters": "非嵌入参数量", "recorded by the train stage": "训练阶段记录的参数量",
     "same": "一致", "DIFFERENT": "不一致", "FLOPs per token (forward + backward)": "每词元 FLOPs（前向 + 反向）",
-    "init scheme": "初始化方案", "weights from": "权重来自", "parameters per init rule": "各初始化规则的参数数",
+    "init scheme": "初始化方案", "weights from": "权重来自", "parameter tensors per init rule": "各初始化规则的参数张量数",
     "init overrides": "初始化覆盖", "verdict": "结论", "loss at init": "初始化时的损失", "layer": "层",
     "activation std": "激活标准差", "d loss / d output": "损失对输出的梯度", "parameter gradients": "参数梯度",
     "block": "块", "embedding": "嵌入", "signal per block at init": "初始化时每块的信号", "not measured": "未测量",

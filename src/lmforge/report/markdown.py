@@ -35,7 +35,7 @@ def _model(model: dict[str, Any], _: Callable[[str], str]) -> list[str]:
     rows += [[_("FLOPs per token (forward + backward)"), _num(model["flops_per_token"])],
              [_("init scheme"), f"{model['init']} (std {model['init_std']})"
               + (f"; {_('weights from')} {model['init_from']}" if model.get("init_from") else "")],
-             [_("parameters per init rule"), ", ".join(f"{k} × {n}" for k, n in model["init_parameters"].items())]]
+             [_("parameter tensors per init rule"), ", ".join(f"{k} × {n}" for k, n in model["init_parameters"].items())]]
     if model.get("init_overrides"):
         rows.append([_("init overrides"), ", ".join(f"{k}: {v}" for k, v in model["init_overrides"].items())])
     md = [f"## {_('Model')}", "", *_table([_("key"), _("value")], rows), f"### {_('Signal check at init')}", ""]
