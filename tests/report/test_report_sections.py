@@ -141,14 +141,15 @@ def test_an_injected_diagnosis_is_explained_with_evidence_remedies_and_repairs(t
     html, md = _report(run)
     assert "No problems found." not in md and "1 problem(s) found (1 error(s))" in md
     assert "### Finding 1: lr_too_high" in md and "<h3>Finding 1: lr_too_high</h3>" in html
-    assert f"**error**. {PROBLEMS['lr_too_high'][0]}" in md
+    said = PROBLEMS["lr_too_high"][0]
+    assert f"**error**. {said[0].upper()}{said[1:]}." in md
     assert "| evidence | loss, steps 10–24: 4 → 9.1 (min 3.9, max 9.1) |" in md
     assert "| `ratio` | 2.33 |" in md and "| symptom | smoothed loss 9.1 is 2.3x its best 3.9 |" in md
     for i, name in enumerate(f.remedies, 1):
         assert f"{i}. `{name}`: {REMEDIES[name]}" in md
     assert "| 24 | `lower_lr` | applied | applied lower_lr: lr 0.0003 |" in md
     assert "| 54 | `lower_lr` | verified |" in md and "1 repair(s) applied" in md
-    assert f"<b>error</b>. {PROBLEMS['lr_too_high'][0]}" in html
+    assert f"<b>error</b>. {said[0].upper()}{said[1:]}.</p>" in html
 
 
 def test_chinese_report_translates_the_new_sections(trained: RunDir, tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def _figure(planned: list[float], logged: list[tuple[int, float]], section: dict
     fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
     ax.plot(range(1, len(planned) + 1), planned, lw=1.2, label=label("planned (train.schedule)"))
     if logged:
-        ax.plot([s for s, _ in logged], [v for _, v in logged], ".", ms=3, color="tab:orange",
+        ax.plot([s for s, _ in logged], [v for _, v in logged], "o", ms=3, color="tab:orange", zorder=3,
                 label=label("logged (metrics.jsonl)"))
     if section["warmup_steps"]:
         ax.axvline(section["warmup_steps"], color="grey", ls=":", lw=1, label=label("end of warmup"))

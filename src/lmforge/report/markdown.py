@@ -122,7 +122,8 @@ def _doctor(doc: dict[str, Any], _: Callable[[str], str]) -> list[str]:
                          f"{_('max')} {v['high']:.4g})")
         if v.get("non_finite"):
             evidence += f"; {v['non_finite']} {_('non-finite values')}"
-        md += [f"### {_('Finding')} {i}: {f['problem']}", "", f"**{_(f['severity'])}**. {_(f['explanation'])}", ""]
+        said = _(f["explanation"])
+        md += [f"### {_('Finding')} {i}: {f['problem']}", "", f"**{_(f['severity'])}**. {said[:1].upper()}{said[1:]}.", ""]
         md += _table([_("key"), _("value")], [[_("symptom"), f["summary"]], [_("detected at step"), f["step"]],
                                               [_("evidence"), evidence], *[[f"`{k}`", x] for k, x in f["evidence"]]])
         if f["remedies"]:
