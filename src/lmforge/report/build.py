@@ -17,6 +17,7 @@ from lmforge.config.schema import Config
 from lmforge.console import show
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.plots import task_confusion_figures
+from lmforge.report.diagnoses import doctor_section
 from lmforge.report.figures import (
     STAGE_IO,
     events_timeline,
@@ -27,7 +28,6 @@ from lmforge.report.figures import (
     set_lang,
     training_dynamics,
 )
-from lmforge.report.diagnoses import doctor_section
 from lmforge.report.lang import tr
 from lmforge.report.lr_batch import lr_batch_section
 from lmforge.report.markdown import report_markdown
@@ -139,7 +139,10 @@ def run_report(run: RunDir, title: str | None = None, lang: str = "en") -> Path:
     dynamics = training_dynamics(run.metrics, run.root / "stats.jsonl", out / "dynamics.png")
     cfg = run_config(run)
     events = _events(run.events)
-    label = lambda text: tr(text, lang)  # noqa: E731
+
+    def label(text: str) -> str:
+        return tr(text, lang)
+
     tokens = _load_json(run.tokens / "meta.json")
     train_tokens = ((tokens or {}).get("splits") or {}).get("train", {}).get("tokens")
     model = model_section(run, cfg, events, out, label)

@@ -42,8 +42,8 @@ def _model(model: dict[str, Any], _: Callable[[str], str]) -> list[str]:
     sig = model.get("signal")
     if not sig:
         return [*md, f"{_('not measured')}: {model.get('signal_skipped')}.", ""]
-    md += [f"{_('verdict')}: **{_(sig['status'])}** — {sig['reason']}; {_('loss at init')} {sig['loss']:.3f} "
-           f"({sig['batch']} × {model['shape']['context']} {_('tokens')}, {sig['source']}).", ""]
+    md += [(f"{_('verdict')}: **{_(sig['status'])}** — {sig['reason']}; {_('loss at init')} {sig['loss']:.3f} "
+           f"({sig['batch']} × {model['shape']['context']} {_('tokens')}, {sig['source']})."), ""]
     md += _table([_("layer"), _("activation std"), _("d loss / d output"), _("parameter gradients")],
                  [[_(r["layer"]) if r["layer"] == "embedding" else r["layer"].replace("block", _("block")),
                    f"{r['act_std']:.4g}", f"{r['act_grad_norm']:.4g}", f"{r['param_grad_norm']:.4g}"]
@@ -67,10 +67,10 @@ def _lr_batch(lb: dict[str, Any], _: Callable[[str], str]) -> list[str]:
     if drift:
         how = (_("as planned") if drift["first_step"] is None
                else f"{_('differs from the plan from step')} {drift['first_step']}")
-        rows.append([_("logged learning rate"), f"{how} ({lb['logged_points']} {_('points')}, "
-                     f"{_('largest relative gap')} {drift['max_rel_gap']:.2g})"])
-    rows += [[_("batch (sequences per step)"), f"{lb['batch_size']} = {lb['micro_batch']} × {lb['grad_accum']} × "
-              f"{lb['world']}"], [_("micro-batch"), lb["micro_batch"]], [_("gradient accumulation"), lb["grad_accum"]],
+        rows.append([_("logged learning rate"), (f"{how} ({lb['logged_points']} {_('points')}, "
+                     f"{_('largest relative gap')} {drift['max_rel_gap']:.2g})")])
+    rows += [[_("batch (sequences per step)"), (f"{lb['batch_size']} = {lb['micro_batch']} × {lb['grad_accum']} × "
+              f"{lb['world']}")], [_("micro-batch"), lb["micro_batch"]], [_("gradient accumulation"), lb["grad_accum"]],
              [_("processes"), lb["world"]], [_("context length"), lb["context"]],
              [_("tokens per step"), _num(lb["tokens_per_step"])]]
     if lb.get("batch_warmup_steps"):
@@ -112,8 +112,8 @@ def _doctor(doc: dict[str, Any], _: Callable[[str], str]) -> list[str]:
         md += [f"**{_('No problems found.')}**{what}{policy}", ""]
     else:
         source = f", {_('from `lmforge doctor RUN` (doctor/diagnosis.json)')}" if doc["source"] == "offline" else ""
-        md += [f"{len(doc['findings'])} {_('problem(s) found')} ({doc['errors']} {_('error(s)')}){policy}{source}; "
-               f"{doc['applied']} {_('repair(s) applied')}.", ""]
+        md += [(f"{len(doc['findings'])} {_('problem(s) found')} ({doc['errors']} {_('error(s)')}){policy}{source}; "
+               f"{doc['applied']} {_('repair(s) applied')}."), ""]
     for i, f in enumerate(doc["findings"], 1):
         v = f["values"]
         evidence = f"{f['metric']}, {_('steps')} {v['from']}–{v['to']}"

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from lmforge.config.schema import Config
+from lmforge.config.schema import TRANSFORMERS, Config
 from lmforge.errors import LmforgeError
 from lmforge.models.info import model_info
 from lmforge.models.init import scheme_for
@@ -30,11 +30,15 @@ def _shape(cfg: Config) -> dict[str, int]:
     """The model's shape, labelled as the report shows it."""
     m = cfg.model
     shape = {"layers": m.n_layer}
-    if m.family in ("gpt", "llama", "encoder"):
+    attention = m.family in TRANSFORMERS
+    if attention:
         shape["heads"] = m.n_head
         if m.family == "llama":
             shape["key/value heads"] = m.n_kv_head or m.n_head
-    shape.update({"width": m.n_embd, "MLP width": m.mlp_dim, "context": m.block_size})
+    shape["width"] = m.n_embd
+    if attention:  # the recurrent and convolutional blocks have no MLP
+        shape["MLP width"] = m.mlp_dim
+    shape["context"] = m.block_size
     return shape
 
 
