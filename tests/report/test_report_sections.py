@@ -22,7 +22,9 @@ from lmforge.report.build import run_report
 from lmforge.report.figures import set_lang
 from lmforge.report.lang import ZH
 from lmforge.report.lr_batch import lr_batch_section
+from lmforge.report.markdown import report_markdown
 from lmforge.report.model_info import info_command
+from lmforge.report.model_summary import model_section
 from lmforge.rundir import RunDir, read_jsonl
 from lmforge.train.schedule import lr_at
 from tests.helpers.runs import make_token_run
@@ -41,6 +43,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
     return run
 
 
+@pytest.fixture(scope="module")
+def english(trained: RunDir, tmp_path_factory: pytest.TempPathFactory) -> tuple[RunDir, str, str]:
+    """The English report of a copy of the trained run: (run, index.html, index.md)."""
+    run = _copy(trained, tmp_path_factory.mktemp("english") / "run")
+    return (run, *_report(run))
+
+
 def _copy(run: RunDir, to: Path) -> RunDir:
     shutil.copytree(run.root, to)
     return RunDir(to)
@@ -54,9 +63,8 @@ def _report(run: RunDir, lang: str = "en") -> tuple[str, str]:
     return html, (run.report / "index.md").read_text()
 
 
-def test_model_section_counts_the_runs_model_and_checks_its_init(trained: RunDir, tmp_path: Path) -> None:
-    run = _copy(trained, tmp_path / "run")
-    html, md = _report(run)
+def test_model_section_counts_the_runs_model_and_checks_its_init(english: tuple[RunDir, str, str]) -> None:
+    run, html, md = english
     cfg = load_config(run.config)
     params = count_parameters(build_model(cfg.model, 64))
     for text in (html, md):
@@ -73,9 +81,8 @@ def test_model_section_counts_the_runs_model_and_checks_its_init(trained: RunDir
     assert f"verdict: **{cli.split('verdict: ')[1].split(' ')[0]}**" in md
 
 
-def test_lr_section_shows_the_trainers_schedule_and_batch(trained: RunDir, tmp_path: Path) -> None:
-    run = _copy(trained, tmp_path / "run")
-    html, md = _report(run)
+def test_lr_section_shows_the_trainers_schedule_and_batch(english: tuple[RunDir, str, str]) -> None:
+    run, html, md = english
     cfg = load_config(run.config)
     logged = [r for r in read_jsonl(run.metrics) if r.get("kind") == "train"]
     tokens = logged[-1]["tokens"]
@@ -103,18 +110,21 @@ def test_lr_section_names_where_the_logged_lr_left_the_plan(trained: RunDir, tmp
 
 def test_lr_section_shows_the_time_budget_plan(trained: RunDir, tmp_path: Path) -> None:
     cfg = load_config(trained.config, overrides=["train.time_budget=60", "train.budget_steps=12"])
-    record = {"summary": {"step": 12, "budget": {"time_budget_s": 60.0, "steps": 12, "why": "12 steps fit"}}}
+    record = {"seconds": 58.5, "summary": {"step": 12, "budget": {"time_budget_s": 60.0, "steps": 12, "why": "12 steps fit"}}}
     probe = {"kind": "budget", "budget_s": 60.0, "step_s": 0.25, "eval_s": 1.5, "steps": 12}
     section = lr_batch_section(cfg, [], [probe], record, 1000, tmp_path)
     assert section is not None and section["steps"] == 12 and section["total_tokens"] == 12 * 256
     assert section["budget"]["why"] == "12 steps fit" and section["budget_probe"]["step_s"] == 0.25
+    md = report_markdown({"title": "t", "flow": "flow.png", "io": {}, "stages": {}, "lr_batch": section})
+    for row in ("| planned steps | 12 |", "| time budget | 60.0 s: 12 steps |", "| budget plan | 12 steps fit |",
+                "| measured step time | 250.0 ms |", "| train stage time | 58.5 s |", "| measured validation pass | 1.50 s |"):
+        assert row in md, row
 
 
-def test_doctor_section_says_what_it_checked_when_it_found_nothing(trained: RunDir, tmp_path: Path) -> None:
-    run = _copy(trained, tmp_path / "run")
+def test_doctor_section_says_what_it_checked_when_it_found_nothing(english: tuple[RunDir, str, str]) -> None:
+    run, html, md = english
     summary = [e for e in read_jsonl(run.events) if e["kind"] == "doctor"]
     assert len(summary) == 1 and summary[0]["findings"] == 0 and summary[0]["checked"] > 0
-    html, md = _report(run)
     assert "Doctor&#39;s findings" in html or "Doctor's findings" in html
     assert "No problems found." in html and "No problems found." in md
     assert all(f"<code>{name}</code>" in html and f"`{name}`" in md for name in DETECTORS)
@@ -202,11 +212,11 @@ def test_doctor_off_leaves_the_doctor_section_out_unless_lmforge_doctor_ran(trai
     assert "### Finding 1: overfitting" in md and "from `lmforge doctor RUN` (doctor/diagnosis.json)" in md
 
 
-def test_report_leaves_the_random_state_alone(trained: RunDir, tmp_path: Path) -> None:
+def test_the_init_check_leaves_the_random_state_alone(trained: RunDir, tmp_path: Path) -> None:
     """Rebuilding the model for its init check must not move the caller's torch RNG."""
-    run = _copy(trained, tmp_path / "run")
     torch.manual_seed(5)
     expected = torch.rand(3)
     torch.manual_seed(5)
-    _report(run)
+    section = model_section(trained, load_config(trained.config), [], tmp_path)
+    assert section is not None and section["signal"] is not None
     assert torch.equal(torch.rand(3), expected)

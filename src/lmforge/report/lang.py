@@ -47,7 +47,7 @@ ZH: dict[str, str] = {
     "micro-batch": "微批量", "gradient accumulation": "梯度累积", "processes": "进程数", "context length": "上下文长度",
     "tokens per step": "每步词元数", "batch warmup steps": "批量预热步数", "planned tokens": "计划词元数",
     "tokens trained (logged)": "已训练词元数（记录）", "passes over the training tokens": "训练词元遍数",
-    "time budget": "时间预算", "steps": "步", "budget plan": "预算计划", "measured step time": "实测每步时间",
+    "time budget": "时间预算", "steps": "步", "budget plan": "预算计划", "train stage time": "训练阶段用时", "measured step time": "实测每步时间",
     "measured validation pass": "实测一次验证时间", "planned and logged learning rate": "计划与记录的学习率",
     "planned (train.schedule)": "计划（train.schedule）", "logged (metrics.jsonl)": "记录（metrics.jsonl）",
     "end of warmup": "预热结束",

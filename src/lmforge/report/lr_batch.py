@@ -79,7 +79,8 @@ def lr_batch_section(cfg: Config | None, train: list[dict[str, Any]], events: li
         "epochs": total_rows * context / train_tokens if train_tokens else None,
         "logged_points": len(logged), "logged_tokens": next((r["tokens"] for r in reversed(train)
                                                              if isinstance(r.get("tokens"), int)), None), "drift": _drift(planned, logged) if logged else None,
-        "budget": summary.get("budget"), "budget_probe": _last(events, "budget"), "figure": None}
+        "budget": summary.get("budget"), "budget_probe": _last(events, "budget"),
+        "train_seconds": (train_record or {}).get("seconds"), "figure": None}
     section["figure"] = _figure(planned, logged, section, out / "lr_schedule.png", label).name
     return section
 

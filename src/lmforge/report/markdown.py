@@ -84,6 +84,8 @@ def _lr_batch(lb: dict[str, Any], _: Callable[[str], str]) -> list[str]:
     if budget:
         rows += [[_("time budget"), f"{budget.get('time_budget_s')} {_('s')}: {budget.get('steps')} {_('steps')}"],
                  [_("budget plan"), budget.get("why")]]
+        if lb.get("train_seconds") is not None:
+            rows.append([_("train stage time"), f"{lb['train_seconds']:.1f} {_('s')}"])
     if probe and "step_s" in probe:
         rows += [[_("measured step time"), f"{1000 * probe['step_s']:.1f} ms"],
                  [_("measured validation pass"), f"{probe['eval_s']:.2f} {_('s')}"]]
