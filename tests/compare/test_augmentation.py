@@ -29,3 +29,17 @@ def test_each_operation_at_each_size_on_the_same_test_passages(tmp_path: Path) -
     assert set(result["examples"]) == {"swap", "char_noise"}
     assert result["examples"]["swap"]["before"] != result["examples"]["swap"]["after"]
     assert "| char_noise | 12 | 24 |" in result["table"] and (out.root / "augmentation.md").is_file()
+
+
+def test_paraphrase_by_the_base_is_one_of_the_arms(tmp_path: Path) -> None:
+    base = resolve_base(make_base(tmp_path / "base", "model.n_layer=1", "model.n_head=1", "model.n_embd=16",
+                                  "model.block_size=16").root)
+    docs = write_docs(tmp_path / "docs.jsonl", per_class=4, chars=200)
+    cfg = finetune_config(base, None, finetune_keys(docs, "train.steps=2", "train.eval_interval=2", "train.batch_size=4",
+                                                    f"augment.paraphrase.model={base.path}"))
+    result = run_augmentation(base, RunDir(tmp_path / "cmp"), cfg, [4], ["paraphrase"], 0.1)
+    rows = {r["operation"]: r for r in result["results"]}
+    assert rows["paraphrase"]["train_passages"] == 2 * rows["none"]["train_passages"] == 8
+    assert rows["paraphrase"]["test_passages"] == rows["none"]["test_passages"]
+    example = result["examples"]["paraphrase"]
+    assert example["before"] != example["after"]
