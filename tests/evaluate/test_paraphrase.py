@@ -67,16 +67,18 @@ def test_spans_rewrite_the_configured_share_and_keep_the_rest(base: RunDir, rate
     assert out.endswith(TEXT[TEXT.rindex(last_words) + len(last_words):])
 
 
-def test_continue_keeps_the_prefix_and_writes_the_end(base: RunDir) -> None:
+@pytest.mark.parametrize("text", [TEXT, " ".join([TEXT] * 8)])  # the second is longer than the model's window
+def test_continue_keeps_the_prefix_and_writes_the_end(base: RunDir, text: str) -> None:
     res = model_resources(base, mode="continue")
     calls = spy(res)
-    out = apply("paraphrase", TEXT, 0.25, random.Random(0), res)
-    n = len(WORD.findall(TEXT))
-    kept = n - round(0.25 * n)
-    prefix = TEXT[: [m.end() for m in WORD.finditer(TEXT)][kept - 1]]
+    n = len(WORD.findall(text))
+    rate = 3 / n
+    out = apply("paraphrase", text, rate, random.Random(0), res)
+    prefix = text[: [m.end() for m in WORD.finditer(text)][n - 3 - 1]]
     assert len(calls) == 1 and calls[0][0] == prefix
-    assert len(WORD.findall(calls[0][1])) == round(0.25 * n)
-    assert out == prefix + calls[0][2] and out != TEXT
+    assert len(WORD.findall(calls[0][1])) == 3
+    assert calls[0][2].strip()  # the model wrote something in their place
+    assert out == prefix + calls[0][2] and out != text
 
 
 def test_deterministic_for_a_seed(base: RunDir) -> None:

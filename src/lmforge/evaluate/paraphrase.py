@@ -30,6 +30,7 @@ from lmforge.rundir import RunDir, run_of
 from lmforge.train import checkpoint as ckpt
 
 KEY = "augment.paraphrase.model"
+CHARS_PER_TOKEN = 32
 
 
 def resolve_model(path: str) -> tuple[RunDir, Path]:
@@ -57,14 +58,18 @@ def rewriter(model: nn.Module, tok: Tokenizer, cfg: ParaphraseConfig, run_cfg: C
     """Write as many tokens as the replaced words take, after the text before them; the
     continuation stops at an end-of-document token."""
     eos = run_cfg.tokenizer.eos_token
+    block = run_cfg.model.block_size
+    # the model reads the last `block` tokens only, so a long document's beginning need not be
+    # encoded again for every span: `block` tokens of text average far fewer than 32 characters each
+    chars = CHARS_PER_TOKEN * block
 
     def write(before: str, words: str, seed: int) -> str:
         n = max(1, len(tok.encode(words).ids))
-        full = sample(model, tok, before, n, cfg.temperature, cfg.top_k, cfg.top_p, seed,
-                      run_cfg.model.block_size, eos)
+        prompt = before[-chars:]
+        full = sample(model, tok, prompt, n, cfg.temperature, cfg.top_k, cfg.top_p, seed, block, eos)
         # sample() gives the prompt back as typed unless decoding cannot line up with it (a byte
         # sequence cut inside a character); then the words stay as they were
-        return full[len(before):].split(eos)[0] if full.startswith(before) else words
+        return full[len(prompt):].split(eos)[0] if full.startswith(prompt) else words
 
     return write
 
