@@ -19,7 +19,7 @@ from lmforge.augment.ops import OPERATIONS, apply, check_rate
 from lmforge.augment.stage import resources
 from lmforge.compare.trainset import train_texts, with_train
 from lmforge.config.load import config_over
-from lmforge.config.schema import AugmentConfig, AugmentOp, Config
+from lmforge.config.schema import AugmentOp, Config
 from lmforge.console import console
 from lmforge.errors import LmforgeError
 from lmforge.finetune.base import Base
@@ -56,7 +56,7 @@ def run_augmentation(base: Base, out: RunDir, cfg: Config, sizes: list[int], ops
     if unknown:
         raise LmforgeError(f"unknown operation(s) {unknown}", f"choose from: {', '.join(OPERATIONS)}")
     records = read_documents(out, cfg)
-    res = resources(AugmentConfig(operations=[AugmentOp(name=o, rate=rate) for o in ops]),  # type: ignore[arg-type]
+    res = resources(cfg.augment.model_copy(update={"operations": [AugmentOp(name=o, rate=rate) for o in ops]}),  # type: ignore[arg-type]
                     [r["text"] for r in records])
     started = time.time()
     examples: dict[str, dict[str, str]] = {}
