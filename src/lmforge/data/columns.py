@@ -20,6 +20,7 @@ import xxhash
 from lmforge.data.minhash import ArrayStore
 from lmforge.data.splits import stratum_of
 
+BUFFER = 1 << 16  # keys a KeyIndex holds in its dict before merging them into its sorted arrays
 
 def key128(text: str) -> int:
     """A 128-bit hash of a string (xxh3): two different ids collide with probability ~n^2/2^129."""
@@ -32,8 +33,8 @@ class KeyIndex:
     New keys go to a dict; every `buffer` keys the dict is merged into sorted (hi, lo, value)
     arrays. A lookup checks the dict, then binary-searches the arrays."""
 
-    def __init__(self, buffer: int = 1 << 16) -> None:
-        self.buffer = buffer
+    def __init__(self, buffer: int | None = None) -> None:
+        self.buffer = buffer or BUFFER
         self._recent: dict[int, int] = {}
         self._hi = np.zeros(0, dtype=np.uint64)
         self._lo = np.zeros(0, dtype=np.uint64)
