@@ -47,12 +47,12 @@ class KeyIndex:
         value = self._recent.get(key)
         if value is not None or not len(self._hi):
             return value
-        hi, lo = np.uint64(key >> 64), np.uint64(key & 0xFFFFFFFFFFFFFFFF)
-        start = int(np.searchsorted(self._hi, hi, "left"))
-        end = int(np.searchsorted(self._hi, hi, "right"))
-        for at in range(start, end):  # almost always one candidate at most
-            if self._lo[at] == lo:
+        hi, lo = key >> 64, key & 0xFFFFFFFFFFFFFFFF
+        at, end = int(self._hi.searchsorted(np.uint64(hi))), len(self._hi)
+        while at < end and int(self._hi[at]) == hi:  # almost always one candidate at most
+            if int(self._lo[at]) == lo:
                 return int(self._values[at])
+            at += 1
         return None
 
     def __setitem__(self, key: int, value: int) -> None:
