@@ -23,8 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-_WORDS = ("river garden letter morning window harbour stone bridge winter candle market lantern orchard "
-          "meadow valley thunder silver castle shadow forest island mirror feather ribbon").split()
+_WORDS = [
+    'river', 'garden', 'letter', 'morning', 'window', 'harbour', 'stone', 'bridge',
+    'winter', 'candle', 'market', 'lantern', 'orchard', 'meadow', 'valley', 'thunder',
+    'silver', 'castle', 'shadow', 'forest', 'island', 'mirror', 'feather', 'ribbon',
+]
 
 
 def records(n: int, seed: int = 0) -> Iterator[dict]:

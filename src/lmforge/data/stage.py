@@ -27,8 +27,8 @@ import numpy as np
 
 from lmforge.config.schema import DataConfig
 from lmforge.data import dedup, executors, quality
-from lmforge.data.ledger import LedgerBuilder
 from lmforge.data.columns import KeyIndex, Rows, key128
+from lmforge.data.ledger import LedgerBuilder
 from lmforge.data.mix import mix_columns
 from lmforge.data.record import Record
 from lmforge.data.sources import Unit, read_unit, reference_units, resolve_units, source_specs
