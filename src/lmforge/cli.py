@@ -783,7 +783,7 @@ def compare_augmentation(
     run = RunDir(out or Path("runs") / "compare-augmentation")
     result = run_augmentation(found, run, cfg, size_list, [o.strip() for o in ops.split(",") if o.strip()], rate)
     typer.echo(result["table"])
-    console.print(f"written: {run.root / 'augmentation.md'}, augmentation.json")
+    console.print(f"written: {run.root}/table.md, table.html, table.csv, figure.png, cells.json, result.json")
 
 
 @compare_app.command("labeling")
@@ -809,7 +809,7 @@ def compare_labeling(
     run = RunDir(out or Path("runs") / "compare-labeling")
     result = run_labeling(found, run, cfg, budget_list, threshold, strategy)
     typer.echo(result["table"])
-    console.print(f"written: {run.root / 'labeling.md'}, labeling.json")
+    console.print(f"written: {run.root}/table.md, table.html, table.csv, figure.png, cells.json, result.json")
 
 
 @compare_app.command("tuning")
@@ -826,7 +826,7 @@ def compare_tuning(
     run = RunDir(out or Path("runs") / "compare-tuning")
     result = run_tuning(run, cfg, only)
     typer.echo(result["table"])
-    console.print(f"written: {run.root / 'tuning.md'}, tuning.json, tuning.png")
+    console.print(f"written: {run.root}/table.md, table.html, table.csv, figure.png, cells.json, result.json")
 
 
 @compare_app.command("continual")
@@ -851,7 +851,7 @@ def compare_continual(
     result = run_continual(found, run, overrides or [], [m.strip() for m in methods.split(",") if m.strip()],
                            replay, {"ewc": ewc, "l2": l2}, fisher_windows)
     typer.echo(result["table"])
-    console.print(f"written: {run.root / 'continual.md'}, continual.json, continual.png")
+    console.print(f"written: {run.root}/table.md, table.html, table.csv, figure.png, cells.json, result.json")
 
 
 SizeOpt = Annotated[str, typer.Option("--size", help="tiny (seconds: the tests) or small (the course book)")]

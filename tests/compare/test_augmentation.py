@@ -28,4 +28,7 @@ def test_each_operation_at_each_size_on_the_same_test_passages(tmp_path: Path) -
             assert rows[(op, size)]["test_passages"] == none["test_passages"]
     assert set(result["examples"]) == {"swap", "char_noise"}
     assert result["examples"]["swap"]["before"] != result["examples"]["swap"]["after"]
-    assert "| char_noise | 12 | 24 |" in result["table"] and (out.root / "augmentation.md").is_file()
+    assert "| char_noise | 12 | 24 |" in result["table"]
+    table = (out.root / "table.md").read_text()
+    assert table.startswith("# Table 3.") and "| swap | 12 | 24 |" in table and "swap: …" in table  # its example
+    assert (out.root / "figure.png").stat().st_size > 0 and (out.root / "cells.json").is_file()

@@ -36,6 +36,9 @@ def test_every_arm_on_the_same_test_passages(tmp_path: Path) -> None:
     assert rows["label_model"]["coverage"] > rows["majority"]["coverage"]
     assert rows["label_model"]["label_accuracy"] > 0.9
     assert "| gold | 8 | 8 | 1.000 |" in result["table"]
+    out = tmp_path / "cmp"
+    assert "| gold | 8 | 8 | 1.000 |" in (out / "table.md").read_text() and (out / "figure.png").stat().st_size > 0
+    assert "label.rules" in (out / "config.yaml").read_text() or "rules" in (out / "config.yaml").read_text()
 
 
 def test_without_rules_it_says_what_to_give(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from lmforge.compare.catalog import OTHER_COMPARISONS, TOPICS
 from lmforge.compare.cells import check_size
-from lmforge.compare.output import PAGE_STYLE, environment, write_table
+from lmforge.compare.output import PAGE_STYLE, environment, pyplot, save_figure, write_table
 from lmforge.console import console
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
 
@@ -106,15 +106,11 @@ def _tokenizers(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
               "values": r} for r in result["rows"]]
 
     def figure(path: Path) -> None:
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+        fig, ax = pyplot().subplots(figsize=(7, 3.6), dpi=110)
         ax.bar([r["kind"] for r in result["rows"]], [r["bytes_per_token"] for r in result["rows"]], color="#4c72b0")
         ax.set_ylabel("validation bytes per token")
         ax.grid(alpha=0.3, axis="y")
-        fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
+        save_figure(fig, path)
 
     return write_table(out, "tokenizers", f"tokenizers at one vocabulary size ({vocab})", list(COLUMNS), rows,
                        cells, figure, [result["note"]], {"size": size})
