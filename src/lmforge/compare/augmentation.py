@@ -115,24 +115,28 @@ def example_notes(examples: dict[str, dict[str, str]]) -> list[str]:
     return lines
 
 
-def f1_figure(results: list[dict[str, Any]], arm_key: str, group_key: str, path: Path) -> None:
-    """Test macro-F1 with its 95% interval per arm, one colour per training-set size (or budget)."""
+def f1_figure(results: list[dict[str, Any]], arm_key: str, group_key: str | None, path: Path) -> None:
+    """Test macro-F1 with its 95% interval per arm, one colour per training-set size (no colours
+    without a `group_key`)."""
     names = list(dict.fromkeys(r[arm_key] for r in results))
-    groups = list(dict.fromkeys(r[group_key] for r in results))
+    groups = list(dict.fromkeys(r[group_key] for r in results)) if group_key else [None]
     width = 0.8 / len(groups)
     fig, ax = pyplot().subplots(figsize=(max(6.0, 0.5 * len(names) * len(groups) + 2), 3.8), dpi=110)
     for g, group in enumerate(groups):
-        rows = [(i, r) for i, n in enumerate(names) for r in results if r[arm_key] == n and r[group_key] == group]
+        rows = [(i, r) for i, n in enumerate(names) for r in results
+                if r[arm_key] == n and (group_key is None or r[group_key] == group)]
         f1 = [r["f1_macro"] for _, r in rows]
         ci = [r["f1_ci95"] or (r["f1_macro"], r["f1_macro"]) for _, r in rows]
         err = [[max(0.0, v - lo) for v, (lo, _) in zip(f1, ci)], [max(0.0, hi - v) for v, (_, hi) in zip(f1, ci)]]
-        ax.bar([i + g * width for i, _ in rows], f1, width, yerr=err, capsize=2, label=f"{group_key} {group}")
+        ax.bar([i + g * width for i, _ in rows], f1, width, yerr=err, capsize=2,
+               label=f"{group_key} {group}" if group_key else None)
     ax.set_xticks([i + (len(groups) - 1) * width / 2 for i in range(len(names))], names, rotation=30, ha="right",
                   fontsize=8)
     ax.set_ylabel("test macro-F1 (95% interval)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
+    if group_key:
+        ax.legend(fontsize=8)
     save_figure(fig, path)
 
 

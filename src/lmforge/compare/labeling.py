@@ -164,5 +164,5 @@ def run_labeling(base: Base, out: RunDir, cfg: Config, budgets: list[int], thres
              f"label accuracy against the gold labels of the passages each arm trained on; test macro-F1 on the same "
              f"held-out passages with gold labels; rules: {', '.join(record['rules'])}")]
     write_table(out.root, NAME, "labeling: gold vs rules vs label model vs pseudo-labels vs active learning",
-                COLUMNS, rows, cells, lambda p: f1_figure(results, "arm", "budget", p), notes, record)
+                COLUMNS, rows, cells, lambda p: f1_figure([{**r, "arm": f"{r['arm']} ({r['budget']})"} for r in results], "arm", None, p), notes, record)
     return {"table": markdown(COLUMNS, rows), **record}

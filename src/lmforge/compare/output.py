@@ -141,6 +141,18 @@ def write_table(out: Path, name: str, title: str, columns: Sequence[str], rows: 
     return record
 
 
+def finished(out: Path, size: str) -> dict[str, Any] | None:
+    """The comparison's result when it finished at this book size (result.json is written last)."""
+    path = out / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return record if record.get("size") == size else None
+
+
 def cell_identity(config: dict[str, Any], seed: int, version: str = "1") -> str:
     """A cell's cache key: its full config, its seed and the measuring code's version."""
     blob = json.dumps({"config": config, "seed": seed, "version": version}, sort_keys=True, default=str)
