@@ -931,8 +931,8 @@ def compare_all(overrides: Overrides = None, size: SizeOpt = "small",
                 only: Annotated[list[str] | None, typer.Option(
                     "--only", help="only these comparisons, by command name (`run` for topic 1; repeatable)")] = None,
                 ) -> None:
-    """The course book: every comparison with a command, resumable, and an index page (index.html,
-    index.md) linking every table and figure by course number."""
+    """The course book: every comparison of `compare --list`, resumable, and an index page
+    (index.html, index.md) linking every table and figure by course number."""
     from lmforge.compare.book import build_book
 
     root = out or Path("runs") / f"book-{size}"

@@ -70,6 +70,7 @@ def build_book(size: str, root: Path, overrides: list[str] | None = None,
     book.update(size=size, environment=environment())
     comps = book.setdefault("comparisons", {})
     started = time.time()
+    ran: set[str] = set()  # measured in this call
     for label, subject, name in entries():
         if not name or (only and name not in only):
             continue
@@ -79,7 +80,8 @@ def build_book(size: str, root: Path, overrides: list[str] | None = None,
             console.print(f"[yellow]skipped {label} {subject}: `compare {name}` needs {NEEDS[name]}")
             continue
         if finished(folder, size):
-            console.print(f"[dim]{label} {subject}: finished earlier, kept ({folder})")
+            when = "measured with the entry above" if name in ran else "finished earlier, kept"
+            console.print(f"[dim]{label} {subject}: {when} ({folder})")
             comps.setdefault(name, {"status": "done", "folder": str(folder)})
             continue
         console.print(f"[bold cyan]book[/]: {label} {subject} (`{name}`)")
@@ -87,6 +89,7 @@ def build_book(size: str, root: Path, overrides: list[str] | None = None,
         home = folder_of(root, "", name)  # the command's own folder (topic 15's table is inside topic 14's)
         RUNNERS[name](size, home, list(overrides or []))
         comps[name] = {"status": "done", "seconds": round(time.time() - t0, 1), "folder": str(home)}
+        ran.add(name)
         atomic_write_json(status_path, book)  # progress survives an interruption
     book["last_wall_s"] = round(time.time() - started, 1)
     atomic_write_json(status_path, book)
