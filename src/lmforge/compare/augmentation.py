@@ -86,9 +86,11 @@ def run_augmentation(base: Base, out: RunDir, cfg: Config, sizes: list[int], ops
               "examples": examples}
     rows = [[r["operation"], r["size"], r["train_passages"], f1_text(r), f"{r['accuracy']:.3f}",
              f"{r['train_seconds']:.0f}"] for r in results]
-    cells = [{"arm": f"{r['operation']}-n{r['size']}", "seed": cfg.finetune.seed, "config": cfg.model_dump(mode="json"),
-              "command": shlex.join(["lmforge", "compare", "augmentation", str(base.path), str(out.config), "--sizes", str(r["size"]),
-                                     "--ops", r["operation"], "--rate", str(rate), "-o", str(out.root)]),
+    cells = [{"arm": f"{r['operation']}-n{r['size']}", "seed": cfg.finetune.seed,
+              "config": cfg.model_dump(mode="json"),
+              "command": shlex.join(["lmforge", "compare", "augmentation", str(base.path), str(out.config),
+                                     "--sizes", str(r["size"]), "--ops", r["operation"], "--rate", str(rate),
+                                     "-o", str(out.root)]),
               "values": r} for r in results]
     notes = [(f"test macro-F1 of a classifier ({cfg.finetune.label_field}) fine-tuned {cfg.train.steps} steps on "
               "each training set; every arm is scored on the same held-out passages; operations change training "

@@ -163,6 +163,7 @@ def run_labeling(base: Base, out: RunDir, cfg: Config, budgets: list[int], thres
     notes = [(f"a pool of {len(pool.texts)} training passages labelled by each arm ({cfg.finetune.label_field}); "
              f"label accuracy against the gold labels of the passages each arm trained on; test macro-F1 on the same "
              f"held-out passages with gold labels; rules: {', '.join(record['rules'])}")]
+    labelled = [{**r, "arm": f"{r['arm']} ({r['budget']})"} for r in results]  # one bar per row of the table
     write_table(out.root, NAME, "labeling: gold vs rules vs label model vs pseudo-labels vs active learning",
-                COLUMNS, rows, cells, lambda p: f1_figure([{**r, "arm": f"{r['arm']} ({r['budget']})"} for r in results], "arm", None, p), notes, record)
+                COLUMNS, rows, cells, lambda p: f1_figure(labelled, "arm", None, p), notes, record)
     return {"table": markdown(COLUMNS, rows), **record}
