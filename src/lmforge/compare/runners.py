@@ -171,8 +171,8 @@ def run_search(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
 
 def run_problems(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
     """Topics 14 and 15 from one scenario suite: table 14 in OUT, table 15 in OUT/remedies.
-    Tiny: one broken scenario (LR 5) and its healthy counterpart on three documents, 30 steps; small: the
-    whole suite (every problem, six healthy families), 200 steps, two worker processes."""
+    Tiny: one broken scenario (LR 5) and its healthy counterpart on three documents, 30 steps;
+    small: the whole suite (every problem, six healthy families), 200 steps, two processes."""
     from dataclasses import replace
 
     from lmforge.compare import problems as P
@@ -191,14 +191,16 @@ def run_problems(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
               "command": f"lmforge compare problems -o {out}", "values": {k: v for k, v in r.items()
                                                                            if k not in ("train", "eval")}}
              for r in result["runs"]]
+    tiny = ([("tiny: one scenario of the suite, 30 steps on three documents (the command runs the whole "
+             "suite at 200 steps)")] if size == "tiny" else [])
     write_table(out / "remedies", "problems", "solutions: remedies tried and their measured success",
                 P.REMEDY_COLUMNS, P.remedy_rows(result), cells, copy_figure(out / "fig15_eval.png"),
                 [P.repair_line(result), "per problem: " + "; ".join(
-                    f"{r[0]} repaired {r[1]} (random remedy {r[2]})" for r in P.repair_rows(result))],
+                    f"{r[0]} repaired {r[1]} (random remedy {r[2]})" for r in P.repair_rows(result)), *tiny],
                 {"size": size}, number=15)
     return write_table(out, "problems", "common problems: symptoms as measured and their detection",
                        P.PROBLEM_COLUMNS, P.problem_rows(result), cells, copy_figure(out / "fig14_train.png"),
-                       [P.false_alarm_line(result)], {"size": size})
+                       [P.false_alarm_line(result), *tiny], {"size": size})
 
 
 def run_tuning(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
