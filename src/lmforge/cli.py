@@ -788,7 +788,7 @@ def compare_augmentation(
     run = RunDir(out or Path("runs") / "compare-augmentation")
     result = run_augmentation(found, run, cfg, size_list, op_list, rate)
     typer.echo(result["table"])
-    console.print(f"written: {run.root / 'augmentation.md'}, augmentation.json")
+    console.print(f"written: {run.root}/table.md, table.html, table.csv, figure.png, cells.json, result.json")
 
 
 @compare_app.command("labeling")
@@ -814,7 +814,7 @@ def compare_labeling(
     run = RunDir(out or Path("runs") / "compare-labeling")
     result = run_labeling(found, run, cfg, budget_list, threshold, strategy)
     typer.echo(result["table"])
-    console.print(f"written: {run.root / 'labeling.md'}, labeling.json")
+    console.print(f"written: {run.root}/table.md, table.html, table.csv, figure.png, cells.json, result.json")
 
 
 @compare_app.command("tuning")
@@ -831,7 +831,7 @@ def compare_tuning(
     run = RunDir(out or Path("runs") / "compare-tuning")
     result = run_tuning(run, cfg, only)
     typer.echo(result["table"])
-    console.print(f"written: {run.root / 'tuning.md'}, tuning.json, tuning.png")
+    console.print(f"written: {run.root}/table.md, table.html, table.csv, figure.png, cells.json, result.json")
 
 
 @compare_app.command("continual")
@@ -856,7 +856,7 @@ def compare_continual(
     result = run_continual(found, run, overrides or [], [m.strip() for m in methods.split(",") if m.strip()],
                            replay, {"ewc": ewc, "l2": l2}, fisher_windows)
     typer.echo(result["table"])
-    console.print(f"written: {run.root / 'continual.md'}, continual.json, continual.png")
+    console.print(f"written: {run.root}/table.md, table.html, table.csv, figure.png, cells.json, result.json")
 
 
 SizeOpt = Annotated[str, typer.Option("--size", help="tiny (seconds: the tests) or small (the course book)")]
@@ -936,8 +936,8 @@ def compare_all(overrides: Overrides = None, size: SizeOpt = "small",
                 only: Annotated[list[str] | None, typer.Option(
                     "--only", help="only these comparisons, by command name (`run` for topic 1; repeatable)")] = None,
                 ) -> None:
-    """The course book: every comparison with a command, resumable, and an index page (index.html,
-    index.md) linking every table and figure by course number."""
+    """The course book: every comparison of `compare --list`, resumable, and an index page
+    (index.html, index.md) linking every table and figure by course number."""
     from lmforge.compare.book import build_book
 
     root = out or Path("runs") / f"book-{size}"

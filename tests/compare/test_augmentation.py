@@ -28,7 +28,10 @@ def test_each_operation_at_each_size_on_the_same_test_passages(tmp_path: Path) -
             assert rows[(op, size)]["test_passages"] == none["test_passages"]
     assert set(result["examples"]) == {"swap", "char_noise"}
     assert result["examples"]["swap"]["before"] != result["examples"]["swap"]["after"]
-    assert "| char_noise | 12 | 24 |" in result["table"] and (out.root / "augmentation.md").is_file()
+    assert "| char_noise | 12 | 24 |" in result["table"]
+    table = (out.root / "table.md").read_text()
+    assert table.startswith("# Table 3.") and "| swap | 12 | 24 |" in table and "swap: …" in table  # its example
+    assert (out.root / "figure.png").stat().st_size > 0 and (out.root / "cells.json").is_file()
 
 
 def test_paraphrase_by_the_base_is_one_of_the_arms(tmp_path: Path) -> None:
@@ -45,7 +48,7 @@ def test_paraphrase_by_the_base_is_one_of_the_arms(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["compare", "augmentation", str(base.root), *keys, "--ops", "paraphrase",
                                    "--sizes", "4", "--rate", "0.1", "-o", str(tmp_path / "cmp")])
     assert res.exit_code == 0, res.output
-    result = json.loads((tmp_path / "cmp" / "augmentation.json").read_text())
+    result = json.loads((tmp_path / "cmp" / "result.json").read_text())
     rows = {r["operation"]: r for r in result["results"]}
     assert rows["paraphrase"]["train_passages"] == 2 * rows["none"]["train_passages"] == 8
     assert rows["paraphrase"]["test_passages"] == rows["none"]["test_passages"]
