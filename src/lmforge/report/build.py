@@ -150,7 +150,7 @@ def run_report(run: RunDir, title: str | None = None, lang: str = "en") -> Path:
                                 out, label)
     doctor = doctor_section(events, cfg.doctor.policy if cfg else None, run.root / "doctor" / "diagnosis.json")
     env = Environment(loader=PackageLoader("lmforge.report", "templates"), autoescape=select_autoescape())
-    env.globals["_"] = lambda text: tr(text, lang)
+    env.globals["_"] = label
     try:
         funnel = funnel_figure(ledger, out / "funnel.png")
         confusion = task_confusion_figures(evaluation, out)  # evaluate/plots.py: one per multiple-choice task
