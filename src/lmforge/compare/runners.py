@@ -266,25 +266,14 @@ def run_labeling(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
 
 def run_transfer(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
     """Beside topic 13: authorship fine-tuned from scratch, fully, frozen-k and with LoRA from the
-    flow run. Tiny: 8 passages, three arms; small: 32 and 256 passages, every arm."""
+    flow run (compare/transfer.py writes the common output form itself). Tiny: 8 passages, three
+    arms; small: 32 and 256 passages, every arm."""
     from lmforge.compare.transfer import run_transfer as transfer
 
     base, cfg = _finetune(size, out, overrides)
     sizes, only = ([8], ["scratch", "full", "lora"]) if size == "tiny" else ([32, 256], None)
-    result = transfer(base, RunDir(out), cfg, sizes, only)
-    columns = ["arm", "train passages", "test macro-F1 (95% CI)", "MCC", "trainable params", "train s"]
-    rows = []
-    for r in result["results"]:
-        ci = f" ({r['f1_ci95'][0]:.3f}-{r['f1_ci95'][1]:.3f})" if r["f1_ci95"] else ""
-        rows.append([r["arm"], r["train_passages"], f"{r['f1_macro']:.3f}{ci}", f"{r['mcc']:.3f}",
-                     f"{r['trainable_params']:,}", f"{r['train_seconds']:.0f}"])
-    cells = [{"arm": f"{r['arm']}-n{r['size']}", "seed": cfg.finetune.seed, "config": cfg.model_dump(mode="json"),
-              "command": f"lmforge compare transfer {base.path} {out / 'config.yaml'} --sizes {r['size']} "
-                         f"--only {r['arm']} -o {out}", "values": r} for r in result["results"]]
-    notes = [(f"authorship from the flow run's weights; {cfg.train.steps} steps for every arm; the same held-out "
-             "passages; transfer.md, transfer.json and transfer.png beside this table are the command's own")]
-    return write_table(out, "transfer", "transfer: scratch vs pretrained vs frozen-k vs LoRA by training-set size",
-                       columns, rows, cells, copy_figure(out / "transfer.png"), notes, {"size": size})
+    transfer(base, RunDir(out), cfg, sizes, only)
+    return stamp(out, size)
 
 
 def sized(module: str) -> Runner:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from lmforge.compare.output import cached_cell, write_table
+from lmforge.compare.output import cached_cell, pyplot, save_figure, write_table
 from lmforge.config.load import config_over
 from lmforge.config.schema import Config
 from lmforge.console import console
@@ -129,12 +129,7 @@ def smallest_size_note(results: list[dict[str, Any]]) -> str:
 
 def transfer_figure(results: list[dict[str, Any]], path: Path) -> None:
     """Test macro-F1 against training passages, one line per arm."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, ax = pyplot().subplots(figsize=(6, 3.8), dpi=120)
     for name in dict.fromkeys(r["arm"] for r in results):
         rows = sorted((r for r in results if r["arm"] == name), key=lambda r: r["train_passages"])
         xs = np.array([r["train_passages"] for r in rows])
@@ -145,6 +140,4 @@ def transfer_figure(results: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("test macro-F1")
     ax.set_title("Transfer: scratch vs pretrained vs frozen vs LoRA vs encoder")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
