@@ -3,7 +3,7 @@ Shakespeare, then (1) the authorship classifier (Shakespeare or Milton, held-out
 transfer comparison at several training-set sizes, (3) continual training Shakespeare -> Milton's
 verse by each method. Prints the CPU line first and each result's table.
 
-Usage: python bench/finetune.py OUT [--skip-base] [--only finetune,cv,probe,encoder,transfer,continual]
+Usage: python bench/finetune.py OUT [--skip-base] [--only finetune,cv,tasks,probe,encoder,transfer,continual]
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ VERSE = ["paradise_lost_(no_introduction)_gut.txt", "paradise_regained_gut.txt",
 ENCODER = [*BASE, "model.family=encoder"]
 TRANSFER = ["--sizes", "32,256", "--only", "scratch", "--only", "full", "--only", "frozen-4", "--only", "encoder",
             "train.steps=150", "finetune.max_tokens=128", "finetune.pooling=mean", "train.eval_interval=1000"]
-# the authorship recipe (docs/benchmarks.md)
+# the authorship recipe (docs/benchmarks.md): the defaults
 AUTHOR: list[str] = []
+# the cheaper recipe of the cross-validation and the edition and work tasks
+CHEAP = ["train.steps=150", "finetune.max_tokens=128", "train.eval_interval=1000", "train.threads=1"]
 CONTINUAL = ["data.corpus=none", "data.val_fraction=0.2", "data.test_fraction=0.2", "data.max_docs=null",
              "train.steps=200", "train.warmup_steps=20", "train.lr=1e-3", "train.min_lr=1e-4"]
 
@@ -49,7 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
     ap.add_argument("--skip-base", action="store_true")
-    ap.add_argument("--only", default="finetune,cv,probe,encoder,transfer,continual")
+    ap.add_argument("--only", default="finetune,cv,tasks,probe,encoder,transfer,continual")
     a = ap.parse_args()
     print(cpu_line({}), flush=True)
     base = a.out / "base"
@@ -60,8 +62,16 @@ def main() -> None:
         seconds = lmforge("finetune", str(base), "-o", str(a.out / "author"), *AUTHOR)
         res = json.loads((a.out / "author" / "finetune.json").read_text())
         print(f"authorship: test macro-F1 {res['test']['f1_macro']}, {seconds:.0f} s")
+        for cap in ("60", "none"):  # the test sample as fine-tuned, and every held-out passage
+            subprocess.run([sys.executable, str(Path(__file__).parent / "finetune_rescore.py"), str(a.out / "author"),
+                            "--cap", cap], check=True)
+    if "tasks" in parts:
+        for task in ("edition", "work"):
+            lmforge("finetune", str(base), "--task", task, "-o", str(a.out / task), *CHEAP)
+        lmforge("finetune", str(base), "--task", "work", "-o", str(a.out / "work600"), *CHEAP, "train.steps=600",
+                "finetune.pooling=mean")
     if "cv" in parts:
-        lmforge("finetune", str(base), "--cv", "5", "-o", str(a.out / "author-cv"), *AUTHOR)
+        lmforge("finetune", str(base), "--cv", "5", "-o", str(a.out / "author-cv5"), *CHEAP)
     if "probe" in parts:
         print("$ python bench/transfer_probe.py", flush=True)
         subprocess.run([sys.executable, str(Path(__file__).parent / "transfer_probe.py"), str(base),
