@@ -23,6 +23,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from lmforge.config.load import dump_config, load_config
 from lmforge.config.schema import Config, DoctorConfig
 from lmforge.doctor.live import Doctor, random_order, ranked
@@ -42,6 +44,8 @@ BASE = ["train.steps=200", "train.warmup_steps=20", "train.eval_interval=20", "t
 CORPORA: dict[str, list[str]] = {
     "shakespeare": ["data.max_docs=12"],
     "three_docs": ["data.max_docs=3"],  # one training document: it repeats every few dozen steps
+    # one training document cut to 20,000 characters (about 10,000 tokens): 30 passes in 300 steps
+    "short_doc": ["data.max_docs=3", "data.max_doc_chars=20000"],
     "two_editions": ["data.editions=[modern,folio]", "data.dedup=none", "data.max_docs=40"],
 }
 REPAIR_TOLERANCE = 0.05
@@ -57,6 +61,7 @@ class Scenario:
     reference: tuple[str, ...] = ()  # the healthy counterpart: these overrides instead
     quick: bool = False
     repairable: bool = True  # False: only new data fixes it (no live repair to score)
+    corrupt: tuple[int, int] | None = None  # (first batch, count): a corrupted stretch of the token stream
 
     @property
     def own_best(self) -> bool:
@@ -104,13 +109,49 @@ HEALTHY: list[Scenario] = [
 
 
 class FinalLoss(Callback):
-    """The validation loss of the weights training ends with (a stop may have restored others)."""
+    """The validation loss of the weights training ends with (a stop may have restored others), and
+    the optimizer steps trained in all (a restart or a rollback trains some steps twice). Placed
+    after the doctor, it sees the step a logged record was made at and the step the doctor left."""
 
     def __init__(self) -> None:
         self.value = math.inf
+        self.trained = 0
+        self._last = 0
+
+    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        self.trained += int(metrics["step"]) - self._last
+        self._last = trainer.step
+
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        self._last = trainer.step
 
     def on_train_end(self, trainer: Trainer) -> None:
+        self.trained += trainer.step - self._last
+        self._last = trainer.step
         self.value = trainer.val_loss() if trainer.val_data is not None else math.inf
+
+
+class CorruptBatches(Callback):
+    """A corrupted stretch of the training stream: the loader's batches [first, first + count)
+    are uniformly random tokens (a shard of garbage), the same ones again after a rollback unless
+    it skips past them. The fault behind the loss-spike scenario."""
+
+    def __init__(self, first: int, count: int, vocab: int) -> None:
+        self.first, self.count, self.vocab = first, count, vocab
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        loader = trainer.loader
+        clean = loader.next
+
+        def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+            k = loader.batches
+            x, y = clean()
+            if self.first <= k < self.first + self.count:
+                gen = torch.Generator().manual_seed(k)
+                chunk = torch.randint(self.vocab, (x.shape[0], x.shape[1] + 1), generator=gen)
+                return chunk[:, :-1], chunk[:, 1:]
+            return x, y
+        loader.next = next_batch  # type: ignore[method-assign]
 
 
 def prepare(out: Path, corpus: str, base: list[str]) -> RunDir:
@@ -157,9 +198,14 @@ def train_arm(root: str, corpus_root: str, s: Scenario, base: list[str], arm: st
     final = FinalLoss()
     order = random_order(seed) if arm == "random" else ranked
 
+    fault: list[Callback] = []
+    if s.corrupt is not None:
+        vocab = int(json.loads((run.tokens / "meta.json").read_text())["vocab_size"])
+        fault = [CorruptBatches(*s.corrupt, vocab)]
+
     def callbacks(r: RunDir, c: Config, model: Any, start: int, show: bool) -> list[Callback]:
         doctor = [Doctor(r, c, order)] if policy != "off" else []
-        return monitor_callbacks(r, c, model, start, show) + doctor + [final]
+        return fault + monitor_callbacks(r, c, model, start, show) + doctor + [final]
 
     started, error = time.time(), None
     try:
@@ -169,7 +215,7 @@ def train_arm(root: str, corpus_root: str, s: Scenario, base: list[str], arm: st
     events = read_jsonl(run.events)
     metrics = read_jsonl(run.metrics)
     result = {"scenario": s.name, "arm": arm, "seconds": time.time() - started, "error": error,
-            "final_val": final.value if error is None else math.inf,
+            "final_val": final.value if error is None else math.inf, "steps_trained": final.trained,
             "diagnoses": [e for e in events if e["kind"] == "diagnosis"],
             "repairs": [e for e in events if e["kind"] == "repair"],
             "train": [(r["step"], r.get("loss")) for r in metrics if r.get("kind") == "train"],
@@ -283,7 +329,9 @@ def rescore(out: Path, result: dict[str, Any], **thresholds: Any) -> dict[str, A
             r = {**r, "diagnoses": [f.record() for f in diagnose(RunDir(out / r["scenario"] / "suggest"), t)]}
         runs.append(r)
     scenarios = [Scenario(**{**s, "overrides": tuple(s["overrides"]), "also": tuple(s["also"]),
-                             "reference": tuple(s["reference"])}) for s in result["scenarios"]]
+                             "reference": tuple(s["reference"]),
+                             "corrupt": tuple(s["corrupt"]) if s.get("corrupt") else None})
+                 for s in result["scenarios"]]
     return {**result, **score(scenarios, runs), "thresholds": thresholds}
 
 

@@ -562,6 +562,8 @@ class DoctorConfig(Section):
     leak_overlap: float = Field(0.01, ge=0.0, le=1.0, description="share of validation 13-grams seen in training "
                                 "above which validation leaks into training")
     verify_steps: int = Field(30, ge=1, description="auto: steps after a repair before it is judged")
+    restart: bool = Field(True, description="auto: a remedy that changes a setting (LR, regularisation, "
+                          "initialisation) restarts from step 0 with it; false: it goes on from where the run is")
     max_repairs: int = Field(6, ge=0, description="auto: repairs tried per run before the doctor only reports")
 
     @field_validator("policy", mode="before")

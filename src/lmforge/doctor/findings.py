@@ -64,6 +64,10 @@ PROBLEMS: dict[str, tuple[str, list[str]]] = {
         ["fix_data"]),
 }
 
+# update/weight ratios that tell which way the LR of a slow run is off: the healthy suite runs
+# measured 1.8e-3 (end of the cosine) to 1.4e-2 (first steps)
+UPDATE_FAST, UPDATE_SLOW = 2e-2, 1e-3
+
 SEVERITY = {"nonfinite": "error", "lr_too_high": "error", "exploding_gradients": "error", "loss_spike": "warning",
             "vanishing_gradients": "error", "overfitting": "warning", "underfitting": "warning",
             "plateau": "warning", "oscillation": "warning", "lr_too_low": "warning", "dead_units": "warning",
@@ -96,6 +100,15 @@ class Finding:
         ranked = list(PROBLEMS[self.problem][1])
         if self.evidence.get("at_init"):  # blown up before any step: the initialisation, not the LR
             ranked = ["reinit", *[r for r in ranked if r != "reinit"]]
+        if self.problem in ("underfitting", "plateau"):  # slow for a reason the evidence can tell
+            ratio, dropout = self.evidence.get("update_ratio"), self.evidence.get("dropout") or 0.0
+            if ratio is not None and ratio > UPDATE_FAST:
+                first = "lower_lr"  # the steps are large: the loss is stuck because it overshoots
+            elif ratio is not None and ratio < UPDATE_SLOW:
+                first = "raise_lr"
+            else:
+                first = "lower_regularization" if dropout > 0 else "raise_lr"
+            ranked = [first, *[r for r in ranked if r != first]]
         return ranked
 
     def record(self) -> dict[str, Any]:
