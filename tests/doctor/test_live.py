@@ -67,6 +67,21 @@ def test_rollback_and_skip_repairs_an_injected_loss_spike(tmp_path: Path) -> Non
     assert spiked > 2 * clean[-1] and abs(final - clean[-1]) < 0.1 * clean[-1]
 
 
+def test_a_setting_repair_restarts_from_step_zero(tmp_path: Path) -> None:
+    # LR 1e-6: lr_too_low at the third statistics record (step 15); raising the LR restarts from
+    # step 0, so the repaired run gets every step with the new LR
+    run, [doctor] = train_with(tmp_path, "auto", False, "train.lr=1e-6", "train.min_lr=1e-7")
+    repairs = [e for e in read_jsonl(run.events) if e["kind"] == "repair"]
+    raised = repairs[0]
+    assert (raised["problem"], raised["remedy"], raised["outcome"]) == ("lr_too_low", "raise_lr", "applied")
+    assert raised["changes"]["from_step"] == 15 and raised["changes"]["to_step"] == 0
+    assert raised["changes"]["lr"] > 1e-4
+    steps = [r["step"] for r in read_jsonl(run.metrics) if r["kind"] == "train"]
+    assert steps[:16] == [*range(1, 16), 1] and steps[-1] == 60  # trained again from step 1
+    # judged against the abandoned run at the same step: it fell by far more than 2% by then
+    assert repairs[1]["outcome"] == "verified" and repairs[1]["step"] == 10
+
+
 def test_offline_doctor_agrees_with_the_live_one(tmp_path: Path) -> None:
     run, [doctor] = train_with(tmp_path, "suggest", True)
     live = [(f.problem, f.step) for f in doctor.findings]

@@ -77,8 +77,9 @@ SCENARIOS: list[Scenario] = [
              ("model.n_layer=8", "model.init=normal", "model.init_std=1e-5"),
              also=("underfitting", "plateau", "lr_too_low"), reference=("model.n_layer=8",)),
     Scenario("dropout_0.9", "underfitting", ("model.dropout=0.9",), also=("plateau",)),
-    Scenario("three_docs", "overfitting", ("model.n_embd=128", "model.n_layer=4", "train.steps=300"),
-             corpus="three_docs", also=("repeated_data",)),
+    # one 10,000-token training document, a wider model, no weight decay: 30 passes in 300 steps
+    Scenario("short_doc_wide", "overfitting", ("model.n_embd=128", "train.steps=300", "train.weight_decay=0"),
+             corpus="short_doc", also=("repeated_data",)),
     Scenario("three_docs_repeat", "repeated_data", ("train.steps=300",), corpus="three_docs",
              also=("overfitting",)),
     Scenario("two_editions", "val_leak", (), corpus="two_editions", repairable=False),
@@ -90,11 +91,13 @@ SCENARIOS: list[Scenario] = [
              ("train.lr=10", "train.min_lr=1", "train.grad_clip=0", "train.log_interval=1"),
              also=("lr_too_high", "exploding_gradients", "loss_spike", "dead_units", "oscillation")),
     Scenario("sgd_adam_lr", "plateau", ("train.optimizer=sgd",), also=("underfitting", "lr_too_low")),
-    Scenario("cyclic_lr_0.05", "loss_spike", ("train.schedule=triangular", "train.lr=0.05", "train.step_size=40"),
-             also=("lr_too_high", "exploding_gradients", "oscillation", "underfitting", "plateau")),
-    Scenario("lr_0.1_constant", "oscillation", ("train.lr=0.1", "train.schedule=constant"),
-             also=("lr_too_high", "exploding_gradients", "loss_spike", "underfitting", "plateau", "dead_units")),
-    Scenario("lr_0.3_no_clip", "dead_units", ("train.lr=0.3", "train.grad_clip=0"),
+    # 20 batches of random tokens from batch 100 on: a corrupted stretch of the token stream
+    Scenario("corrupt_batches", "loss_spike", (), corrupt=(100, 20),
+             also=("lr_too_high", "exploding_gradients", "underfitting", "plateau")),
+    Scenario("sgd_lr_0.5_momentum_0.99", "oscillation",
+             ("train.optimizer=sgd", "train.lr=0.5", "train.momentum=0.99", "train.schedule=constant"),
+             also=("lr_too_high", "exploding_gradients", "loss_spike", "underfitting", "plateau")),
+    Scenario("sgd_lr_2", "dead_units", ("train.optimizer=sgd", "train.lr=2", "train.min_lr=0.2"),
              also=("lr_too_high", "exploding_gradients", "loss_spike", "underfitting", "plateau", "oscillation")),
 ]
 HEALTHY: list[Scenario] = [

@@ -36,7 +36,12 @@ TARGET_UPDATE = 1.6e-2
 MAX_RAISE = 1e4  # the update ratio grows more slowly than the LR, so a raise may need to be large
 REPEATABLE = ("lower_lr", "raise_lr")  # a step in the right direction that was too small is repeated, not undone
 CLIP_TIGHT = 0.5  # gradient clipping threshold after a divergence (or 1.0 when clipping was off)
-SKIP_EXTRA = 5  # batches skipped beyond the ones between the snapshot and the detection (PaLM skipped 200-500)
+# batches skipped: the ones between the snapshot and the detection, times SKIP_FACTOR, so as many
+# again after the detection as led to it (a bad stretch of data need not end where the spike was
+# seen). PaLM (Chowdhery et al. 2022) restarted about 100 steps before a spike and skipped 200-500
+# batches. The first rule, 5 batches past the detection, left 10 of 20 corrupted batches in the
+# suite's spike scenario.
+SKIP_FACTOR = 2
 # repairs a running trainer cannot make: the doctor names them, the user acts
 ADVICE = {"larger_model": "train a larger model (model.n_layer, model.n_embd or model.size)",
           "fix_data": "deduplicate across splits (data.dedup=near) or remove the repeated source",
@@ -83,7 +88,7 @@ def _rollback_good(trainer: Trainer, ctx: Context) -> int | None:
         return None
     detected = trainer.step
     trainer.rollback(ctx.good)
-    for _ in range(max(0, detected - trainer.step) + SKIP_EXTRA):  # skip the batches that led there
+    for _ in range(SKIP_FACTOR * max(1, detected - trainer.step)):  # skip the batches that led there, and on
         trainer.loader.next()
     return trainer.step
 
@@ -106,7 +111,8 @@ def rollback_skip(trainer: Trainer, ctx: Context) -> Applied:
     back = _rollback_good(trainer, ctx)
     if back is None:
         raise LmforgeError("no good snapshot to roll back to yet")
-    return Applied("rollback_skip", {"from_step": at, "to_step": back, "skipped_batches": was - back + SKIP_EXTRA})
+    return Applied("rollback_skip", {"from_step": at, "to_step": back,
+                                     "skipped_batches": SKIP_FACTOR * max(1, was - back)})
 
 
 def lower_lr(trainer: Trainer, ctx: Context) -> Applied:
