@@ -297,6 +297,7 @@ def score(scenarios: list[Scenario], results: list[dict[str, Any]]) -> dict[str,
             ok = by[(s.name, arm)]["final_val"] <= target * (1 + REPAIR_TOLERANCE)
             row[key] += int(ok)
             row.setdefault(f"{arm}_final", []).append(by[(s.name, arm)]["final_val"])
+            row.setdefault(f"{arm}_steps", []).append(by[(s.name, arm)].get("steps_trained"))
         row.setdefault("target", []).append(target)
         row.setdefault("broken_final", []).append(suggest["final_val"])
         for arm in ("auto", "random"):
@@ -365,16 +366,17 @@ def tables(result: dict[str, Any]) -> str:
     for (p, m), arms in sorted(tally.items()):
         lines.append(f"| {p} | {m} | {arms.get('auto', '-')} | {arms.get('random', '-')} |")
     lines += ["", ("| problem | repaired (doctor) | repaired (random remedy) | broken final val | "
-                   "repaired final val | healthy target |"), "|---|---|---|---|---|---|"]
+                   "repaired final val | healthy target | steps trained (doctor) |"), "|---|---|---|---|---|---|---|"]
     for p, row in result["problems"].items():
         n = row["repairable"]
         if not n:
-            lines.append(f"| {p} | n/a: needs new data | n/a | - | - | - |")
+            lines.append(f"| {p} | n/a: needs new data | n/a | - | - | - | - |")
             continue
         lines.append(f"| {p} | {row['repaired']}/{n} | {row['random_repaired']}/{n} | "
                      f"{', '.join(_fmt(v, False) for v in row['broken_final'])} | "
                      f"{', '.join(_fmt(v, False) for v in row['auto_final'])} | "
-                     f"{', '.join(_fmt(v, False) for v in row['target'])} |")
+                     f"{', '.join(_fmt(v, False) for v in row['target'])} | "
+                     f"{', '.join(str(v) if v is not None else '-' for v in row.get('auto_steps', []))} |")
     lines += ["", (f"Repair success: doctor {result['repair_rate']:.0%}, random remedy "
                    f"{result['random_repair_rate']:.0%} (within {REPAIR_TOLERANCE:.0%} of the healthy "
                    "counterpart's validation loss)")]

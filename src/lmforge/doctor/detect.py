@@ -266,7 +266,7 @@ def underfitting(h: History, t: DoctorConfig) -> Finding | None:
         return None
     ts, tl = h.series("train", "loss")
     _, ev = h.series("eval", "val_loss")
-    if len(tl) < 3:
+    if len(tl) < 3 or ts[-1] - ts[0] < 0.1 * h.facts.steps:  # too short to tell stuck from falling
         return None
     sm = _smooth(tl)
     train_now = float(sm[-1])

@@ -184,10 +184,15 @@ class Doctor(Callback):
             except LmforgeError as exc:
                 self._event(trainer, f, name, "not applied", str(exc))
                 continue
-            if trainer.step < was:  # went back: snapshots taken since are of steps now undone
+            if trainer.step < was:  # went back: what was logged and snapshotted since is undone
                 self._candidate, self.checks = None, 0
+                self.history.truncate(trainer.step)
+            restarted = trainer.step == 0 < was
+            # a slow problem restarted is judged where it was found: at the same step as the abandoned
+            # run (30 steps in, a lower LR is still behind a higher one; measured on the suite's LR 5 run)
+            wait = max(self.t.verify_steps, was) if restarted and f.problem in SLOW else self.t.verify_steps
             self.trial = {"finding": f, "applied": applied, "since": trainer.step, "order": order,
-                          "before": before if trainer.step == 0 < was else None, "found": set()}
+                          "before": before if restarted else None, "found": set(), "judge_at": trainer.step + wait}
             self._event(trainer, f, name, "applied", f"applied {name}: {applied.changes}", changes=applied.changes)
             if trainer.should_stop:  # stop_early: nothing left to verify
                 self.trial = None
@@ -198,7 +203,7 @@ class Doctor(Callback):
     def _verify(self, trainer: Trainer) -> None:
         trial = self.trial
         assert trial is not None
-        if trainer.step < trial["since"] + self.t.verify_steps:
+        if trainer.step < trial["judge_at"]:
             return
         f: Finding = trial["finding"]
         applied: Applied = trial["applied"]
@@ -209,13 +214,10 @@ class Doctor(Callback):
         self.trial = None
         progress = (_progress(self.history, trial["since"]) if trial["before"] is None
                     else _ahead(self.history, *trial["before"]))
-        if f.problem in SLOW and trial["before"] is not None:  # restarted: too early for the detector
-            worked = progress > SLOW_PROGRESS  # to speak; ahead of the abandoned run at the same step
-        else:
-            worked = again is None or (f.problem in SLOW and progress > SLOW_PROGRESS)
+        worked = again is None or (f.problem in SLOW and progress > SLOW_PROGRESS)
         if worked:
-            self._event(trainer, f, applied.name, "verified", f"{f.problem} gone {self.t.verify_steps} steps after "
-                        f"{applied.name}", after=_evidence(after))
+            self._event(trainer, f, applied.name, "verified", f"{f.problem} gone {trainer.step - trial['since']} "
+                        f"steps after {applied.name}", after=_evidence(after))
             self.reported.discard(f.problem)  # may be diagnosed (and repaired, from the top) again later,
             self.tried.pop(f.problem, None)  # on what is logged from now on
             self.since[f.problem] = trainer.step
