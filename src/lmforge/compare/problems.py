@@ -85,8 +85,10 @@ SCENARIOS: list[Scenario] = [
     Scenario("two_editions", "val_leak", (), corpus="two_editions", repairable=False),
     Scenario("init_std_1", "exploding_gradients", ("model.init=normal", "model.init_std=1.0"),
              also=("underfitting", "plateau", "lr_too_high", "val_leak")),
-    Scenario("beta2_0.9_no_clip", "exploding_gradients", ("train.beta2=0.9", "train.lr=0.01", "train.grad_clip=0"),
-             also=("underfitting", "loss_spike", "lr_too_high", "oscillation")),
+    # six blocks, a high LR and no clipping: the first block's gradients grow 240x the last's
+    Scenario("deep_lr_0.02_no_clip", "exploding_gradients",
+             ("model.n_layer=6", "train.lr=0.02", "train.grad_clip=0", "train.beta2=0.95"),
+             also=("underfitting", "plateau", "loss_spike", "lr_too_high", "oscillation"), reference=("model.n_layer=6",)),
     Scenario("lr_10_no_clip", "nonfinite",
              ("train.lr=10", "train.min_lr=1", "train.grad_clip=0", "train.log_interval=1"),
              also=("lr_too_high", "exploding_gradients", "loss_spike", "dead_units", "oscillation")),

@@ -550,6 +550,8 @@ class DoctorConfig(Section):
                                 "the run below this is a plateau")
     plateau_span: float = Field(0.3, gt=0.0, le=1.0, description="share of the steps the plateau gain is "
                                 "measured over")
+    plateau_level: float = Field(0.9, gt=0.0, description="a plateau counts only while the loss is above this "
+                                 "share of the unigram entropy (lower, it is a good run's end, not stuck)")
     oscillation_share: float = Field(0.6, gt=0.0, le=1.0, description="share of sign changes in the loss's "
                                      "steps above which, with a large swing, the loss oscillates")
     oscillation_swing: float = Field(0.1, ge=0.0, description="mean absolute step of the loss, relative to "

@@ -266,13 +266,15 @@ def underfitting(h: History, t: DoctorConfig) -> Finding | None:
         return None
     ts, tl = h.series("train", "loss")
     _, ev = h.series("eval", "val_loss")
-    if len(tl) < 3 or ts[-1] - ts[0] < 0.1 * h.facts.steps:  # too short to tell stuck from falling
+    if len(tl) < 3 or ts[-1] - ts[0] < t.plateau_span * h.facts.steps:  # too short to tell stuck from falling
         return None
     sm = _smooth(tl)
     train_now = float(sm[-1])
     val_now = float(ev[-1]) if len(ev) else train_now
-    # stuck, not merely early: the loss gained less than 2 x plateau_gain over the last tenth of the steps
-    j = int(np.searchsorted(ts, ts[-1] - 0.1 * h.facts.steps, side="right")) - 1
+    # stuck, not merely slow: the loss gained less than 2 x plateau_gain over the last plateau_span of
+    # the steps (over the last tenth, the first rule, a run 0.2 behind a healthy one counted as stuck
+    # at step 100 of 200 in the suite, and was restarted for nothing)
+    j = int(np.searchsorted(ts, ts[-1] - t.plateau_span * h.facts.steps, side="right")) - 1
     gain = (sm[max(0, j)] - train_now) / abs(sm[max(0, j)]) if sm[max(0, j)] else 0.0
     if train_now > t.underfit_share * ent and val_now > t.underfit_share * ent and gain < 2 * t.plateau_gain:
         return _finding("underfitting", "loss", ts, tl, len(ts) - 1,
@@ -284,7 +286,7 @@ def underfitting(h: History, t: DoctorConfig) -> Finding | None:
 
 def plateau(h: History, t: DoctorConfig) -> Finding | None:
     """Past `min_progress`: the smoothed loss gained less than `plateau_gain` (relative) over the
-    last `plateau_span` of the run's steps, while still above the unigram entropy's level."""
+    last `plateau_span` of the run's steps, while still above `plateau_level` of the unigram entropy."""
     ent = h.facts.unigram_entropy
     if not _progress(h, t):
         return None
@@ -295,7 +297,7 @@ def plateau(h: History, t: DoctorConfig) -> Finding | None:
     sm = _smooth(tl)
     j = int(np.searchsorted(ts, ts[-1] - span, side="right")) - 1
     gain = (sm[j] - sm[-1]) / abs(sm[j]) if sm[j] else 0.0
-    high = ent is None or sm[-1] > 0.8 * ent
+    high = ent is None or sm[-1] > t.plateau_level * ent
     if -t.plateau_gain < gain < t.plateau_gain and high:  # a rising loss is divergence, not a plateau
         return _finding("plateau", "loss", ts, tl, len(ts) - 1,
                         f"loss {sm[j]:.3f} -> {sm[-1]:.3f} over steps {int(ts[j])}-{int(ts[-1])} "
