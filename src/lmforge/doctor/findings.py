@@ -102,8 +102,11 @@ class Finding:
             ranked = ["reinit", *[r for r in ranked if r != "reinit"]]
         if self.problem in ("underfitting", "plateau"):  # slow for a reason the evidence can tell
             ratio, dropout = self.evidence.get("update_ratio"), self.evidence.get("dropout") or 0.0
-            if ratio is not None and ratio > UPDATE_FAST:
-                first = "lower_lr"  # the steps are large: the loss is stuck because it overshoots
+            if self.evidence.get("lr_lowered") or (ratio is not None and ratio > UPDATE_FAST):
+                # the steps are large, or this run diverged at ten times its LR: the loss is stuck
+                # because it overshoots (Adam's update ratio stays moderate at a far too high LR: its
+                # weights grow with it; measured at LR 0.5 in the suite's LR 5 run)
+                first = "lower_lr"
             elif ratio is not None and ratio < UPDATE_SLOW:
                 first = "raise_lr"
             else:

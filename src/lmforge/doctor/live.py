@@ -144,6 +144,8 @@ class Doctor(Callback):
             self.trial["found"].update(f.problem for f in found)
             self._verify(trainer)
         elif found:
+            if "lr_ceiling" in self.ctx.notes and found[0].problem in SLOW:  # evidence for the ranking
+                found[0].evidence["lr_lowered"] = True
             self._repair(trainer, found[0], self.order(found[0]))
         elif not any(f.severity == "error" for f in self.findings if f.step >= trainer.step - 1):
             self._keep_snapshot(trainer)
