@@ -113,3 +113,17 @@ def test_doctor_refuses_what_is_not_a_finished_run(tmp_path: Path) -> None:
     proc = lmforge("doctor", str(run.root))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr + proc.stdout
     assert "has not trained yet" in proc.stdout + proc.stderr
+
+
+def test_stop_early_is_refused_while_validation_still_improves() -> None:
+    from types import SimpleNamespace
+
+    from lmforge.config.schema import ModelConfig
+    from lmforge.doctor.repairs import Context, stop_early
+
+    improving = SimpleNamespace(last_val=4.1, best_val=4.1, should_stop=False)
+    with pytest.raises(LmforgeError, match="still at its best"):
+        stop_early(improving, Context(ModelConfig()))  # type: ignore[arg-type]
+    assert not improving.should_stop
+    risen = SimpleNamespace(last_val=4.4, best_val=4.1, should_stop=False, raw_model=None)
+    assert stop_early(risen, Context(ModelConfig())).name == "stop_early" and risen.should_stop  # type: ignore[arg-type]
