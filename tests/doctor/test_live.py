@@ -70,7 +70,7 @@ def test_rollback_and_skip_repairs_an_injected_loss_spike(tmp_path: Path) -> Non
 def test_a_setting_repair_restarts_from_step_zero(tmp_path: Path) -> None:
     # LR 1e-6: lr_too_low at the third statistics record (step 15); raising the LR restarts from
     # step 0, so the repaired run gets every step with the new LR
-    run, [doctor] = train_with(tmp_path, "auto", False, "train.lr=1e-6", "train.min_lr=1e-7")
+    run, [_doctor] = train_with(tmp_path, "auto", False, "train.lr=1e-6", "train.min_lr=1e-7")
     repairs = [e for e in read_jsonl(run.events) if e["kind"] == "repair"]
     raised = repairs[0]
     assert (raised["problem"], raised["remedy"], raised["outcome"]) == ("lr_too_low", "raise_lr", "applied")
