@@ -234,7 +234,7 @@ class Doctor(Callback):
             self.tried[f.problem].remove(applied.name)
             self._repair(trainer, again or f, [applied.name, *trial["order"]])
             return
-        undone = undo(trainer, applied)
+        undone = undo(trainer, applied, self.ctx)
         self._event(trainer, f, applied.name, "failed", f"{f.problem} still there after {applied.name}: "
                     f"{why}" + ("; undone" if undone else ""), after=_evidence(after))
         self._repair(trainer, f, trial["order"])

@@ -152,7 +152,11 @@ def reinit(trainer: Trainer, ctx: Context) -> Applied:
     initialize(trainer.raw_model, cfg)
     for opt in trainer.optimizers():
         opt.state.clear()
-    return Applied("reinit", {"init": "auto", "init_std": 0.02, **_moved(at, restarted)}, {"snapshot": snap})
+    old_start = ctx.start
+    if restarted:  # later restarts go back to the new weights, not to the broken ones
+        ctx.start = ctx.good = trainer.snapshot()
+    return Applied("reinit", {"init": "auto", "init_std": 0.02, **_moved(at, restarted)},
+                   {"snapshot": snap, "start": old_start})
 
 
 def stop_early(trainer: Trainer, ctx: Context) -> Applied:
@@ -210,10 +214,12 @@ REPAIRS = {"rollback_skip": rollback_skip, "lower_lr": lower_lr, "raise_lr": rai
            "lower_regularization": lower_regularization, **{name: advice(name) for name in ADVICE}}
 
 
-def undo(trainer: Trainer, applied: Applied) -> bool:
+def undo(trainer: Trainer, applied: Applied, ctx: Context | None = None) -> bool:
     """Take a repair back; False when it cannot be (a rollback, a stop)."""
     if applied.undo is None:
         return False
+    if ctx is not None and applied.undo.get("start") is not None:
+        ctx.start = applied.undo["start"]
     if "snapshot" in applied.undo:
         trainer.rollback(applied.undo["snapshot"])
     if "config" in applied.undo:
