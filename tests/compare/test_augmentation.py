@@ -69,3 +69,12 @@ def test_paraphrase_writes_with_the_base_unless_a_model_is_named(tmp_path: Path)
     other = tmp_path / "other-run"
     named = finetune_config(base, None, finetune_keys(docs, f"augment.paraphrase.model={other}"))
     assert augment_section(named, base, ["paraphrase"], 0.2).paraphrase.model == str(other)
+
+
+def test_an_example_with_line_breaks_stays_one_line_of_the_table() -> None:
+    from lmforge.compare.augmentation import example_notes
+    from lmforge.compare.output import markdown
+
+    notes = example_notes({"paraphrase": {"before": "To be,\nor not", "after": "To be,\nand so"}})
+    assert len(notes) == 2 and "\n" not in notes[1] and "\\n" in notes[1]
+    assert markdown(["op"], [["a\nb|c"]]).splitlines()[-1] == "| a b\\|c |"

@@ -121,8 +121,14 @@ def example_notes(examples: dict[str, dict[str, str]]) -> list[str]:
     lines = ["Examples (one training passage, from just before its first change, before -> after):"]
     for op, ex in examples.items():
         at = first_change(ex["before"], ex["after"])
-        lines.append(f"{op}: …{ex['before'][at:at + 140]} -> …{ex['after'][at:at + 140]}")
+        before, after = (_one_line(ex[k][at:at + 140]) for k in ("before", "after"))
+        lines.append(f"{op}: …{before} -> …{after}")
     return lines
+
+
+def _one_line(text: str) -> str:
+    """A line break written as `\\n`, so an example stays one line of the table's notes."""
+    return text.replace("\r", "").replace("\n", "\\n")
 
 
 def f1_figure(results: list[dict[str, Any]], arm_key: str, group_key: str | None, path: Path) -> None:
