@@ -124,13 +124,18 @@ def summary_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def table(record: dict[str, Any]) -> str:
-    lines = [(f"search space: {record['grid_points']} grid points, {record['steps_per_trial']} steps per full "
-              f"trial; budget {record['budget_steps']:,} steps per search (the full grid); seeds {record['seeds']}"),
-             "",
-             ("| search | trials (median) | pruned (median) | best val loss: median (min–max) | "
-              "steps to reach the grid's best: median (min–max) | share of the grid's compute: median |"),
-             "|---|---|---|---|---|---|"]
+COLUMNS = ["search", "trials (median)", "pruned (median)", "best val loss: median (min–max)",
+           "steps to reach the grid's best: median (min–max)", "share of the grid's compute: median"]
+
+
+def heading(record: dict[str, Any]) -> str:
+    return (f"search space: {record['grid_points']} grid points, {record['steps_per_trial']} steps per full "
+            f"trial; budget {record['budget_steps']:,} steps per search (the full grid); seeds {record['seeds']}")
+
+
+def rows(record: dict[str, Any]) -> list[list[str]]:
+    """One row per search: trials, pruned, best value and the compute it took to reach the grid's best."""
+    out = []
     for r in record["rows"]:
         reached = [s for s in r["reach_steps"] if s is not None]
         missed = len(r["reach_steps"]) - len(reached)
@@ -140,10 +145,16 @@ def table(record: dict[str, Any]) -> str:
         if missed:
             steps += f", not reached in {missed} of {len(r['reach_steps'])} seeds"
         share = statistics.median(r["reach_fraction"])
-        lines.append(f"| {r['method']} | {statistics.median(r['trials']):.0f} | {statistics.median(r['pruned']):.0f} "
-                     f"| {_spread([b for b in r['best'] if b is not None])} | {steps} | "
-                     f"{'not reached' if math.isinf(share) else f'{share:.2f}'} |")
-    return "\n".join(lines)
+        out.append([r["method"], f"{statistics.median(r['trials']):.0f}", f"{statistics.median(r['pruned']):.0f}",
+                    _spread([b for b in r["best"] if b is not None]), steps,
+                    "not reached" if math.isinf(share) else f"{share:.2f}"])
+    return out
+
+
+def table(record: dict[str, Any]) -> str:
+    from lmforge.compare.output import markdown
+
+    return f"{heading(record)}\n\n{markdown(COLUMNS, rows(record))}".rstrip("\n")
 
 
 def figure(record: dict[str, Any], path: Path) -> None:

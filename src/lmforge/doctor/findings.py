@@ -68,6 +68,21 @@ PROBLEMS: dict[str, tuple[str, list[str]]] = {
 # measured 1.8e-3 (end of the cosine) to 1.4e-2 (first steps)
 UPDATE_FAST, UPDATE_SLOW = 2e-2, 1e-3
 
+# remedy -> what it does, in plain words (docs/doctor.md has the details)
+REMEDIES: dict[str, str] = {
+    "rollback_skip": "go back to the last good weights and skip the batches since",
+    "lower_lr": "lower the learning rate tenfold and clip gradients tighter, training again from step 0 "
+                "(after a spike: from the last good weights)",
+    "raise_lr": "raise the learning rate (tenfold, or to a healthy update size), training again from step 0",
+    "reinit": "re-initialise the weights with the family's default scheme, training again from step 0",
+    "stop_early": "put back the weights of the best validation loss and stop",
+    "raise_regularization": "more dropout and weight decay",
+    "lower_regularization": "no dropout and a tenth of the weight decay, training again from step 0",
+    "larger_model": "train a larger model (a new run)",
+    "fix_data": "remove the text that validation shares with training (a new run)",
+    "bf16": "train in bfloat16 instead of float16 (a new run)",
+}
+
 SEVERITY = {"nonfinite": "error", "lr_too_high": "error", "exploding_gradients": "error", "loss_spike": "warning",
             "vanishing_gradients": "error", "overfitting": "warning", "underfitting": "warning",
             "plateau": "warning", "oscillation": "warning", "lr_too_low": "warning", "dead_units": "warning",
@@ -119,5 +134,6 @@ class Finding:
         out = asdict(self)
         out["values"] = [None if v is None or not math.isfinite(v) else round(float(v), 6)
                          for v in self.values]
-        out.update(severity=self.severity, explanation=self.explanation, remedies=self.remedies)
+        out.update(severity=self.severity, explanation=self.explanation, remedies=self.remedies,
+                   remedy_texts=[REMEDIES[r] for r in self.remedies])
         return out
