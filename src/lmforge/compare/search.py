@@ -68,7 +68,7 @@ def trace(study: optuna.Study) -> list[dict[str, Any]]:
             best = min(best, t.value)
         out.append({"trial": t.number, "outcome": outcome(t), "steps": int(t.user_attrs.get("steps", 0)),
                     "spent": spent, "value": t.value, "best": best if math.isfinite(best) else None,
-                    "params": t.params})
+                    "params": t.params, "intermediate": {int(k): v for k, v in t.intermediate_values.items()}})
     return out
 
 
