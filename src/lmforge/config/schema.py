@@ -654,8 +654,9 @@ class TuneConfig(Section):
     seed: int = Field(0, description="the sampler's seed (each trial trains with train.seed)")
     startup_trials: int = Field(5, ge=0, description="random trials before TPE/GP models, and trials before "
                                 "the median pruner prunes")
-    min_steps: int | None = Field(None, ge=1, description="steps before a pruner may stop a trial "
-                                  "(default: train.eval_interval)")
+    min_steps: int | None = Field(None, ge=1, description="steps before a pruner may stop a trial (default: the "
+                                  "first evaluation after the longest LR warm-up a trial can have, at least "
+                                  "train.eval_interval)")
 
     @field_validator("metric")
     @classmethod

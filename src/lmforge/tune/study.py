@@ -100,7 +100,10 @@ def run_budgeted(run: RunDir, cfg: Config, budget_steps: int) -> optuna.Study:
     optuna.logging.set_verbosity(logging.WARNING)
     check_space(cfg)
     check_metric(cfg)
-    study = optuna.create_study(sampler=build_sampler(cfg), pruner=build_pruner(cfg), direction=direction(cfg))
+    # a fixed name: Hyperband puts a trial in a bracket by a hash of the study's name and the trial's
+    # number, and an in-memory study's default name is random, so the search would not repeat
+    study = optuna.create_study(study_name=study_name(cfg), sampler=build_sampler(cfg), pruner=build_pruner(cfg),
+                                direction=direction(cfg))
     metric = build_metric(run, cfg)
     uniform = math.log(read_meta(run.tokens)["vocab_size"])
 
