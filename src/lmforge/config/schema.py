@@ -652,8 +652,8 @@ class TuneConfig(Section):
                                 "(postgresql://user@host/db) to share one study between machines")
     study: str | None = Field(None, description="the study's name in the storage (default: the config's name)")
     seed: int = Field(0, description="the sampler's seed (each trial trains with train.seed)")
-    startup_trials: int = Field(5, ge=0, description="random trials before TPE/GP models, and trials before "
-                                "the median pruner prunes")
+    startup_trials: int = Field(5, ge=0, description="random trials before TPE/GP models (per Hyperband bracket), "
+                                "and trials before the median pruner prunes")
     min_steps: int | None = Field(None, ge=1, description="steps before a pruner may stop a trial (default: the "
                                   "first evaluation after the longest LR warm-up a trial can have, at least "
                                   "train.eval_interval)")

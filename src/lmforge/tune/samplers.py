@@ -13,9 +13,12 @@ from lmforge.tune.space import candidate_values, grid
 
 def build_sampler(cfg: Config) -> optuna.samplers.BaseSampler:
     """The sampler of `tune.sampler`, seeded by `tune.seed`. TPE (Bergstra et al. 2011) and the
-    Gaussian-process sampler start from `startup_trials` random trials; TPE runs multivariate
-    (Falkner et al. 2018 showed the joint model beats independent ones) and groups conditional
-    keys, and with several workers it assumes the running trials' outcome (constant liar)."""
+    Gaussian-process sampler start from `startup_trials` random trials (5 by default, not Optuna's
+    10: a study of a few dozen trials otherwise spends a fifth of them at random, and under
+    Hyperband TPE models each bracket's trials apart, so every bracket pays the start-up again;
+    measured in docs/benchmarks.md); TPE runs multivariate (Falkner et al. 2018 showed the joint
+    model beats independent ones) and groups conditional keys, and with several workers it
+    assumes the running trials' outcome (constant liar)."""
     t = cfg.tune
     seed = t.seed
     if t.sampler == "grid":
