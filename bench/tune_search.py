@@ -12,6 +12,7 @@ Usage (from the repository root):
 
     .venv/bin/python bench/tune_search.py [--seeds 3] [--first-seed 0] [--methods grid,tpe+hyperband]
                                           [--name tune_search] [--out runs/bench-tune-search]
+                                          [--set tune.startup_trials=10 --set tune.min_steps=15 ...]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch
 from lmforge.compare.search import METHODS, run_compare_search, search_config, table
 from lmforge.console import set_quiet
 from lmforge.rundir import RunDir
+from lmforge.tune.samplers import min_steps
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -84,10 +86,15 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS), help="grid is the yardstick: keep it")
     parser.add_argument("--name", default="tune_search", help="bench/results/NAME.json and NAME.png")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-tune-search"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override, e.g. tune.startup_trials=10 (repeatable): other settings")
     args = parser.parse_args()
     set_quiet(True)  # one line per search, not per trial
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    record = run_compare_search(RunDir(args.out), search_config(None, []), seeds, args.methods.split(","))
+    base = search_config(None, args.set)
+    record = run_compare_search(RunDir(args.out), base, seeds, args.methods.split(","))
+    record["settings"] = {"overrides": args.set, "startup_trials": base.tune.startup_trials,
+                          "first_rung_steps": min_steps(base)}
     if "grid" in record["curves"]:
         record["fidelity"] = fidelity(record)
     record["cpu"] = cpu_line()

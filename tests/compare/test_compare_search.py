@@ -5,7 +5,17 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from lmforge.compare.search import figure, method_config, steps_to_reach, summary_rows, table, trace
+from lmforge.compare.search import (
+    SPACE,
+    figure,
+    method_config,
+    search_config,
+    steps_to_reach,
+    summary_rows,
+    table,
+    trace,
+)
+from lmforge.config.schema import TuneConfig
 from lmforge.tune.space import grid_size
 from lmforge.tune.study import run_budgeted
 from tests.helpers.tune import tune_config, tune_run
@@ -53,3 +63,10 @@ def test_reach_within_the_grids_seed_to_seed_noise():
     text = table(record)
     assert "seed-to-seed noise: the standard deviation of its best over the seeds, 0.1414" in text
     assert "| tpe | 2 | 0 | 3.1450 (3.1000–3.1900) | not reached (1.00–1.00), missed in 1 of 2 | 0.50 (0.50–0.50) |" in text
+
+
+def test_the_benchmark_searches_with_lmforges_defaults_unless_told_otherwise():
+    assert search_config(None, []).tune.startup_trials == TuneConfig().startup_trials
+    cfg = search_config(None, ["tune.startup_trials=10", "tune.min_steps=15"])
+    assert (cfg.tune.startup_trials, cfg.tune.min_steps) == (10, 15)
+    assert set(cfg.tune.space) == set(SPACE)  # the benchmark's space, whatever else changes

@@ -46,8 +46,10 @@ METHODS = {"grid": ("grid", "none"), "random": ("random", "none"), "tpe": ("tpe"
 
 
 def search_config(config: Path | None, overrides: list[str], space: dict[str, Any] | None = None) -> Config:
+    """The benchmark's base config: `BASE`, then `overrides`; its tune section keeps lmforge's
+    defaults (what users get) or the `tune.*` overrides given, with the benchmark's space."""
     cfg = load_config(config, None if config else "default", BASE + overrides)
-    cfg.tune = TuneConfig.model_validate({"space": space or SPACE})  # lmforge's defaults: what users get
+    cfg.tune = TuneConfig.model_validate({**cfg.tune.model_dump(exclude={"space"}), "space": space or SPACE})
     return cfg
 
 
