@@ -129,17 +129,17 @@ def summary_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     grid_best = {s: c[-1]["best"] for s, c in record.get("curves", {}).get("grid", {}).items()}
     noise = grid_noise(record)
     rows = []
-    for method, curves in record["curves"].items():
-        def fractions(tolerance: float) -> tuple[list[int | None], list[float]]:
-            reach = [steps_to_reach(c, grid_best[s] + tolerance) for s, c in curves.items() if s in grid_best]
-            return reach, [r / record["budget_steps"] if r is not None else math.inf for r in reach]
+    def fractions(curves: dict[Any, list[dict[str, Any]]], tolerance: float) -> tuple[list[int | None], list[float]]:
+        reach = [steps_to_reach(c, grid_best[s] + tolerance) for s, c in curves.items() if s in grid_best]
+        return reach, [r / record["budget_steps"] if r is not None else math.inf for r in reach]
 
-        reach, share = fractions(0.0)
+    for method, curves in record["curves"].items():
+        reach, share = fractions(curves, 0.0)
         row = {"method": method, "trials": [len(c) for c in curves.values()],
                "best": [c[-1]["best"] for c in curves.values()], "reach_steps": reach, "reach_fraction": share,
                "pruned": [sum(p["outcome"] == "pruned" for p in c) for c in curves.values()]}
         if noise is not None:
-            row["reach_steps_noise"], row["reach_fraction_noise"] = fractions(noise)
+            row["reach_steps_noise"], row["reach_fraction_noise"] = fractions(curves, noise)
         rows.append(row)
     return rows
 

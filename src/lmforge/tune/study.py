@@ -18,8 +18,8 @@ from lmforge.console import console, show
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir
 from lmforge.tokens.store import META, read_meta
-from lmforge.tune.results import write_results, write_trials_csv
 from lmforge.tune.objective import build_metric, check_metric, direction
+from lmforge.tune.results import write_results, write_trials_csv
 from lmforge.tune.samplers import build_pruner, build_sampler
 from lmforge.tune.space import check_space, grid_size
 from lmforge.tune.storage import (
