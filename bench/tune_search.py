@@ -107,7 +107,7 @@ def main() -> None:
     for step, f in record.get("fidelity", {}).items():
         print(f"grid trials at step {step}: Spearman rho with the final loss {f['rho_median']:.2f} "
               f"({f['rho_min']:.2f}–{f['rho_max']:.2f}); the grid's best ranked {f['best_rank_median']:.0f} "
-              f"of {f['trials']} there (median over seeds)")
+              f"of {f['trials']:.0f} there (median over seeds)")
     print(f"cpu: {record['cpu']}; {record['versions']}; wall {record['wall_s']:.0f} s")
 
 
