@@ -765,13 +765,14 @@ def compare_augmentation(
     base: Annotated[Path, typer.Argument(metavar="BASE", help="the pretrained base (run, checkpoint or HF folder)")],
     args: ConfigAndOverrides = None,
     sizes: Annotated[str, typer.Option(help="comma-separated training-set sizes, in passages")] = "16,64",
-    ops: Annotated[str, typer.Option(help="comma-separated operations")] =
-        "synonym,insert,swap,delete,char_noise,span_mask,sentence_shuffle,to_early,to_modern",
+    ops: Annotated[str | None, typer.Option(help="comma-separated operations (default: every one)")] = None,
     rate: Annotated[float, typer.Option(help="share of each passage changed, in [0, 1]")] = 0.1,
     out: OutOpt = None,
 ) -> None:
     """Each augmentation operation's effect on a small classifier: test macro-F1 with 95%
-    intervals at each training-set size, and an example of each operation."""
+    intervals at each training-set size, and an example of each operation. paraphrase writes
+    with augment.paraphrase.model, by default the base itself."""
+    from lmforge.augment.ops import OPERATIONS
     from lmforge.compare.augmentation import parse_sizes, run_augmentation
     from lmforge.finetune.base import resolve_base
     from lmforge.finetune.classify import finetune_config
@@ -780,10 +781,14 @@ def compare_augmentation(
     config, overrides = _split_config_arg(args or [])
     found = resolve_base(base)
     cfg = finetune_config(found, config, ["monitor.console=none", *overrides])
+    op_list = [o.strip() for o in ops.split(",") if o.strip()] if ops else list(OPERATIONS)
+    if "paraphrase" in op_list and not cfg.augment.paraphrase.model and found.kind != "hf":
+        paraphrase = cfg.augment.paraphrase.model_copy(update={"model": str(found.path)})
+        cfg = cfg.model_copy(update={"augment": cfg.augment.model_copy(update={"paraphrase": paraphrase})})
     run = RunDir(out or Path("runs") / "compare-augmentation")
-    result = run_augmentation(found, run, cfg, size_list, [o.strip() for o in ops.split(",") if o.strip()], rate)
+    result = run_augmentation(found, run, cfg, size_list, op_list, rate)
     typer.echo(result["table"])
-    console.print(f"written: {run.root / 'augmentation.md'}, augmentation.json")
+    console.print(f"written: {run.root}/table.md, table.html, table.csv, figure.png, cells.json, result.json")
 
 
 @compare_app.command("labeling")
@@ -809,7 +814,7 @@ def compare_labeling(
     run = RunDir(out or Path("runs") / "compare-labeling")
     result = run_labeling(found, run, cfg, budget_list, threshold, strategy)
     typer.echo(result["table"])
-    console.print(f"written: {run.root / 'labeling.md'}, labeling.json")
+    console.print(f"written: {run.root}/table.md, table.html, table.csv, figure.png, cells.json, result.json")
 
 
 @compare_app.command("tuning")
@@ -826,7 +831,7 @@ def compare_tuning(
     run = RunDir(out or Path("runs") / "compare-tuning")
     result = run_tuning(run, cfg, only)
     typer.echo(result["table"])
-    console.print(f"written: {run.root / 'tuning.md'}, tuning.json, tuning.png")
+    console.print(f"written: {run.root}/table.md, table.html, table.csv, figure.png, cells.json, result.json")
 
 
 @compare_app.command("continual")
@@ -851,7 +856,7 @@ def compare_continual(
     result = run_continual(found, run, overrides or [], [m.strip() for m in methods.split(",") if m.strip()],
                            replay, {"ewc": ewc, "l2": l2}, fisher_windows)
     typer.echo(result["table"])
-    console.print(f"written: {run.root / 'continual.md'}, continual.json, continual.png")
+    console.print(f"written: {run.root}/table.md, table.html, table.csv, figure.png, cells.json, result.json")
 
 
 SizeOpt = Annotated[str, typer.Option("--size", help="tiny (seconds: the tests) or small (the course book)")]
@@ -931,8 +936,8 @@ def compare_all(overrides: Overrides = None, size: SizeOpt = "small",
                 only: Annotated[list[str] | None, typer.Option(
                     "--only", help="only these comparisons, by command name (`run` for topic 1; repeatable)")] = None,
                 ) -> None:
-    """The course book: every comparison with a command, resumable, and an index page (index.html,
-    index.md) linking every table and figure by course number."""
+    """The course book: every comparison of `compare --list`, resumable, and an index page
+    (index.html, index.md) linking every table and figure by course number."""
     from lmforge.compare.book import build_book
 
     root = out or Path("runs") / f"book-{size}"

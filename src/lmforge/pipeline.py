@@ -22,6 +22,7 @@ from lmforge.data.sources import input_files
 from lmforge.data.stage import run_data
 from lmforge.doctor import build_callbacks as doctor_callbacks
 from lmforge.errors import LmforgeError
+from lmforge.evaluate import paraphrase  # noqa: F401  (registers the paraphrase augmentation's model)
 from lmforge.evaluate.stage import run_eval
 from lmforge.label.stage import output as label_output
 from lmforge.label.stage import run_label
@@ -87,7 +88,7 @@ TRAIN_MONITOR_KEYS = ("early_stop", "plateau", "average")
 
 def external_inputs(cfg: Config, stage: str) -> list[Path]:
     """Files outside the run that a stage reads by path: the user's data files, a pretrained
-    tokenizer, a HF folder's weights."""
+    tokenizer, a HF folder's weights, the paraphrase model's weights."""
     if stage == "data":
         return input_files(cfg.data)
     if stage == "tokenize" and cfg.tokenizer.kind == "pretrained" and cfg.tokenizer.path:
@@ -95,12 +96,21 @@ def external_inputs(cfg: Config, stage: str) -> list[Path]:
         return [path / "tokenizer.json" if path.is_dir() else path]
     if stage == "train" and cfg.model.init_from:
         folder = Path(cfg.model.init_from)
-        source = run_of(folder)
-        if source is not None:  # an lmforge run or checkpoint: its checkpoints' weights
-            return sorted(source.checkpoints.glob("step-*/model.safetensors")) if folder == source.root else [
-                folder / "model.safetensors"]
-        return [folder / "config.json", *sorted(folder.glob("model*.safetensors*"))]
+        if run_of(folder) is None:  # a Hugging Face folder
+            return [folder / "config.json", *sorted(folder.glob("model*.safetensors*"))]
+        return _weights(folder)
+    if stage == "augment" and cfg.augment.paraphrase.model and any(
+            op.name == "paraphrase" for op in cfg.augment.operations):
+        return _weights(Path(cfg.augment.paraphrase.model))
     return []
+
+
+def _weights(folder: Path) -> list[Path]:
+    """The weights an lmforge run (all its checkpoints) or one checkpoint folder holds."""
+    source = run_of(folder)
+    if source is not None and folder == source.root:
+        return sorted(source.checkpoints.glob("step-*/model.safetensors"))
+    return [folder / "model.safetensors"]
 
 
 def _stamp(path: Path) -> str:

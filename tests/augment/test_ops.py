@@ -93,3 +93,27 @@ def test_distributional_neighbours_pair_words_used_alike() -> None:
             rng.choice(["a", "b", "c", "d", "e", "f", "g", "h"]) for _ in range(4)))
     near = neighbours(texts, vocab=20, skip_top=0, min_count=1, min_cosine=0.0, k=1, dim=8)
     assert near["cat"] == ["dog"] and near["red"] == ["blue"]
+
+
+def test_the_schema_accepts_every_registered_operation_and_no_other() -> None:
+    from typing import get_args
+
+    from lmforge.config.schema import AugmentOp
+
+    assert set(get_args(AugmentOp.model_fields["name"].annotation)) == set(OPERATIONS)
+
+
+def test_paraphrase_without_a_model_is_refused_before_writing() -> None:
+    from lmforge.augment.stage import PROVIDERS, resources
+    from lmforge.config.schema import AugmentConfig
+
+    with pytest.raises(LmforgeError, match="no model to write with"):
+        apply("paraphrase", "some words here", 0.5, random.Random(0), Resources())
+    cfg = AugmentConfig.model_validate({"operations": [{"name": "paraphrase"}], "paraphrase": {"model": "r"}})
+    saved = PROVIDERS.pop("paraphrase", None)  # as when the layer that loads models was never imported
+    try:
+        with pytest.raises(LmforgeError, match="needs a trained model"):
+            resources(cfg, [])
+    finally:
+        if saved is not None:
+            PROVIDERS["paraphrase"] = saved

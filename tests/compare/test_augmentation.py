@@ -28,4 +28,29 @@ def test_each_operation_at_each_size_on_the_same_test_passages(tmp_path: Path) -
             assert rows[(op, size)]["test_passages"] == none["test_passages"]
     assert set(result["examples"]) == {"swap", "char_noise"}
     assert result["examples"]["swap"]["before"] != result["examples"]["swap"]["after"]
-    assert "| char_noise | 12 | 24 |" in result["table"] and (out.root / "augmentation.md").is_file()
+    assert "| char_noise | 12 | 24 |" in result["table"]
+    table = (out.root / "table.md").read_text()
+    assert table.startswith("# Table 3.") and "| swap | 12 | 24 |" in table and "swap: …" in table  # its example
+    assert (out.root / "figure.png").stat().st_size > 0 and (out.root / "cells.json").is_file()
+
+
+def test_paraphrase_by_the_base_is_one_of_the_arms(tmp_path: Path) -> None:
+    """Through the command: with augment.paraphrase.model unset, the base itself writes."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from lmforge.cli import app
+
+    base = make_base(tmp_path / "base", "model.n_layer=1", "model.n_head=1", "model.n_embd=16", "model.block_size=16")
+    docs = write_docs(tmp_path / "docs.jsonl", per_class=4, chars=200)
+    keys = finetune_keys(docs, "train.steps=2", "train.eval_interval=2", "train.batch_size=4")
+    res = CliRunner().invoke(app, ["compare", "augmentation", str(base.root), *keys, "--ops", "paraphrase",
+                                   "--sizes", "4", "--rate", "0.1", "-o", str(tmp_path / "cmp")])
+    assert res.exit_code == 0, res.output
+    result = json.loads((tmp_path / "cmp" / "result.json").read_text())
+    rows = {r["operation"]: r for r in result["results"]}
+    assert rows["paraphrase"]["train_passages"] == 2 * rows["none"]["train_passages"] == 8
+    assert rows["paraphrase"]["test_passages"] == rows["none"]["test_passages"]
+    example = result["examples"]["paraphrase"]
+    assert example["before"] != example["after"]

@@ -63,6 +63,52 @@ def test_book_runs_skips_resumes_and_indexes(tmp_path, monkeypatch) -> None:
         book.build_book("tiny", root, only=["metric"])
 
 
+def test_every_catalog_comparison_has_a_runner_or_names_its_inputs() -> None:
+    from lmforge.compare.catalog import OTHER_COMPARISONS, TOPICS
+
+    named = {t.command for t in TOPICS if t.command} | set(OTHER_COMPARISONS)
+    assert named <= set(book.RUNNERS) | set(book.NEEDS), named - set(book.RUNNERS) - set(book.NEEDS)
+    assert not set(book.RUNNERS) & set(book.NEEDS)
+    labels = [label for label, _, _ in book.entries()]
+    numbered = [label for label in labels if label != "-"]
+    assert numbered[:4] == ["1", "2", "3", "3b"] and "13b" in numbered and len(numbered) == len(set(numbered)) == 17
+
+
+def test_comparisons_that_start_from_the_flow_run_say_so(tmp_path) -> None:
+    for name in ("tokenizers", "continual", "transfer", "augmentation", "labeling"):
+        with pytest.raises(LmforgeError, match="no finished run of size tiny") as err:
+            book.RUNNERS[name]("tiny", tmp_path / name, [])
+        assert "--only run" in (err.value.hint or "")
+
+
+def test_the_index_links_the_new_comparisons_and_both_problem_tables(tmp_path, monkeypatch) -> None:
+    """Topics 3, 3b, 7, 12, 13, 13b, 14 and 15: each row links its own table and figure."""
+    import re
+
+    def fake(name: str):
+        def run(size: str, out: Path, overrides: list[str]) -> dict:
+            if name == "problems":
+                write_table(out / "remedies", name, "remedies", ["a"], [[1]], [], None, extra={"size": size},
+                            number=15)
+            return write_table(out, name, f"{name} table", ["a"], [[1]], [], None, extra={"size": size})
+        return run
+
+    new = ["augmentation", "labeling", "search", "tuning", "continual", "transfer", "problems"]
+    for name in new:
+        monkeypatch.setitem(book.RUNNERS, name, fake(name))
+    root = tmp_path / "book"
+    book.build_book("tiny", root, only=new)
+    md = (root / "index.md").read_text()
+    for label, folder in (("3", "augmentation"), ("3b", "labeling"), ("7", "search"), ("12", "tuning"),
+                          ("13", "continual"), ("13b", "transfer"), ("14", "problems"), ("15", "problems/remedies")):
+        row = next(line for line in md.splitlines() if line.startswith(f"| {label} |"))
+        assert f"[table]({folder}/table.md)" in row and "measured" in row, row
+    assert (root / "problems" / "remedies" / "table.md").read_text().startswith("# Table 15.")
+    index = (root / "index.html").read_text()
+    assert "<h2>13b. retraining: transfer</h2>" in index
+    assert all((root / link).is_file() for link in re.findall(r'(?:src|href)="([^"]+)"', index))
+
+
 def test_sized_commands_refuse_an_unknown_size(tmp_path) -> None:
     res = CliRunner().invoke(app, ["compare", "config", "--size", "huge", "-o", str(tmp_path / "x")])
     assert isinstance(res.exception, LmforgeError) and "tiny, small" in (res.exception.hint or "")
@@ -76,8 +122,11 @@ def test_the_whole_tiny_book(tmp_path) -> None:
     result = book.build_book("tiny", root)
     done = [n for n, c in result["comparisons"].items() if c["status"] == "done"]
     assert set(book.RUNNERS) <= set(done)
-    for name in book.RUNNERS:
-        folder = root / ("flow" if name == "run" else name)
-        assert json.loads((folder / "result.json").read_text())["size"] == "tiny"
-        assert (folder / "figure.png").is_file(), name
+    for label, _, name in book.entries():
+        if name in book.RUNNERS:
+            folder = book.folder_of(root, label, name)
+            assert json.loads((folder / "result.json").read_text())["size"] == "tiny"
+            assert (folder / "figure.png").is_file(), name
     assert (root / "flow" / "report" / "index.html").is_file()
+    md = (root / "index.md").read_text()
+    assert md.count("| measured |") == len(book.entries()) - len(book.NEEDS)  # all but `compare eval`

@@ -61,7 +61,7 @@ def test_reach_within_the_grids_seed_to_seed_noise():
     assert tpe["reach_fraction_noise"] == [0.5, 0.5]  # 3.1 <= 3.0 + 0.1414 and 3.3 <= 3.2 + 0.1414
     assert grid["reach_fraction_noise"] == [1.0, 0.5]  # 3.3 is within the noise of 3.2, 3.5 not of 3.0
     text = table(record)
-    assert "seed-to-seed noise: the standard deviation of its best over the seeds, 0.1414" in text
+    assert "seed-to-seed noise (the standard deviation of its best over the seeds) 0.1414" in text
     assert "| tpe | 2 | 0 | 3.1450 (3.1000–3.1900) | not reached (1.00–1.00), missed in 1 of 2 | 0.50 (0.50–0.50) |" in text
 
 

@@ -36,8 +36,13 @@ def test_every_method_starts_from_a_and_is_scored_on_both_domains(tmp_path: Path
     assert rows["ewc"]["fisher_seconds"] > 0
     lineage = json.loads((tmp_path / "cmp" / "ewc" / "lineage.json").read_text())
     assert lineage["base"]["step"] == 10 and lineage["schedule"]["rewarmed"]
-    assert (tmp_path / "cmp" / "continual.png").stat().st_size > 0
-    assert "| replay |" in (tmp_path / "cmp" / "continual.md").read_text()
+    assert (tmp_path / "cmp" / "figure.png").stat().st_size > 0
+    assert "| replay |" in (tmp_path / "cmp" / "table.md").read_text()
+    assert (tmp_path / "cmp" / "table.md").read_text().startswith("# Table 13.")
+    cells = json.loads((tmp_path / "cmp" / "cells.json").read_text())
+    assert [c["arm"] for c in cells] == ["naive", "replay", "ewc", "l2"] and "--methods ewc" in cells[2]["command"]
+    saved = json.loads((tmp_path / "cmp" / "result.json").read_text())
+    assert saved["number"] == 13 and saved["rows"][1][0] == "replay" and len(saved["results"]) == 4
     with pytest.raises(LmforgeError, match="unknown continual method"):
         run_continual(resolve_base(base.root), RunDir(tmp_path / "cmp"), keys, ["forget"], 0.5, {}, 8)
 

@@ -3,6 +3,7 @@ pool without people; pseudo-labels and active learning stay within their budget.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,10 @@ def test_every_arm_on_the_same_test_passages(tmp_path: Path) -> None:
     assert rows["label_model"]["coverage"] > rows["majority"]["coverage"]
     assert rows["label_model"]["label_accuracy"] > 0.9
     assert "| gold | 8 | 8 | 1.000 |" in result["table"]
+    out = tmp_path / "cmp"
+    assert "| gold | 8 | 8 | 1.000 |" in (out / "table.md").read_text() and (out / "figure.png").stat().st_size > 0
+    cells = json.loads((out / "cells.json").read_text())
+    assert "gold-b8" in [c["arm"] for c in cells] and "has_a" in (out / "config.yaml").read_text()  # its command's CONFIG
 
 
 def test_without_rules_it_says_what_to_give(tmp_path: Path) -> None:

@@ -29,8 +29,10 @@ def test_each_arm_changes_one_thing_and_reports_the_gap(tmp_path: Path) -> None:
     assert rows["lr-search"]["lr"] != base.train.lr
     assert rows["early-stop"]["steps"] < 20  # min_delta 10: no check counts as an improvement
     assert rows["base"]["steps"] == 20
-    saved = json.loads((run.root / "tuning.json").read_text())
-    assert [r["arm"] for r in saved["results"]] == list(rows)
-    assert (run.root / "tuning.png").stat().st_size > 0
+    saved = json.loads((run.root / "result.json").read_text())
+    assert [r["arm"] for r in saved["results"]] == list(rows) and saved["number"] == 12
+    assert [r[0] for r in saved["rows"]] == list(rows)
+    assert (run.root / "figure.png").stat().st_size > 0 and (run.root / "table.csv").is_file()
+    assert [c["arm"] for c in json.loads((run.root / "cells.json").read_text())] == list(rows)
     with pytest.raises(LmforgeError, match="unknown arm"):
         run_tuning(run, base, ["bigger"])

@@ -3,6 +3,7 @@ conditions on keys outside the space and unreachable storage are clear errors.""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import optuna
@@ -57,10 +58,23 @@ def test_condition_on_a_value_the_key_never_takes(tmp_path: Path):
 
 
 def test_unreachable_database(tmp_path: Path):
+    pytest.importorskip("psycopg", reason="reaching a PostgreSQL server needs its driver, psycopg (the dev and "
+                                          "tune-rdb extras); without it the run stops at the driver check, "
+                                          "tested in test_missing_database_driver_is_named")
     # port 1 on loopback: nothing listens, so the connection is refused at once
     msg = refused(tmp_path, {"train.lr": {"float": [1e-4, 1e-2]}}, storage="postgresql://nobody@127.0.0.1:1/none")
     assert "cannot be reached" in msg and "127.0.0.1:1" in msg
+
+
+def test_storage_that_is_not_a_url(tmp_path: Path):
     assert "database URL" in refused(tmp_path, {"train.lr": {"float": [1e-4, 1e-2]}}, storage="runs/x.db")
+
+
+def test_missing_database_driver_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    for driver in ("psycopg", "psycopg2"):  # a None entry makes `import psycopg` fail, as on a machine without it
+        monkeypatch.setitem(sys.modules, driver, None)
+    msg = refused(tmp_path, {"train.lr": {"float": [1e-4, 1e-2]}}, storage="postgresql://nobody@127.0.0.1:1/none")
+    assert "database driver is not installed" in msg and "lmforge[tune-rdb]" in msg
 
 
 def test_impossible_range_in_a_file_names_its_line(tmp_path: Path):

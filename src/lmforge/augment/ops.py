@@ -7,7 +7,10 @@ rate is the share of words touched (their alpha), at least one word when the rat
 Character noise (swap, drop, repeat or replace one letter) and span masking (T5-style spans,
 Raffel et al. 2020, of mean length 3 replaced by one mask token) act on characters and words;
 the sentence shuffle reorders sentences; the spelling operations swap modern and early-modern
-spellings learned from paired editions (augment/spelling.py).
+spellings learned from paired editions (augment/spelling.py). Paraphrase rewrites spans (chosen as
+span masking chooses them) or the end of the text with words a trained model writes; the model
+itself comes from a higher layer through `Resources.rewriter` (evaluate/paraphrase.py), since
+this package sits below training and evaluation.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import re
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lmforge.errors import LmforgeError
 
@@ -24,14 +28,23 @@ WORD = re.compile(r"[A-Za-z][A-Za-z']*")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
+# (the text before the words, the words replaced, a seed) -> the words that replace them
+Rewriter = Callable[[str, str, int], str]
+
+
 @dataclass
 class Resources:
-    """What some operations look words up in: neighbours (synonym source) and spelling tables."""
+    """What some operations look words up in: neighbours (synonym source) and spelling tables;
+    and what paraphrase writes with, and what its copies record about it (`provenance`: fields
+    added to each copy an operation makes)."""
 
     synonyms: Mapping[str, list[str]] = field(default_factory=dict)
     to_early: Mapping[str, str] = field(default_factory=dict)
     to_modern: Mapping[str, str] = field(default_factory=dict)
     mask_token: str = "_"
+    rewriter: Rewriter | None = None
+    paraphrase_mode: str = "spans"
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 Op = Callable[[str, float, random.Random, Resources], str]
@@ -137,27 +150,58 @@ def char_noise(text: str, rate: float, rng: random.Random, res: Resources) -> st
     return "".join(chars)
 
 
+def span_groups(n: int, target: int, rng: random.Random, mean_span: int = 3) -> list[tuple[int, int]]:
+    """`target` of n word positions in spans of about `mean_span` (lengths drawn from an
+    exponential, as T5's are about their mean), as (first, last) of each run of chosen words."""
+    chosen: set[int] = set()
+    while len(chosen) < target:
+        length = max(1, min(target - len(chosen), round(rng.expovariate(1 / mean_span))))
+        start = rng.randrange(n)
+        chosen.update(range(start, min(n, start + length)))
+    groups: list[tuple[int, int]] = []
+    for i in sorted(chosen):
+        if groups and groups[-1][1] == i - 1:
+            groups[-1] = (groups[-1][0], i)
+        else:
+            groups.append((i, i))
+    return groups
+
+
 def span_mask(text: str, rate: float, rng: random.Random, res: Resources, mean_span: int = 3) -> str:
     """Mask a share of the words in spans of about `mean_span` words, each span by one mask token."""
     spans = _words(text)
+    groups = span_groups(len(spans), _count(len(spans), rate), rng, mean_span)
+    return _replace_spans(text, {(spans[i][0], spans[j][1]): res.mask_token for i, j in groups})
+
+
+def paraphrase(text: str, rate: float, rng: random.Random, res: Resources) -> str:
+    """Rewrite a share of the words with a trained model. Mode `spans`: spans as span_mask chooses
+    them, left to right, each replaced by what the model writes after the (already rewritten) text
+    before it; mode `continue`: the last share of the words replaced by the model's continuation
+    of the rest. A causal model sees only the left context: the words after a span do not steer
+    it. Each replacement starts where the word before it ends, so the model writes its own
+    spacing and punctuation."""
+    if res.rewriter is None:
+        raise LmforgeError("the paraphrase operation has no model to write with",
+                           "set augment.paraphrase.model to a trained run, and run it through `lmforge augment` "
+                           "or `lmforge compare augmentation`")
+    spans = _words(text)
     target = _count(len(spans), rate)
-    masked: set[int] = set()
-    while len(masked) < target:
-        length = max(1, min(target - len(masked), round(rng.expovariate(1 / mean_span))))
-        start = rng.randrange(len(spans))
-        masked.update(range(start, min(len(spans), start + length)))
-    out: dict[tuple[int, int], str] = {}
-    i = 0
-    while i < len(spans):
-        if i in masked:
-            j = i
-            while j + 1 in masked:
-                j += 1
-            out[(spans[i][0], spans[j][1])] = res.mask_token
-            i = j + 1
-        else:
-            i += 1
-    return _replace_spans(text, out)
+    if target == 0:
+        return text
+    if res.paraphrase_mode == "continue":
+        groups = [(len(spans) - target, len(spans) - 1)]
+    else:
+        groups = span_groups(len(spans), target, rng)
+    pieces: list[str] = []
+    last = 0
+    for i, j in groups:
+        start, end = (spans[i - 1][1] if i > 0 else 0), spans[j][1]
+        pieces.append(text[last:start])
+        pieces.append(res.rewriter("".join(pieces), text[start:end], rng.randrange(2**63)))
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces)
 
 
 def sentence_shuffle(text: str, rate: float, rng: random.Random, res: Resources) -> str:
@@ -199,10 +243,11 @@ def to_modern(text: str, rate: float, rng: random.Random, res: Resources) -> str
 OPERATIONS: dict[str, Op] = {
     "synonym": synonym_replace, "insert": random_insert, "swap": random_swap, "delete": random_delete,
     "char_noise": char_noise, "span_mask": span_mask, "sentence_shuffle": sentence_shuffle,
-    "to_early": to_early, "to_modern": to_modern,
+    "to_early": to_early, "to_modern": to_modern, "paraphrase": paraphrase,
 }
 NEEDS_SYNONYMS = ("synonym", "insert")
 NEEDS_SPELLING = ("to_early", "to_modern")
+NEEDS_MODEL = ("paraphrase",)
 
 
 def apply(name: str, text: str, rate: float, rng: random.Random, res: Resources) -> str:

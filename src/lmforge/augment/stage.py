@@ -6,16 +6,21 @@ Each copy keeps every field of its original (its label too) and adds `augmented_
 id), `operation` and `rate`; it shares its original's `cluster`, so anything that groups by
 cluster keeps the two together. augment/ledger.json counts copies made per operation and those
 dropped because the operation left the text unchanged (a text without a known word, say).
+
+An operation that needs a trained model (paraphrase) gets it from a provider that a higher layer
+registers with `provide` (evaluate/paraphrase.py, imported by the flow): this package cannot
+import the code that loads models.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lmforge.augment.ops import NEEDS_SPELLING, NEEDS_SYNONYMS, Resources, apply, check_rate
+from lmforge.augment.ops import NEEDS_MODEL, NEEDS_SPELLING, NEEDS_SYNONYMS, Resources, apply, check_rate
 from lmforge.augment.spelling import corpus_variants, invert
 from lmforge.augment.synonyms import neighbours
 from lmforge.config.schema import AugmentConfig
@@ -24,6 +29,13 @@ from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir, atomic_write_json, read_jsonl_gz, write_jsonl_gz
 
 FOLDER = "augment"
+# operation name -> what readies its model in the resources (registered from a higher layer)
+PROVIDERS: dict[str, Callable[[AugmentConfig, Resources], None]] = {}
+
+
+def provide(name: str, provider: Callable[[AugmentConfig, Resources], None]) -> None:
+    """Register what readies a model-backed operation; called by the layer that can load models."""
+    PROVIDERS[name] = provider
 
 
 def output(run: RunDir) -> Path:
@@ -39,6 +51,11 @@ def resources(cfg: AugmentConfig, texts: list[str]) -> Resources:
     if names & set(NEEDS_SPELLING):
         res.to_early = corpus_variants(cfg.spelling_pairs)
         res.to_modern = invert(dict(res.to_early))
+    for name in sorted(names & set(NEEDS_MODEL)):
+        if name not in PROVIDERS:
+            raise LmforgeError(f"the {name} operation needs a trained model, and nothing that loads one is registered",
+                               "run it through `lmforge augment`, `lmforge run` or `lmforge compare augmentation`")
+        PROVIDERS[name](cfg, res)
     return res
 
 
@@ -59,7 +76,7 @@ def augment_records(records: list[dict[str, Any]], cfg: AugmentConfig, res: Reso
                     tally["unchanged"] += 1
                     continue
                 copy = {**rec, "id": f"{rec.get('id')}#{op.name}-{k}", "text": text,
-                        "augmented_from": rec.get("id"),
+                        "augmented_from": rec.get("id"), **res.provenance.get(op.name, {}),
                         "operation": op.name, "rate": op.rate, "cluster": rec.get("cluster") or rec.get("id")}
                 out.append(copy)
                 tally["made"] += 1
@@ -81,7 +98,8 @@ def run_augment(run: RunDir, cfg: AugmentConfig, source: Path | None = None) -> 
     n = write_jsonl_gz(output(run), [*records, *copies])
     ledger = {"input": str(path), "originals": len(records), "copies": len(copies), "records": n,
               "operations": counts, "rates": {op.name: op.rate for op in cfg.operations},
-              "synonym_words": len(res.synonyms), "spelling_variants": len(res.to_early)}
+              "synonym_words": len(res.synonyms), "spelling_variants": len(res.to_early),
+              **({"provenance": res.provenance} if res.provenance else {})}
     made = [f"{k}: {v.get('made', 0)}" for k, v in counts.items()]
     atomic_write_json(run.root / FOLDER / "ledger.json", ledger)
     console.print(f"augment: {len(records)} training records + {len(copies)} copies "

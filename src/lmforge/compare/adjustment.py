@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.compare.cells import pm, size_config, sweep
-from lmforge.compare.output import save_cell, write_table
+from lmforge.compare.output import pyplot, save_cell, save_figure, write_table
 from lmforge.config.schema import Config
 from lmforge.rundir import RunDir
 from lmforge.train.loop import Callback, Trainer
@@ -76,8 +76,7 @@ def events_of(folder: Path) -> dict[str, int]:
 
 def figure(by_arm: dict[str, list[dict[str, Any]]], path: Path) -> None:
     """Training loss (top) and learning rate (bottom) against step, one line per arm (first seed)."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 6), dpi=110, sharex=True)
     for arm, cells in by_arm.items():
         curve = cells[0]["values"]["curve"]
@@ -90,9 +89,7 @@ def figure(by_arm: dict[str, list[dict[str, Any]]], path: Path) -> None:
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
     top.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(size: str, out: Path, overrides: list[str], only: list[str] | None = None,

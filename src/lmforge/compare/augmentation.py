@@ -3,29 +3,36 @@
 At each training-set size (a stratified subset of the training passages), one fine-tune without
 augmentation and one per operation, whose training set is the subset plus one augmented copy of
 each passage (augment/ops.py). Every arm sees the same held-out passages, steps and seed; the
-table gives test macro-F1 with its bootstrap 95% interval, and the report shows one passage as
-each operation changed it. Operations are applied to training passages only, after the split.
+table (course topic 3, in the common output form of compare/output.py) gives test macro-F1 with
+its bootstrap 95% interval, and its notes show one passage as each operation changed it.
+Operations are applied to training passages only, after the split.
 """
 
 from __future__ import annotations
 
 import random
+import shlex
 import time
+from pathlib import Path
 from typing import Any
 
 from tokenizers import Tokenizer
 
 from lmforge.augment.ops import OPERATIONS, apply, check_rate
 from lmforge.augment.stage import resources
+from lmforge.compare.output import markdown, pyplot, save_figure, write_table
 from lmforge.compare.trainset import train_texts, with_train
 from lmforge.config.load import config_over
-from lmforge.config.schema import AugmentConfig, AugmentOp, Config
+from lmforge.config.schema import AugmentOp, Config
 from lmforge.console import console
 from lmforge.errors import LmforgeError
 from lmforge.finetune.base import Base
 from lmforge.finetune.classify import read_documents, run_finetune
 from lmforge.finetune.passages import Task, subsample
-from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
+from lmforge.rundir import RunDir
+
+NAME = "augmentation"
+COLUMNS = ["operation", "base passages", "train passages", "test macro-F1 (95% CI)", "accuracy", "train s"]
 
 
 def augmenter(records: list[dict[str, Any]], cfg: Config, size: int, op: str | None, rate: float, res: Any,
@@ -50,13 +57,13 @@ def augmenter(records: list[dict[str, Any]], cfg: Config, size: int, op: str | N
 
 def run_augmentation(base: Base, out: RunDir, cfg: Config, sizes: list[int], ops: list[str], rate: float
                      ) -> dict[str, Any]:
-    """Every operation (and none) at every size; augmentation.json / .md in `out`."""
+    """Every operation (and none) at every size; the table, figure and cells in `out` (compare/output.py)."""
     check_rate(rate)
     unknown = [o for o in ops if o not in OPERATIONS]
     if unknown:
         raise LmforgeError(f"unknown operation(s) {unknown}", f"choose from: {', '.join(OPERATIONS)}")
     records = read_documents(out, cfg)
-    res = resources(AugmentConfig(operations=[AugmentOp(name=o, rate=rate) for o in ops]),  # type: ignore[arg-type]
+    res = resources(cfg.augment.model_copy(update={"operations": [AugmentOp(name=o, rate=rate) for o in ops]}),  # type: ignore[arg-type]
                     [r["text"] for r in records])
     started = time.time()
     examples: dict[str, dict[str, str]] = {}
@@ -77,26 +84,62 @@ def run_augmentation(base: Base, out: RunDir, cfg: Config, sizes: list[int], ops
     record = {"labels": res_["labels"], "label_field": cfg.finetune.label_field, "sizes": sizes, "rate": rate,
               "steps": cfg.train.steps, "wall_s": round(time.time() - started, 1), "results": results,
               "examples": examples}
-    atomic_write_json(out.root / "augmentation.json", record)
-    table = augmentation_table(results, examples)
-    atomic_write_text(out.root / "augmentation.md", table + "\n")
-    return {"table": table, **record}
+    rows = [[r["operation"], r["size"], r["train_passages"], f1_text(r), f"{r['accuracy']:.3f}",
+             f"{r['train_seconds']:.0f}"] for r in results]
+    cells = [{"arm": f"{r['operation']}-n{r['size']}", "seed": cfg.finetune.seed,
+              "config": cfg.model_dump(mode="json"),
+              "command": shlex.join(["lmforge", "compare", "augmentation", str(base.path), str(out.config),
+                                     "--sizes", str(r["size"]), "--ops", r["operation"], "--rate", str(rate),
+                                     "-o", str(out.root)]),
+              "values": r} for r in results]
+    notes = [(f"test macro-F1 of a classifier ({cfg.finetune.label_field}) fine-tuned {cfg.train.steps} steps on "
+              "each training set; every arm is scored on the same held-out passages; operations change training "
+              "passages only"), *example_notes(examples)]
+    write_table(out.root, NAME, "augmentation: each operation's effect on a small classifier", COLUMNS, rows, cells,
+                lambda p: f1_figure(results, "operation", "size", p), notes, record)
+    return {"table": markdown(COLUMNS, rows) + "".join(f"\n{n}" for n in notes[1:]), **record}
 
 
-def augmentation_table(results: list[dict[str, Any]], examples: dict[str, dict[str, str]]) -> str:
-    lines = ["| operation | base passages | train passages | test macro-F1 (95% CI) | accuracy | train s |",
-             "|---|---|---|---|---|---|"]
-    for r in results:
-        ci = r["f1_ci95"]
-        interval = f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
-        lines.append(f"| {r['operation']} | {r['size']} | {r['train_passages']} | {r['f1_macro']:.3f}{interval} | "
-                     f"{r['accuracy']:.3f} | {r['train_seconds']:.0f} |")
-    if examples:
-        lines += ["", "Examples (one training passage, from just before its first change, before -> after):", ""]
-        for op, ex in examples.items():
-            at = first_change(ex["before"], ex["after"])
-            lines.append(f"- **{op}**: `…{ex['before'][at:at + 140]}` -> `…{ex['after'][at:at + 140]}`")
-    return "\n".join(lines)
+def f1_text(r: dict[str, Any]) -> str:
+    """Test macro-F1 with its bootstrap 95% interval, as the tables print it."""
+    ci = r["f1_ci95"]
+    return f"{r['f1_macro']:.3f}" + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+
+
+def example_notes(examples: dict[str, dict[str, str]]) -> list[str]:
+    """One training passage as each operation changed it, from just before its first change."""
+    if not examples:
+        return []
+    lines = ["Examples (one training passage, from just before its first change, before -> after):"]
+    for op, ex in examples.items():
+        at = first_change(ex["before"], ex["after"])
+        lines.append(f"{op}: …{ex['before'][at:at + 140]} -> …{ex['after'][at:at + 140]}")
+    return lines
+
+
+def f1_figure(results: list[dict[str, Any]], arm_key: str, group_key: str | None, path: Path) -> None:
+    """Test macro-F1 with its 95% interval per arm, one colour per training-set size (no colours
+    without a `group_key`)."""
+    names = list(dict.fromkeys(r[arm_key] for r in results))
+    groups = list(dict.fromkeys(r[group_key] for r in results)) if group_key else [None]
+    width = 0.8 / len(groups)
+    fig, ax = pyplot().subplots(figsize=(max(6.0, 0.5 * len(names) * len(groups) + 2), 3.8), dpi=110)
+    for g, group in enumerate(groups):
+        rows = [(i, r) for i, n in enumerate(names) for r in results
+                if r[arm_key] == n and (group_key is None or r[group_key] == group)]
+        f1 = [r["f1_macro"] for _, r in rows]
+        ci = [r["f1_ci95"] or (r["f1_macro"], r["f1_macro"]) for _, r in rows]
+        err = [[max(0.0, v - lo) for v, (lo, _) in zip(f1, ci)], [max(0.0, hi - v) for v, (_, hi) in zip(f1, ci)]]
+        ax.bar([i + g * width for i, _ in rows], f1, width, yerr=err, capsize=2,
+               label=f"{group_key} {group}" if group_key else None)
+    ax.set_xticks([i + (len(groups) - 1) * width / 2 for i in range(len(names))], names, rotation=30, ha="right",
+                  fontsize=8)
+    ax.set_ylabel("test macro-F1 (95% interval)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3, axis="y")
+    if group_key:
+        ax.legend(fontsize=8)
+    save_figure(fig, path)
 
 
 def first_change(a: str, b: str, lead: int = 30) -> int:

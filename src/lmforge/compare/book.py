@@ -1,6 +1,7 @@
-"""`lmforge compare all --size tiny|small`: the course book. Every comparison of the catalog that
-has a command runs into ROOT/NAME (the flow run, topic 1, into ROOT/flow) and an index page
-(index.html and index.md) links every table and figure by course number.
+"""`lmforge compare all --size tiny|small`: the course book. Every comparison of the catalog runs
+(compare/runners.py says how, at each size) into ROOT/NAME (the flow run, topic 1, into
+ROOT/flow), and an index page (index.html and index.md) links every table and figure by course
+number; a comparison that belongs to a topic without its own number is listed under it (3b, 13b).
 
 Resumable at two levels: a comparison whose result.json says it finished at this size is not run
 again, and inside one, cells already measured come from their cache (compare/output.py). A
@@ -14,152 +15,35 @@ import html
 import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lmforge.compare.catalog import OTHER_COMPARISONS, TOPICS
+from lmforge.compare.catalog import OTHER_COMPARISONS, PART_OF, TOPICS
 from lmforge.compare.cells import check_size
-from lmforge.compare.output import PAGE_STYLE, environment, write_table
+from lmforge.compare.output import PAGE_STYLE, environment, finished
+from lmforge.compare.runners import NEEDS, RUNNERS
 from lmforge.console import console
-from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
-
-Runner = Callable[[str, Path, list[str]], dict[str, Any]]
-
-
-def _flow(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
-    """Topic 1: one whole run (data to report); its report's flow chart is figure 1."""
-    from lmforge.config.load import load_config
-    from lmforge.pipeline import run_all
-
-    keys = (["data.max_docs=4", "train.steps=30", "train.eval_interval=15", "train.checkpoint_interval=15",
-             "eval.max_tokens=2000", "eval.task_items=10", "eval.bootstrap_rounds=100", "train.threads=1"]
-            if size == "tiny" else ["train.threads=1"])
-    cfg = load_config(None, "smoke", keys + overrides)
-    run = RunDir(out)
-    run_all(run, cfg)
-    stages = {p.stem: json.loads(p.read_text()) for p in sorted(run.stages.glob("*.json"))}
-    rows = [[name, f"{rec['seconds']:.1f}"] for name, rec in stages.items()]
-    cells = [{"arm": "run", "seed": cfg.train.seed, "config": cfg.model_dump(mode="json"),
-              "command": f"lmforge run -p smoke -o {out}", "values": {n: r["seconds"] for n, r in stages.items()}}]
-
-    def figure(path: Path) -> None:
-        import shutil
-
-        flow = run.report / "flow.png"
-        if flow.is_file():
-            shutil.copyfile(flow, path)
-
-    return write_table(out, "run", "the training flow: each stage of one run and its time", ["stage", "seconds"],
-                       rows, cells, figure, ["the run's own report: report/index.html"], {"size": size})
-
-
-def _models(kind: str) -> Runner:
-    def run(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
-        from lmforge.compare.models import compare
-
-        tiny = ["data.max_docs=3", "train.steps=8", "train.warmup_steps=1", "eval.max_tokens=2000"]
-        compare(kind, None, (tiny if size == "tiny" else []) + overrides, out)
-        record = {**json.loads((out / "result.json").read_text()), "size": size}
-        atomic_write_json(out / "result.json", record)
-        return record
-
-    return run
-
-
-def _splits(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
-    from lmforge.compare.splits import prepare, run_compare_splits
-
-    run = RunDir(out)
-    tiny = size == "tiny"
-    cfg = prepare(run, (["data.max_docs=9", "data.dedup=exact"] if tiny else []) + overrides)
-    ks, repeats, steps, doc_tokens = ([2], 2, 4, 200) if tiny else ([2, 5], 3, 60, 2000)
-    result = run_compare_splits(run, cfg, ks, repeats, steps, doc_tokens)
-    rows = [[name, round(m["mean"], 4), round(m["bias"], 4), round(m["std"], 4), m["trainings"]]
-            for name, m in result["methods"].items()]
-    cells = [{"arm": name, "seed": result["seed"], "config": cfg.model_dump(mode="json"),
-              "command": f"lmforge compare splits {out} --ks {','.join(map(str, ks))} --repeats {repeats} "
-                         f"--steps {steps} --doc-tokens {doc_tokens}", "values": m}
-             for name, m in result["methods"].items()]
-    figure = out / "compare" / "splits.png"
-    return write_table(out, "splits", "validation: holdout vs k-fold, bias and spread of the estimate",
-                       ["estimator", "mean estimate", "bias", "std over repeats", "models trained"], rows, cells,
-                       lambda p: p.write_bytes(figure.read_bytes()),
-                       [f"truth {result['truth']:.4f} {result['metric']}"], {"size": size})
-
-
-def _tokenizers(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
-    """Beside the course: every tokenizer kind on the flow run's data (topic 1 makes it)."""
-    from lmforge.compare.tokenizers import COLUMNS, compare_tokenizers
-    from lmforge.errors import LmforgeError
-    from lmforge.tokens.tokenizer import KINDS
-
-    flow = RunDir(out.parent / "flow")
-    if not flow.split_file("val").is_file():
-        raise LmforgeError(f"{flow.root} has no data yet", f"run `lmforge compare all --size {size} --only run` first")
-    kinds = [k for k in KINDS if k != "pretrained"]
-    vocab = 512
-    result = compare_tokenizers(flow, kinds, vocab)
-    rows = [[r[c] for c in COLUMNS] for r in result["rows"]]
-    cells = [{"arm": r["kind"], "seed": None, "config": {"kind": r["kind"], "vocab_size": vocab},
-              "command": f"lmforge compare tokenizers {flow.root} --kinds {r['kind']} --vocab-size {vocab}",
-              "values": r} for r in result["rows"]]
-
-    def figure(path: Path) -> None:
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
-        ax.bar([r["kind"] for r in result["rows"]], [r["bytes_per_token"] for r in result["rows"]], color="#4c72b0")
-        ax.set_ylabel("validation bytes per token")
-        ax.grid(alpha=0.3, axis="y")
-        fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
-
-    return write_table(out, "tokenizers", f"tokenizers at one vocabulary size ({vocab})", list(COLUMNS), rows,
-                       cells, figure, [result["note"]], {"size": size})
-
-
-def _comparison(module: str) -> Runner:
-    def run(size: str, out: Path, overrides: list[str]) -> dict[str, Any]:
-        import importlib
-
-        return importlib.import_module(f"lmforge.compare.{module}").run(size, out, overrides)
-
-    return run
-
-
-# the comparisons the book knows how to run, by their `lmforge compare` name; a catalog entry
-# without one here is listed in the index as not in the book yet
-RUNNERS: dict[str, Runner] = {
-    "run": _flow, "cleaning": _comparison("cleaning"), "architectures": _models("architectures"),
-    "init": _models("init"), "config": _comparison("config"), "monitoring": _comparison("monitoring"),
-    "adjustment": _comparison("adjustment"), "metrics": _comparison("metrics"), "splits": _splits,
-    "tokenizers": _tokenizers,
-}
-# inputs the book does not make, and the command that makes them
-NEEDS: dict[str, str] = {
-    "eval": "two finished runs on the same data: `lmforge run -o runs/a` and `lmforge run -o runs/b "
-            "model.n_layer=2`, then `lmforge compare eval runs/a runs/b`",
-}
-
-
-def finished(out: Path, size: str) -> dict[str, Any] | None:
-    """The comparison's result when it finished at this size (its result.json is written last)."""
-    path = out / "result.json"
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    return record if record.get("size") == size else None
+from lmforge.rundir import atomic_write_json, atomic_write_text
 
 
 def entries() -> list[tuple[str, str, str]]:
-    """(label, subject, command) for every course topic, then the comparisons beside the course."""
-    out = [(str(t.number), t.subject, t.command) for t in TOPICS]
-    return out + [("-", f"beside the course: {name}", name) for name in OTHER_COMPARISONS]
+    """(label, subject, command) for every course topic, each followed by the comparisons that
+    belong to it (3b, 13b), then the comparisons beside the course."""
+    out = []
+    for t in TOPICS:
+        out.append((str(t.number), t.subject, t.command))
+        out += [(f"{t.number}b", f"{t.subject}: {name}", name) for name, n in PART_OF.items() if n == t.number]
+    return out + [("-", f"beside the course: {name}", name) for name in OTHER_COMPARISONS if name not in PART_OF]
+
+
+# a topic whose command measured an earlier topic too keeps its table in a folder of that one's
+SUBFOLDER = {"15": "remedies"}  # `compare problems`: table 14 in ROOT/problems, table 15 in ROOT/problems/remedies
+
+
+def folder_of(root: Path, label: str, name: str) -> Path:
+    """Where the book keeps the table of entry `label` (measured by `lmforge compare name`)."""
+    folder = root / ("flow" if name == "run" else name)
+    return folder / SUBFOLDER[label] if label in SUBFOLDER else folder
 
 
 def build_book(size: str, root: Path, overrides: list[str] | None = None,
@@ -186,26 +70,26 @@ def build_book(size: str, root: Path, overrides: list[str] | None = None,
     book.update(size=size, environment=environment())
     comps = book.setdefault("comparisons", {})
     started = time.time()
+    ran: set[str] = set()  # measured in this call
     for label, subject, name in entries():
         if not name or (only and name not in only):
             continue
-        folder = root / ("flow" if name == "run" else name)
+        folder = folder_of(root, label, name)
         if name in NEEDS:
             comps[name] = {"status": "skipped", "why": f"inputs missing: {NEEDS[name]}"}
             console.print(f"[yellow]skipped {label} {subject}: `compare {name}` needs {NEEDS[name]}")
             continue
-        if name not in RUNNERS:
-            comps[name] = {"status": "skipped", "why": f"`lmforge compare {name}` has no book runner yet"}
-            console.print(f"[yellow]skipped {label} {subject}: `compare {name}` is not in the book yet")
-            continue
         if finished(folder, size):
-            console.print(f"[dim]{label} {subject}: finished earlier, kept ({folder})")
+            when = "measured with the entry above" if name in ran else "finished earlier, kept"
+            console.print(f"[dim]{label} {subject}: {when} ({folder})")
             comps.setdefault(name, {"status": "done", "folder": str(folder)})
             continue
         console.print(f"[bold cyan]book[/]: {label} {subject} (`{name}`)")
         t0 = time.time()
-        RUNNERS[name](size, folder, list(overrides or []))
-        comps[name] = {"status": "done", "seconds": round(time.time() - t0, 1), "folder": str(folder)}
+        home = folder_of(root, "", name)  # the command's own folder (topic 15's table is inside topic 14's)
+        RUNNERS[name](size, home, list(overrides or []))
+        comps[name] = {"status": "done", "seconds": round(time.time() - t0, 1), "folder": str(home)}
+        ran.add(name)
         atomic_write_json(status_path, book)  # progress survives an interruption
     book["last_wall_s"] = round(time.time() - started, 1)
     atomic_write_json(status_path, book)
@@ -224,7 +108,7 @@ def write_index(root: Path, book: dict[str, Any]) -> None:
           "| # | subject | command | table | figure | status |", "|---|---|---|---|---|---|"]
     cards = []
     for label, subject, name in entries():
-        folder = root / ("flow" if name == "run" else name)
+        folder = folder_of(root, label, name)
         info = book["comparisons"].get(name, {}) if name else {}
         result = finished(folder, book["size"]) if name else None
         cmd = ("lmforge run" if name == "run" else f"lmforge compare {name}") if name else "(not yet)"

@@ -49,6 +49,9 @@ OTHER_COMPARISONS = {"tokenizers": "BPE, WordPiece, Unigram, byte and char token
                      "labeling": "augmentation (3): gold vs majority vote vs label model vs pseudo-labels vs "
                      "active learning, label accuracy and macro-F1 per labeling budget"}
 
+# comparisons beside the numbering that belong to a topic: the course book lists them under it (3b, 13b)
+PART_OF = {"labeling": 3, "transfer": 13}
+
 
 def listing() -> str:
     """The course topics with the command behind each, then comparisons outside the numbering."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lmforge.compare.cells import SEEDS, choose, command, pm, prepare, size_config, train_cell, with_keys
-from lmforge.compare.output import cached_cell, write_table
+from lmforge.compare.output import cached_cell, pyplot, save_figure, write_table
 from lmforge.config.schema import Config
 from lmforge.console import console
 from lmforge.evaluate.lm import bits_per_byte, token_losses
@@ -188,8 +188,7 @@ def measure(size: str, arm: str, seed: int, cfg: Config, out: Path, kinds: dict[
 
 def figure(rows: list[dict[str, Any]], path: Path) -> None:
     """Documents kept (bars) and held-out bits per byte (points) per arm."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
     x = range(len(rows))
     ax.bar(x, [r["kept"] for r in rows], color="#9db4d8", label="documents kept")
@@ -201,9 +200,7 @@ def figure(rows: list[dict[str, Any]], path: Path) -> None:
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(size: str, out: Path, overrides: list[str], only: list[str] | None = None,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.compare.cells import mean_std, pm, size_config, sweep
-from lmforge.compare.output import write_table
+from lmforge.compare.output import pyplot, save_figure, write_table
 
 NAME = "config"
 COLUMNS = ["arm", "changed", "seeds", "final train loss", "val bits/byte", "tokens seen", "tokens/s",
@@ -40,8 +40,7 @@ def arms(size: str, overrides: list[str]) -> dict[str, list[str]]:
 
 def figure(by_arm: dict[str, list[dict[str, Any]]], path: Path) -> None:
     """Training loss against step, one line per arm (the first seed)."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
     for arm, cells in by_arm.items():
         curve = cells[0]["values"]["curve"]
@@ -50,9 +49,7 @@ def figure(by_arm: dict[str, list[dict[str, Any]]], path: Path) -> None:
     ax.set_ylabel("training loss (nats per token)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(size: str, out: Path, overrides: list[str], only: list[str] | None = None,

@@ -17,6 +17,7 @@ Label accuracy is measured against the gold labels of the passages each arm trai
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +25,8 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
+from lmforge.compare.augmentation import f1_figure, f1_text
+from lmforge.compare.output import markdown, write_table
 from lmforge.compare.trainset import train_texts, with_train
 from lmforge.config.load import config_over
 from lmforge.config.schema import Config
@@ -36,7 +39,10 @@ from lmforge.finetune.pseudo import load_classifier
 from lmforge.label.model import ABSTAIN, dawid_skene, majority_vote, tied
 from lmforge.label.rules import apply_functions, from_rule
 from lmforge.label.select import STRATEGIES, pseudo_labels, query
-from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
+from lmforge.rundir import RunDir
+
+NAME = "labeling"
+COLUMNS = ["arm", "human labels", "train passages", "label accuracy", "test macro-F1 (95% CI)", "train s"]
 
 
 class Pool:
@@ -93,7 +99,7 @@ def rule_labels(pool: Pool, cfg: Config) -> dict[str, np.ndarray]:
 
 def run_labeling(base: Base, out: RunDir, cfg: Config, budgets: list[int], threshold: float = 0.9,
                  strategy: str = "entropy") -> dict[str, Any]:
-    """Every arm at every budget; labeling.json / .md in `out`."""
+    """Every arm at every budget; the table, figure and cells in `out` (compare/output.py)."""
     if not cfg.label.rules:
         raise LmforgeError("compare labeling needs label.rules (the rules the majority vote and the label model "
                            "combine)", "give them in a config file; docs/labeling.md has rules for the edition task")
@@ -147,19 +153,17 @@ def run_labeling(base: Base, out: RunDir, cfg: Config, budgets: list[int], thres
     record = {"labels": pool.labels, "label_field": cfg.finetune.label_field, "budgets": budgets,
               "pool": len(pool.texts), "threshold": threshold, "strategy": strategy, "steps": cfg.train.steps,
               "rules": [r.name for r in cfg.label.rules], "wall_s": round(time.time() - started, 1), "results": results}
-    atomic_write_json(out.root / "labeling.json", record)
-    table = labeling_table(results)
-    atomic_write_text(out.root / "labeling.md", table + "\n")
-    return {"table": table, **record}
-
-
-def labeling_table(results: list[dict[str, Any]]) -> str:
-    lines = ["| arm | human labels | train passages | label accuracy | test macro-F1 (95% CI) | train s |",
-             "|---|---|---|---|---|---|"]
-    for r in results:
-        ci = r["f1_ci95"]
-        interval = f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
-        acc = "-" if r["label_accuracy"] is None else f"{r['label_accuracy']:.3f}"
-        lines.append(f"| {r['arm']} | {r['budget']} | {r['train_passages']} | {acc} | {r['f1_macro']:.3f}{interval} | "
-                     f"{r['train_seconds']:.0f} |")
-    return "\n".join(lines)
+    rows = [[r["arm"], r["budget"], r["train_passages"],
+             "-" if r["label_accuracy"] is None else f"{r['label_accuracy']:.3f}", f1_text(r),
+             f"{r['train_seconds']:.0f}"] for r in results]
+    cells = [{"arm": f"{r['arm']}-b{r['budget']}", "seed": seed, "config": cfg.model_dump(mode="json"),
+              "command": shlex.join(["lmforge", "compare", "labeling", str(base.path), str(out.config), "--budgets",
+                                     str(max(2, r["budget"])), "--threshold", str(threshold), "--strategy", strategy,
+                                     "-o", str(out.root)]), "values": r} for r in results]
+    notes = [(f"a pool of {len(pool.texts)} training passages labelled by each arm ({cfg.finetune.label_field}); "
+             f"label accuracy against the gold labels of the passages each arm trained on; test macro-F1 on the same "
+             f"held-out passages with gold labels; rules: {', '.join(record['rules'])}")]
+    labelled = [{**r, "arm": f"{r['arm']} ({r['budget']})"} for r in results]  # one bar per row of the table
+    write_table(out.root, NAME, "labeling: gold vs rules vs label model vs pseudo-labels vs active learning",
+                COLUMNS, rows, cells, lambda p: f1_figure(labelled, "arm", None, p), notes, record)
+    return {"table": markdown(COLUMNS, rows), **record}

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from lmforge.compare.cells import SEEDS, size_config, sweep
-from lmforge.compare.output import save_cell, write_table
+from lmforge.compare.output import pyplot, save_cell, save_figure, write_table
 from lmforge.config.schema import Config
 from lmforge.evaluate.lm import NATS_TO_BITS
 from lmforge.rundir import RunDir, atomic_write_json
@@ -111,8 +111,7 @@ def disagreements(table: dict[str, dict[str, float]]) -> list[str]:
 
 def figure(table: dict[str, dict[str, float]], path: Path) -> None:
     """Each metric scaled to 0 (worst model) .. 1 (best model): crossing lines are disagreements."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
     for model, vals in table.items():
         ys = []
@@ -126,9 +125,7 @@ def figure(table: dict[str, dict[str, float]], path: Path) -> None:
     ax.set_ylabel("relative standing (1 = best of these models)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(size: str, out: Path, overrides: list[str], only: list[str] | None = None,

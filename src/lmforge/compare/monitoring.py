@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.compare.cells import mean_std, pm, sweep
-from lmforge.compare.output import save_cell, write_table
+from lmforge.compare.output import pyplot, save_cell, save_figure, write_table
 
 NAME = "monitoring"
 COLUMNS = ["sink", "shows", "seeds", "ms/step", "overhead vs JSONL", "files written", "KiB written"]
@@ -53,17 +53,14 @@ def files_written(folder: Path) -> tuple[int, float]:
 
 def figure(rows: list[dict[str, Any]], path: Path) -> None:
     """Wall time per step for each sink, with one standard deviation over seeds."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.8), dpi=110)
     names = [r["arm"] for r in rows]
     ax.bar(range(len(rows)), [r["ms"] for r in rows], yerr=[r["ms_std"] for r in rows], capsize=4, color="#4c72b0")
     ax.set_xticks(range(len(rows)), names, rotation=15)
     ax.set_ylabel("wall time per step (ms)")
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(size: str, out: Path, overrides: list[str], only: list[str] | None = None,

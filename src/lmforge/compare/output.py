@@ -84,17 +84,41 @@ PAGE_STYLE = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:1rem
               "img{max-width:100%}")
 
 
-def heading(name: str, title: str) -> str:
-    number = course_number(name)
+def heading(name: str, title: str, number: int | None = None) -> str:
+    number = number or course_number(name)
     return f"Table {number}. {title}" if number else title
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend (no display is needed to draw a figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Lay the figure out, write it under a temporary name, then move it into place (a crash never
+    leaves half a PNG under the final name), and free it."""
+    plt = pyplot()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 def write_table(out: Path, name: str, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                 cells: Sequence[dict[str, Any]], figure: Callable[[Path], Any] | None = None,
-                notes: Sequence[str] = (), extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write the comparison's table (Markdown, HTML, CSV), figure, cells and, last, result.json."""
+                notes: Sequence[str] = (), extra: dict[str, Any] | None = None,
+                number: int | None = None) -> dict[str, Any]:
+    """Write the comparison's table (Markdown, HTML, CSV), figure, cells and, last, result.json.
+    `number` overrides the course number of `name` (a command that measures two topics)."""
     out.mkdir(parents=True, exist_ok=True)
-    head = heading(name, title)
+    head = heading(name, title, number)
     note_md = "".join(f"\n{n}\n" for n in notes)
     atomic_write_text(out / "table.md", f"# {head}\n\n{markdown(columns, rows)}{note_md}")
     figure_html = ""
@@ -110,11 +134,23 @@ def write_table(out: Path, name: str, title: str, columns: Sequence[str], rows: 
         f"{html_table(columns, rows)}\n{notes_html}{figure_html}</body></html>\n"))
     atomic_write_text(out / "table.csv", csv_text(columns, rows))
     atomic_write_json(out / "cells.json", list(cells))
-    record = {"name": name, "number": course_number(name), "title": title, "columns": list(columns),
+    record = {"name": name, "number": number or course_number(name), "title": title, "columns": list(columns),
               "rows": [list(r) for r in rows], "notes": list(notes), "environment": environment(),
               "files": [f for f in FILES if (out / f).is_file() or f == "result.json"], **(extra or {})}
     atomic_write_json(out / "result.json", record)
     return record
+
+
+def finished(out: Path, size: str) -> dict[str, Any] | None:
+    """The comparison's result when it finished at this book size (result.json is written last)."""
+    path = out / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return record if record.get("size") == size else None
 
 
 def cell_identity(config: dict[str, Any], seed: int, version: str = "1") -> str:

@@ -291,43 +291,66 @@ def _fmt(x: float | None, pct: bool = True) -> str:
     return "-" if x is None else f"{x:.0%}" if pct else f"{x:.3g}"
 
 
-def tables(result: dict[str, Any]) -> str:
-    """Table 14 (problems, symptoms as measured, detection) and table 15 (remedies and success)."""
-    lines = ["Table 14. Training problems: symptoms as measured and their detection", "",
-             ("| problem | scenarios | symptom as measured (first scenario) | detected | precision | "
-              "steps to detection |"), "|---|---|---|---|---|---|"]
+PROBLEM_COLUMNS = ["problem", "scenarios", "symptom as measured (first scenario)", "detected", "precision",
+                   "steps to detection"]
+REMEDY_COLUMNS = ["problem", "remedy", "doctor's order: verified / failed", "random order: verified / failed"]
+REPAIR_COLUMNS = ["problem", "repaired (doctor)", "repaired (random remedy)", "broken final val", "repaired final val",
+                  "healthy target"]
+
+
+def problem_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Table 14: each problem, its symptom as measured, how often and how soon it was detected."""
+    rows = []
     for p, row in result["problems"].items():
-        steps = ", ".join(str(s) for s in row["steps"]) or "-"
-        symptom = (row["symptoms"][0] if row["symptoms"] else "not detected").replace("|", "/")
-        lines.append(f"| {p} | {', '.join(row['scenarios'])} | {symptom} | {row['detected']}/{len(row['scenarios'])} "
-                     f"| {_fmt(row['precision'])} | {steps} |")
+        symptom = row["symptoms"][0] if row["symptoms"] else "not detected"
+        rows.append([p, ", ".join(row["scenarios"]), symptom, f"{row['detected']}/{len(row['scenarios'])}",
+                     _fmt(row["precision"]), ", ".join(str(s) for s in row["steps"]) or "-"])
+    return rows
+
+
+def false_alarm_line(result: dict[str, Any]) -> str:
     healthy = result["false_alarms"]
     alarms = sum(1 for v in healthy.values() if v)
-    lines += ["", f"False alarms on {len(healthy)} healthy runs: {alarms}"
-              + "".join(f"; {k}: {', '.join(v)}" for k, v in healthy.items() if v), "",
-              "Table 15. Remedies tried and their measured success", "",
-              "| problem | remedy | doctor's order: verified / failed | random order: verified / failed |",
-              "|---|---|---|---|"]
+    return (f"False alarms on {len(healthy)} healthy runs: {alarms}"
+            + "".join(f"; {k}: {', '.join(v)}" for k, v in healthy.items() if v))
+
+
+def remedy_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Table 15: each remedy tried, verified or failed, in the doctor's order and in random order."""
     tally: dict[tuple[str, str], dict[str, str]] = {}
     for r in result["remedies"]:
         tally.setdefault((r["problem"], r["remedy"]), {})[r["arm"]] = f"{r['verified']} / {r['failed']}"
-    for (p, m), arms in sorted(tally.items()):
-        lines.append(f"| {p} | {m} | {arms.get('auto', '-')} | {arms.get('random', '-')} |")
-    lines += ["", ("| problem | repaired (doctor) | repaired (random remedy) | broken final val | "
-                   "repaired final val | healthy target |"), "|---|---|---|---|---|---|"]
+    return [[p, m, arms.get("auto", "-"), arms.get("random", "-")] for (p, m), arms in sorted(tally.items())]
+
+
+def repair_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Per problem: repaired by the doctor and by a random remedy, with the validation losses."""
+    rows = []
     for p, row in result["problems"].items():
         n = row["repairable"]
         if not n:
-            lines.append(f"| {p} | n/a: needs new data | n/a | - | - | - |")
+            rows.append([p, "n/a: needs new data", "n/a", "-", "-", "-"])
             continue
-        lines.append(f"| {p} | {row['repaired']}/{n} | {row['random_repaired']}/{n} | "
-                     f"{', '.join(_fmt(v, False) for v in row['broken_final'])} | "
-                     f"{', '.join(_fmt(v, False) for v in row['auto_final'])} | "
-                     f"{', '.join(_fmt(v, False) for v in row['target'])} |")
-    lines += ["", (f"Repair success: doctor {result['repair_rate']:.0%}, random remedy "
-                   f"{result['random_repair_rate']:.0%} (within {REPAIR_TOLERANCE:.0%} of the healthy "
-                   "counterpart's validation loss)")]
-    return "\n".join(lines) + "\n"
+        rows.append([p, f"{row['repaired']}/{n}", f"{row['random_repaired']}/{n}",
+                     *(", ".join(_fmt(v, False) for v in row[k]) for k in ("broken_final", "auto_final", "target"))])
+    return rows
+
+
+def repair_line(result: dict[str, Any]) -> str:
+    return (f"Repair success: doctor {result['repair_rate']:.0%}, random remedy {result['random_repair_rate']:.0%} "
+            f"(within {REPAIR_TOLERANCE:.0%} of the healthy counterpart's validation loss)")
+
+
+def tables(result: dict[str, Any]) -> str:
+    """Table 14 (problems, symptoms as measured, detection) and table 15 (remedies and success)."""
+    from lmforge.compare.output import markdown
+
+    return "\n".join([
+        "Table 14. Training problems: symptoms as measured and their detection", "",
+        markdown(PROBLEM_COLUMNS, problem_rows(result)), false_alarm_line(result), "",
+        "Table 15. Remedies tried and their measured success", "",
+        markdown(REMEDY_COLUMNS, remedy_rows(result)), markdown(REPAIR_COLUMNS, repair_rows(result)),
+        repair_line(result)]) + "\n"
 
 
 def figures(result: dict[str, Any], out: Path) -> list[Path]:

@@ -128,11 +128,12 @@ def summary_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     as this benchmark can tell)."""
     grid_best = {s: c[-1]["best"] for s, c in record.get("curves", {}).get("grid", {}).items()}
     noise = grid_noise(record)
-    rows = []
+
     def fractions(curves: dict[Any, list[dict[str, Any]]], tolerance: float) -> tuple[list[int | None], list[float]]:
         reach = [steps_to_reach(c, grid_best[s] + tolerance) for s, c in curves.items() if s in grid_best]
         return reach, [r / record["budget_steps"] if r is not None else math.inf for r in reach]
 
+    rows = []
     for method, curves in record["curves"].items():
         reach, share = fractions(curves, 0.0)
         row = {"method": method, "trials": [len(c) for c in curves.values()],
@@ -155,25 +156,33 @@ def _reach(steps: list[int | None], fractions: list[float]) -> str:
     return text + (f", missed in {missed} of {len(steps)}" if missed else "")
 
 
-def table(record: dict[str, Any]) -> str:
+COLUMNS = ["search", "trials (median)", "pruned (median)", "best val loss: median (min–max)",
+           "share of the grid's compute to reach the grid's best: median (min–max)",
+           "... to come within the grid's seed-to-seed noise: median (min–max)"]
+
+
+def heading(record: dict[str, Any]) -> str:
+    text = (f"search space: {record['grid_points']} grid points, {record['steps_per_trial']} steps per full "
+            f"trial; budget {record['budget_steps']:,} steps per search (the full grid); seeds {record['seeds']}")
     noise = grid_noise(record)
-    lines = [(f"search space: {record['grid_points']} grid points, {record['steps_per_trial']} steps per full "
-              f"trial; budget {record['budget_steps']:,} steps per search (the full grid); seeds {record['seeds']}"),
-             ""]
-    within = noise is not None and all("reach_fraction_noise" in r for r in record["rows"])
-    if within:
-        lines += [f"the grid's seed-to-seed noise: the standard deviation of its best over the seeds, {noise:.4f}", ""]
-    head = ("| search | trials (median) | pruned (median) | best val loss: median (min–max) | "
-            "share of the grid's compute to reach the grid's best: median (min–max) |")
-    lines += [head + (" ... to come within its noise: median (min–max) |" if within else ""),
-              "|---|---|---|---|---|" + ("---|" if within else "")]
-    for r in record["rows"]:
-        line = (f"| {r['method']} | {statistics.median(r['trials']):.0f} | {statistics.median(r['pruned']):.0f} "
-                f"| {_spread([b for b in r['best'] if b is not None])} | {_reach(r['reach_steps'], r['reach_fraction'])} |")
-        if within:
-            line += f" {_reach(r['reach_steps_noise'], r['reach_fraction_noise'])} |"
-        lines.append(line)
-    return "\n".join(lines)
+    if noise is not None:
+        text += f"; the grid's seed-to-seed noise (the standard deviation of its best over the seeds) {noise:.4f}"
+    return text
+
+
+def rows(record: dict[str, Any]) -> list[list[str]]:
+    """One row per search: trials, pruned, best value and the compute it took to reach the grid's
+    best, exactly and within its seed-to-seed noise ("-" with one seed: no noise to measure)."""
+    return [[r["method"], f"{statistics.median(r['trials']):.0f}", f"{statistics.median(r['pruned']):.0f}",
+             _spread([b for b in r["best"] if b is not None]), _reach(r["reach_steps"], r["reach_fraction"]),
+             _reach(r["reach_steps_noise"], r["reach_fraction_noise"]) if "reach_fraction_noise" in r else "-"]
+            for r in record["rows"]]
+
+
+def table(record: dict[str, Any]) -> str:
+    from lmforge.compare.output import markdown
+
+    return f"{heading(record)}\n\n{markdown(COLUMNS, rows(record))}".rstrip("\n")
 
 
 def figure(record: dict[str, Any], path: Path) -> None:

@@ -1,5 +1,5 @@
 """`lmforge compare tuning`: the measured effect of each tuning method, one change at a time
-from the same base config (the seed's table 12): a deeper and a wider model, the LR an LR range
+from the same base config (the course's table 12): a deeper and a wider model, the LR an LR range
 test finds, dropout, an L1 penalty, more weight decay (L2), and early stopping. Augmentation
 is not an arm yet.
 
@@ -11,6 +11,7 @@ and the train-validation gap is their difference: the overfitting each method re
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -18,17 +19,20 @@ from typing import Any
 import numpy as np
 
 from lmforge.compare.models import prepare
+from lmforge.compare.output import markdown, pyplot, save_figure, write_table
 from lmforge.config.load import config_over
 from lmforge.config.schema import Config
 from lmforge.console import console, show
 from lmforge.errors import LmforgeError
 from lmforge.monitor.adjust import build_adjusters
-from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
+from lmforge.rundir import RunDir
 from lmforge.tokens.store import load_tokens
 from lmforge.train.loop import estimate_loss
 from lmforge.train.lr_find import sweep
 from lmforge.train.stage import new_trainer
 
+NAME = "tuning"
+COLUMNS = ["change", "params", "steps", "LR", "train loss", "val loss", "gap (val - train)", "val vs base", "train s"]
 LOSS_BATCHES = 20  # windows for the final train and validation losses: 20 batches of the run's batch
 
 
@@ -71,7 +75,7 @@ def run_arm(run: RunDir, cfg: Config, name: str) -> dict[str, Any]:
 
 
 def run_tuning(run: RunDir, base: Config, only: list[str] | None = None) -> dict[str, Any]:
-    """Every arm from `base`; tuning.json, tuning.md and tuning.png in `run`."""
+    """Every arm from `base`; the table, figure and cells in `run` (compare/output.py)."""
     table_arms = arms(base)
     unknown = [a for a in only or [] if a not in table_arms]
     if unknown:
@@ -79,6 +83,7 @@ def run_tuning(run: RunDir, base: Config, only: list[str] | None = None) -> dict
     if not (run.tokens / "meta.json").is_file():  # a run already tokenized is used as it is
         prepare(run, base)
     results = []
+    configs: dict[str, Config] = {}
     started = time.time()
     for name in only or list(table_arms):
         cfg = config_over(base, None, table_arms[name])
@@ -89,37 +94,33 @@ def run_tuning(run: RunDir, base: Config, only: list[str] | None = None) -> dict
             else:
                 cfg = config_over(cfg, None, [f"train.lr={found.valley:.3g}", f"train.min_lr={found.valley / 10:.3g}"])
         console.print(f"tuning: {name}")
+        configs[name] = cfg
         res = run_arm(run, cfg, name)
         console.print(f"  train {res['train_loss']:.3f}, val {res['val_loss']:.3f}, gap {res['gap']:+.3f}")
         results.append(res)
     record = {"base": base.model_dump(mode="json"), "wall_s": round(time.time() - started, 1), "results": results}
-    atomic_write_json(run.root / "tuning.json", record)
-    table = tuning_table(results)
-    atomic_write_text(run.root / "tuning.md", table + "\n")
-    tuning_figure(results, run.root / "tuning.png")
-    return {"table": table, **record}
+    rows = tuning_rows(results)
+    cells = [{"arm": r["arm"], "seed": base.train.seed, "config": configs[r["arm"]].model_dump(mode="json"),
+              "command": shlex.join(["lmforge", "compare", "tuning", str(run.config), "--only", r["arm"],
+                                     "-o", str(run.root)]), "values": r} for r in results]
+    notes = [(f"every change from the same base config and tokens, {base.train.steps} steps (early stopping may "
+              f"stop sooner); train and validation loss over the same {LOSS_BATCHES} batches, in eval mode; one seed")]
+    write_table(run.root, NAME, "tuning: one change at a time, validation loss and train-validation gap", COLUMNS,
+                rows, cells, lambda p: tuning_figure(results, p), notes, record)
+    return {"table": markdown(COLUMNS, rows), **record}
 
 
-def tuning_table(results: list[dict[str, Any]]) -> str:
+def tuning_rows(results: list[dict[str, Any]]) -> list[list[Any]]:
     base = next((r for r in results if r["arm"] == "base"), results[0])
-    lines = ["| change | params | steps | LR | train loss | val loss | gap (val - train) | val vs base | train s |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        lines.append(f"| {r['arm']} | {r['params']:,} | {r['steps']} | {r['lr']:.3g} | {r['train_loss']:.3f} | "
-                     f"{r['val_loss']:.3f} | {r['gap']:+.3f} | {r['val_loss'] - base['val_loss']:+.3f} | "
-                     f"{r['seconds']:.0f} |")
-    return "\n".join(lines)
+    return [[r["arm"], f"{r['params']:,}", r["steps"], f"{r['lr']:.3g}", f"{r['train_loss']:.3f}",
+             f"{r['val_loss']:.3f}", f"{r['gap']:+.3f}", f"{r['val_loss'] - base['val_loss']:+.3f}",
+             f"{r['seconds']:.0f}"] for r in results]
 
 
 def tuning_figure(results: list[dict[str, Any]], path: Path) -> None:
     """Validation loss and train-validation gap per change."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     xs = np.arange(len(results))
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, (a, b) = pyplot().subplots(1, 2, figsize=(9, 3.5), dpi=120)
     a.bar(xs, [r["val_loss"] for r in results])
     a.set_ylim(min(r["val_loss"] for r in results) * 0.98, max(r["val_loss"] for r in results) * 1.01)
     a.set_title("validation loss")
@@ -127,8 +128,4 @@ def tuning_figure(results: list[dict[str, Any]], path: Path) -> None:
     b.set_title("gap: val - train loss")
     for ax in (a, b):
         ax.set_xticks(xs, [r["arm"] for r in results], rotation=45, ha="right", fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)

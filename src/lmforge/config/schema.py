@@ -710,12 +710,26 @@ class AugmentOp(Section):
     """One augmentation operation and how much it changes."""
 
     name: Literal["synonym", "insert", "swap", "delete", "char_noise", "span_mask", "sentence_shuffle",
-                  "to_early", "to_modern"] = Field(description="synonym / insert / swap / delete (EDA), "
-                                                   "char_noise, span_mask, sentence_shuffle, to_early / to_modern "
-                                                   "(spelling learned from the corpus's paired editions)")
+                  "to_early", "to_modern", "paraphrase"] = Field(
+        description="synonym / insert / swap / delete (EDA), char_noise, span_mask, sentence_shuffle, "
+                    "to_early / to_modern (spelling learned from the corpus's paired editions), paraphrase "
+                    "(words rewritten by a trained model: augment.paraphrase)")
     rate: float = Field(0.1, ge=0.0, le=1.0, description="share of words (characters for char_noise, sentences "
                         "for sentence_shuffle) changed, in [0, 1]")
     copies: int = Field(1, ge=1, le=20, description="augmented copies made of each training record")
+
+
+class ParaphraseConfig(Section):
+    """The paraphrase operation: a trained lmforge model rewrites a share of each record's words."""
+
+    model: str | None = Field(None, description="the lmforge run (its newest valid checkpoint) or one of its "
+                              "checkpoints/step-N folders whose model writes the new words")
+    mode: Literal["spans", "continue"] = Field("spans", description="spans: spans of about 3 words, each "
+                                               "rewritten after the text before it; continue: the last words "
+                                               "rewritten as a continuation of the rest")
+    temperature: float = Field(0.8, gt=0.0, le=10.0)
+    top_k: int | None = Field(50, ge=1, description="sample among the k likeliest tokens; None: all")
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="nucleus sampling mass; None: off")
 
 
 class AugmentConfig(Section):
@@ -730,6 +744,14 @@ class AugmentConfig(Section):
                                "the training split)")
     spelling_pairs: int | None = Field(8, ge=1, description="paired editions the spelling table is learned from "
                                        "(None: all 35)")
+    paraphrase: ParaphraseConfig = Field(default_factory=ParaphraseConfig)
+
+    @model_validator(mode="after")
+    def _paraphrase_model(self) -> AugmentConfig:
+        if any(op.name == "paraphrase" for op in self.operations) and not self.paraphrase.model:
+            raise ValueError("the paraphrase operation needs augment.paraphrase.model: a trained lmforge run "
+                             "or one of its checkpoints/step-N folders (`lmforge run -o RUN` makes one)")
+        return self
 
 
 class LabelRule(Section):

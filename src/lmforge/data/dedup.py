@@ -9,15 +9,17 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import xxhash
 
 from lmforge.config.schema import NearDedupConfig
 from lmforge.console import Ticker
 from lmforge.data import quality
 from lmforge.data.clean import too_short
+from lmforge.data.columns import KeyIndex, StringStore
 from lmforge.data.minhash import NearDedup, NearDupResult, jaccard
 from lmforge.data.record import Record
 
@@ -87,18 +89,22 @@ def _partition(results: Iterable[tuple[Record, bool]]) -> tuple[list[Record], li
 
 
 class ExactDedup:
-    """Keeps the first record of each normalised text; holds a 128-bit digest and an id per text."""
+    """Keeps the first record of each normalised text. Holds a 128-bit digest per text (in a
+    KeyIndex, 24 bytes) and the first record's id on disk (`folder`)."""
 
-    def __init__(self) -> None:
-        self.seen: dict[bytes, str] = {}
+    def __init__(self, folder: str | None = None) -> None:
+        self.seen = KeyIndex()
+        self.first = StringStore(folder)
 
     def apply(self, rec: Record) -> tuple[Record, bool]:
         digest = text_hash(rec["text"])
-        first = self.seen.get(bytes.fromhex(digest[:32]))
-        if first is not None:
+        key = int(digest[:32], 16)
+        at = self.seen.get(key)
+        if at is not None:
+            first = self.first[at]
             return reject(rec, "exact_duplicate", f"same normalised text as {first}", duplicate_of=first,
                           similarity=1.0), True
-        self.seen[bytes.fromhex(digest[:32])] = rec["id"]
+        self.seen[key] = self.first.append(rec["id"])
         return {**rec, "sha256": digest}, False
 
 
@@ -156,13 +162,19 @@ def _quality(rec: Record) -> float:
     return float(rec["quality"]) if "quality" in rec else quality.quality_score(rec["text"])  # type: ignore[typeddict-item]
 
 
-def _keeper(members: list[int], records: list[Record], rule: str) -> int:
-    """The member to keep: deterministic for every rule (ties go to the earliest record)."""
+def _keeper(members: list[int], rank: Callable[[int], float] | None) -> int:
+    """The member to keep: the highest `rank` (None: the first); ties go to the earliest record."""
+    if rank is None:
+        return min(members)
+    return min(members, key=lambda i: (-rank(i), i))
+
+
+def _rank(records: list[Record], rule: str) -> Callable[[int], float] | None:
     if rule == "longest":
-        return min(members, key=lambda i: (-_chars(records[i]), i))
+        return lambda i: _chars(records[i])
     if rule == "quality":
-        return min(members, key=lambda i: (-_quality(records[i]), i))
-    return min(members)
+        return lambda i: _quality(records[i])
+    return None
 
 
 def near_dedup(records: list[Record], cfg: NearDedupConfig, seed: int) -> tuple[list[Record], list[Record], dict[str, Any]]:
@@ -176,36 +188,79 @@ def near_dedup(records: list[Record], cfg: NearDedupConfig, seed: int) -> tuple[
     return near_decisions(index, records, cfg)
 
 
+def near_keepers(index: NearDedup, rank: Callable[[int], float] | None, cfg: NearDedupConfig
+                 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """For documents already added to `index`: (keeper, similarity, stats). keeper[i] is the index
+    of the member kept for i's cluster (i itself when alone); similarity[i] is i's Jaccard to its
+    keeper when i is removed, NaN otherwise. `rank` orders members for keep=longest/quality.
+    Only clusters of two or more get tables, so mostly unique documents cost 16 bytes each."""
+    res: NearDupResult = index.clusters()
+    n = len(res.cluster)
+    keeper = np.arange(n, dtype=np.int64)
+    similarity = np.full(n, np.nan)
+    groups: dict[int, list[int]] = {}
+    for i in np.flatnonzero(res.cluster != keeper).tolist():  # the root is the smallest index: it comes first
+        root = int(res.cluster[i])
+        groups.setdefault(root, [root]).append(i)
+    for members in groups.values():
+        k = _keeper(members, rank)
+        keeper[members] = k
+        if cfg.action == "cluster":
+            continue
+        for i in members:
+            if i != k:
+                sim = res.pairs.get((min(i, k), max(i, k)))
+                if sim is None:  # linked through other members: measure against the kept one directly
+                    sim = jaccard(index.shingles[i], index.shingles[k])
+                similarity[i] = sim
+    stats = {"bands": res.bands, "rows": res.rows, "candidate_pairs": res.candidates,
+             "verified_pairs": len(res.pairs), "clusters": len(groups), "pairs": res.pairs}
+    return keeper, similarity, stats
+
+
+def near_reason(keeper_id: str, sim: float, cfg: NearDedupConfig) -> str:
+    return f"near-duplicate of {keeper_id} (Jaccard {sim:.3f}, threshold {cfg.threshold}, kept by rule '{cfg.keep}')"
+
+
 def near_decisions(index: NearDedup, records: list[Record], cfg: NearDedupConfig
                    ) -> tuple[list[Record], list[Record], dict[str, Any]]:
     """near_dedup's decisions for records already added to `index`, in the same order. The records
     may be rows without text that carry `chars` (and `quality` for keep=quality) instead. Each
-    record gets its `cluster` in place; only clusters of two or more get tables, so a corpus of
-    mostly unique documents costs no memory per document here."""
-    res: NearDupResult = index.clusters()
-    groups: dict[int, list[int]] = {}
-    for i, root in enumerate(res.cluster):
-        if root != i:  # the root is the cluster's smallest index, so it comes first
-            groups.setdefault(root, [root]).append(i)
+    record gets its `cluster` in place."""
+    keeper, similarity, stats = near_keepers(index, _rank(records, cfg.keep), cfg)
     kept, rejected = [], []
-    keeper_of = {root: _keeper(members, records, cfg.keep) for root, members in groups.items()}
     for i, rec in enumerate(records):
-        k = keeper_of.get(res.cluster[i], i)
+        k = int(keeper[i])
         rec["cluster"] = records[k]["id"]
         if i == k or cfg.action == "cluster":
             kept.append(rec)
             continue
-        pair = (min(i, k), max(i, k))
-        sim = res.pairs.get(pair)
-        if sim is None:  # linked through other members: measure against the kept one directly
-            sim = jaccard(index.shingles[i], index.shingles[k])
-        rejected.append(reject(rec, "near_duplicate",
-                               f"near-duplicate of {records[k]['id']} (Jaccard {sim:.3f}, threshold {cfg.threshold}, "
-                               f"kept by rule '{cfg.keep}')", duplicate_of=records[k]["id"], similarity=round(sim, 4)))
-    stats = {"bands": res.bands, "rows": res.rows, "candidate_pairs": res.candidates,
-             "verified_pairs": len(res.pairs), "clusters": len(groups),
-             "pairs": res.pairs}
+        sim = float(similarity[i])
+        rejected.append(reject(rec, "near_duplicate", near_reason(records[k]["id"], sim, cfg),
+                               duplicate_of=records[k]["id"], similarity=round(sim, 4)))
     return kept, rejected, stats
+
+
+def contaminated(split_at: np.ndarray, pairs: dict[tuple[int, int], float]) -> dict[int, tuple[int, float]]:
+    """Held-out documents with a verified near-duplicate in another split: {index: (other index,
+    similarity)}. `split_at` holds each index's split (0 train, 1 val, 2 test; -1 in none); a
+    val/test pair drops the test copy. Exact duplicates cannot cross splits: exact dedup ran first."""
+    bad: dict[int, tuple[int, float]] = {}
+    for (i, j), sim in pairs.items():
+        si = int(split_at[i]) if i < len(split_at) else -1
+        sj = int(split_at[j]) if j < len(split_at) else -1
+        if si < 0 or sj < 0 or si == sj:
+            continue
+        if si == 0 or sj == 0:
+            held, other = (j, i) if si == 0 else (i, j)
+        else:
+            held, other = (i, j) if si == 2 else (j, i)
+        bad[held] = (other, sim)
+    return bad
+
+
+def contamination_reason(split: str, other_id: str, sim: float) -> str:
+    return f"{split} document is a near-duplicate (Jaccard {sim:.3f}) of {other_id}, which is in another split"
 
 
 def cross_split_contamination(records: list[Record], pairs: dict[tuple[int, int], float],
@@ -213,27 +268,18 @@ def cross_split_contamination(records: list[Record], pairs: dict[tuple[int, int]
     """Remove validation/test records that have a verified near-duplicate in train.
 
     `pairs` are verified pairs over the indices used when they were found; `position` maps a
-    record id to that index. Exact duplicates cannot cross splits: exact dedup ran first."""
-    split_of = {position[r["id"]]: r["split"] for r in records if r["id"] in position}
-    id_of = {position[r["id"]]: r["id"] for r in records if r["id"] in position}
-    bad: dict[str, tuple[str, float]] = {}
-    for (i, j), sim in pairs.items():
-        si, sj = split_of.get(i), split_of.get(j)
-        if si is None or sj is None or si == sj:
-            continue
-        if si == "train" or sj == "train":
-            held, train = (j, i) if si == "train" else (i, j)
-            bad[id_of[held]] = (id_of[train], sim)
-        else:  # val and test: drop the test copy
-            held, other = (i, j) if si == "test" else (j, i)
-            bad[id_of[held]] = (id_of[other], sim)
+    record id to that index."""
+    at = {position[r["id"]]: r for r in records if r["id"] in position}
+    split_at = np.full(max(at, default=-1) + 1, -1, dtype=np.int8)
+    for i, rec in at.items():
+        split_at[i] = ("train", "val", "test").index(rec["split"])
+    bad = {at[held]["id"]: (at[other]["id"], sim) for held, (other, sim) in contaminated(split_at, pairs).items()}
     kept, rejected = [], []
     for rec in records:
         if rec["id"] in bad:
             other, sim = bad[rec["id"]]
-            rejected.append(reject(rec, "split_contamination",
-                                   f"{rec['split']} document is a near-duplicate (Jaccard {sim:.3f}) of {other}, "
-                                   f"which is in another split", duplicate_of=other, similarity=round(sim, 4)))
+            rejected.append(reject(rec, "split_contamination", contamination_reason(rec["split"], other, sim),
+                                   duplicate_of=other, similarity=round(sim, 4)))
         else:
             kept.append(rec)
     return kept, rejected

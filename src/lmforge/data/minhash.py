@@ -106,13 +106,16 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class UnionFind:
+    """Union-find over 0..n-1 in one int64 array (8 bytes a document, not a Python list of ints)."""
+
     def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
+        self.parent = np.arange(n, dtype=np.int64)
 
     def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
         return i
 
     def union(self, i: int, j: int) -> None:
@@ -120,12 +123,21 @@ class UnionFind:
         if ri != rj:
             self.parent[max(ri, rj)] = min(ri, rj)
 
+    def roots(self) -> np.ndarray:
+        """find() of every element at once, by pointer jumping."""
+        parent = self.parent.copy()
+        while True:
+            up = parent[parent]
+            if np.array_equal(up, parent):
+                return parent
+            parent = up
+
 
 @dataclass
 class NearDupResult:
     """Clusters over document indices, with the verified similarity of each linked pair."""
 
-    cluster: list[int]  # cluster root (smallest index in the cluster) per document
+    cluster: np.ndarray  # cluster root (smallest index in the cluster) per document, int64
     pairs: dict[tuple[int, int], float]  # verified pairs (i < j) -> similarity
     candidates: int  # pairs that shared a band, before verification
     bands: int
@@ -155,11 +167,46 @@ class ArrayStore:
         return np.frombuffer(self._file.read(self._ends[i] - start), dtype=self.dtype)
 
 
+class BandKeys:
+    """The LSH band keys of every document, `bands` 64-bit values a row, in a temporary file: only
+    one band's column is in memory at a time (8 bytes a document), when candidates are listed."""
+
+    def __init__(self, bands: int, folder: str | None = None) -> None:
+        self.bands = bands
+        self._file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 -- lives as long as the index
+        self._pending = array("Q")
+        self._rows = 0
+
+    def append(self, keys: list[int]) -> None:
+        self._pending.extend(keys)
+        self._rows += 1
+        if len(self._pending) >= 1 << 16:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._file.seek(0, 2)
+        self._file.write(self._pending.tobytes())
+        self._pending = array("Q")
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def band(self, b: int) -> np.ndarray:
+        """Band b's key of every document, in index order."""
+        self._flush()
+        if not self._rows:
+            return np.zeros(0, dtype=np.uint64)
+        table = np.memmap(self._file, dtype=np.uint64, mode="r", shape=(self._rows, self.bands))
+        column = np.array(table[:, b])
+        del table
+        return column
+
+
 class NearDedup:
     """Index documents; find verified near-duplicate pairs and cluster them.
 
-    Memory per indexed document is one 64-bit key per band; shingles and signatures go to
-    temporary files (`folder`) and are read back only for the candidate pairs being verified."""
+    Shingles, signatures and band keys go to temporary files (`folder`): shingles and signatures
+    are read back only for the candidate pairs being verified, band keys one band at a time."""
 
     def __init__(self, threshold: float = 0.8, num_perm: int = 128, ngram: int = 5, cjk_ngram: int = 5,
                  verify: str = "exact", seed: int = 1, folder: str | None = None) -> None:
@@ -169,7 +216,7 @@ class NearDedup:
         self.hasher = MinHasher(num_perm, seed)
         self.shingles = ArrayStore(np.uint64, folder)
         self.sigs = ArrayStore(np.uint32, folder)  # MinHasher values are 32-bit
-        self.keys = [array("Q") for _ in range(self.bands)]
+        self.keys = BandKeys(self.bands, folder)
         self._lookup: list[dict[int, list[int]]] | None = None
 
     def _band_keys(self, sig: np.ndarray) -> list[int]:
@@ -184,8 +231,7 @@ class NearDedup:
         i = len(self.sigs)
         self.shingles.append(sh)
         self.sigs.append(sig)
-        for keys, key in zip(self.keys, self._band_keys(sig)):
-            keys.append(key)
+        self.keys.append(self._band_keys(sig))
         self._lookup = None
         return i
 
@@ -197,9 +243,8 @@ class NearDedup:
             return jaccard(self.shingles[i], self.shingles[j])
         return float(np.mean(self.sigs[i] == self.sigs[j]))
 
-    def _buckets(self, keys: array) -> Iterator[list[int]]:
+    def _buckets(self, k: np.ndarray) -> Iterator[list[int]]:
         """Indices sharing one key in a band (buckets of two or more), in index order."""
-        k = np.frombuffer(keys, dtype=np.uint64) if len(keys) else np.zeros(0, dtype=np.uint64)
         order = np.argsort(k, kind="stable")
         ks = k[order]
         starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]]) if len(ks) else np.zeros(0, dtype=np.int64)
@@ -209,8 +254,8 @@ class NearDedup:
 
     def candidate_pairs(self) -> set[tuple[int, int]]:
         pairs: set[tuple[int, int]] = set()
-        for keys in self.keys:
-            for members in self._buckets(keys):
+        for b in range(self.bands):
+            for members in self._buckets(self.keys.band(b)):
                 first = members[0]
                 # Linking each member to the bucket's first keeps work linear in bucket size;
                 # other links arrive through other bands or transitively through union-find.
@@ -231,16 +276,16 @@ class NearDedup:
             if self.verify == "none" or sim >= self.threshold:
                 verified[(i, j)] = sim
                 uf.union(i, j)
-        return NearDupResult([uf.find(i) for i in range(len(self))], verified, len(candidates),
+        return NearDupResult(uf.roots(), verified, len(candidates),
                              self.bands, self.rows)
 
     def query(self, text: str) -> list[tuple[int, float]]:
         """Indexed documents that are verified near-duplicates of `text` (not indexed)."""
         if self._lookup is None:
             self._lookup = []
-            for keys in self.keys:
+            for b in range(self.bands):
                 table: dict[int, list[int]] = defaultdict(list)
-                for i, key in enumerate(keys):
+                for i, key in enumerate(self.keys.band(b).tolist()):
                     table[key].append(i)
                 self._lookup.append(table)
         sh = shingles(text, self.ngram, self.cjk_ngram)

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import random
 import warnings
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,14 +24,6 @@ from lmforge.config.schema import DataConfig
 from lmforge.errors import LmforgeError
 
 SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class Unit:
-    """Documents that must share a split (one near-duplicate cluster, or one lone document)."""
-
-    members: tuple[int, ...]
-    stratum: str
 
 
 def _records(docs: int | Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -46,22 +36,6 @@ def stratum_of(rec: Mapping[str, Any], by: str) -> str:
         return ""
     value = rec.get(by)
     return "" if value is None else str(value)
-
-
-def make_units(records: Sequence[Mapping[str, Any]], stratify: str, group: str) -> list[Unit]:
-    """Group records into units; a cluster's stratum is its most common member stratum."""
-    clusters: dict[str, list[int]] = defaultdict(list)
-    units: list[Unit] = []
-    for i, rec in enumerate(records):
-        cluster = rec.get("cluster") if group == "cluster" else None
-        if cluster is None:
-            units.append(Unit((i,), stratum_of(rec, stratify)))
-        else:
-            clusters[str(cluster)].append(i)
-    for members in clusters.values():
-        strata = [stratum_of(records[i], stratify) for i in members]
-        units.append(Unit(tuple(members), max(sorted(set(strata)), key=strata.count)))
-    return sorted(units, key=lambda u: u.members[0])  # input order, so the seed alone decides
 
 
 def held_out_counts(n: int, cfg: DataConfig) -> tuple[int, int]:
@@ -92,36 +66,79 @@ def split_documents(docs: int | Sequence[Mapping[str, Any]], cfg: DataConfig) ->
     """Assign each document to train/val/test, by document, seeded; stratified and grouped per
     cfg. Accepts the records (fields `source`, `label`, `cluster` are used when present) or a count."""
     records = _records(docs)
-    n = len(records)
+    names: dict[str, int] = {}
+    strata = np.array([names.setdefault(stratum_of(rec, cfg.split_stratify), len(names)) for rec in records],
+                      dtype=np.int64)
+    groups = None
+    if cfg.split_group == "cluster":
+        first: dict[str, int] = {}  # a record without a cluster is a group of its own
+        groups = np.array([i if rec.get("cluster") is None else first.setdefault(str(rec["cluster"]), i)
+                           for i, rec in enumerate(records)], dtype=np.int64)
+    codes = assign_splits(strata, list(names), groups, cfg)
+    return [SPLITS[c] for c in codes.tolist()]
+
+
+def _units(strata: np.ndarray, names: list[str], groups: np.ndarray | None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+    """Units as columns, in input order of their first member: (first member, size, stratum code,
+    {first member: members} for units of two or more). A unit's stratum is its members' most
+    common one (ties: the first in sorted order)."""
+    n = len(strata)
+    if groups is None:
+        return np.arange(n, dtype=np.int64), np.ones(n, dtype=np.int64), strata, {}
+    order = np.argsort(groups, kind="stable")
+    g = groups[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if n else np.zeros(0, dtype=np.int64)
+    sizes = np.diff(np.r_[starts, n])
+    firsts = order[starts]
+    unit_strata = strata[firsts].copy()
+    members: dict[int, np.ndarray] = {}
+    for u in np.flatnonzero(sizes > 1).tolist():
+        m = order[starts[u]:starts[u] + sizes[u]]
+        members[int(m[0])] = m
+        found = [names[c] for c in strata[m].tolist()]
+        unit_strata[u] = names.index(max(sorted(set(found)), key=found.count))
+    by_first = np.argsort(firsts, kind="stable")
+    return firsts[by_first], sizes[by_first], unit_strata[by_first], members
+
+
+def assign_splits(strata: np.ndarray, names: list[str], groups: np.ndarray | None, cfg: DataConfig) -> np.ndarray:
+    """split_documents on columns: document i is in stratum `names[strata[i]]`; documents with the
+    same `groups` value form one unit (None: every document is its own). Returns each document's
+    split as an index into SPLITS (int8)."""
+    n = len(strata)
     n_val, n_test = held_out_counts(n, cfg)
-    units = make_units(records, cfg.split_stratify, cfg.split_group)
-    by_stratum: dict[str, list[Unit]] = defaultdict(list)
-    for unit in units:
-        by_stratum[unit.stratum].append(unit)
+    firsts, sizes, unit_strata, members = _units(strata, names, groups)
     rng = random.Random(cfg.seed)
-    sizes = {k: sum(len(u.members) for u in v) for k, v in sorted(by_stratum.items())}
-    want_val, want_test = _allocate(n_val, sizes), _allocate(n_test, sizes)
-    split = ["train"] * n
-    for stratum in sorted(by_stratum):
-        pool = by_stratum[stratum][:]
-        rng.shuffle(pool)
-        filled = {"val": 0, "test": 0}
-        for unit in pool:
-            # a unit goes where it fits; a big cluster that fits nowhere trains (never straddles)
-            for name, want in (("val", want_val[stratum]), ("test", want_test[stratum])):
-                if filled[name] < want and filled[name] + len(unit.members) <= max(want, 1):
-                    for i in unit.members:
-                        split[i] = name
-                    filled[name] += len(unit.members)
-                    break
-    for name, want in (("val", n_val), ("test", n_test)):
-        if want and name not in split:
+    present = sorted({names[c] for c in np.unique(unit_strata).tolist()})
+    totals = {k: int(sizes[unit_strata == names.index(k)].sum()) for k in present}
+    want_val, want_test = _allocate(n_val, totals), _allocate(n_test, totals)
+    split = np.zeros(n, dtype=np.int8)
+    for stratum in present:
+        pool = np.flatnonzero(unit_strata == names.index(stratum))
+        rng.shuffle(pool)  # shuffled as a list of the same length would be: the same seed, the same split
+        want = {1: want_val[stratum], 2: want_test[stratum]}
+        filled = {1: 0, 2: 0}
+        for start in range(0, len(pool), 1 << 16):
+            part = pool[start:start + (1 << 16)]
+            for u, size in zip(part.tolist(), sizes[part].tolist()):
+                # a unit goes where it fits; a big cluster that fits nowhere trains (never straddles)
+                for code in (1, 2):
+                    if filled[code] < want[code] and filled[code] + size <= max(want[code], 1):
+                        first = int(firsts[u])
+                        split[members[first] if size > 1 else first] = code
+                        filled[code] += size
+                        break
+            if filled[1] >= want[1] and filled[2] >= want[2]:
+                break  # nothing else can move
+    for code, name, want_n in ((1, "val", n_val), (2, "test", n_test)):
+        if want_n and not (split == code).any():
             raise LmforgeError(
                 f"the {name} split is empty: no near-duplicate cluster is small enough to hold out "
-                f"{want} document(s)",
+                f"{want_n} document(s)",
                 "add data, raise data.val_fraction / data.test_fraction, or set data.split_group=none",
             )
-    if "train" not in split:
+    if not (split == 0).any():
         raise LmforgeError("the train split is empty", "lower data.val_fraction / data.test_fraction")
     return split
 

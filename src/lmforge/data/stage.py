@@ -23,13 +23,16 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lmforge.config.schema import DataConfig
 from lmforge.data import dedup, executors, quality
+from lmforge.data.columns import KeyIndex, Rows, key128
 from lmforge.data.ledger import LedgerBuilder
-from lmforge.data.mix import mix
+from lmforge.data.mix import mix_columns
 from lmforge.data.record import Record
 from lmforge.data.sources import Unit, read_unit, reference_units, resolve_units, source_specs
-from lmforge.data.splits import split_documents
+from lmforge.data.splits import SPLITS, assign_splits
 from lmforge.data.spool import Spool, phase1_records
 from lmforge.data.text import count_tokens
 from lmforge.errors import LmforgeError
@@ -119,18 +122,21 @@ def _reference_records(cfg: DataConfig) -> Iterator[Record]:
 
 
 class _UniqueIds:
-    """Ids must be unique for duplicate_of and the splits; repeated ids get '#2', '#3', ..."""
+    """Ids must be unique for duplicate_of and the splits; repeated ids get '#2', '#3', ...
+    Holds a 128-bit hash of every id (24 bytes each) and the count of each repeated one."""
 
     def __init__(self) -> None:
-        self.seen: dict[str, int] = {}
+        self.seen = KeyIndex()
+        self.repeats: dict[str, int] = {}
 
     def __call__(self, rec: Record) -> Record:
         base = str(rec["id"])
-        if base in self.seen:
-            self.seen[base] += 1
-            rec["id"] = f"{base}#{self.seen[base]}"
-        else:
-            self.seen[base] = 1
+        key = key128(base)
+        if self.seen.get(key) is None:
+            self.seen[key] = 1
+            return rec
+        n = self.repeats[base] = self.repeats.get(base, 1) + 1
+        rec["id"] = f"{base}#{n}"
         return rec
 
 
@@ -151,26 +157,61 @@ class _Rejects:
             yield self.spool.read(at)
 
 
-_ROW_ONLY = ("at", "chars", "quality")  # row fields that are not record fields
+class Decisions:
+    """Phase 2's outcome for every spooled document (row i = the i-th record of the spool), as
+    columns: its cluster's kept member, its split, and why it was dropped, if it was."""
+
+    KEPT, NEAR, CONTAMINATED = -1, -2, -3  # fate codes; 0.. index `shared`: (rule, reason) of many records
+
+    def __init__(self, rows: Rows, near: Any) -> None:
+        n = len(rows)
+        self.rows, self.near = rows, near
+        self.cluster = np.arange(n, dtype=np.int64)  # the kept member of the document's cluster
+        self.split = np.full(n, -1, dtype=np.int8)  # index into SPLITS
+        self.fate = np.full(n, self.KEPT, dtype=np.int16)
+        self.other = np.full(n, -1, dtype=np.int64)  # duplicate_of, for NEAR and CONTAMINATED
+        self.similarity = np.full(n, np.nan)
+        self.shared: list[tuple[str, str]] = []
+
+    def drop(self, which: np.ndarray, rule: str, reason: str) -> None:
+        self.fate[which] = len(self.shared)
+        self.shared.append((rule, reason))
+
+    def alive(self) -> np.ndarray:
+        return np.flatnonzero(self.fate == self.KEPT)
+
+    def fields(self, i: int, own_id: str) -> dict[str, Any]:
+        """The fields document i gets in data/ (in the order they are added to the record)."""
+        k = int(self.cluster[i])
+        out: dict[str, Any] = {"cluster": own_id if k == i else self.rows.ids[k]}
+        fate = int(self.fate[i])
+        if fate == self.KEPT:
+            out["split"] = SPLITS[self.split[i]]
+        elif fate == self.NEAR:
+            sim = float(self.similarity[i])
+            out.update(rule="near_duplicate", reason=dedup.near_reason(out["cluster"], sim, self.near),
+                       duplicate_of=out["cluster"], similarity=round(sim, 4))
+        elif fate == self.CONTAMINATED:
+            sim, split, other = float(self.similarity[i]), SPLITS[self.split[i]], self.rows.ids[int(self.other[i])]
+            out.update(split=split, rule="split_contamination", reason=dedup.contamination_reason(split, other, sim),
+                       duplicate_of=other, similarity=round(sim, 4))
+        else:
+            rule, reason = self.shared[fate]
+            out.update(rule=rule, reason=reason)
+        return out
 
 
-def _row(rec: Record, at: int, keep: str) -> Record:
+def _add_row(rows: Rows, rec: Record, at: int, keep: str) -> None:
     """What phase 2 decides on for one document: no text, its sizes and where it lies in the spool."""
-    row: dict[str, Any] = {"id": rec["id"], "source": rec["source"], "tokens": rec["tokens"],
-                           "chars": len(rec["text"]), "at": at}
-    if "label" in rec:
-        row["label"] = rec["label"]
-    if keep == "quality":
-        row["quality"] = quality.quality_score(rec["text"])
-    return row  # type: ignore[return-value]
+    rows.add(rec, at, quality.quality_score(rec["text"]) if keep == "quality" else None)
 
 
 def run_phase2(records: Callable[[], Iterable[Record]], cfg: DataConfig, spool: Spool, rejects: _Rejects,
-               folder: Path) -> tuple[list[Record], dict[str, Any]]:
+               folder: Path) -> tuple[Decisions, dict[str, Any]]:
     """Corpus-wide steps, in order, on records that come in input order (`records()` is called
     twice when boilerplate lines are counted first). A record dropped by a per-record step goes
-    to `rejects` at once; the others go to `spool`, and the rest of the steps decide on rows.
-    Returns every spooled row (kept ones with `split`, others with `rule` and `reason`) and
+    to `rejects` at once; the others go to `spool` with a row in columns (data/columns.py), and
+    the rest of the steps decide on the rows. Returns the decisions on every spooled record and
     per-step info for the ledger."""
     info: dict[str, Any] = {"funnel": []}
     per_record: list[tuple[str, Any]] = []
@@ -181,13 +222,13 @@ def run_phase2(records: Callable[[], Iterable[Record]], cfg: DataConfig, spool: 
         lines.freeze()
         per_record.append(("boilerplate lines", lines))
     if cfg.dedup != "none":
-        per_record.append(("exact dedup", dedup.ExactDedup()))
+        per_record.append(("exact dedup", dedup.ExactDedup(str(folder))))
     if cfg.dedup_against:
         per_record.append(("reference dedup", dedup.ReferenceDedup(_reference_records(cfg), cfg.near, cfg.seed,
                                                                    str(folder))))
     index = dedup._index(cfg.near, cfg.seed, str(folder)) if cfg.dedup == "near" else None
     removed: Counter[str] = Counter()
-    rows: list[Record] = []
+    rows = Rows(str(folder))
     seen = 0
     t = time.time()
     for rec in records():
@@ -204,46 +245,61 @@ def run_phase2(records: Callable[[], Iterable[Record]], cfg: DataConfig, spool: 
         rec["tokens"] = count_tokens(rec["text"])
         if index is not None:
             index.add(rec["text"])
-        rows.append(_row(rec, spool.append(rec), cfg.near.keep))
+        _add_row(rows, rec, spool.append(rec), cfg.near.keep)
     hashed = time.time() - t
     left = seen
     for name, _ in per_record:
         left -= removed[name]
         info["funnel"].append({"step": name, "documents": left, "removed": removed[name]})
-    decided: list[Record] = []
+    out = Decisions(rows, cfg.near)
 
-    def step(name: str, result: tuple[list[Record], list[Record]]) -> list[Record]:
-        decided.extend(result[1])
-        info["funnel"].append({"step": name, "documents": len(result[0]), "removed": len(result[1])})
-        return result[0]
+    def step(name: str, before: int) -> None:
+        now = len(out.alive())
+        info["funnel"].append({"step": name, "documents": now, "removed": before - now})
 
     pairs: dict[tuple[int, int], float] = {}
-    position: dict[str, int] = {}
     if index is not None:
         t = time.time()
-        position = {r["id"]: i for i, r in enumerate(rows)}
-        new, rej, stats = dedup.near_decisions(index, rows, cfg.near)
+        rank = {"longest": rows.column("chars").__getitem__,
+                "quality": rows.column("quality").__getitem__}.get(cfg.near.keep)
+        out.cluster, out.similarity, stats = dedup.near_keepers(index, rank, cfg.near)
+        removed_near = ~np.isnan(out.similarity)
+        out.fate[removed_near] = Decisions.NEAR
+        out.other[removed_near] = out.cluster[removed_near]
         pairs = stats.pop("pairs")
         info["near_dedup"] = {**stats, "seconds": round(time.time() - t + hashed, 3),
                               "threshold": cfg.near.threshold, "num_perm": cfg.near.num_perm}
-        rows = step("near dedup", (new, rej))
-    else:
-        for row in rows:
-            row["cluster"] = row["id"]
+        step("near dedup", len(rows))
     weights = {name: spec.weight for name, spec in source_specs(cfg)}
     weights.update({f"shakespeare:{a}": cfg.corpus_weight for a in cfg.authors})
     budgets = {name: spec.max_tokens for name, spec in source_specs(cfg)}
-    rows = step("mixing", mix(rows, weights, budgets, cfg.seed))
+    alive = out.alive()
+    source_of = rows.column("source")
+    _, cut, why = mix_columns(rows.sources.values, source_of[alive], rows.column("tokens")[alive], weights,
+                              budgets, cfg.seed)
+    for name, (rule, reason) in why.items():
+        cut_here = alive[cut]
+        out.drop(cut_here[source_of[cut_here] == rows.sources.values.index(name)], rule, reason)
+    step("mixing", len(alive))
     if cfg.max_docs is not None:
-        over = [{**r, "rule": "max_docs", "reason": f"beyond data.max_docs={cfg.max_docs}"} for r in rows[cfg.max_docs:]]
-        rows = step("max_docs", (rows[:cfg.max_docs], over))
-    if not rows:
+        alive = out.alive()
+        out.drop(alive[cfg.max_docs:], "max_docs", f"beyond data.max_docs={cfg.max_docs}")
+        step("max_docs", len(alive))
+    alive = out.alive()
+    if not len(alive):
         raise LmforgeError("no documents survived cleaning: every input record was rejected",
                            "data/.work/rejected/ holds what the per-document rules rejected, one folder per rule")
-    for row, split in zip(rows, split_documents(rows, cfg)):
-        row["split"] = split
-    rows = step("split contamination", dedup.cross_split_contamination(rows, pairs, position))
-    return rows + decided, info
+    stratify = {"none": None, "source": rows.sources, "label": rows.labels}[cfg.split_stratify]
+    strata = np.zeros(len(alive), dtype=np.int64) if stratify is None else \
+        rows.column(cfg.split_stratify)[alive].astype(np.int64)
+    names = [""] if stratify is None else [str(v) for v in stratify.values]
+    groups = out.cluster[alive] if cfg.split_group == "cluster" else None
+    out.split[alive] = assign_splits(strata, names, groups, cfg)
+    bad = dedup.contaminated(out.split, pairs)
+    for held, (other, sim) in bad.items():
+        out.fate[held], out.other[held], out.similarity[held] = Decisions.CONTAMINATED, other, sim
+    step("split contamination", len(alive))
+    return out, info
 
 
 def _counts_in(work: Path) -> dict[str, dict[str, int]]:
@@ -267,23 +323,25 @@ def _writable(folder: Path) -> None:
                            "choose a run folder you can write to (--run PATH), or fix its permissions") from None
 
 
-def _write_outputs(run: RunDir, spool: Spool, rows: list[Record], rejects: _Rejects, ledger: LedgerBuilder) -> None:
+def _write_outputs(run: RunDir, spool: Spool, decisions: Decisions, rejects: _Rejects, ledger: LedgerBuilder) -> None:
     """Read the spool back in order, apply each row's decision, and write the splits and rejected/."""
-    rows.sort(key=lambda r: r["at"])  # type: ignore[typeddict-item]
+    at_column = decisions.rows.column("at")
     with contextlib.ExitStack() as stack:
         out = {}
         for name in ("train", "val", "test"):
             raw = stack.enter_context(atomic_open(run.split_file(name), "wb"))
             out[name] = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0))
-        for (at, rec), row in zip(spool, rows, strict=True):
-            assert at == row["at"], "a phase 2 row lost its place in the spool"  # type: ignore[typeddict-item]
-            rec.update({k: v for k, v in row.items() if k not in _ROW_ONLY})  # type: ignore[typeddict-item]
+        i = -1
+        for i, (at, rec) in enumerate(spool):
+            assert at == at_column[i], "a phase 2 row lost its place in the spool"
+            rec.update(decisions.fields(i, rec["id"]))
             rec.pop("seq", None)
             if "rule" in rec:
                 rejects.add(rec)
                 continue
             ledger.add_kept(rec)
             out[rec["split"]].write((json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8"))
+        assert i + 1 == len(at_column), "the spool and phase 2's rows differ in length"
     run.rejected.mkdir(parents=True, exist_ok=True)
 
     def counted(records: Iterable[Record]) -> Iterator[Record]:
@@ -318,14 +376,14 @@ def run_data(run: RunDir, cfg: DataConfig) -> dict[str, Any]:
     spool, rejects = Spool(phase2 / "kept.jsonl"), _Rejects(phase2 / "rejected.jsonl")
     try:
         t = time.time()
-        rows, info = run_phase2(lambda: (ids(_record(r)) for r in phase1_records(work / "kept", ordered=True)),
+        decisions, info = run_phase2(lambda: (ids(_record(r)) for r in phase1_records(work / "kept", ordered=True)),
                                 cfg, spool, rejects, phase2)
         for raw in phase1_records(work / "rejected"):
             rec = _record(raw)
             rec.setdefault("rule", "unknown")
             rejects.add(ids(rec))
         ledger = LedgerBuilder()
-        _write_outputs(run, spool, rows, rejects, ledger)
+        _write_outputs(run, spool, decisions, rejects, ledger)
         info["seconds"] = {"phase1_datatrove": round(phase1_seconds, 3), "phase2": round(time.time() - t, 3)}
         info["plan"] = plan
         out = ledger.build(counts, info)

@@ -64,6 +64,20 @@ PROBLEMS: dict[str, tuple[str, list[str]]] = {
         ["fix_data"]),
 }
 
+# remedy -> what it does, in plain words (docs/doctor.md has the details)
+REMEDIES: dict[str, str] = {
+    "rollback_skip": "go back to the last good weights and skip the batches since",
+    "lower_lr": "lower the learning rate tenfold and clip gradients tighter, from the last good weights",
+    "raise_lr": "raise the learning rate (tenfold, or to a healthy update size)",
+    "reinit": "re-initialise the weights with the family's default scheme",
+    "stop_early": "put back the weights of the best validation loss and stop",
+    "raise_regularization": "more dropout and weight decay",
+    "lower_regularization": "no dropout and a tenth of the weight decay",
+    "larger_model": "train a larger model (a new run)",
+    "fix_data": "remove the text that validation shares with training (a new run)",
+    "bf16": "train in bfloat16 instead of float16 (a new run)",
+}
+
 SEVERITY = {"nonfinite": "error", "lr_too_high": "error", "exploding_gradients": "error", "loss_spike": "warning",
             "vanishing_gradients": "error", "overfitting": "warning", "underfitting": "warning",
             "plateau": "warning", "oscillation": "warning", "lr_too_low": "warning", "dead_units": "warning",
@@ -103,5 +117,6 @@ class Finding:
         out = asdict(self)
         out["values"] = [None if v is None or not math.isfinite(v) else round(float(v), 6)
                          for v in self.values]
-        out.update(severity=self.severity, explanation=self.explanation, remedies=self.remedies)
+        out.update(severity=self.severity, explanation=self.explanation, remedies=self.remedies,
+                   remedy_texts=[REMEDIES[r] for r in self.remedies])
         return out

@@ -105,6 +105,7 @@ class Doctor(Callback):
         self.tried: dict[str, list[str]] = {}
         self.since: dict[str, int] = {}  # problem -> the step of its verified repair
         self.checks = 0
+        self.checked: list[int] = []  # the steps the detectors ran at
         self._candidate: dict[str, Any] | None = None
 
     # events ---------------------------------------------------------------
@@ -127,8 +128,18 @@ class Doctor(Callback):
             self.ctx.notes["best_step"] = trainer.step
         self._check(trainer)
 
+    def on_train_end(self, trainer: Trainer) -> None:
+        """What was checked, so a run without findings can say what it was cleared of."""
+        span = f"steps {self.checked[0]}-{self.checked[-1]}" if self.checked else "no logged step"
+        self.run.event("doctor", f"checked {len(self.checked)} logged points ({span}) for {len(DETECTORS)} problems: "
+                       f"{len(self.findings)} found", step=trainer.step, policy=self.cfg.doctor.policy,
+                       checks=list(DETECTORS), checked=len(self.checked),
+                       checked_steps=[self.checked[0], self.checked[-1]] if self.checked else [],
+                       findings=len(self.findings), repairs=sum(r["outcome"] == "applied" for r in self.repairs))
+
     # diagnosis --------------------------------------------------------------
     def _check(self, trainer: Trainer) -> None:
+        self.checked.append(trainer.step)
         found = check(self.history, self.t, self.reported | set(self.since))
         for problem, step in self.since.items():  # repaired: judged only on what came after the repair
             if problem not in self.reported:

@@ -22,12 +22,18 @@ from lmforge.tokens.tokenizer import load_tokenizer
 from lmforge.train import checkpoint as ckpt
 
 
-def load_trained(run: RunDir, cfg: Config) -> tuple[nn.Module, Tokenizer, Path]:
-    """The model of the newest valid checkpoint, and the run's tokenizer."""
+def load_trained(run: RunDir, cfg: Config, checkpoint: Path | None = None) -> tuple[nn.Module, Tokenizer, Path]:
+    """The model of `checkpoint` (one of the run's checkpoints/step-N folders) or, when None, of the
+    newest valid checkpoint; and the run's tokenizer."""
     if not run.root.is_dir():
         raise LmforgeError(f"run directory not found: {run.root}", "give the folder `lmforge run -o` wrote")
     tok = load_tokenizer(run.require(run.tokenizer, "tokenize"))
-    latest = ckpt.latest_valid(run.checkpoints, warn=lambda m: show((m, "yellow")))
+    if checkpoint is not None:
+        problem = ckpt.verify(checkpoint)
+        if problem is not None:
+            raise LmforgeError(f"checkpoint {checkpoint} is unusable: {problem}",
+                               f"name another of {run.checkpoints}, or the run itself for its newest valid one")
+    latest = checkpoint or ckpt.latest_valid(run.checkpoints, warn=lambda m: show((m, "yellow")))
     if latest is None:
         raise LmforgeError(f"no valid checkpoint in {run.checkpoints}",
                            f"run `lmforge train {run.root}` first")

@@ -8,6 +8,7 @@ layer gradient-norm ratio is below 1e-3, exploding when it is above 70 or anythi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,26 +81,29 @@ def verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"status": "healthy", "ratio": ratio, "reason": f"first/last block gradient-norm ratio {ratio:.3g}"}
 
 
-def plot_signal(result: dict[str, Any], path: Path, title: str = "") -> Path:
-    """Two panels: activation std (forward) and gradient norms (backward) per layer, log scale."""
+def plot_signal(result: dict[str, Any], path: Path, title: str = "",
+                label: Callable[[str], str] = str) -> Path:
+    """Two panels: activation std (forward) and gradient norms (backward) per layer, log scale.
+    `label` translates the figure's words (the report draws it in Chinese too)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = result["rows"]
-    names = [r["layer"] for r in rows]
+    names = [label(r["layer"]) if r["layer"] == "embedding" else r["layer"].replace("block", label("block"))
+             for r in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
     a.plot(names, [r["act_std"] for r in rows], marker="o")
-    a.set_title("forward: activation std")
-    b.plot(names, [r["act_grad_norm"] for r in rows], marker="o", label="d loss / d output")
-    b.plot(names, [r["param_grad_norm"] for r in rows], marker="s", label="parameter gradients")
-    b.set_title("backward: gradient norm")
+    a.set_title(label("forward: activation std"))
+    b.plot(names, [r["act_grad_norm"] for r in rows], marker="o", label=label("d loss / d output"))
+    b.plot(names, [r["param_grad_norm"] for r in rows], marker="s", label=label("parameter gradients"))
+    b.set_title(label("backward: gradient norm"))
     b.legend(fontsize=8)
     for ax in (a, b):
         ax.set_yscale("log")
         ax.tick_params(axis="x", rotation=45, labelsize=8)
-    fig.suptitle(f"{title} — {result['status']}: {result['reason']}", fontsize=9)
+    fig.suptitle(f"{title} — {label(result['status'])}: {result['reason']}", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

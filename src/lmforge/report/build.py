@@ -12,20 +12,26 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, TemplateError, select_autoescape
 
+from lmforge.config.load import load_config
+from lmforge.config.schema import Config
 from lmforge.console import show
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.plots import task_confusion_figures
+from lmforge.report.diagnoses import doctor_section
 from lmforge.report.figures import (
     STAGE_IO,
     events_timeline,
     flow_chart,
     funnel_figure,
     loss_curve,
+    read_metrics,
     set_lang,
     training_dynamics,
 )
 from lmforge.report.lang import tr
+from lmforge.report.lr_batch import lr_batch_section
 from lmforge.report.markdown import report_markdown
+from lmforge.report.model_summary import model_section
 from lmforge.rundir import RunDir, atomic_write_text, read_jsonl
 
 
@@ -86,6 +92,19 @@ def tune_section(run: RunDir, out: Path) -> dict[str, Any] | None:
     return {**summary, "figure_files": figures}
 
 
+def run_config(run: RunDir) -> Config | None:
+    """The run's config.yaml, or None (said so) when it is missing or no longer loads: the
+    sections drawn from it are then left out, the rest of the report is still written."""
+    if not run.config.is_file():
+        return None
+    try:
+        return load_config(run.config)
+    except LmforgeError as exc:
+        show((f"report: {run.config} does not load ({exc.message}); the model and schedule sections are left out",
+              "yellow"))
+        return None
+
+
 def embed_images(page: str, folder: Path) -> str:
     """Every `<img src="NAME.png">` of a figure in `folder` becomes a data URI, so the page is one
     file that opens offline and can be sent on its own."""
@@ -118,8 +137,20 @@ def run_report(run: RunDir, title: str | None = None, lang: str = "en") -> Path:
     evaluation = _load_json(run.eval)
     ledger = _load_json(run.ledger)
     dynamics = training_dynamics(run.metrics, run.root / "stats.jsonl", out / "dynamics.png")
+    cfg = run_config(run)
+    events = _events(run.events)
+
+    def label(text: str) -> str:
+        return tr(text, lang)
+
+    tokens = _load_json(run.tokens / "meta.json")
+    train_tokens = ((tokens or {}).get("splits") or {}).get("train", {}).get("tokens")
+    model = model_section(run, cfg, events, out, label)
+    lr_batch = lr_batch_section(cfg, read_metrics(run.metrics)[0], events, stages.get("train"), train_tokens,
+                                out, label)
+    doctor = doctor_section(events, cfg.doctor.policy if cfg else None, run.root / "doctor" / "diagnosis.json")
     env = Environment(loader=PackageLoader("lmforge.report", "templates"), autoescape=select_autoescape())
-    env.globals["_"] = lambda text: tr(text, lang)
+    env.globals["_"] = label
     try:
         funnel = funnel_figure(ledger, out / "funnel.png")
         confusion = task_confusion_figures(evaluation, out)  # evaluate/plots.py: one per multiple-choice task
@@ -131,7 +162,10 @@ def run_report(run: RunDir, title: str | None = None, lang: str = "en") -> Path:
             "config": run.config.read_text() if run.config.is_file() else "",
             "ledger": ledger,
             "funnel": funnel.name if funnel else None,
-            "tokens": _load_json(run.tokens / "meta.json"),
+            "tokens": tokens,
+            "model": model,
+            "lr_batch": lr_batch,
+            "doctor": doctor,
             "leakage": _load_json(run.tokens / "leakage.json") or (evaluation or {}).get("leakage"),
             "lr_find": _load_json(run.root / "lr_find.json"),
             "lr_find_figure": (run.root / "lr_find.png").is_file(),
@@ -139,7 +173,7 @@ def run_report(run: RunDir, title: str | None = None, lang: str = "en") -> Path:
             "evaluation": evaluation,
             "topk": top_k_key(evaluation),
             "confusion": confusion,
-            "events": _events(run.events),
+            "events": events,
             "stages": stages,
             "figure": figure.name if figure else None,
             "dynamics": dynamics.name if dynamics else None,
