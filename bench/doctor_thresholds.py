@@ -23,6 +23,7 @@ SWEEPS: dict[str, tuple[str, list[float]]] = {
     "overfit_rise": ("overfitting", [0.0, 0.01, 0.02, 0.05, 0.1]),
     "underfit_share": ("underfitting", [0.8, 0.85, 0.9, 0.93, 0.97, 1.0]),
     "plateau_gain": ("plateau", [0.003, 0.01, 0.02, 0.05]),
+    "plateau_level": ("plateau", [0.8, 0.85, 0.9, 0.95]),
     "oscillation_swing": ("oscillation", [0.02, 0.05, 0.1, 0.2]),
     "dead_share": ("dead_units", [0.5, 0.7, 0.8, 0.9, 0.95]),
     "repeat_epochs": ("repeated_data", [1, 2, 4, 8, 16]),

@@ -2,13 +2,17 @@
 how much compute each search needs to reach the best validation loss the full grid finds.
 
 Runs `lmforge compare search` (lmforge/compare/search.py: 4 keys - LR, width, warmup, weight
-decay - 36 grid points, 60-step trials of a char-level 2-layer GPT on the built-in corpus) and
-writes its table, curves and figure, plus the CPU line and versions, to bench/results/.
+decay - 36 grid points, 60-step trials of a char-level 2-layer GPT on the built-in corpus, with
+lmforge's default sampler and pruner settings) and writes its table (compute to reach the grid's
+best, exactly and within the grid's seed-to-seed noise), curves and figure, how well the loss at
+each evaluation ranks the grid's trials (what a pruner relies on), the CPU line and versions, to
+bench/results/.
 
 Usage (from the repository root):
 
     .venv/bin/python bench/tune_search.py [--seeds 3] [--first-seed 0] [--methods grid,tpe+hyperband]
                                           [--name tune_search] [--out runs/bench-tune-search]
+                                          [--set tune.startup_trials=10 --set tune.min_steps=15 ...]
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import json
 import platform
 import shutil
+import statistics
 from pathlib import Path
 
 import optuna
@@ -25,6 +30,7 @@ import torch
 from lmforge.compare.search import METHODS, run_compare_search, search_config, table
 from lmforge.console import set_quiet
 from lmforge.rundir import RunDir
+from lmforge.tune.samplers import min_steps
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -43,6 +49,36 @@ def cpu_line() -> str:
     return f"{model}; flags {' '.join(flags)}"
 
 
+def fidelity(record: dict) -> dict[int, dict[str, float]]:
+    """How well the validation loss at each evaluation ranks the grid's trials as their final loss
+    does: Spearman's rank correlation over each seed's completed grid trials (median, min, max over
+    seeds), and where the grid's best trial ranked at that step (median). What a pruner that stops
+    trials at that step relies on."""
+    from scipy.stats import spearmanr
+
+    per_step: dict[int, list[float]] = {}
+    best_rank: dict[int, list[int]] = {}
+    counts = []
+    for curve in record["curves"]["grid"].values():
+        done = [p for p in curve if p["outcome"] == "complete" and p.get("intermediate")]
+        if len(done) < 3:
+            continue
+        final = [p["value"] for p in done]
+        counts.append(len(done))
+        winner = min(done, key=lambda p: p["value"])
+        for step in sorted({int(k) for p in done for k in p["intermediate"]}):
+            if step >= record["steps_per_trial"]:
+                continue
+            early = [p["intermediate"].get(step, p["intermediate"].get(str(step))) for p in done]
+            per_step.setdefault(step, []).append(float(spearmanr(early, final)[0]))
+            order = sorted(range(len(done)), key=lambda i: early[i])
+            best_rank.setdefault(step, []).append(order.index(done.index(winner)) + 1)
+    return {step: {"rho_median": statistics.median(v), "rho_min": min(v), "rho_max": max(v),
+                   "best_rank_median": statistics.median(best_rank[step]),
+                   "trials": statistics.median(counts)}
+            for step, v in per_step.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
@@ -50,10 +86,17 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS), help="grid is the yardstick: keep it")
     parser.add_argument("--name", default="tune_search", help="bench/results/NAME.json and NAME.png")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-tune-search"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override, e.g. tune.startup_trials=10 (repeatable): other settings")
     args = parser.parse_args()
     set_quiet(True)  # one line per search, not per trial
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    record = run_compare_search(RunDir(args.out), search_config(None, []), seeds, args.methods.split(","))
+    base = search_config(None, args.set)
+    record = run_compare_search(RunDir(args.out), base, seeds, args.methods.split(","))
+    record["settings"] = {"overrides": args.set, "startup_trials": base.tune.startup_trials,
+                          "first_rung_steps": min_steps(base)}
+    if "grid" in record["curves"]:
+        record["fidelity"] = fidelity(record)
     record["cpu"] = cpu_line()
     record["versions"] = {"optuna": optuna.__version__, "torch": torch.__version__,
                           "python": platform.python_version()}
@@ -61,6 +104,10 @@ def main() -> None:
     (RESULTS / f"{args.name}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
     shutil.copyfile(args.out / "compare" / "search.png", RESULTS / f"{args.name}.png")
     print(table(record))
+    for step, f in record.get("fidelity", {}).items():
+        print(f"grid trials at step {step}: Spearman rho with the final loss {f['rho_median']:.2f} "
+              f"({f['rho_min']:.2f}–{f['rho_max']:.2f}); the grid's best ranked {f['best_rank_median']:.0f} "
+              f"of {f['trials']:.0f} there (median over seeds)")
     print(f"cpu: {record['cpu']}; {record['versions']}; wall {record['wall_s']:.0f} s")
 
 

@@ -791,9 +791,6 @@ def compare_augmentation(
     found = resolve_base(base)
     cfg = finetune_config(found, config, ["monitor.console=none", *overrides])
     op_list = [o.strip() for o in ops.split(",") if o.strip()] if ops else list(OPERATIONS)
-    if "paraphrase" in op_list and not cfg.augment.paraphrase.model and found.kind != "hf":
-        paraphrase = cfg.augment.paraphrase.model_copy(update={"model": str(found.path)})
-        cfg = cfg.model_copy(update={"augment": cfg.augment.model_copy(update={"paraphrase": paraphrase})})
     run = RunDir(out or Path("runs") / "compare-augmentation")
     result = run_augmentation(found, run, cfg, size_list, op_list, rate)
     typer.echo(result["table"])

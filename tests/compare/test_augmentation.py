@@ -54,3 +54,27 @@ def test_paraphrase_by_the_base_is_one_of_the_arms(tmp_path: Path) -> None:
     assert rows["paraphrase"]["test_passages"] == rows["none"]["test_passages"]
     example = result["examples"]["paraphrase"]
     assert example["before"] != example["after"]
+
+
+def test_paraphrase_writes_with_the_base_unless_a_model_is_named(tmp_path: Path) -> None:
+    """The book's runner and the command both pass every registered operation: paraphrase must
+    find a model without a key set."""
+    from lmforge.compare.augmentation import augment_section
+
+    base = resolve_base(make_base(tmp_path / "base").root)
+    docs = write_docs(tmp_path / "docs.jsonl")
+    aug = augment_section(finetune_config(base, None, finetune_keys(docs)), base, ["swap", "paraphrase"], 0.2)
+    assert [(o.name, o.rate) for o in aug.operations] == [("swap", 0.2), ("paraphrase", 0.2)]
+    assert aug.paraphrase.model == str(base.path)
+    other = tmp_path / "other-run"
+    named = finetune_config(base, None, finetune_keys(docs, f"augment.paraphrase.model={other}"))
+    assert augment_section(named, base, ["paraphrase"], 0.2).paraphrase.model == str(other)
+
+
+def test_an_example_with_line_breaks_stays_one_line_of_the_table() -> None:
+    from lmforge.compare.augmentation import example_notes
+    from lmforge.compare.output import markdown
+
+    notes = example_notes({"paraphrase": {"before": "To be,\nor not", "after": "To be,\nand so"}})
+    assert len(notes) == 2 and "\n" not in notes[1] and "\\n" in notes[1]
+    assert markdown(["op"], [["a\nb|c"]]).splitlines()[-1] == "| a b\\|c |"

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from lmforge.compare.search import figure, method_config, steps_to_reach, summary_rows, table, trace
+from lmforge.compare.search import (
+    SPACE,
+    figure,
+    method_config,
+    search_config,
+    steps_to_reach,
+    summary_rows,
+    table,
+    trace,
+)
+from lmforge.config.schema import TuneConfig
 from lmforge.tune.space import grid_size
 from lmforge.tune.study import run_budgeted
 from tests.helpers.tune import tune_config, tune_run
@@ -32,3 +43,30 @@ def test_searches_spend_the_grids_budget_and_are_compared_to_its_best(tmp_path: 
     assert "| grid | 4 |" in table(record)
     figure(record, tmp_path / "search.png")
     assert (tmp_path / "search.png").stat().st_size > 1000
+
+
+def curve(bests: list[float], steps: int = 10) -> list[dict]:
+    """A search's trace from the best value after each trial (every trial `steps` steps)."""
+    return [{"spent": steps * (i + 1), "best": b, "outcome": "complete"} for i, b in enumerate(bests)]
+
+
+def test_reach_within_the_grids_seed_to_seed_noise():
+    # the grid's best over two seeds: 3.0 and 3.2, so its seed-to-seed standard deviation is 0.1414
+    record = {"curves": {"grid": {0: curve([3.5, 3.0]), 1: curve([3.3, 3.2])},
+                         "tpe": {0: curve([3.1, 3.1]), 1: curve([3.3, 3.19])}},
+              "budget_steps": 20, "grid_points": 2, "steps_per_trial": 10, "seeds": [0, 1]}
+    record["rows"] = summary_rows(record)
+    grid, tpe = record["rows"]
+    assert tpe["reach_fraction"] == [math.inf, 1.0]  # 3.1 never reaches 3.0 exactly; 3.19 <= 3.2
+    assert tpe["reach_fraction_noise"] == [0.5, 0.5]  # 3.1 <= 3.0 + 0.1414 and 3.3 <= 3.2 + 0.1414
+    assert grid["reach_fraction_noise"] == [1.0, 0.5]  # 3.3 is within the noise of 3.2, 3.5 not of 3.0
+    text = table(record)
+    assert "seed-to-seed noise (the standard deviation of its best over the seeds) 0.1414" in text
+    assert "| tpe | 2 | 0 | 3.1450 (3.1000–3.1900) | not reached (1.00–1.00), missed in 1 of 2 | 0.50 (0.50–0.50) |" in text
+
+
+def test_the_benchmark_searches_with_lmforges_defaults_unless_told_otherwise():
+    assert search_config(None, []).tune.startup_trials == TuneConfig().startup_trials
+    cfg = search_config(None, ["tune.startup_trials=10", "tune.min_steps=15"])
+    assert (cfg.tune.startup_trials, cfg.tune.min_steps) == (10, 15)
+    assert set(cfg.tune.space) == set(SPACE)  # the benchmark's space, whatever else changes

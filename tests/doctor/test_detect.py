@@ -109,6 +109,17 @@ def test_loss_spike_by_z_score() -> None:
     assert detect.loss_spike(history(loss), T) is None
 
 
+def test_loss_spike_on_a_steeply_falling_curve() -> None:
+    # a curve falling 0.02 per logged step with noise 0.05: the spread of the losses themselves
+    # (the trend) is large, the spread of their changes is the noise alone
+    rng = np.random.default_rng(1)
+    loss = 6.0 - 0.02 * np.arange(50) + rng.normal(0, 0.05, 50)
+    assert detect.loss_spike(history(loss), T) is None
+    loss[40] = loss[39] * 1.35
+    f = detect.loss_spike(history(loss), T)
+    assert f is not None and f.step == 205 and f.evidence["median"] == pytest.approx(np.median(loss[35:40]))
+
+
 def test_lr_too_high_on_divergence_and_on_large_updates() -> None:
     loss = np.concatenate([healthy_loss(20)[:10], np.geomspace(5, 600, 10)])
     assert detect.lr_too_high(history(loss), T) is not None
@@ -137,6 +148,30 @@ def test_overfitting_needs_rising_val_and_falling_train() -> None:
     assert first[0].step == 175  # two evaluations in a row above best x 1.02: 150 and 175
     flat = history(np.full(60, 6.0), val)  # training loss not falling: not overfitting
     assert detect.overfitting(flat, T) is None
+
+
+def test_overfitting_needs_a_best_below_the_unigram_level() -> None:
+    # the best validation loss at the unigram level (nothing learnt yet) then drifting up, while
+    # the training loss falls: what dropout 0.9 does, not overfitting
+    val = [ENT * 1.02, ENT * 1.05, ENT * 1.08, ENT * 1.1]
+    assert detect.overfitting(history(healthy_loss(20), val), T) is None
+    learnt = [v - 1.0 for v in val]
+    assert detect.overfitting(history(healthy_loss(20) - 1.0, learnt), T) is not None
+
+
+def test_slow_run_remedies_follow_the_update_ratio() -> None:
+    stuck = np.full(60, ENT * 1.02)
+
+    def first_remedy(ratio: float, dropout: float = 0.0) -> str:
+        h = history(stuck, [ENT * 1.03] * 12, stats=healthy_stats(300, ratio=ratio), dropout=dropout)
+        f = detect.underfitting(h, T)
+        assert f is not None and f.evidence["update_ratio"] == pytest.approx(ratio)
+        return f.remedies[0]
+
+    assert first_remedy(5e-2) == "lower_lr"  # large steps: stuck because it overshoots
+    assert first_remedy(1e-4) == "raise_lr"
+    assert first_remedy(5e-3, dropout=0.5) == "lower_regularization"
+    assert first_remedy(5e-3) == "raise_lr"
 
 
 def test_underfitting_near_the_unigram_entropy() -> None:

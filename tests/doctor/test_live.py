@@ -67,6 +67,21 @@ def test_rollback_and_skip_repairs_an_injected_loss_spike(tmp_path: Path) -> Non
     assert spiked > 2 * clean[-1] and abs(final - clean[-1]) < 0.1 * clean[-1]
 
 
+def test_a_setting_repair_restarts_from_step_zero(tmp_path: Path) -> None:
+    # LR 1e-6: lr_too_low at the third statistics record (step 15); raising the LR restarts from
+    # step 0, so the repaired run gets every step with the new LR
+    run, [_doctor] = train_with(tmp_path, "auto", False, "train.lr=1e-6", "train.min_lr=1e-7")
+    repairs = [e for e in read_jsonl(run.events) if e["kind"] == "repair"]
+    raised = repairs[0]
+    assert (raised["problem"], raised["remedy"], raised["outcome"]) == ("lr_too_low", "raise_lr", "applied")
+    assert raised["changes"]["from_step"] == 15 and raised["changes"]["to_step"] == 0
+    assert raised["changes"]["lr"] > 1e-4
+    steps = [r["step"] for r in read_jsonl(run.metrics) if r["kind"] == "train"]
+    assert steps[:16] == [*range(1, 16), 1] and steps[-1] == 60  # trained again from step 1
+    # judged where the problem was found (step 15), against the abandoned run at that step
+    assert repairs[1]["outcome"] == "verified" and repairs[1]["step"] == 15
+
+
 def test_offline_doctor_agrees_with_the_live_one(tmp_path: Path) -> None:
     run, [doctor] = train_with(tmp_path, "suggest", True)
     live = [(f.problem, f.step) for f in doctor.findings]
@@ -98,3 +113,17 @@ def test_doctor_refuses_what_is_not_a_finished_run(tmp_path: Path) -> None:
     proc = lmforge("doctor", str(run.root))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr + proc.stdout
     assert "has not trained yet" in proc.stdout + proc.stderr
+
+
+def test_stop_early_is_refused_while_validation_still_improves() -> None:
+    from types import SimpleNamespace
+
+    from lmforge.config.schema import ModelConfig
+    from lmforge.doctor.repairs import Context, stop_early
+
+    improving = SimpleNamespace(last_val=4.1, best_val=4.1, should_stop=False)
+    with pytest.raises(LmforgeError, match="still at its best"):
+        stop_early(improving, Context(ModelConfig()))  # type: ignore[arg-type]
+    assert not improving.should_stop
+    risen = SimpleNamespace(last_val=4.4, best_val=4.1, should_stop=False, raw_model=None)
+    assert stop_early(risen, Context(ModelConfig())).name == "stop_early" and risen.should_stop  # type: ignore[arg-type]

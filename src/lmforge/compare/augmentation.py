@@ -23,7 +23,7 @@ from lmforge.augment.stage import resources
 from lmforge.compare.output import markdown, pyplot, save_figure, write_table
 from lmforge.compare.trainset import train_texts, with_train
 from lmforge.config.load import config_over
-from lmforge.config.schema import AugmentOp, Config
+from lmforge.config.schema import AugmentConfig, AugmentOp, Config
 from lmforge.console import console
 from lmforge.errors import LmforgeError
 from lmforge.finetune.base import Base
@@ -55,6 +55,15 @@ def augmenter(records: list[dict[str, Any]], cfg: Config, size: int, op: str | N
     return adjust
 
 
+def augment_section(cfg: Config, base: Base, ops: list[str], rate: float) -> AugmentConfig:
+    """The config's augment section with these operations at `rate`; paraphrase writes with the
+    base itself unless augment.paraphrase.model names another model (a Hugging Face base cannot)."""
+    aug = cfg.augment.model_copy(update={"operations": [AugmentOp(name=o, rate=rate) for o in ops]})  # type: ignore[arg-type]
+    if "paraphrase" in ops and not aug.paraphrase.model and base.kind != "hf":
+        aug = aug.model_copy(update={"paraphrase": aug.paraphrase.model_copy(update={"model": str(base.path)})})
+    return aug
+
+
 def run_augmentation(base: Base, out: RunDir, cfg: Config, sizes: list[int], ops: list[str], rate: float
                      ) -> dict[str, Any]:
     """Every operation (and none) at every size; the table, figure and cells in `out` (compare/output.py)."""
@@ -63,8 +72,7 @@ def run_augmentation(base: Base, out: RunDir, cfg: Config, sizes: list[int], ops
     if unknown:
         raise LmforgeError(f"unknown operation(s) {unknown}", f"choose from: {', '.join(OPERATIONS)}")
     records = read_documents(out, cfg)
-    res = resources(cfg.augment.model_copy(update={"operations": [AugmentOp(name=o, rate=rate) for o in ops]}),  # type: ignore[arg-type]
-                    [r["text"] for r in records])
+    res = resources(augment_section(cfg, base, ops, rate), [r["text"] for r in records])
     started = time.time()
     examples: dict[str, dict[str, str]] = {}
     results = []
@@ -113,8 +121,14 @@ def example_notes(examples: dict[str, dict[str, str]]) -> list[str]:
     lines = ["Examples (one training passage, from just before its first change, before -> after):"]
     for op, ex in examples.items():
         at = first_change(ex["before"], ex["after"])
-        lines.append(f"{op}: …{ex['before'][at:at + 140]} -> …{ex['after'][at:at + 140]}")
+        before, after = (_one_line(ex[k][at:at + 140]) for k in ("before", "after"))
+        lines.append(f"{op}: …{before} -> …{after}")
     return lines
+
+
+def _one_line(text: str) -> str:
+    """A line break written as `\\n`, so an example stays one line of the table's notes."""
+    return text.replace("\r", "").replace("\n", "\\n")
 
 
 def f1_figure(results: list[dict[str, Any]], arm_key: str, group_key: str | None, path: Path) -> None:

@@ -61,7 +61,7 @@ def _cell_text(value: Any) -> str:
 
 def markdown(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    return head + "".join("| " + " | ".join(_cell_text(v).replace("|", "\\|") for v in r) + " |\n" for r in rows)
+    return head + "".join("| " + " | ".join(_cell_text(v).replace("|", "\\|").replace("\n", " ") for v in r) + " |\n" for r in rows)
 
 
 def html_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -23,6 +23,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from lmforge.config.load import dump_config, load_config
 from lmforge.config.schema import Config, DoctorConfig
 from lmforge.doctor.live import Doctor, random_order, ranked
@@ -42,6 +44,8 @@ BASE = ["train.steps=200", "train.warmup_steps=20", "train.eval_interval=20", "t
 CORPORA: dict[str, list[str]] = {
     "shakespeare": ["data.max_docs=12"],
     "three_docs": ["data.max_docs=3"],  # one training document: it repeats every few dozen steps
+    # one training document cut to 20,000 characters (about 10,000 tokens): 30 passes in 300 steps
+    "short_doc": ["data.max_docs=3", "data.max_doc_chars=20000"],
     "two_editions": ["data.editions=[modern,folio]", "data.dedup=none", "data.max_docs=40"],
 }
 REPAIR_TOLERANCE = 0.05
@@ -57,6 +61,7 @@ class Scenario:
     reference: tuple[str, ...] = ()  # the healthy counterpart: these overrides instead
     quick: bool = False
     repairable: bool = True  # False: only new data fixes it (no live repair to score)
+    corrupt: tuple[int, int] | None = None  # (first batch, count): a corrupted stretch of the token stream
 
     @property
     def own_best(self) -> bool:
@@ -72,24 +77,29 @@ SCENARIOS: list[Scenario] = [
              ("model.n_layer=8", "model.init=normal", "model.init_std=1e-5"),
              also=("underfitting", "plateau", "lr_too_low"), reference=("model.n_layer=8",)),
     Scenario("dropout_0.9", "underfitting", ("model.dropout=0.9",), also=("plateau",)),
-    Scenario("three_docs", "overfitting", ("model.n_embd=128", "model.n_layer=4", "train.steps=300"),
-             corpus="three_docs", also=("repeated_data",)),
+    # one 10,000-token training document, a wider model, no weight decay: 30 passes in 300 steps
+    Scenario("short_doc_wide", "overfitting", ("model.n_embd=128", "train.steps=300", "train.weight_decay=0"),
+             corpus="short_doc", also=("repeated_data",)),
     Scenario("three_docs_repeat", "repeated_data", ("train.steps=300",), corpus="three_docs",
              also=("overfitting",)),
     Scenario("two_editions", "val_leak", (), corpus="two_editions", repairable=False),
     Scenario("init_std_1", "exploding_gradients", ("model.init=normal", "model.init_std=1.0"),
              also=("underfitting", "plateau", "lr_too_high", "val_leak")),
-    Scenario("beta2_0.9_no_clip", "exploding_gradients", ("train.beta2=0.9", "train.lr=0.01", "train.grad_clip=0"),
-             also=("underfitting", "loss_spike", "lr_too_high", "oscillation")),
+    # six blocks, a high LR and no clipping: the first block's gradients grow 240x the last's
+    Scenario("deep_lr_0.02_no_clip", "exploding_gradients",
+             ("model.n_layer=6", "train.lr=0.02", "train.grad_clip=0", "train.beta2=0.95"),
+             also=("underfitting", "plateau", "loss_spike", "lr_too_high", "oscillation"), reference=("model.n_layer=6",)),
     Scenario("lr_10_no_clip", "nonfinite",
              ("train.lr=10", "train.min_lr=1", "train.grad_clip=0", "train.log_interval=1"),
              also=("lr_too_high", "exploding_gradients", "loss_spike", "dead_units", "oscillation")),
     Scenario("sgd_adam_lr", "plateau", ("train.optimizer=sgd",), also=("underfitting", "lr_too_low")),
-    Scenario("cyclic_lr_0.05", "loss_spike", ("train.schedule=triangular", "train.lr=0.05", "train.step_size=40"),
-             also=("lr_too_high", "exploding_gradients", "oscillation", "underfitting", "plateau")),
-    Scenario("lr_0.1_constant", "oscillation", ("train.lr=0.1", "train.schedule=constant"),
-             also=("lr_too_high", "exploding_gradients", "loss_spike", "underfitting", "plateau", "dead_units")),
-    Scenario("lr_0.3_no_clip", "dead_units", ("train.lr=0.3", "train.grad_clip=0"),
+    # 20 batches of random tokens from batch 100 on: a corrupted stretch of the token stream
+    Scenario("corrupt_batches", "loss_spike", (), corrupt=(100, 20),
+             also=("lr_too_high", "exploding_gradients", "underfitting", "plateau")),
+    Scenario("sgd_lr_0.5_momentum_0.99", "oscillation",
+             ("train.optimizer=sgd", "train.lr=0.5", "train.momentum=0.99", "train.schedule=constant"),
+             also=("lr_too_high", "exploding_gradients", "loss_spike", "underfitting", "plateau")),
+    Scenario("sgd_lr_2", "dead_units", ("train.optimizer=sgd", "train.lr=2", "train.min_lr=0.2"),
              also=("lr_too_high", "exploding_gradients", "loss_spike", "underfitting", "plateau", "oscillation")),
 ]
 HEALTHY: list[Scenario] = [
@@ -104,13 +114,49 @@ HEALTHY: list[Scenario] = [
 
 
 class FinalLoss(Callback):
-    """The validation loss of the weights training ends with (a stop may have restored others)."""
+    """The validation loss of the weights training ends with (a stop may have restored others), and
+    the optimizer steps trained in all (a restart or a rollback trains some steps twice). Placed
+    after the doctor, it sees the step a logged record was made at and the step the doctor left."""
 
     def __init__(self) -> None:
         self.value = math.inf
+        self.trained = 0
+        self._last = 0
+
+    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        self.trained += int(metrics["step"]) - self._last
+        self._last = trainer.step
+
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        self._last = trainer.step
 
     def on_train_end(self, trainer: Trainer) -> None:
+        self.trained += trainer.step - self._last
+        self._last = trainer.step
         self.value = trainer.val_loss() if trainer.val_data is not None else math.inf
+
+
+class CorruptBatches(Callback):
+    """A corrupted stretch of the training stream: the loader's batches [first, first + count)
+    are uniformly random tokens (a shard of garbage), the same ones again after a rollback unless
+    it skips past them. The fault behind the loss-spike scenario."""
+
+    def __init__(self, first: int, count: int, vocab: int) -> None:
+        self.first, self.count, self.vocab = first, count, vocab
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        loader = trainer.loader
+        clean = loader.next
+
+        def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+            k = loader.batches
+            x, y = clean()
+            if self.first <= k < self.first + self.count:
+                gen = torch.Generator().manual_seed(k)
+                chunk = torch.randint(self.vocab, (x.shape[0], x.shape[1] + 1), generator=gen)
+                return chunk[:, :-1], chunk[:, 1:]
+            return x, y
+        loader.next = next_batch  # type: ignore[method-assign]
 
 
 def prepare(out: Path, corpus: str, base: list[str]) -> RunDir:
@@ -157,9 +203,14 @@ def train_arm(root: str, corpus_root: str, s: Scenario, base: list[str], arm: st
     final = FinalLoss()
     order = random_order(seed) if arm == "random" else ranked
 
+    fault: list[Callback] = []
+    if s.corrupt is not None:
+        vocab = int(json.loads((run.tokens / "meta.json").read_text())["vocab_size"])
+        fault = [CorruptBatches(*s.corrupt, vocab)]
+
     def callbacks(r: RunDir, c: Config, model: Any, start: int, show: bool) -> list[Callback]:
         doctor = [Doctor(r, c, order)] if policy != "off" else []
-        return monitor_callbacks(r, c, model, start, show) + doctor + [final]
+        return fault + monitor_callbacks(r, c, model, start, show) + doctor + [final]
 
     started, error = time.time(), None
     try:
@@ -169,7 +220,7 @@ def train_arm(root: str, corpus_root: str, s: Scenario, base: list[str], arm: st
     events = read_jsonl(run.events)
     metrics = read_jsonl(run.metrics)
     result = {"scenario": s.name, "arm": arm, "seconds": time.time() - started, "error": error,
-            "final_val": final.value if error is None else math.inf,
+            "final_val": final.value if error is None else math.inf, "steps_trained": final.trained,
             "diagnoses": [e for e in events if e["kind"] == "diagnosis"],
             "repairs": [e for e in events if e["kind"] == "repair"],
             "train": [(r["step"], r.get("loss")) for r in metrics if r.get("kind") == "train"],
@@ -248,6 +299,7 @@ def score(scenarios: list[Scenario], results: list[dict[str, Any]]) -> dict[str,
             ok = by[(s.name, arm)]["final_val"] <= target * (1 + REPAIR_TOLERANCE)
             row[key] += int(ok)
             row.setdefault(f"{arm}_final", []).append(by[(s.name, arm)]["final_val"])
+            row.setdefault(f"{arm}_steps", []).append(by[(s.name, arm)].get("steps_trained"))
         row.setdefault("target", []).append(target)
         row.setdefault("broken_final", []).append(suggest["final_val"])
         for arm in ("auto", "random"):
@@ -283,7 +335,9 @@ def rescore(out: Path, result: dict[str, Any], **thresholds: Any) -> dict[str, A
             r = {**r, "diagnoses": [f.record() for f in diagnose(RunDir(out / r["scenario"] / "suggest"), t)]}
         runs.append(r)
     scenarios = [Scenario(**{**s, "overrides": tuple(s["overrides"]), "also": tuple(s["also"]),
-                             "reference": tuple(s["reference"])}) for s in result["scenarios"]]
+                             "reference": tuple(s["reference"]),
+                             "corrupt": tuple(s["corrupt"]) if s.get("corrupt") else None})
+                 for s in result["scenarios"]]
     return {**result, **score(scenarios, runs), "thresholds": thresholds}
 
 
@@ -295,7 +349,7 @@ PROBLEM_COLUMNS = ["problem", "scenarios", "symptom as measured (first scenario)
                    "steps to detection"]
 REMEDY_COLUMNS = ["problem", "remedy", "doctor's order: verified / failed", "random order: verified / failed"]
 REPAIR_COLUMNS = ["problem", "repaired (doctor)", "repaired (random remedy)", "broken final val", "repaired final val",
-                  "healthy target"]
+                  "healthy target", "steps trained (doctor)"]
 
 
 def problem_rows(result: dict[str, Any]) -> list[list[str]]:
@@ -329,10 +383,11 @@ def repair_rows(result: dict[str, Any]) -> list[list[str]]:
     for p, row in result["problems"].items():
         n = row["repairable"]
         if not n:
-            rows.append([p, "n/a: needs new data", "n/a", "-", "-", "-"])
+            rows.append([p, "n/a: needs new data", "n/a", "-", "-", "-", "-"])
             continue
         rows.append([p, f"{row['repaired']}/{n}", f"{row['random_repaired']}/{n}",
-                     *(", ".join(_fmt(v, False) for v in row[k]) for k in ("broken_final", "auto_final", "target"))])
+                     *(", ".join(_fmt(v, False) for v in row[k]) for k in ("broken_final", "auto_final", "target")),
+                     ", ".join(str(v) if v is not None else "-" for v in row.get("auto_steps", []))])
     return rows
 
 

@@ -550,6 +550,8 @@ class DoctorConfig(Section):
                                 "the run below this is a plateau")
     plateau_span: float = Field(0.3, gt=0.0, le=1.0, description="share of the steps the plateau gain is "
                                 "measured over")
+    plateau_level: float = Field(0.9, gt=0.0, description="a plateau counts only while the loss is above this "
+                                 "share of the unigram entropy (lower, it is a good run's end, not stuck)")
     oscillation_share: float = Field(0.6, gt=0.0, le=1.0, description="share of sign changes in the loss's "
                                      "steps above which, with a large swing, the loss oscillates")
     oscillation_swing: float = Field(0.1, ge=0.0, description="mean absolute step of the loss, relative to "
@@ -562,6 +564,8 @@ class DoctorConfig(Section):
     leak_overlap: float = Field(0.01, ge=0.0, le=1.0, description="share of validation 13-grams seen in training "
                                 "above which validation leaks into training")
     verify_steps: int = Field(30, ge=1, description="auto: steps after a repair before it is judged")
+    restart: bool = Field(True, description="auto: a remedy that changes a setting (LR, regularisation, "
+                          "initialisation) restarts from step 0 with it; false: it goes on from where the run is")
     max_repairs: int = Field(6, ge=0, description="auto: repairs tried per run before the doctor only reports")
 
     @field_validator("policy", mode="before")
@@ -642,17 +646,33 @@ class TuneConfig(Section):
     pruner: Literal["none", "median", "sha", "hyperband"] = Field(
         "median", description="how a trial that is doing worse than others is stopped at an evaluation")
     trials: int = Field(20, ge=1, description="trials of the study in all (a resumed study counts its old ones)")
-    metric: Literal["val_loss", "bits_per_byte"] = Field(
-        "val_loss", description="what the search minimises: the final validation loss, in nats or bits per byte")
+    metric: str = Field("val_loss", description="what the search optimises: val_loss or bits_per_byte (the final "
+                        "validation loss, in nats or bits per byte), or task:NAME.METRIC, a multiple-choice task of "
+                        "eval.tasks scored after every evaluation (task:next_line.acc_norm; metrics acc, acc_norm)")
+    direction: Literal["auto", "minimize", "maximize"] = Field(
+        "auto", description="auto: minimise a loss, maximise a task's accuracy")
     workers: int = Field(1, ge=1, le=256, description="worker processes on this machine sharing the study")
     storage: str | None = Field(None, description="None: a journal file in RUN/tune/; or an RDB URL "
                                 "(postgresql://user@host/db) to share one study between machines")
     study: str | None = Field(None, description="the study's name in the storage (default: the config's name)")
     seed: int = Field(0, description="the sampler's seed (each trial trains with train.seed)")
-    startup_trials: int = Field(5, ge=0, description="random trials before TPE/GP models, and trials before "
-                                "the median pruner prunes")
-    min_steps: int | None = Field(None, ge=1, description="steps before a pruner may stop a trial "
-                                  "(default: train.eval_interval)")
+    startup_trials: int = Field(5, ge=0, description="random trials before TPE/GP models (per Hyperband bracket), "
+                                "and trials before the median pruner prunes")
+    min_steps: int | None = Field(None, ge=1, description="steps before a pruner may stop a trial (default: the "
+                                  "first evaluation after the longest LR warm-up a trial can have, at least "
+                                  "train.eval_interval)")
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_form(cls, value: str) -> str:
+        """The form only; whether the task and its metric exist is checked when the study starts
+        (tune/objective.py), where eval.tasks and the task files are known."""
+        if value in ("val_loss", "bits_per_byte") or re.fullmatch(r"task:\S+\.\w+", value):
+            return value
+        raise ValueError(f"unknown metric {value!r}: use val_loss, bits_per_byte or task:NAME.METRIC "
+                         "(e.g. task:next_line.acc_norm)")
+
+
 class FinetuneConfig(Section):
     """`lmforge finetune`: a classification head on a pretrained base (docs/finetune.md).
 

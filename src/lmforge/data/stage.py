@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from lmforge.config.schema import DataConfig
+from lmforge.config.schema import DataConfig, NearDedupConfig
 from lmforge.data import dedup, executors, quality
 from lmforge.data.columns import KeyIndex, Rows, key128
 from lmforge.data.ledger import LedgerBuilder
@@ -163,7 +163,7 @@ class Decisions:
 
     KEPT, NEAR, CONTAMINATED = -1, -2, -3  # fate codes; 0.. index `shared`: (rule, reason) of many records
 
-    def __init__(self, rows: Rows, near: Any) -> None:
+    def __init__(self, rows: Rows, near: NearDedupConfig) -> None:
         n = len(rows)
         self.rows, self.near = rows, near
         self.cluster = np.arange(n, dtype=np.int64)  # the kept member of the document's cluster

@@ -64,15 +64,20 @@ PROBLEMS: dict[str, tuple[str, list[str]]] = {
         ["fix_data"]),
 }
 
+# update/weight ratios that tell which way the LR of a slow run is off: the healthy suite runs
+# measured 1.8e-3 (end of the cosine) to 1.4e-2 (first steps)
+UPDATE_FAST, UPDATE_SLOW = 2e-2, 1e-3
+
 # remedy -> what it does, in plain words (docs/doctor.md has the details)
 REMEDIES: dict[str, str] = {
     "rollback_skip": "go back to the last good weights and skip the batches since",
-    "lower_lr": "lower the learning rate tenfold and clip gradients tighter, from the last good weights",
-    "raise_lr": "raise the learning rate (tenfold, or to a healthy update size)",
-    "reinit": "re-initialise the weights with the family's default scheme",
+    "lower_lr": "lower the learning rate tenfold and clip gradients tighter, training again from step 0 "
+                "(after a spike: from the last good weights)",
+    "raise_lr": "raise the learning rate (tenfold, or to a healthy update size), training again from step 0",
+    "reinit": "re-initialise the weights with the family's default scheme, training again from step 0",
     "stop_early": "put back the weights of the best validation loss and stop",
     "raise_regularization": "more dropout and weight decay",
-    "lower_regularization": "no dropout and a tenth of the weight decay",
+    "lower_regularization": "no dropout and a tenth of the weight decay, training again from step 0",
     "larger_model": "train a larger model (a new run)",
     "fix_data": "remove the text that validation shares with training (a new run)",
     "bf16": "train in bfloat16 instead of float16 (a new run)",
@@ -110,6 +115,18 @@ class Finding:
         ranked = list(PROBLEMS[self.problem][1])
         if self.evidence.get("at_init"):  # blown up before any step: the initialisation, not the LR
             ranked = ["reinit", *[r for r in ranked if r != "reinit"]]
+        if self.problem in ("underfitting", "plateau"):  # slow for a reason the evidence can tell
+            ratio, dropout = self.evidence.get("update_ratio"), self.evidence.get("dropout") or 0.0
+            if self.evidence.get("lr_lowered") or (ratio is not None and ratio > UPDATE_FAST):
+                # the steps are large, or this run diverged at ten times its LR: the loss is stuck
+                # because it overshoots (Adam's update ratio stays moderate at a far too high LR: its
+                # weights grow with it; measured at LR 0.5 in the suite's LR 5 run)
+                first = "lower_lr"
+            elif ratio is not None and ratio < UPDATE_SLOW:
+                first = "raise_lr"
+            else:
+                first = "lower_regularization" if dropout > 0 else "raise_lr"
+            ranked = [first, *[r for r in ranked if r != first]]
         return ranked
 
     def record(self) -> dict[str, Any]:

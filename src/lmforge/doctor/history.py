@@ -79,6 +79,13 @@ class History:
                 self._blocks.clear()
             target.append(rec)
 
+    def truncate(self, step: int) -> None:
+        """Forget what was logged after `step` (a repair went back to it: those steps are undone)."""
+        for rows in (self.train, self.evals, self.stats):
+            rows[:] = [r for r in rows if r["step"] <= step]
+        self._series.clear()
+        self._blocks.clear()
+
     def series(self, kind: str, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of one metric; values NaN where it was not finite."""
         if (kind, key) not in self._series:  # detectors ask for the same series many times per check

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 SLOW = ("underfitting", "plateau", "lr_too_low")
 SLOW_PROGRESS = 0.02
 SNAPSHOT_EVERY = 3  # logged checks between refreshes of the rollback snapshot (auto only)
+# an event, not a setting: its repairs go back to the last good snapshot, never to step 0
+TRANSIENT = ("loss_spike",)
 Order = Callable[[Finding], list[str]]
 
 
@@ -113,7 +115,7 @@ class Doctor(Callback):
         self.history.facts.steps = trainer.cfg.steps
         self.stats.skip_existing()  # a resume: what was there is already past
         if self.auto:  # where training starts is the first place to go back to
-            self.ctx.good = trainer.snapshot()
+            self.ctx.good = self.ctx.start = trainer.snapshot()
 
     def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         for rec in self.stats.new():
@@ -150,8 +152,11 @@ class Doctor(Callback):
         if not self.auto:
             return
         if self.trial is not None:
+            self.trial["found"].update(f.problem for f in found)
             self._verify(trainer)
         elif found:
+            if "lr_ceiling" in self.ctx.notes and found[0].problem in SLOW:  # evidence for the ranking
+                found[0].evidence["lr_lowered"] = True
             self._repair(trainer, found[0], self.order(found[0]))
         elif not any(f.severity == "error" for f in self.findings if f.step >= trainer.step - 1):
             self._keep_snapshot(trainer)
@@ -183,13 +188,24 @@ class Doctor(Callback):
             if name in tried:
                 continue
             tried.append(name)
-            self.ctx.notes["median_ratio"] = f.evidence.get("median_ratio")
+            self.ctx.notes["median_ratio"] = f.evidence.get("median_ratio") or f.evidence.get("update_ratio")
+            self.ctx.notes["restart"] = self.t.restart and f.problem not in TRANSIENT
+            was = trainer.step
+            before = tuple(a.copy() for a in self.history.series("train", "loss"))
             try:
                 applied = REPAIRS[name](trainer, self.ctx)
             except LmforgeError as exc:
                 self._event(trainer, f, name, "not applied", str(exc))
                 continue
-            self.trial = {"finding": f, "applied": applied, "since": trainer.step, "order": order}
+            if trainer.step < was:  # went back: what was logged and snapshotted since is undone
+                self._candidate, self.checks = None, 0
+                self.history.truncate(trainer.step)
+            restarted = trainer.step == 0 < was
+            # a slow problem restarted is judged where it was found: at the same step as the abandoned
+            # run (30 steps in, a lower LR is still behind a higher one; measured on the suite's LR 5 run)
+            wait = max(self.t.verify_steps, was) if restarted and f.problem in SLOW else self.t.verify_steps
+            self.trial = {"finding": f, "applied": applied, "since": trainer.step, "order": order,
+                          "before": before if restarted else None, "found": set(), "judge_at": trainer.step + wait}
             self._event(trainer, f, name, "applied", f"applied {name}: {applied.changes}", changes=applied.changes)
             if trainer.should_stop:  # stop_early: nothing left to verify
                 self.trial = None
@@ -200,32 +216,38 @@ class Doctor(Callback):
     def _verify(self, trainer: Trainer) -> None:
         trial = self.trial
         assert trial is not None
-        if trainer.step < trial["since"] + self.t.verify_steps:
+        if trainer.step < trial["judge_at"]:
             return
         f: Finding = trial["finding"]
         applied: Applied = trial["applied"]
+        # other problems that showed while this repair was judged get their turn: found again, repaired
+        self.reported -= trial["found"] - {f.problem}
         after = self.history_since(trial["since"])
         again = DETECTORS[f.problem](after, self.t)
         self.trial = None
-        progress = _progress(self.history, trial["since"])
-        if again is None or (f.problem in SLOW and progress > SLOW_PROGRESS):
-            self._event(trainer, f, applied.name, "verified", f"{f.problem} gone {self.t.verify_steps} steps after "
-                        f"{applied.name}", after=_evidence(after))
+        progress = (_progress(self.history, trial["since"]) if trial["before"] is None
+                    else _ahead(self.history, *trial["before"]))
+        worked = again is None or (f.problem in SLOW and progress > SLOW_PROGRESS)
+        if worked:
+            self._event(trainer, f, applied.name, "verified", f"{f.problem} gone {trainer.step - trial['since']} "
+                        f"steps after {applied.name}", after=_evidence(after))
             self.reported.discard(f.problem)  # may be diagnosed (and repaired, from the top) again later,
             self.tried.pop(f.problem, None)  # on what is logged from now on
             self.since[f.problem] = trainer.step
             return
+        why = again.summary if again is not None else (f"the loss is {progress:.1%} below the run before the "
+                                                        f"restart at the same step (wanted {SLOW_PROGRESS:.0%})")
         # the right direction, not far enough: keep it and go further (a divergence always wants a
         # lower LR; a raised LR only when the loss did fall)
-        if applied.name == "lower_lr" or (applied.name in REPEATABLE and progress > 0):
+        if (applied.name == "lower_lr" and f.problem not in SLOW) or (applied.name in REPEATABLE and progress > 0):
             self._event(trainer, f, applied.name, "failed", f"{f.problem} still there after {applied.name}: "
-                        f"{again.summary}; kept, and repeated", after=_evidence(after))
+                        f"{why}; kept, and repeated", after=_evidence(after))
             self.tried[f.problem].remove(applied.name)
-            self._repair(trainer, again, [applied.name, *trial["order"]])
+            self._repair(trainer, again or f, [applied.name, *trial["order"]])
             return
-        undone = undo(trainer, applied)
+        undone = undo(trainer, applied, self.ctx)
         self._event(trainer, f, applied.name, "failed", f"{f.problem} still there after {applied.name}: "
-                    f"{again.summary}" + ("; undone" if undone else ""), after=_evidence(after))
+                    f"{why}" + ("; undone" if undone else ""), after=_evidence(after))
         self._repair(trainer, f, trial["order"])
 
     def history_since(self, step: int) -> History:
@@ -251,6 +273,18 @@ def _progress(h: History, since: int) -> float:
     if not len(before) or not len(after):
         return 0.0
     b, a = float(np.nanmedian(before)), float(np.nanmedian(after))
+    return (b - a) / abs(b) if math.isfinite(a) and math.isfinite(b) and b else 0.0
+
+
+def _ahead(h: History, old_steps: np.ndarray, old_loss: np.ndarray) -> float:
+    """After a restart: how far the new training loss (median of the last 3 logged) is below the
+    abandoned run's at the same step, relative to it (the same number of steps on both sides)."""
+    steps, loss = h.series("train", "loss")
+    if not len(steps) or not len(old_steps):
+        return 0.0
+    now = int(steps[-1])
+    old = old_loss[old_steps <= now][-3:] if (old_steps <= now).any() else old_loss[:1]
+    b, a = float(np.nanmedian(old)), float(np.nanmedian(loss[-3:]))
     return (b - a) / abs(b) if math.isfinite(a) and math.isfinite(b) and b else 0.0
 
 

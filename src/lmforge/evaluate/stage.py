@@ -38,10 +38,12 @@ from lmforge.train import checkpoint as ckpt
 from lmforge.train.loop import CallbackFactory
 
 
-def task_items(run: RunDir, cfg: Config, name: str) -> tuple[list, str]:
-    """The items of one task and where they came from."""
+def task_items(run: RunDir, cfg: Config, name: str, split: str | None = None) -> tuple[list, str]:
+    """The items of one task and where they came from. A built-in task is made from `split`
+    (default: the test split when it is evaluated, else val)."""
     if name in BUILTIN_TASKS:
-        split = "test" if run.split_file("test").is_file() and "test" in cfg.eval.splits else "val"
+        if split is None:
+            split = "test" if run.split_file("test").is_file() and "test" in cfg.eval.splits else "val"
         texts = [rec["text"] for rec in read_jsonl_gz(run.require(run.split_file(split), "data"))]
         items = next_line_task(texts, cfg.eval.task_items, cfg.eval.task_choices, seed=cfg.eval.seed)
         return items, f"built-in, from the {split} split ({len(texts)} held-out documents)"
@@ -53,13 +55,18 @@ def load_tasks(run: RunDir, cfg: Config) -> dict[str, tuple[list, str]]:
     return {name: task_items(run, cfg, spec) for name, spec in task_names(cfg.eval.tasks).items()}
 
 
+def eos_id(tok: Tokenizer, cfg: Config) -> int:
+    """The end-of-text id an empty task context is conditioned on (0 when the tokenizer has none)."""
+    found = tok.token_to_id(cfg.tokenizer.eos_token)
+    return 0 if found is None else found
+
+
 def run_tasks(model: nn.Module, tok: Tokenizer, run: RunDir, cfg: Config,
               tasks: dict[str, tuple[list, str]] | None = None) -> dict[str, Any]:
-    eos_id = tok.token_to_id(cfg.tokenizer.eos_token)
-    eos_id = 0 if eos_id is None else eos_id
+    eos = eos_id(tok, cfg)
     out = {}
     for name, (items, origin) in (load_tasks(run, cfg) if tasks is None else tasks).items():
-        lls = score_items(model, tok, items, cfg.model.block_size, eos_id, cfg.eval.batch_size * 2, cfg.train.dtype)
+        lls = score_items(model, tok, items, cfg.model.block_size, eos, cfg.eval.batch_size * 2, cfg.train.dtype)
         out[name] = {"source": origin, **task_metrics(items, lls, cfg.eval.bootstrap_rounds, cfg.eval.seed)}
     return out
 

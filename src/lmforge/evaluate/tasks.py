@@ -37,6 +37,8 @@ from lmforge.evaluate.stats import DEFAULT_ROUNDS, ratio_interval
 from lmforge.runtime import autocast
 
 BUILTIN_TASKS = ("next_line",)
+# the per-task numbers a hyperparameter search can optimise (both: higher is better)
+TASK_METRICS = ("acc", "acc_norm")
 DEFAULT_DELIMITER = " "  # lm-evaluation-harness's default target_delimiter
 
 
@@ -225,16 +227,30 @@ def score_items(model: nn.Module, tok: Tokenizer, items: Sequence[MCItem], block
     return out
 
 
+def choices_made(items: Sequence[MCItem], lls: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The choice `acc` picks (highest log-likelihood) and the one `acc_norm` picks (highest
+    log-likelihood per character of the choice), per item."""
+    # np.argmax breaks ties towards the first choice, as the harness does
+    pred = np.array([int(np.argmax(ll)) for ll in lls])
+    pred_norm = np.array([int(np.argmax(ll / np.array([float(len(c)) for c in it.choices])))
+                          for it, ll in zip(items, lls)])
+    return pred, pred_norm
+
+
+def accuracies(items: Sequence[MCItem], lls: Sequence[np.ndarray]) -> dict[str, float]:
+    """acc and acc_norm alone (no intervals): what a search scores a trial with, cheaply."""
+    gold = np.array([it.gold for it in items])
+    pred, pred_norm = choices_made(items, lls)
+    return {"acc": float((pred == gold).mean()), "acc_norm": float((pred_norm == gold).mean())}
+
+
 def task_metrics(items: Sequence[MCItem], lls: Sequence[np.ndarray], rounds: int = DEFAULT_ROUNDS,
                  seed: int = 0) -> dict[str, Any]:
     """acc and acc_norm (lm-evaluation-harness definitions) with bootstrap intervals over items,
     the chance rate, and — when every item has the same number of choices — the full
     classification view of gold vs chosen position (a confusion matrix shows position bias)."""
     gold = np.array([it.gold for it in items])
-    # np.argmax breaks ties towards the first choice, as the harness does
-    pred = np.array([int(np.argmax(ll)) for ll in lls])
-    pred_norm = np.array([int(np.argmax(ll / np.array([float(len(c)) for c in it.choices])))
-                          for it, ll in zip(items, lls)])
+    pred, pred_norm = choices_made(items, lls)
     hit, hit_norm = (pred == gold).astype(float), (pred_norm == gold).astype(float)
     ones = np.ones(len(items))
     out: dict[str, Any] = {

@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from lmforge.config.load import dump_config
 from lmforge.config.schema import Config
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text
+from lmforge.tune.objective import best_of
 from lmforge.tune.space import with_values
 from lmforge.tune.storage import outcome, tune_dir
 from lmforge.tune.trial import OUTCOMES
@@ -55,7 +56,8 @@ def write_trials_csv(run: RunDir, study: optuna.Study) -> Path:
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.value is not None and math.isfinite(t.value)]
-    return min(done, key=lambda t: t.value) if done else None  # type: ignore[arg-type, return-value]
+    way = study.direction.name.lower()
+    return best_of(done, way, key=lambda t: t.value) if done else None
 
 
 def best_config(base: Config, trial: FrozenTrial) -> Config:
@@ -131,7 +133,8 @@ def write_hparams(study: optuna.Study, folder: Path, metric: str) -> None:
                       and v is not None}
             params["trial"] = row["number"]
             value = row["value"] if row["value"] is not None else math.nan
-            writer.add_hparams(params, {f"hparam/{metric}": value, "hparam/steps": row["steps"] or 0},
+            tag = metric.replace(":", "_")  # task:NAME.METRIC: a colon is not a tag character
+            writer.add_hparams(params, {f"hparam/{tag}": value, "hparam/steps": row["steps"] or 0},
                                run_name=f"trial-{row['number']:04d}")
 
 
@@ -143,7 +146,8 @@ def write_results(run: RunDir, base: Config, study: optuna.Study) -> dict[str, A
     best = best_trial(study)
     scores = importance(study)
     summary: dict[str, Any] = {
-        "study": study.study_name, "metric": base.tune.metric, "sampler": base.tune.sampler,
+        "study": study.study_name, "metric": base.tune.metric, "direction": study.direction.name.lower(),
+        "sampler": base.tune.sampler,
         "pruner": base.tune.pruner, "trials": len(rows),
         "outcomes": {o: sum(r["state"] == o for r in rows) for o in
                      (*OUTCOMES, "interrupted", "running", "waiting")},

@@ -11,14 +11,14 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 
 from lmforge.config.schema import Config
 from lmforge.console import console, show
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir
-from lmforge.tokens.store import META, load_tokens, read_meta
+from lmforge.tokens.store import META, read_meta
+from lmforge.tune.objective import build_metric, check_metric, direction
 from lmforge.tune.results import write_results, write_trials_csv
 from lmforge.tune.samplers import build_pruner, build_sampler
 from lmforge.tune.space import check_space, grid_size
@@ -31,7 +31,7 @@ from lmforge.tune.storage import (
     requeue_unfinished,
     tune_dir,
 )
-from lmforge.tune.trial import Metric, run_trial
+from lmforge.tune.trial import run_trial
 
 
 def study_name(cfg: Config) -> str:
@@ -42,33 +42,24 @@ def space_record(cfg: Config) -> dict[str, Any]:
     return {k: v.model_dump(mode="json") for k, v in cfg.tune.space.items()}
 
 
-def metric_for(run: RunDir, cfg: Config) -> Metric:
-    """The study's metric; bits per byte needs the tokenizer's bytes per token on the val split."""
-    if cfg.tune.metric == "val_loss":
-        return Metric("val_loss")
-    from lmforge.tokens.tokenizer import load_tokenizer, token_byte_lengths
-
-    lengths = token_byte_lengths(load_tokenizer(run.tokenizer))
-    val = np.asarray(load_tokens(run.tokens, "val"), dtype=np.int64)
-    return Metric("bits_per_byte", len(val) / max(1, int(lengths[val].sum())))
-
-
 def open_study(run: RunDir, cfg: Config, worker: int = 0) -> optuna.Study:
     """The study, made on first use; a study of that name made with another space is refused."""
     storage = open_storage(run, cfg)
     sampler = build_sampler(cfg.model_copy(update={"tune": cfg.tune.model_copy(
         update={"seed": cfg.tune.seed + worker})}))  # every worker draws its own random numbers
+    way = direction(cfg)
     study = optuna.create_study(storage=storage, study_name=study_name(cfg), sampler=sampler,
-                                pruner=build_pruner(cfg), direction="minimize", load_if_exists=True)
+                                pruner=build_pruner(cfg), direction=way, load_if_exists=True)
     mine = space_record(cfg)
     theirs = study.user_attrs.get("space")
     if theirs is None:
         study.set_user_attr("space", mine)
         study.set_user_attr("metric", cfg.tune.metric)
-    elif theirs != mine or study.user_attrs.get("metric") != cfg.tune.metric:
+    elif (theirs != mine or study.user_attrs.get("metric") != cfg.tune.metric
+          or study.direction.name.lower() != way):
         raise LmforgeError(f"study '{study.study_name}' in {describe(run, cfg)} was made with another "
-                           "search space or metric", "name a new study with tune.study=NAME, or start afresh "
-                           "with `lmforge tune RUN --fresh` (deletes RUN/tune/)")
+                           "search space, metric or direction", "name a new study with tune.study=NAME, or start "
+                           "afresh with `lmforge tune RUN --fresh` (deletes RUN/tune/)")
     return study
 
 
@@ -83,7 +74,7 @@ def optimize(run: RunDir, cfg: Config, worker: int = 0) -> None:
     """Run trials until the study holds tune.trials finished ones (or the grid is done)."""
     optuna.logging.set_verbosity(logging.WARNING)
     study = open_study(run, cfg, worker)
-    metric = metric_for(run, cfg)
+    metric = build_metric(run, cfg)
     uniform = math.log(read_meta(run.tokens)["vocab_size"])
     target = cfg.tune.trials
 
@@ -108,8 +99,12 @@ def run_budgeted(run: RunDir, cfg: Config, budget_steps: int) -> optuna.Study:
     steps in all (or the grid is done): searches compared at equal compute (compare search)."""
     optuna.logging.set_verbosity(logging.WARNING)
     check_space(cfg)
-    study = optuna.create_study(sampler=build_sampler(cfg), pruner=build_pruner(cfg), direction="minimize")
-    metric = metric_for(run, cfg)
+    check_metric(cfg)
+    # a fixed name: Hyperband puts a trial in a bracket by a hash of the study's name and the trial's
+    # number, and an in-memory study's default name is random, so the search would not repeat
+    study = optuna.create_study(study_name=study_name(cfg), sampler=build_sampler(cfg), pruner=build_pruner(cfg),
+                                direction=direction(cfg))
+    metric = build_metric(run, cfg)
     uniform = math.log(read_meta(run.tokens)["vocab_size"])
 
     def stop_at_budget(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -166,6 +161,7 @@ def run_tune(run: RunDir, cfg: Config, fresh: bool = False, stages: bool = True)
     and tokenize stages (a run whose tokens were written another way, as in the tests)."""
     optuna.logging.set_verbosity(logging.WARNING)
     check_space(cfg)
+    check_metric(cfg)
     if cfg.tune.sampler == "grid":
         console.print(f"tune: the grid has {grid_size(cfg.tune.space)} points")
     if fresh:

@@ -8,9 +8,10 @@ A trial ends in one of four outcomes, kept in its user attribute `outcome`:
   where the start is the first logged loss or the loss of guessing uniformly, whichever is higher
   (the first logged step may come after the loss has already fallen);
 - failed: the trial's config was refused (a combination the schema forbids) or training raised.
-Optuna stores a diverged trial as PRUNED with the metric of uniform guessing as its last value,
-so TPE ranks it below every finished trial and learns to avoid its region; the outcome attribute
-keeps it apart from the trials pruned for being worse.
+Optuna stores a diverged trial as PRUNED with the metric of uniform guessing as its last value
+(the loss of a uniform guess, or a task's chance rate), so TPE ranks it below every finished
+trial and learns to avoid its region; the outcome attribute keeps it apart from the trials
+pruned for being worse.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -32,6 +32,7 @@ from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir
 from lmforge.train.loop import Callback, Trainer
 from lmforge.train.stage import new_trainer
+from lmforge.tune.objective import Metric
 from lmforge.tune.space import suggest, with_values
 
 # a training loss this far above the first step's has diverged: at initialisation a model guesses
@@ -44,20 +45,6 @@ class Diverged(Exception):
     """Raised by the pruning callback when the loss is no longer finite or has risen above its start."""
 
 
-@dataclass(frozen=True)
-class Metric:
-    """The study's objective from a validation loss in nats per token: itself, or bits per byte
-    (nats / ln 2 x tokens per byte of the validation split)."""
-
-    name: str
-    tokens_per_byte: float = 1.0
-
-    def __call__(self, val_loss: float) -> float:
-        if self.name == "bits_per_byte":
-            return val_loss / math.log(2) * self.tokens_per_byte
-        return val_loss
-
-
 class PruneOnEval(Callback):
     """Reports the metric to the trial at each evaluation (`on_eval_end`) and stops the trial when
     the pruner says so; watches every logged training loss for divergence."""
@@ -65,7 +52,7 @@ class PruneOnEval(Callback):
     def __init__(self, trial: optuna.Trial, metric: Metric, uniform_loss: float) -> None:
         self.trial, self.metric, self.uniform_loss = trial, metric, uniform_loss
         self.start_loss: float | None = None
-        self.reported: set[int] = set()
+        self.reported: dict[int, float] = {}
 
     def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         loss = float(metrics["loss"])
@@ -78,11 +65,12 @@ class PruneOnEval(Callback):
                            f"start {self.start_loss:.4g}")
 
     def on_eval_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        value = self.metric(float(metrics["val_loss"]))
-        if not math.isfinite(value):
+        val_loss = float(metrics["val_loss"])
+        if not math.isfinite(val_loss):
             raise Diverged(f"validation loss {metrics['val_loss']} at step {trainer.step}")
+        value = self.metric.measure(trainer.raw_model, val_loss)
         self.trial.report(value, trainer.step)
-        self.reported.add(trainer.step)
+        self.reported[trainer.step] = value
         if trainer.step < trainer.cfg.steps and self.trial.should_prune():
             raise optuna.TrialPruned(f"{self.metric.name} {value:.4f} at step {trainer.step}")
 
@@ -133,7 +121,9 @@ def run_trial(trial: optuna.Trial, run: RunDir, base: Config, metric: Metric, un
         trainer.fit()
         if trainer.interrupted:  # the first Ctrl-C ends the step; the study resumes this trial later
             raise KeyboardInterrupt
-        value = metric(float(trainer.last_val))  # type: ignore[arg-type]
+        value = watcher.reported.get(trainer.step)  # the trainer evaluates at its last step
+        if value is None:
+            value = metric.measure(trainer.raw_model, float(trainer.val_loss()))
         _finish(trial, "complete", trainer, started)
         console.print(f"{label}: {metric.name} {value:.4f} after {trainer.step} steps ({_describe(values)})")
         return value
@@ -149,7 +139,7 @@ def run_trial(trial: optuna.Trial, run: RunDir, base: Config, metric: Metric, un
         why = exc.message if isinstance(exc, LmforgeError) else str(exc)
         _finish(trial, "diverged", trainer, started, why)
         if trainer.step not in watcher.reported:  # its last value: the metric of guessing uniformly
-            trial.report(metric(uniform_loss), trainer.step)
+            trial.report(metric.guessing(uniform_loss), trainer.step)
         show((f"{label}: diverged at step {trainer.step} ({why}; {_describe(values)})", "yellow"))
         raise optuna.TrialPruned(f"diverged: {why}") from None
     finally:

@@ -16,6 +16,7 @@ from lmforge.config.load import load_config
 from lmforge.console import console
 from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir
+from lmforge.tune.objective import best_of
 from lmforge.tune.results import trial_rows
 from lmforge.tune.storage import JOURNAL, open_storage, tune_dir
 from lmforge.tune.study import study_name
@@ -39,7 +40,7 @@ def render(study: optuna.Study, target: int, last: int = 12) -> Group:
     for r in rows:
         counts[r["state"]] = counts.get(r["state"], 0) + 1
     done = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
-    best = min(done, key=lambda r: r["value"]) if done else None
+    best = best_of(done, study.direction.name.lower(), key=lambda r: r["value"]) if done else None
     head = Text(f"study {study.study_name}: {len(rows)} trials of {target} "
                 f"({', '.join(f'{n} {o}' for o, n in counts.items())}), "
                 f"{sum(r['steps'] or 0 for r in rows):,} steps")
