@@ -101,13 +101,17 @@ ZH: dict[str, str] = {
      "without dropout): the validation loss flatters the model"):
         "验证文本也出现在训练数据中（或在没有 dropout 时验证损失低于训练损失）：验证损失高估了模型",
     "go back to the last good weights and skip the batches since": "回到最后一次良好的权重，并跳过此后的批次",
-    "lower the learning rate tenfold and clip gradients tighter, from the last good weights":
-        "从最后一次良好的权重开始，把学习率降为十分之一并收紧梯度裁剪",
-    "raise the learning rate (tenfold, or to a healthy update size)": "提高学习率（十倍，或提高到健康的更新幅度）",
-    "re-initialise the weights with the family's default scheme": "用该模型族的默认方案重新初始化权重",
+    ("lower the learning rate tenfold and clip gradients tighter, training again from step 0 "
+     "(after a spike: from the last good weights)"):
+        "把学习率降为十分之一并收紧梯度裁剪，从第 0 步重新训练（发生尖峰后：从最后一次良好的权重开始）",
+    "raise the learning rate (tenfold, or to a healthy update size), training again from step 0":
+        "提高学习率（十倍，或提高到健康的更新幅度），从第 0 步重新训练",
+    "re-initialise the weights with the family's default scheme, training again from step 0":
+        "用该模型族的默认方案重新初始化权重，从第 0 步重新训练",
     "put back the weights of the best validation loss and stop": "恢复验证损失最佳时的权重并停止训练",
     "more dropout and weight decay": "增加 dropout 和权重衰减",
-    "no dropout and a tenth of the weight decay": "去掉 dropout，权重衰减降为十分之一",
+    "no dropout and a tenth of the weight decay, training again from step 0":
+        "去掉 dropout，权重衰减降为十分之一，从第 0 步重新训练",
     "train a larger model (a new run)": "训练更大的模型（需新的运行）",
         "remove the text that validation shares with training (a new run)": "删除验证集与训练集共有的文本（需新的运行）",
     "train in bfloat16 instead of float16 (a new run)": "用 bfloat16 代替 float16 训练（需新的运行）",
