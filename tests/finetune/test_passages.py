@@ -117,3 +117,21 @@ def test_the_position_split_holds_out_the_end_of_every_document(tmp_path: Path) 
     short = [{**rows[0], "text": rows[0]["text"][:90]}, *rows[1:]]
     with pytest.raises(LmforgeError, match="document x0 gives only 2 passages"):
         build_task(short, cfg, tok, 64)
+
+
+def test_held_out_test_documents_are_scored_on_every_passage_by_default(tmp_path: Path) -> None:
+    """max_passages_per_doc caps training and validation documents only; the test documents give
+    all their passages unless finetune.test_passages_per_doc caps them too."""
+    char_tokenizer(tmp_path / "tok.json")
+    tok = Tokenizer.from_file(str(tmp_path / "tok.json"))
+    rows = [json.loads(line) for line in write_docs(tmp_path / "d.jsonl", per_class=10).read_text().splitlines()]
+    text = {r["id"]: r["text"] for r in rows}
+    task = build_task(rows, FinetuneConfig(passage_chars=40, max_passages_per_doc=2), tok, 64)
+    for split in ("train", "val"):
+        assert all(task.splits[split].docs.count(d) <= 2 for d in task.documents[split])
+    counts = [task.splits["test"].docs.count(d) for d in task.documents["test"]]
+    assert counts == [len(cut_passages(text[d], 40, None)) for d in task.documents["test"]] and max(counts) > 2
+    capped = build_task(rows, FinetuneConfig(passage_chars=40, max_passages_per_doc=2, test_passages_per_doc=2),
+                        tok, 64)
+    assert capped.documents == task.documents
+    assert all(capped.splits["test"].docs.count(d) <= 2 for d in capped.documents["test"])

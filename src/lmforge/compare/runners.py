@@ -29,9 +29,11 @@ Runner = Callable[[str, Path, list[str]], dict[str, Any]]
 # passages per document; tiny also skips near-dedup clustering (exact dedup), seconds per arm
 FINETUNE: dict[str, list[str]] = {
     "tiny": ["data.dedup=exact", "finetune.passage_chars=200", "finetune.max_tokens=64",
-             "finetune.max_passages_per_doc=4", "train.steps=4", "train.batch_size=8", "train.warmup_steps=1",
+             "finetune.max_passages_per_doc=4", "finetune.test_passages_per_doc=4", "train.steps=4",
+             "train.batch_size=8", "train.warmup_steps=1",
              "train.eval_interval=4", "train.log_interval=2", "eval.bootstrap_rounds=100", "train.threads=1"],
     "small": ["finetune.passage_chars=250", "finetune.max_tokens=64", "finetune.max_passages_per_doc=20",
+              "finetune.test_passages_per_doc=20",
               "train.steps=100", "train.batch_size=16", "train.warmup_steps=10", "train.eval_interval=100",
               "eval.bootstrap_rounds=1000", "train.threads=1"],
 }

@@ -691,8 +691,10 @@ class FinetuneConfig(Section):
     passage_chars: int = Field(500, ge=20, description="characters per passage (cut at a space)")
     max_tokens: int = Field(512, ge=4, description="tokens read per passage; beyond model.block_size it is read in "
                             "windows whose pooled vectors are averaged")
-    max_passages_per_doc: int | None = Field(60, ge=1, description="evenly spaced passages kept per document "
-                                             "(None: all)")
+    max_passages_per_doc: int | None = Field(60, ge=1, description="evenly spaced passages kept per training or "
+                                             "validation document (None: all)")
+    test_passages_per_doc: int | None = Field(None, ge=1, description="evenly spaced passages scored per held-out "
+                                              "test document, split=document (None: all of them)")
     train_passages: int | None = Field(None, ge=2, description="keep this many training passages (a random, "
                                        "stratified subset: the training-set size of compare transfer)")
     val_fraction: float = Field(0.15, gt=0.0, lt=0.5, description="documents held out for validation")

@@ -195,7 +195,8 @@ def build_task(records: Sequence[Mapping[str, Any]], cfg: FinetuneConfig, tok: T
     pieces: dict[str, tuple[list[str], list[int], list[str]]] = {s: ([], [], []) for s in SPLITS}
     for i, (rec, lab) in enumerate(zip(records, labels)):
         doc_id = str(rec.get("id"))
-        cut = cut_passages(str(rec.get("text", "")), cfg.passage_chars, cfg.max_passages_per_doc)
+        cap = cfg.test_passages_per_doc if assignment is not None and assignment[i] == "test" else cfg.max_passages_per_doc
+        cut = cut_passages(str(rec.get("text", "")), cfg.passage_chars, cap)
         wheres = split_by_position(cut, cfg, doc_id) if assignment is None else [assignment[i]] * len(cut)
         for text, where in zip(cut, wheres):
             texts, ys, docs = pieces[where]
