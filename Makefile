@@ -24,7 +24,7 @@ test: install
 	$(BIN)/pytest -q $(ARGS)
 
 test-slow: install
-	$(BIN)/pip install --quiet -e ".[cluster]"  # ray, for the data.executor=ray test
+	$(BIN)/pip install --quiet -e ".[cluster,mlflow]"  # ray, for the data.executor=ray test; MLflow's store and resume
 	$(BIN)/pytest -q -m slow $(ARGS)
 
 # every core dependency at its declared floor (.ci/floors.py), then the test suite: a floor set
