@@ -4,16 +4,19 @@ database schema on first use (~15 s on 2 busy cores)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from lmforge.config.load import load_config
+from lmforge.rundir import RunDir
 from lmforge.train.loop import Callback
 from lmforge.train.stage import run_train
 from tests.helpers.runs import make_token_run, monitored, read_jsonl, train
 
 
-def _client(run):  # noqa: ANN001, ANN202 - mlflow is optional
+def _client(run: RunDir) -> tuple[Any, str]:
+    """MLflow's own client on the run's SQLite store (mlflow is optional), and the experiment id."""
     mlflow = pytest.importorskip("mlflow", reason="pip install 'lmforge[mlflow]'")
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{run.root / 'mlflow.db'}")
     return client, client.get_experiment_by_name("lmforge").experiment_id
@@ -41,7 +44,7 @@ class _StopAt(Callback):
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_step_end(self, trainer, metrics) -> None:  # noqa: ANN001
+    def on_step_end(self, trainer: Any, metrics: dict) -> None:
         if trainer.step == self.step:
             trainer.should_stop = True
 
