@@ -133,8 +133,8 @@ def test_a_lowering_after_a_divergence_is_chosen_by_a_range_test(tmp_path: Path)
     # LR 5 blows up; the lowering sweeps the LR from the restart weights up to 5 and takes a tenth
     # of the LR at the sweep's lowest loss, never above a tenfold lowering
     run, [_doctor] = train_with(tmp_path, "auto", False, "train.lr=5", "train.min_lr=0.5", "train.grad_clip=0")
-    lowered = [e for e in read_jsonl(run.events)
-               if e["kind"] == "repair" and e["remedy"] == "lower_lr" and e["outcome"] == "applied"][0]
+    lowered = next(e for e in read_jsonl(run.events)
+                   if e["kind"] == "repair" and e["remedy"] == "lower_lr" and e["outcome"] == "applied")
     changes = lowered["changes"]
     assert changes["sweep_steps"] > 3 and changes["to_step"] == 0 and changes["grad_clip"] == 0.5
     assert changes["lr"] == min(0.5, changes["sweep_lr"]) and 5e-5 <= changes["lr"] <= 0.5

@@ -38,7 +38,7 @@ LR_UP = 10.0  # without a measured update ratio to aim from
 TARGET_UPDATE = 1.6e-2
 MAX_RAISE = 1e4  # the update ratio grows more slowly than the LR, so a raise may need to be large
 # the LR range test of a lowering after a divergence: SWEEP_STEPS steps from top x SWEEP_SPAN up to
-# top (the LR that diverged), stopped when the smoothed loss passes SWEEP_DIVERGE x its best (fastai stops at 4x)
+# top (the LR that diverged), stopped when the smoothed loss passes SWEEP_DIVERGE x its best (as fastai)
 SWEEP_STEPS, SWEEP_SPAN, SWEEP_DIVERGE = 50, 1e-5, 4.0
 # the suggestion: the LR of the lowest smoothed loss / 10 (fastai v1's lr_find suggestion). Measured
 # on the suite's sweeps (50 steps, up to the LR that diverged): LR 5 -> 2.2e-3, LR 10 -> 2.2e-3, the
@@ -155,10 +155,9 @@ def sweep_lr(trainer: Trainer, top: float, clip: float) -> tuple[float | None, i
     (None when the sweep says nothing) and the steps trained. A tenfold lowering at a time needs a
     restart per decade: LR 5 lowered twice was judged at step 175 of 200 and still too high
     (measured in the suite's lr_5 run)."""
-    saved, saved_clip = trainer.lr_at, trainer.cfg.grad_clip
-    trainer.lr_at = lambda step, cfg: exp_lr(step, SWEEP_STEPS, top * SWEEP_SPAN, top)
+    saved, saved_clip, first = trainer.lr_at, trainer.cfg.grad_clip, trainer.step
+    trainer.lr_at = lambda step, cfg: exp_lr(step - first, SWEEP_STEPS, top * SWEEP_SPAN, top)
     trainer.cfg.grad_clip = clip
-    first = trainer.step
     lrs: list[float] = []
     losses: list[float] = []
     try:
