@@ -127,3 +127,39 @@ def test_stop_early_is_refused_while_validation_still_improves() -> None:
     assert not improving.should_stop
     risen = SimpleNamespace(last_val=4.4, best_val=4.1, should_stop=False, raw_model=None)
     assert stop_early(risen, Context(ModelConfig())).name == "stop_early" and risen.should_stop  # type: ignore[arg-type]
+
+
+def test_a_lowering_after_a_divergence_is_chosen_by_a_range_test(tmp_path: Path) -> None:
+    # LR 5 blows up; the lowering sweeps the LR from the restart weights up to 5 and takes a tenth
+    # of the LR at the sweep's lowest loss, never above a tenfold lowering
+    run, [_doctor] = train_with(tmp_path, "auto", False, "train.lr=5", "train.min_lr=0.5", "train.grad_clip=0")
+    lowered = next(e for e in read_jsonl(run.events)
+                   if e["kind"] == "repair" and e["remedy"] == "lower_lr" and e["outcome"] == "applied")
+    changes = lowered["changes"]
+    assert changes["sweep_steps"] > 3 and changes["to_step"] == 0 and changes["grad_clip"] == 0.5
+    assert changes["lr"] == min(0.5, changes["sweep_lr"]) and 5e-5 <= changes["lr"] <= 0.5
+    assert changes["min_lr"] == pytest.approx(0.5 * changes["lr"] / 5)
+
+
+def test_reinit_draws_the_weights_a_new_run_would(tmp_path: Path) -> None:
+    from lmforge.config.schema import ModelConfig
+    from lmforge.doctor.repairs import Context, reinit
+    from lmforge.models.registry import build_model
+
+    class Reinit(Callback):
+        def on_train_start(self, trainer: Trainer) -> None:
+            ctx = Context(broken.model, broken.train.seed, start=trainer.snapshot(), notes={"restart": True})
+            with torch.no_grad():
+                trainer.raw_model.tok_emb.weight.mul_(50.0)  # as a far too large init would leave it
+            self.applied = reinit(trainer, ctx)
+            self.weights = {k: v.clone() for k, v in trainer.raw_model.state_dict().items()}
+            trainer.should_stop = True
+
+    run = make_token_run(tmp_path, ["train.steps=5", "model.init=normal", "model.init_std=1.0", "train.seed=7"])
+    broken, cb = load_config(run.config), Reinit()
+    run_train(run, broken, show_progress=False, callbacks=lambda *a: [cb])
+    fixed = ModelConfig.model_validate({**broken.model.model_dump(), "init": "auto", "init_std": 0.02})
+    torch.manual_seed(7)  # what a new run with the fixed config does (train/stage.py)
+    fresh = build_model(fixed, cb.weights["tok_emb.weight"].shape[0]).state_dict()
+    assert cb.applied.changes["to_step"] == 0
+    assert all(torch.equal(cb.weights[k], fresh[k]) for k in fresh)

@@ -220,13 +220,20 @@ def train_arm(root: str, corpus_root: str, s: Scenario, base: list[str], arm: st
     events = read_jsonl(run.events)
     metrics = read_jsonl(run.metrics)
     result = {"scenario": s.name, "arm": arm, "seconds": time.time() - started, "error": error,
-            "final_val": final.value if error is None else math.inf, "steps_trained": final.trained,
+            "final_val": final.value if error is None else math.inf,
+            "steps_trained": final.trained + _sweep_steps(events),
             "diagnoses": [e for e in events if e["kind"] == "diagnosis"],
             "repairs": [e for e in events if e["kind"] == "repair"],
             "train": [(r["step"], r.get("loss")) for r in metrics if r.get("kind") == "train"],
             "eval": [(r["step"], r.get("val_loss")) for r in metrics if r.get("kind") == "eval"]}
     atomic_write_json(done, result)
     return result
+
+
+def _sweep_steps(events: list[dict[str, Any]]) -> int:
+    """The steps the repairs' LR range tests trained (rolled back, so FinalLoss never saw them)."""
+    return sum(int((e.get("changes") or {}).get("sweep_steps", 0)) for e in events
+               if e["kind"] == "repair" and e.get("outcome") == "applied")
 
 
 def run_suite(out: Path, quick: bool = False, workers: int = 2, base: list[str] | None = None,

@@ -71,7 +71,8 @@ UPDATE_FAST, UPDATE_SLOW = 2e-2, 1e-3
 # remedy -> what it does, in plain words (docs/doctor.md has the details)
 REMEDIES: dict[str, str] = {
     "rollback_skip": "go back to the last good weights and skip the batches since",
-    "lower_lr": "lower the learning rate tenfold and clip gradients tighter, training again from step 0 "
+    "lower_lr": "lower the learning rate (tenfold, or after a divergence to what a short LR range test finds) "
+                "and clip gradients tighter, training again from step 0 "
                 "(after a spike: from the last good weights)",
     "raise_lr": "raise the learning rate (tenfold, or to a healthy update size), training again from step 0",
     "reinit": "re-initialise the weights with the family's default scheme, training again from step 0",

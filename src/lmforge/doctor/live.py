@@ -34,6 +34,8 @@ SLOW_PROGRESS = 0.02
 SNAPSHOT_EVERY = 3  # logged checks between refreshes of the rollback snapshot (auto only)
 # an event, not a setting: its repairs go back to the last good snapshot, never to step 0
 TRANSIENT = ("loss_spike",)
+# the run blew up: a lowered LR is chosen by a range test from the restart weights (repairs.sweep_lr)
+DIVERGED = ("lr_too_high", "exploding_gradients", "nonfinite")
 Order = Callable[[Finding], list[str]]
 
 
@@ -102,7 +104,7 @@ class Doctor(Callback):
         self.reported: set[str] = set()
         self.findings: list[Finding] = []
         self.repairs: list[dict[str, Any]] = []
-        self.ctx = Context(cfg.model)
+        self.ctx = Context(cfg.model, cfg.train.seed)
         self.trial: dict[str, Any] | None = None  # the repair being verified
         self.tried: dict[str, list[str]] = {}
         self.since: dict[str, int] = {}  # problem -> the step of its verified repair
@@ -190,6 +192,7 @@ class Doctor(Callback):
             tried.append(name)
             self.ctx.notes["median_ratio"] = f.evidence.get("median_ratio") or f.evidence.get("update_ratio")
             self.ctx.notes["restart"] = self.t.restart and f.problem not in TRANSIENT
+            self.ctx.notes["diverged"] = f.problem in DIVERGED
             was = trainer.step
             before = tuple(a.copy() for a in self.history.series("train", "loss"))
             try:

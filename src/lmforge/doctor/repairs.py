@@ -13,16 +13,19 @@ spots the problem does (fix the config, train again), without reloading data or 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from lmforge.config.schema import ModelConfig
 from lmforge.errors import LmforgeError
-from lmforge.models.init import initialize
+from lmforge.models.registry import build_model
 from lmforge.monitor.control import decay_ratios, sync_optimizer, validate_changes
+from lmforge.train.lr_find import exp_lr, smooth
 
 if TYPE_CHECKING:
     from lmforge.train.loop import Trainer
@@ -34,6 +37,14 @@ LR_UP = 10.0  # without a measured update ratio to aim from
 # (a first value of 1e-2 raised LR 1e-6 only to 9.5e-4, which ended 5.4% above the healthy run)
 TARGET_UPDATE = 1.6e-2
 MAX_RAISE = 1e4  # the update ratio grows more slowly than the LR, so a raise may need to be large
+# the LR range test of a lowering after a divergence: SWEEP_STEPS steps from top x SWEEP_SPAN up to
+# top (the LR that diverged), stopped when the smoothed loss passes SWEEP_DIVERGE x its best (as fastai)
+SWEEP_STEPS, SWEEP_SPAN, SWEEP_DIVERGE = 50, 1e-5, 4.0
+# the suggestion: the LR of the lowest smoothed loss / 10 (fastai v1's lr_find suggestion). Measured
+# on the suite's sweeps (50 steps, up to the LR that diverged): LR 5 -> 2.2e-3, LR 10 -> 2.2e-3, the
+# six blocks at 0.02 -> 2e-3 (the healthy runs train at 3e-3); fastai's later "valley" rule chose
+# 8.4e-4, 1.0e-3 and 1.8e-4 on these short sweeps, and 8.4e-4 left the LR 5 run 6% above healthy
+SWEEP_BELOW_MIN = 10.0
 REPEATABLE = ("lower_lr", "raise_lr")  # a step in the right direction that was too small is repeated, not undone
 CLIP_TIGHT = 0.5  # gradient clipping threshold after a divergence (or 1.0 when clipping was off)
 # batches skipped: the ones between the snapshot and the detection, times SKIP_FACTOR, so as many
@@ -53,6 +64,7 @@ class Context:
     """What repairs may use: the model config, the last good and best-validation snapshots."""
 
     model_cfg: ModelConfig
+    seed: int = 0  # train.seed: a re-initialisation draws the weights a new run would
     good: dict[str, Any] | None = None  # trainer.snapshot() a window before the newest healthy check
     start: dict[str, Any] | None = None  # trainer.snapshot() at step 0, where a restart goes back to
     best: dict[str, torch.Tensor] | None = None  # weights at the best validation loss
@@ -116,14 +128,57 @@ def rollback_skip(trainer: Trainer, ctx: Context) -> Applied:
 
 
 def lower_lr(trainer: Trainer, ctx: Context) -> Applied:
-    """LR x0.1 and tighter clipping (as OPT's restarts did), from the last good snapshot."""
+    """LR x0.1 and tighter clipping (as OPT's restarts did), from the last good snapshot. After a
+    divergence and a restart, an LR range test from the restart weights picks the new LR at or
+    below that tenth (see `sweep_lr`)."""
     at = trainer.step
-    back = 0 if _restart(trainer, ctx) else _rollback_good(trainer, ctx)
+    restarted = _restart(trainer, ctx)
+    back = 0 if restarted else _rollback_good(trainer, ctx)
     clip = CLIP_TIGHT if trainer.cfg.grad_clip == 0 else min(trainer.cfg.grad_clip, CLIP_TIGHT)
-    changes = {"lr": trainer.cfg.lr * LR_DOWN, "min_lr": trainer.cfg.min_lr * LR_DOWN, "grad_clip": clip}
+    lr, swept = trainer.cfg.lr * LR_DOWN, {}
+    if restarted and ctx.notes.get("diverged") and ctx.start is not None:
+        found, steps = sweep_lr(trainer, trainer.cfg.lr, clip)
+        trainer.rollback(ctx.start)
+        swept = {"sweep_steps": steps, "sweep_lr": found}
+        lr = min(lr, found) if found else lr
+    factor = lr / trainer.cfg.lr
+    changes = {"lr": lr, "min_lr": trainer.cfg.min_lr * factor, "grad_clip": clip}
     ctx.notes["lr_ceiling"] = changes["lr"]  # a raise must never go back up to where it broke
     old = _set_live(trainer, changes)
-    return Applied("lower_lr", {**changes, "from_step": at, "to_step": back}, {"config": old})
+    return Applied("lower_lr", {**changes, **swept, "from_step": at, "to_step": back}, {"config": old})
+
+
+def sweep_lr(trainer: Trainer, top: float, clip: float) -> tuple[float | None, int]:
+    """A short LR range test (Smith 2017) from where the trainer is: the LR rises geometrically
+    from top x SWEEP_SPAN to `top`, the LR that diverged, over SWEEP_STEPS steps, with clipping at
+    `clip`; the suggestion is the LR of the lowest smoothed loss / SWEEP_BELOW_MIN. Returns it
+    (None when the sweep says nothing) and the steps trained. A tenfold lowering at a time needs a
+    restart per decade: LR 5 lowered twice was judged at step 175 of 200 and still too high
+    (measured in the suite's lr_5 run)."""
+    saved, saved_clip, first = trainer.lr_at, trainer.cfg.grad_clip, trainer.step
+    trainer.lr_at = lambda step, cfg: exp_lr(step - first, SWEEP_STEPS, top * SWEEP_SPAN, top)
+    trainer.cfg.grad_clip = clip
+    lrs: list[float] = []
+    losses: list[float] = []
+    try:
+        for step in range(SWEEP_STEPS):
+            lr = trainer.lr_at(trainer.step, trainer.cfg)
+            loss, _ = trainer.train_step()
+            if not math.isfinite(loss):
+                break
+            lrs.append(lr)
+            losses.append(loss)
+            smoothed = smooth(losses)
+            if step > 5 and smoothed[-1] > SWEEP_DIVERGE * min(smoothed):
+                break
+    except LmforgeError:  # max_bad_steps non-finite steps in a row: the sweep has gone past usable LRs
+        pass
+    finally:
+        trainer.lr_at, trainer.cfg.grad_clip = saved, saved_clip
+    smoothed = smooth(losses)
+    if len(lrs) < 3:
+        return None, trainer.step - first
+    return lrs[int(np.argmin(smoothed))] / SWEEP_BELOW_MIN, trainer.step - first
 
 
 def raise_lr(trainer: Trainer, ctx: Context) -> Applied:
@@ -143,13 +198,21 @@ def raise_lr(trainer: Trainer, ctx: Context) -> Applied:
 
 def reinit(trainer: Trainer, ctx: Context) -> Applied:
     """Re-initialise with the family's default scheme at std 0.02 and fresh optimizer state: for
-    gradients that vanish from the start (the initialisation is the cause)."""
+    gradients that vanish from the start (the initialisation is the cause). The weights are drawn
+    as a new run with the fixed config draws them (from train.seed, train/stage.py), so the
+    repaired run is the one `lmforge run` with the fixed config gives: one draw differs from the
+    next by more than the suite's 5% repair tolerance at this size (measured: the healthy GPT
+    re-initialised from the generator where training had left it ended at 4.78; four other seeds
+    4.21-4.50; the run's own seed 4.29)."""
     snap = trainer.snapshot()
     at, restarted = trainer.step, _restart(trainer, ctx)
     data = ctx.model_cfg.model_dump()
     data.update(init="auto", init_std=0.02, init_overrides={})
     cfg = ModelConfig.model_validate(data)
-    initialize(trainer.raw_model, cfg)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ctx.seed)
+        fresh = build_model(cfg, trainer.raw_model.vocab_size)
+    trainer.raw_model.load_state_dict(fresh.state_dict())
     for opt in trainer.optimizers():
         opt.state.clear()
     old_start = ctx.start

@@ -101,9 +101,10 @@ ZH: dict[str, str] = {
      "without dropout): the validation loss flatters the model"):
         "验证文本也出现在训练数据中（或在没有 dropout 时验证损失低于训练损失）：验证损失高估了模型",
     "go back to the last good weights and skip the batches since": "回到最后一次良好的权重，并跳过此后的批次",
-    ("lower the learning rate tenfold and clip gradients tighter, training again from step 0 "
-     "(after a spike: from the last good weights)"):
-        "把学习率降为十分之一并收紧梯度裁剪，从第 0 步重新训练（发生尖峰后：从最后一次良好的权重开始）",
+    ("lower the learning rate (tenfold, or after a divergence to what a short LR range test finds) "
+     "and clip gradients tighter, training again from step 0 (after a spike: from the last good weights)"):
+        "降低学习率（降为十分之一；发散之后则降到一次简短的学习率范围测试所找到的值）并收紧梯度裁剪，"
+        "从第 0 步重新训练（发生尖峰后：从最后一次良好的权重开始）",
     "raise the learning rate (tenfold, or to a healthy update size), training again from step 0":
         "提高学习率（十倍，或提高到健康的更新幅度），从第 0 步重新训练",
     "re-initialise the weights with the family's default scheme, training again from step 0":
