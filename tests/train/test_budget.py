@@ -5,6 +5,7 @@ by bench/default_run.py, not asserted here (a loaded test machine made such a ch
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,9 @@ from lmforge.errors import LmforgeError
 from lmforge.rundir import RunDir
 from lmforge.train import checkpoint as ckpt
 from lmforge.train.budget import probe, steps_in_budget
+from lmforge.train.loop import Callback, Trainer
 from lmforge.train.stage import new_trainer, run_train
-from tests.helpers.runs import tiny_config
+from tests.helpers.runs import read_jsonl, tiny_config
 
 
 def test_steps_in_budget_counts_the_validation_passes() -> None:
@@ -52,6 +54,29 @@ def test_a_budgeted_run_plans_its_steps_and_ends_at_the_lr_floor(tiny_run) -> No
     assert steps < 100000  # the budget, not train.steps, set the length
     trainer = new_trainer(tiny_run, cfg)  # the schedule the run followed, at its last step
     assert trainer.lr_at(steps - 1, cfg.train) == pytest.approx(cfg.train.min_lr)
+
+
+class _Slow(Callback):
+    """A callback that costs 20 ms a logged step: what the probe, timing bare steps, cannot see."""
+
+    def on_step_end(self, trainer: Trainer, metrics: dict) -> None:
+        time.sleep(0.02)
+
+
+def test_the_count_is_measured_again_on_the_real_steps_at_the_end_of_warmup(tiny_run) -> None:
+    cfg = tiny_config("train.steps=100000", "train.time_budget=4", "train.eval_interval=1000",
+                      "train.checkpoint_interval=100000", "train.warmup_steps=8", "train.log_interval=1")
+    summary = run_train(tiny_run, cfg, show_progress=False, callbacks=lambda *a: [_Slow()])
+    budget = [e for e in read_jsonl(tiny_run.events) if e["kind"] == "budget"]
+    probed, replanned = budget[0]["steps"], budget[1]
+    # at least 20 ms a step as run, against a probe of bare steps: fewer steps fit than it planned
+    assert replanned["step"] == 8 and replanned["replanned_from"] == probed
+    assert 8 < replanned["steps"] < probed and replanned["steps"] <= 4 / 0.02
+    assert summary["step"] == cfg.train.steps == cfg.train.budget_steps == replanned["steps"]
+    assert load_config(tiny_run.config).train.budget_steps == replanned["steps"]  # a rerun repeats it
+    assert "re-planned at step 8" in summary["budget"]["why"]
+    trainer = new_trainer(tiny_run, cfg)
+    assert trainer.lr_at(cfg.train.steps - 1, cfg.train) == pytest.approx(cfg.train.min_lr)
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:

@@ -7,9 +7,11 @@ schedule that decays linearly to the end of the budget does well at every budget
 
 lmforge measures rather than guesses: before training, a short probe times a few real steps
 and one validation pass on the real model and batches, then rolls every state back
-(`Trainer.snapshot`/`rollback`). The step count that fits is fixed from then on and written to
-`train.budget_steps`, so the run is an ordinary fixed-step run: `config.yaml` records how many
-steps ran and why, and `lmforge run RUN/config.yaml` repeats it exactly on any machine.
+(`Trainer.snapshot`/`rollback`). The step count that fits is written to `train.budget_steps`;
+at the end of the LR warm-up it is measured once more on the run's own steps, callbacks
+included (`replan_steps`), and written again. From then on the run is an ordinary fixed-step
+run: `config.yaml` records how many steps ran and why, and `lmforge run RUN/config.yaml`
+repeats it exactly on any machine.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from lmforge.train.loop import Trainer
 
 PROBE_STEPS = 8  # timed steps; the first of them pays one-time costs and is not counted
 MARGIN = 0.97  # of the budget planned for, leaving room for checkpoints and a slower stretch
+# the steps after the first a warm-up must have for the count to be measured again at its end
+REPLAN_MIN_STEPS = 4
+# schedules whose LR depends on the step count from step 0 (one_cycle's rise is a share of the
+# run): their count cannot change at the end of the warm-up without changing the steps before it
+SHAPED_FROM_START = ("one_cycle",)
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,22 @@ def probe(trainer: Trainer, steps: int = PROBE_STEPS) -> tuple[float, float]:
         both = all_reduce_sum(torch.tensor([step_s, eval_s], device=trainer.device), trainer.dist)
         step_s, eval_s = (float(v) / trainer.dist.world for v in both)
     return step_s, eval_s
+
+
+def replan_steps(trainer: Trainer, plan: BudgetPlan, left_s: float, window_s: float, window_steps: int) -> int:
+    """The step count again, at the end of the LR warm-up, from what the steps since the first
+    really cost: the probe times bare steps, while the run's steps also pay for the callbacks
+    (monitor, doctor), logging and checkpoint writes, which on a tiny model more than doubled a
+    step (measured: 2.9 ms probed, about 5 ms run). `window_s` is the wall time of the last
+    `window_steps` steps, validation passes included (taken out at the probe's measure of
+    them); `left_s` is what remains of the budget. Every schedule's warm-up LR depends on the step
+    alone, so a run with the new count from its start follows the same LR at every step."""
+    evals = window_steps // trainer.cfg.eval_interval
+    step_s = max(1e-9, (window_s - evals * plan.eval_s) / window_steps)
+    if trainer.dist.world > 1:  # every process must settle on the same count
+        both = all_reduce_sum(torch.tensor([step_s, left_s], device=trainer.device), trainer.dist)
+        step_s, left_s = (float(v) / trainer.dist.world for v in both)
+    return trainer.step + steps_in_budget(left_s, step_s, plan.eval_s, trainer.cfg.eval_interval)
 
 
 def fit_to_budget(trainer: Trainer) -> BudgetPlan:

@@ -163,6 +163,9 @@ class Trainer:
         self.val_data, self.checkpoint_dir = val_data, checkpoint_dir
         self.callbacks = callbacks or []
         self.lr_at = lr_at
+        # called once at the end of the LR warm-up with the wall time and count of the steps since
+        # the first (train/budget.py: a time budget's step count, measured again on real steps)
+        self.replan: Callable[[Trainer, float, int], None] | None = None
         self.extra_state = extra_state or {}
         self.dist = dist or DistInfo()
         self.device = next(self.raw_model.parameters()).device
@@ -550,6 +553,7 @@ class Trainer:
             self.carried = {}
         self._emit("on_train_start")
         start, window_t, window_tokens = time.time(), time.time(), 0
+        first_step, first_done = self.step, None
         with self._catch_signals():
             while self.step < self.cfg.steps:
                 tokens_before = self.tokens_seen
@@ -571,6 +575,11 @@ class Trainer:
                                                   or self.step == self.cfg.steps):
                     self.evaluate()
                 self._serve_requests()
+                if first_done is None:
+                    first_done = time.time()  # after the first step, which pays one-time costs
+                elif self.replan is not None and self.step == self.cfg.warmup_steps:
+                    self.replan(self, time.time() - first_done, self.step - first_step - 1)
+                    self.replan = None
                 if self._stop_requested(start):
                     break
                 if self.step % self.cfg.checkpoint_interval == 0 and self.step < self.cfg.steps:

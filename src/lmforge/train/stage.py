@@ -29,7 +29,7 @@ from lmforge.tokens.loader import build_loader
 from lmforge.tokens.store import META, load_doc_starts, load_tokens, read_meta
 from lmforge.tokens.stream import StreamWindows
 from lmforge.train import checkpoint as ckpt
-from lmforge.train.budget import fit_to_budget
+from lmforge.train.budget import REPLAN_MIN_STEPS, SHAPED_FROM_START, fit_to_budget, replan_steps
 from lmforge.train.distributed import DistInfo, device_for, init_distributed, wrap_model
 from lmforge.train.loop import Callback, CallbackFactory, Trainer, global_rows
 from lmforge.train.mlm import MaskedWindows, masked_loss
@@ -178,12 +178,31 @@ def plan_budget(run: RunDir, cfg: Config, trainer: Trainer) -> None:
     """Fit the steps to train.time_budget (train/budget.py) and record the count in config.yaml
     before the first step, so a resume or a rerun follows the same schedule; every checkpoint's
     state.json keeps the measurement."""
+    started = time.perf_counter()  # the budget's clock: the probe's time is part of it
     plan = fit_to_budget(trainer)  # sets cfg.train.steps and budget_steps
     trainer.extra_state["budget"] = {**asdict(plan), "why": plan.why()}
     if trainer.dist.is_main:
         atomic_write_text(run.config, dump_config(cfg))
         console.print(f"train: {plan.why()}")
         run.event("budget", plan.why(), step=trainer.step, **asdict(plan))
+    if cfg.train.warmup_steps - 1 < REPLAN_MIN_STEPS or cfg.train.schedule in SHAPED_FROM_START:
+        return  # too few warm-up steps to measure on, or a schedule shaped by the count: the probe's stands
+
+    def again(t: Trainer, window_s: float, window_steps: int) -> None:
+        """At the end of the warm-up: the count from what the run's steps really cost."""
+        left = plan.budget_s - (time.perf_counter() - started)
+        steps = max(t.step + 1, replan_steps(t, plan, left, window_s, window_steps))
+        why = (f"{steps} steps fit train.time_budget={plan.budget_s:g}s: re-planned at step {t.step} from "
+               f"{window_s / max(1, window_steps) * 1e3:.1f} ms per step as run (callbacks and logging "
+               f"included; the probe measured {plan.step_s * 1e3:.1f} ms), {plan.steps} planned before")
+        cfg.train.steps = cfg.train.budget_steps = steps
+        t.loss_fn.replan(steps * t.plan.accum)
+        t.extra_state["budget"].update(steps=steps, why=why)
+        if t.dist.is_main:
+            atomic_write_text(run.config, dump_config(cfg))
+            run.event("budget", why, step=t.step, steps=steps, replanned_from=plan.steps)
+
+    trainer.replan = again
 
 
 def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = True,
