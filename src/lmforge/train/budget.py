@@ -83,8 +83,8 @@ def probe(trainer: Trainer, steps: int = PROBE_STEPS) -> tuple[float, float]:
 def replan_steps(trainer: Trainer, plan: BudgetPlan, left_s: float, window_s: float, window_steps: int) -> int:
     """The step count again, at the end of the LR warm-up, from what the steps since the first
     really cost: the probe times bare steps, while the run's steps also pay for the callbacks
-    (monitor, doctor), logging and checkpoint writes, which on a tiny model more than doubled a
-    step (measured: 2.9 ms probed, about 5 ms run). `window_s` is the wall time of the last
+    (monitor, doctor) and logging, which on a tiny model more than doubled a step (measured: 2.9
+    ms probed, about 5 ms run; checkpoint saves fall outside the warm-up and are still unseen). `window_s` is the wall time of the last
     `window_steps` steps, validation passes included (taken out at the probe's measure of
     them); `left_s` is what remains of the budget. Every schedule's warm-up LR depends on the step
     alone, so a run with the new count from its start follows the same LR at every step."""

@@ -177,7 +177,8 @@ def write_lineage(run: RunDir, cfg: Config) -> None:
 def plan_budget(run: RunDir, cfg: Config, trainer: Trainer) -> None:
     """Fit the steps to train.time_budget (train/budget.py) and record the count in config.yaml
     before the first step, so a resume or a rerun follows the same schedule; every checkpoint's
-    state.json keeps the measurement."""
+    state.json keeps the measurement. The trainer re-plans once more at the end of the warm-up
+    (`again`), from the run's own steps, and records that count the same way."""
     started = time.perf_counter()  # the budget's clock: the probe's time is part of it
     plan = fit_to_budget(trainer)  # sets cfg.train.steps and budget_steps
     trainer.extra_state["budget"] = {**asdict(plan), "why": plan.why()}
