@@ -658,6 +658,8 @@ class TuneConfig(Section):
     seed: int = Field(0, description="the sampler's seed (each trial trains with train.seed)")
     startup_trials: int = Field(5, ge=0, description="random trials before TPE/GP models (per Hyperband bracket), "
                                 "and trials before the median pruner prunes")
+    reduction_factor: int = Field(3, ge=2, description="sha and hyperband keep the best 1/reduction_factor of "
+                                  "the trials at each rung (3: their papers' default)")
     min_steps: int | None = Field(None, ge=1, description="steps before a pruner may stop a trial (default: the "
                                   "first evaluation after the longest LR warm-up a trial can have, at least "
                                   "train.eval_interval)")

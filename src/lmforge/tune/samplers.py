@@ -65,8 +65,8 @@ def min_steps(cfg: Config) -> int:
 def build_pruner(cfg: Config) -> optuna.pruners.BasePruner:
     """The pruner of `tune.pruner`. Resources are training steps: the pruner sees the metric at
     each evaluation (every train.eval_interval steps) up to train.steps. Successive halving
-    (Jamieson & Talwalkar 2016) and Hyperband (Li et al. 2018) keep the best 1/3 at each rung
-    (reduction factor 3, their papers' default)."""
+    (Jamieson & Talwalkar 2016) and Hyperband (Li et al. 2018) keep the best 1/tune.reduction_factor
+    at each rung (3 by default, their papers' default)."""
     t = cfg.tune
     first = min_steps(cfg)
     if t.pruner == "none":
@@ -74,5 +74,6 @@ def build_pruner(cfg: Config) -> optuna.pruners.BasePruner:
     if t.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=t.startup_trials, n_warmup_steps=first - 1)
     if t.pruner == "sha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3)
-    return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=cfg.train.steps, reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=t.reduction_factor)
+    return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=cfg.train.steps,
+                                           reduction_factor=t.reduction_factor)
