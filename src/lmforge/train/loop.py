@@ -191,6 +191,7 @@ class Trainer:
         self.bad_steps = 0
         self.skipped_steps = 0
         self.last_loss: float | None = None
+        self.first_loss: float | None = None  # the first step fit() ran: what divergence is measured from
         self.last_lr = 0.0
         self.last_val: float | None = None
         self.last_val_step: int | None = None
@@ -560,6 +561,8 @@ class Trainer:
                 loss, grad_norm = self.train_step()
                 lr = self.last_lr
                 self.last_loss = loss
+                if self.first_loss is None and math.isfinite(loss):
+                    self.first_loss = loss
                 window_tokens += self.tokens_seen - tokens_before
                 if self.step % self.cfg.log_interval == 0 or self.step == self.cfg.steps:
                     now = time.time()

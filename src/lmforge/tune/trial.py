@@ -56,8 +56,11 @@ class PruneOnEval(Callback):
 
     def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         loss = float(metrics["loss"])
-        if self.start_loss is None and math.isfinite(loss):
-            self.start_loss = max(loss, self.uniform_loss)
+        if self.start_loss is None:
+            # the first step's loss, not the first logged one: by the first log step a high LR may
+            # already have diverged, and that loss would become the bar
+            first = trainer.first_loss if trainer.first_loss is not None else loss
+            self.start_loss = max(first, self.uniform_loss) if math.isfinite(first) else self.uniform_loss
         if not math.isfinite(loss):
             raise Diverged(f"training loss {loss} at step {trainer.step}")
         if self.start_loss is not None and loss > DIVERGE_FACTOR * self.start_loss:
