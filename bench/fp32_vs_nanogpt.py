@@ -13,7 +13,7 @@ bookkeeping included). Systems alternate round by round; each figure is the medi
 the per-round median, the first `--skip` steps of every round left out.
 
   .venv/bin/python bench/fp32_vs_nanogpt.py --nanogpt PATH [--rounds 3] [--steps 120] [--skip 20]
-      [--profile] [--out bench/results/fp32_vs_nanogpt.json]
+      [--profile] [--out bench/results/fp32_vs_nanogpt.json] [--set train.compile=true ...]
 Emulate a CPU without AVX-512/bf16: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 (printed below).
 """
 
@@ -92,10 +92,10 @@ def nanogpt_round(work: Path, steps: int, skip: int) -> float:
     return statistics.median(times[skip:]) / 1e3
 
 
-def lmforge_round(run_root: Path, steps: int, skip: int, profile: bool = False) -> float:
+def lmforge_round(run_root: Path, steps: int, skip: int, profile: bool = False, extra: tuple[str, ...] = ()) -> float:
     """Runs in a fresh process (like nanoGPT's) so neither inherits the other's allocator state."""
     code = ("import sys, json; from bench.fp32_vs_nanogpt import lmforge_steps; "
-            f"print(json.dumps(lmforge_steps({str(run_root)!r}, {steps}, {skip}, {profile})))")
+            f"print(json.dumps(lmforge_steps({str(run_root)!r}, {steps}, {skip}, {profile}, {tuple(extra)!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                          cwd=Path(__file__).resolve().parents[1])
     if out.returncode:
@@ -105,7 +105,7 @@ def lmforge_round(run_root: Path, steps: int, skip: int, profile: bool = False) 
     return float(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def lmforge_steps(run_root: str, steps: int, skip: int, profile: bool) -> float:
+def lmforge_steps(run_root: str, steps: int, skip: int, profile: bool, extra: tuple[str, ...] = ()) -> float:
     """Median seconds between consecutive step-end events of the one Trainer, fp32."""
     from lmforge.config.load import load_config
     from lmforge.rundir import RunDir
@@ -124,7 +124,7 @@ def lmforge_steps(run_root: str, steps: int, skip: int, profile: bool) -> float:
                                         f"train.steps={steps}", "train.warmup_steps=10", "train.lr=1e-3",
                                         "train.log_interval=1", "train.eval_interval=1000000",
                                         "train.checkpoint_interval=1000000", "model.dropout=0.0",
-                                        "monitor.console=none"])
+                                        "monitor.console=none", *extra])
     clock = Clock()
     with tempfile.TemporaryDirectory() as ck:
         trainer = new_trainer(RunDir(run_root), cfg, [clock], checkpoint_dir=Path(ck), validate=False)
@@ -152,6 +152,8 @@ def main() -> None:
     ap.add_argument("--skip", type=int, default=20)
     ap.add_argument("--profile", action="store_true", help="print lmforge's op profile and stop")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                    help="an lmforge config override for its side only, e.g. train.compile=true")
     args = ap.parse_args()
     if not (args.nanogpt / "train.py").is_file():
         raise SystemExit(f"{args.nanogpt} holds no train.py: give a checkout of karpathy/nanoGPT")
@@ -161,13 +163,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = prepare_tokens(Path(tmp))
         if args.profile:
-            lmforge_round(root, args.steps, args.skip, profile=True)
+            lmforge_round(root, args.steps, args.skip, profile=True, extra=tuple(args.extra))
             return
         work = nanogpt_workdir(args.nanogpt, root, Path(tmp) / "nanogpt")
         rows: dict[str, list[float]] = {"nanogpt": [], "lmforge": []}
         for r in range(args.rounds):
             rows["nanogpt"].append(nanogpt_round(work, args.steps, args.skip))
-            rows["lmforge"].append(lmforge_round(root, args.steps, args.skip))
+            rows["lmforge"].append(lmforge_round(root, args.steps, args.skip, extra=tuple(args.extra)))
             print(f"round {r + 1}: nanoGPT {rows['nanogpt'][-1] * 1e3:.1f} ms/step, "
                   f"lmforge {rows['lmforge'][-1] * 1e3:.1f} ms/step", flush=True)
     med = {k: statistics.median(v) for k, v in rows.items()}
@@ -177,6 +179,7 @@ def main() -> None:
           f"{', '.join(f'{a / b:.2f}' for a, b in zip(rows['nanogpt'], rows['lmforge']))})")
     if args.out:
         args.out.write_text(json.dumps({"cpu": cpu_line(), "torch": torch.__version__, "shape": SHAPE,
+                                        "lmforge_overrides": args.extra,
                                         "rounds": rows, "median_s": med, "speedup": speedup}, indent=1))
 
 

@@ -179,15 +179,16 @@ def test_auto_compiles_the_loss_of_a_long_run_and_falls_back(monkeypatch: pytest
     from lmforge.models import loss as loop
 
     g = torch.Generator().manual_seed(0)
-    logits = torch.randn(2, 8, 64, generator=g, requires_grad=True)
+    logits = torch.randn(2, 8, 64, generator=g).bfloat16().requires_grad_()  # as bf16 autocast gives them
     y = torch.randint(0, 64, (2, 8), generator=g)
     long_run = int(loop.COMPILE_LOSS_MIN_ELEMENTS // logits.numel()) + 1
     auto = loop.LossFn("auto", compile_model=False, calls=long_run)
     torch.testing.assert_close(auto(logits, y, "sum"), lm_loss(logits, y, "sum"))
     assert auto.compiled == loop.can_compile(logits.device)
     off, short = loop.LossFn("off", compile_model=True), loop.LossFn("auto", compile_model=False, calls=1000)
-    off(logits, y), short(logits, y)
-    assert not off.compiled and not short.compiled
+    full = loop.LossFn("auto", compile_model=False, calls=long_run)  # float32 logits: nothing to save
+    off(logits, y), short(logits, y), full(logits.detach().float(), y)
+    assert not off.compiled and not short.compiled and not full.compiled
 
     def broken(*args: object) -> torch.Tensor:
         raise RuntimeError("no C++ compiler")
@@ -223,7 +224,7 @@ def test_replan_keeps_a_choice_that_still_holds_and_redoes_one_that_does_not(mon
 
     monkeypatch.setattr(loss_mod, "can_compile", lambda device: True)
     monkeypatch.setattr(torch, "compile", lambda fn: functools.partial(fn))  # stands in for a compiled fn
-    logits, y = torch.randn(2, 8, 64), torch.randint(0, 64, (2, 8))
+    logits, y = torch.randn(2, 8, 64).bfloat16(), torch.randint(0, 64, (2, 8))
     long_run = int(loss_mod.COMPILE_LOSS_MIN_ELEMENTS // logits.numel()) + 1
     fn = loss_mod.LossFn("auto", compile_model=False, calls=2 * long_run)
     fn(logits, y)

@@ -373,7 +373,7 @@ class TrainConfig(Section):
     compile: bool = Field(False, description="torch.compile the model and the loss")
     compile_loss: Literal["auto", "on", "off"] = Field(
         "auto", description="compile the loss alone; auto: with train.compile, or when a compiler is present "
-                            "and the run's logits reach 2e9 elements (the saving then repays the compile)")
+                            "and the run's bf16/fp16 logits reach 2e9 elements (the saving then repays the compile)")
     activation_checkpointing: bool = False
     max_bad_steps: int = Field(5, ge=1, description="stop after this many non-finite losses in a row "
                                "(each such step is skipped, never applied)")

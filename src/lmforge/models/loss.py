@@ -29,19 +29,29 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
 # sixth of the step at 84 rows, over half at 50304) and the first compile costs ~10 s. So
 # `auto` compiles when a run's logits (steps x micro-batches x rows x tokens x vocabulary) reach
 # 2e9 elements, where the saving is about the compile time: the default preset's 2000 steps do,
-# a short test run does not.
+# a short test run does not. The saving is the float32 copy and its memory traffic, so `auto`
+# compiles only logits in a lower precision (bf16/fp16 autocast); float32 logits stay eager. That
+# also keeps clear of a crash seen with torch 2.13.0 on an AVX-512 CPU without AMX: inductor's
+# float32 backward of this loss at logits (16, 64, 2048), inside a training step, aborted the
+# process with heap corruption ("double free or corruption"); bf16 at the same shape, and float32
+# under ATEN_CPU_CAPABILITY=avx2, ran.
 COMPILE_LOSS_MIN_ELEMENTS = 2e9
+
+
+def _pays(calls: int, logits_numel: int, low_precision: bool) -> bool:
+    return low_precision and calls * logits_numel >= COMPILE_LOSS_MIN_ELEMENTS
 
 
 class LossFn:
     """lm_loss, compiled or not per train.compile_loss. In `auto` the choice waits for the first
-    logits (their size and device), given `calls` (micro-batches in the run), and a compile that
+    logits (their size, dtype and device), given `calls` (micro-batches in the run), and a compile that
     fails falls back to eager with a message instead of stopping the run."""
 
     def __init__(self, mode: str, compile_model: bool, calls: int = 1) -> None:
         self.mode = "on" if mode == "auto" and compile_model else mode
         self.calls = calls
         self.numel = 0  # logits per call, seen at the first call
+        self.low_precision = False  # whether those logits are below float32, seen then too
         self.fn: Callable[..., torch.Tensor] | None = None if self.mode == "auto" else (
             torch.compile(lm_loss) if self.mode == "on" else lm_loss)
 
@@ -51,8 +61,7 @@ class LossFn:
         when it comes out the same (a second compile would cost as much as the first)."""
         self.calls = calls
         if self.mode == "auto" and self.fn is not None:
-            pays = calls * self.numel >= COMPILE_LOSS_MIN_ELEMENTS
-            if pays != self.compiled:
+            if _pays(calls, self.numel, self.low_precision) != self.compiled:
                 self.fn = None
 
     @property
@@ -61,8 +70,8 @@ class LossFn:
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         if self.fn is None:
-            self.numel = logits.numel()
-            pays = self.calls * self.numel >= COMPILE_LOSS_MIN_ELEMENTS
+            self.numel, self.low_precision = logits.numel(), logits.dtype in (torch.bfloat16, torch.float16)
+            pays = _pays(self.calls, self.numel, self.low_precision)
             self.fn = torch.compile(lm_loss) if pays and can_compile(logits.device) else lm_loss
         if self.mode != "auto" or not self.compiled:
             return self.fn(logits, targets, reduction)
