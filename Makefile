@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-run: install
-	$(BIN)/lmforge run $(ARGS)
+run: install  # the quick preset: the default run on a time budget, under five minutes with the install (README)
+	$(BIN)/lmforge run --preset quick $(ARGS)
 
 test: install
 	$(BIN)/pytest -q $(ARGS)
