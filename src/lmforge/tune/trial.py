@@ -57,13 +57,13 @@ class PruneOnEval(Callback):
     def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         loss = float(metrics["loss"])
         if self.start_loss is None:
-            # the first step's loss, not the first logged one: by the first log step a high LR may
-            # already have diverged, and that loss would become the bar
-            first = trainer.first_loss if trainer.first_loss is not None else loss
-            self.start_loss = max(first, self.uniform_loss) if math.isfinite(first) else self.uniform_loss
+            # the first finite step's loss, not the first logged one: by the first log step a high
+            # LR may already have diverged, and that loss would become the bar
+            first = trainer.first_loss
+            self.start_loss = self.uniform_loss if first is None else max(first, self.uniform_loss)
         if not math.isfinite(loss):
             raise Diverged(f"training loss {loss} at step {trainer.step}")
-        if self.start_loss is not None and loss > DIVERGE_FACTOR * self.start_loss:
+        if loss > DIVERGE_FACTOR * self.start_loss:
             raise Diverged(f"training loss {loss:.4g} at step {trainer.step} is above {DIVERGE_FACTOR:g} x its "
                            f"start {self.start_loss:.4g}")
 
