@@ -5,6 +5,7 @@ by bench/default_run.py, not asserted here (a loaded test machine made such a ch
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from lmforge.rundir import RunDir
 from lmforge.train import checkpoint as ckpt
 from lmforge.train.budget import probe, steps_in_budget
 from lmforge.train.loop import Callback, Trainer
+from lmforge.train.schedule import lr_at
 from lmforge.train.stage import new_trainer, run_train
 from tests.helpers.runs import read_jsonl, tiny_config
 
@@ -72,11 +74,48 @@ def test_the_count_is_measured_again_on_the_real_steps_at_the_end_of_warmup(tiny
     # at least 20 ms a step as run, against a probe of bare steps: fewer steps fit than it planned
     assert replanned["step"] == 8 and replanned["replanned_from"] == probed
     assert 8 < replanned["steps"] < probed and replanned["steps"] <= 4 / 0.02
-    assert summary["step"] == cfg.train.steps == cfg.train.budget_steps == replanned["steps"]
-    assert load_config(tiny_run.config).train.budget_steps == replanned["steps"]  # a rerun repeats it
-    assert "re-planned at step 8" in summary["budget"]["why"]
+    last = budget[-1]  # later re-plans (every tenth of the run) keep measuring the slow steps
+    assert last["steps"] <= 4 / 0.02
+    assert summary["step"] == cfg.train.steps == cfg.train.budget_steps == last["steps"]
+    assert load_config(tiny_run.config).train.budget_steps == last["steps"]  # a rerun repeats it
+    assert f"re-planned at step {last['step']}" in summary["budget"]["why"]
     trainer = new_trainer(tiny_run, cfg)
     assert trainer.lr_at(cfg.train.steps - 1, cfg.train) == pytest.approx(cfg.train.min_lr)
+
+
+class _SlowsDown(Callback):
+    """Free for the first 40 steps, then 15 ms a step: a machine that slows after the warm-up.
+    Keeps every step's LR."""
+
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+
+    def on_step_end(self, trainer: Trainer, metrics: dict) -> None:
+        self.lrs.append(metrics["lr"])
+        if trainer.step > 40:
+            time.sleep(0.015)
+
+
+def test_a_run_that_slows_down_is_planned_again_every_tenth_and_the_lr_bends_without_a_jump(tiny_run) -> None:
+    cfg = tiny_config("train.steps=100000", "train.time_budget=5", "train.eval_interval=1000",
+                      "train.checkpoint_interval=100000", "train.warmup_steps=8", "train.log_interval=1",
+                      "train.schedule=linear", "train.min_lr=0")
+    slows = _SlowsDown()
+    summary = run_train(tiny_run, cfg, show_progress=False, callbacks=lambda *a: [slows])
+    budget = [e for e in read_jsonl(tiny_run.events) if e["kind"] == "budget"]
+    counts = [(e["step"], e["steps"]) for e in budget]
+    assert len(counts) >= 3 and counts[1][0] == 8
+    assert all(b["replanned_from"] == a["steps"] for a, b in itertools.pairwise(budget))
+    # after the slow-down the count shrinks: at most 5 s / 15 ms steps fit, against the warm-up's plan
+    assert counts[-1][1] < counts[1][1] and counts[-1][1] <= 5 / 0.015
+    recorded = load_config(tiny_run.config).train
+    assert [tuple(c) for c in recorded.budget_replans] == counts  # every count, for a rerun to repeat
+    assert summary["step"] == recorded.steps == recorded.budget_steps == counts[-1][1]
+    assert len(slows.lrs) == recorded.steps
+    decay = slows.lrs[8:]
+    assert all(a >= b for a, b in itertools.pairwise(decay))  # it only ever went down after warm-up
+    assert decay[-1] == pytest.approx(lr_at(recorded.steps - 1, recorded))
+    assert lr_at(recorded.steps - 1, recorded) == pytest.approx(0.0, abs=1e-12)
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -95,6 +134,7 @@ def test_the_recorded_config_repeats_a_budgeted_run_exactly(tmp_path: Path) -> N
     run_all(RunDir(first), run_all_cfg, stages=["data", "tokenize", "train"])
     recorded = load_config(first / "config.yaml")
     assert recorded.train.budget_steps == recorded.train.steps == run_all_cfg.train.budget_steps
+    assert len(recorded.train.budget_replans) >= 3  # re-planned after the warm-up and mid-run too
     again = tmp_path / "again"
     run_all(RunDir(again), recorded, stages=["data", "tokenize", "train"])
     a, b = _weights(first), _weights(again)

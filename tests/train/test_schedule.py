@@ -82,3 +82,22 @@ def test_every_configured_name_has_a_schedule() -> None:
     for name in names:
         curve = lr_curve(TrainConfig(schedule=name, steps=40, warmup_steps=4, step_size=5))
         assert all(math.isfinite(v) and v >= 0 for v in curve)
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "exponential"])
+def test_a_budget_that_changes_the_count_mid_run_bends_the_decay_without_a_jump(name: str) -> None:
+    # probed 1200 steps, 1000 at the end of warmup, 800 at step 500: the decay carries on from its
+    # progress at each change and still reaches the floor on the last step
+    cfg = TrainConfig(schedule=name, steps=800, warmup_steps=100, lr=1e-2, min_lr=1e-4,
+                      budget_replans=[(0, 1200), (100, 1000), (500, 800)])
+    as_planned = TrainConfig(schedule=name, steps=1000, warmup_steps=100, lr=1e-2, min_lr=1e-4)
+    curve = [lr_at(s, cfg) for s in range(800)]
+    assert curve[:500] == [lr_at(s, as_planned) for s in range(500)]  # the past is what the run followed
+    largest_before = max(abs(a - b) for a, b in itertools.pairwise(curve[100:500]))
+    assert all(abs(a - b) <= 2 * largest_before for a, b in itertools.pairwise(curve[100:]))
+    assert all(a >= b for a, b in itertools.pairwise(curve[100:]))
+    assert curve[-1] == pytest.approx(1e-4)
+    # a record that does not end at the run's count (train.steps set by hand) is not applied
+    edited = TrainConfig(schedule=name, steps=1000, warmup_steps=100, lr=1e-2, min_lr=1e-4,
+                         budget_replans=[(0, 1200), (500, 800)])
+    assert [lr_at(s, edited) for s in range(1000)] == [lr_at(s, as_planned) for s in range(1000)]

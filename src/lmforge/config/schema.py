@@ -397,6 +397,10 @@ class TrainConfig(Section):
                                       "fit, and the schedule ends with the budget (docs/training.md)")
     budget_steps: int | None = Field(None, ge=1, description="written by a time-budgeted run: the steps its budget "
                                      "gave there; when set, the run trains exactly that many and measures nothing")
+    budget_replans: list[tuple[int, int]] = Field(
+        default_factory=list, description="written by a time-budgeted run: [step, steps] for each count it "
+        "planned, from the probe's [0, n] on; the decay keeps its progress at each change, so the LR never "
+        "jumps (train/schedule.py). Used only while its last count is train.steps")
 
     @model_validator(mode="after")
     def _budget_schedule(self) -> TrainConfig:

@@ -51,7 +51,8 @@ DEFAULTS = ["data.authors=[shakespeare,milton]", "data.val_fraction=0", "data.te
             "data.near.action=cluster", "train.steps=300", "train.lr=1e-3", "train.min_lr=1e-4",
             "train.warmup_steps=30", "train.weight_decay=0.01", "train.batch_size=16", "train.eval_interval=50",
             "train.checkpoint_interval=100000", "train.keep_checkpoints=1", "train.batch_tokens=null",
-            "train.time_budget=null", "train.budget_steps=null", "train.doc_mask=false",
+            "train.time_budget=null", "train.budget_steps=null", "train.budget_replans=[]",
+            "train.doc_mask=false",
             "monitor.stats_interval=0", "monitor.sample_tokens=0", "monitor.source_loss=false"]
 # the built-in corpus's tasks, from its metadata (corpora/shakespeare.py): who wrote a passage;
 # which spelling it is in (both editions of a play held out together, so the test is the

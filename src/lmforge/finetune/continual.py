@@ -46,8 +46,8 @@ def domain_config(base: Base, overrides: list[str]) -> Config:
                            "split come with it)", "give the run directory that trained on domain A")
     start = load_config(a_run(base).config)
     keys = ["tokenizer.kind=pretrained", f"tokenizer.path={base.tokenizer.resolve()}", "train.time_budget=null",
-            "train.budget_steps=null", "train.eval_interval=100000", "train.checkpoint_interval=100000",
-            "train.keep_checkpoints=1", "data.authors=[milton]", "monitor.console=none"]
+            "train.budget_steps=null", "train.budget_replans=[]", "train.eval_interval=100000",
+            "train.checkpoint_interval=100000", "train.keep_checkpoints=1", "data.authors=[milton]", "monitor.console=none"]
     cfg = config_over(start, None, keys + overrides)
     cfg.name = f"{start.name}-then-b"
     return cfg

@@ -60,9 +60,8 @@ class LossFn:
         choice made for another length is made again as a run of this length makes it, and kept
         when it comes out the same (a second compile would cost as much as the first)."""
         self.calls = calls
-        if self.mode == "auto" and self.fn is not None:
-            if _pays(calls, self.numel, self.low_precision) != self.compiled:
-                self.fn = None
+        if self.mode == "auto" and self.fn is not None and _pays(calls, self.numel, self.low_precision) != self.compiled:
+            self.fn = None
 
     @property
     def compiled(self) -> bool:

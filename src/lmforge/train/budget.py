@@ -9,9 +9,12 @@ lmforge measures rather than guesses: before training, a short probe times a few
 and one validation pass on the real model and batches, then rolls every state back
 (`Trainer.snapshot`/`rollback`). The step count that fits is written to `train.budget_steps`;
 at the end of the LR warm-up it is measured once more on the run's own steps, callbacks
-included (`replan_steps`), and written again. From then on the run is an ordinary fixed-step
-run: `config.yaml` records how many steps ran and why, and `lmforge run RUN/config.yaml`
-repeats it exactly on any machine.
+included (`replan_steps`), and written again; with a schedule that decays by progress (constant,
+linear, cosine, exponential) again every tenth of the run after that, from the steps since the
+last count, because a shared machine's speed moves by a fifth from minute to minute. Each count
+is recorded in `train.budget_replans`, and the decay goes on from where it was at each change
+(train/schedule.py), so `config.yaml` records how many steps ran and why, and `lmforge run
+RUN/config.yaml` repeats the run exactly on any machine.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ REPLAN_MIN_STEPS = 4
 # schedules whose LR depends on the step count from step 0 (one_cycle's rise is a share of the
 # run): their count cannot change at the end of the warm-up without changing the steps before it
 SHAPED_FROM_START = ("one_cycle",)
+# schedules whose decay is a function of progress (train/schedule.py `_progress`), which can carry on
+# from any step under a new count; wsd's decay start is a share of the count, so it is planned once
+REPLANNED_MIDRUN = ("constant", "linear", "cosine", "exponential")
+REPLAN_EVERY = 0.1  # of the count: how often a run re-plans after the warm-up
 
 
 @dataclass(frozen=True)
@@ -81,14 +88,12 @@ def probe(trainer: Trainer, steps: int = PROBE_STEPS) -> tuple[float, float]:
 
 
 def replan_steps(trainer: Trainer, plan: BudgetPlan, left_s: float, window_s: float, window_steps: int) -> int:
-    """The step count again, at the end of the LR warm-up, from what the steps since the first
-    really cost: the probe times bare steps, while the run's steps also pay for the callbacks
+    """The step count again, from what the last steps really cost: the probe times bare steps, while the run's steps also pay for the callbacks
     (monitor, doctor) and logging, which on a tiny model more than doubled a step (measured: 2.9
     ms probed, about 5 ms run; checkpoint saves fall outside the warm-up and are still unseen). `window_s` is the wall time of the last
     `window_steps` steps, validation passes included (taken out at the probe's measure of
-    them); `left_s` is what remains of the budget. Every schedule's warm-up LR depends on the step
-    alone, so a run with the new count from its start follows the same LR at every step."""
-    evals = window_steps // trainer.cfg.eval_interval
+    them); `left_s` is what remains of the budget."""
+    evals = trainer.step // trainer.cfg.eval_interval - (trainer.step - window_steps) // trainer.cfg.eval_interval
     step_s = max(1e-9, (window_s - evals * plan.eval_s) / window_steps)
     if trainer.dist.world > 1:  # every process must settle on the same count
         both = all_reduce_sum(torch.tensor([step_s, left_s], device=trainer.device), trainer.dist)
@@ -115,8 +120,8 @@ def fit_to_budget(trainer: Trainer) -> BudgetPlan:
             f"needs more than train.warmup_steps={cfg.warmup_steps}",
             f"raise train.time_budget to at least {spent + (least * step_s + 2 * eval_s) / MARGIN:.0f}s, "
             "lower train.warmup_steps, or use a smaller model")
-    cfg.steps = steps
-    cfg.budget_steps = steps
+    cfg.steps = cfg.budget_steps = steps
+    cfg.budget_replans = [(0, steps)]
     # the compiled-loss choice weighs the run's length: weigh it for the steps that will run
     trainer.loss_fn.replan(steps * trainer.plan.accum)
     return plan

@@ -163,9 +163,11 @@ class Trainer:
         self.val_data, self.checkpoint_dir = val_data, checkpoint_dir
         self.callbacks = callbacks or []
         self.lr_at = lr_at
-        # called once at the end of the LR warm-up with the wall time and count of the steps since
-        # the first (train/budget.py: a time budget's step count, measured again on real steps)
-        self.replan: Callable[[Trainer, float, int], None] | None = None
+        # called at step `replan_at` with the wall time and count of the steps since the first;
+        # returns the next step to call it at, or None (train/budget.py: a time budget's step
+        # count, measured again on the run's real steps)
+        self.replan: Callable[[Trainer, float, int], int | None] | None = None
+        self.replan_at: int | None = None
         self.extra_state = extra_state or {}
         self.dist = dist or DistInfo()
         self.device = next(self.raw_model.parameters()).device
@@ -580,9 +582,8 @@ class Trainer:
                 self._serve_requests()
                 if first_done is None:
                     first_done = time.time()  # after the first step, which pays one-time costs
-                elif self.replan is not None and self.step == self.cfg.warmup_steps:
-                    self.replan(self, time.time() - first_done, self.step - first_step - 1)
-                    self.replan = None
+                elif self.replan is not None and self.step == self.replan_at:
+                    self.replan_at = self.replan(self, time.time() - first_done, self.step - first_step - 1)
                 if self._stop_requested(start):
                     break
                 if self.step % self.cfg.checkpoint_interval == 0 and self.step < self.cfg.steps:

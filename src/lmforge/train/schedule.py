@@ -27,10 +27,26 @@ def _warmup(step: int, cfg: TrainConfig) -> float | None:
     return None
 
 
+def _plan(cfg: TrainConfig) -> list[tuple[int, int]]:
+    """(from step, step count) pieces: one for a plain run; a time-budgeted run's re-plans
+    (train.budget_replans) when they end at this run's count."""
+    replans = [(int(r), int(n)) for r, n in cfg.budget_replans]
+    return replans if replans and replans[-1][1] == cfg.steps else [(0, cfg.steps)]
+
+
 def _progress(step: int, cfg: TrainConfig) -> float:
-    """0 at the end of warmup, 1 at the last step."""
-    span = max(1, cfg.steps - 1 - cfg.warmup_steps)
-    return min(1.0, max(0.0, (step - cfg.warmup_steps) / span))
+    """0 at the end of warmup, 1 at the last step. When a time budget changed the step count
+    mid-run, the decay goes on from the progress it had reached at the change and covers the rest
+    over the new count's remaining steps: the LR bends there but never jumps, and reaches its
+    floor at the last step."""
+    done, pieces = 0.0, _plan(cfg)
+    for i, (start, count) in enumerate(pieces):
+        at = step if i == len(pieces) - 1 else min(step, pieces[i + 1][0])
+        origin = max(start, cfg.warmup_steps)
+        done += (1.0 - done) * min(1.0, max(0.0, (at - origin) / max(1, count - 1 - origin)))
+        if at == step:
+            break
+    return done
 
 
 def constant(step: int, cfg: TrainConfig) -> float:
@@ -76,17 +92,15 @@ def step_decay(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * gamma ** ((step - cfg.warmup_steps) // cfg.step_size)
 
 
-def _decay_gamma(cfg: TrainConfig) -> float:
-    """The per-step factor that takes lr to the floor at the last step (when gamma is not set)."""
-    if cfg.gamma is not None:
-        return cfg.gamma
-    span = max(1, cfg.steps - 1 - cfg.warmup_steps)
-    return (max(_floor(cfg), 1e-12) / cfg.lr) ** (1.0 / span)
-
-
 def exponential(step: int, cfg: TrainConfig) -> float:
+    """lr·gamma^k after warmup; without gamma, the constant factor that takes lr to the floor at
+    the last step."""
     w = _warmup(step, cfg)
-    return w if w is not None else cfg.lr * _decay_gamma(cfg) ** (step - cfg.warmup_steps)
+    if w is not None:
+        return w
+    if cfg.gamma is not None:
+        return cfg.lr * cfg.gamma ** (step - cfg.warmup_steps)
+    return cfg.lr * (max(_floor(cfg), 1e-12) / cfg.lr) ** _progress(step, cfg)
 
 
 def inverse_sqrt(step: int, cfg: TrainConfig) -> float:

@@ -29,7 +29,14 @@ from lmforge.tokens.loader import build_loader
 from lmforge.tokens.store import META, load_doc_starts, load_tokens, read_meta
 from lmforge.tokens.stream import StreamWindows
 from lmforge.train import checkpoint as ckpt
-from lmforge.train.budget import REPLAN_MIN_STEPS, SHAPED_FROM_START, fit_to_budget, replan_steps
+from lmforge.train.budget import (
+    REPLAN_EVERY,
+    REPLAN_MIN_STEPS,
+    REPLANNED_MIDRUN,
+    SHAPED_FROM_START,
+    fit_to_budget,
+    replan_steps,
+)
 from lmforge.train.distributed import DistInfo, device_for, init_distributed, wrap_model
 from lmforge.train.loop import Callback, CallbackFactory, Trainer, global_rows
 from lmforge.train.mlm import MaskedWindows, masked_loss
@@ -177,10 +184,11 @@ def write_lineage(run: RunDir, cfg: Config) -> None:
 def plan_budget(run: RunDir, cfg: Config, trainer: Trainer) -> None:
     """Fit the steps to train.time_budget (train/budget.py) and record the count in config.yaml
     before the first step, so a resume or a rerun follows the same schedule; every checkpoint's
-    state.json keeps the measurement. The trainer re-plans once more at the end of the warm-up
-    (`again`), from the run's own steps, and records that count the same way."""
+    state.json keeps the measurement. The trainer re-plans at the end of the warm-up, and for a
+    schedule that decays by progress every tenth of the run after it (`again`), from the run's own
+    steps, and records each count the same way."""
     started = time.perf_counter()  # the budget's clock: the probe's time is part of it
-    plan = fit_to_budget(trainer)  # sets cfg.train.steps and budget_steps
+    plan = fit_to_budget(trainer)  # sets cfg.train.steps, budget_steps and budget_replans
     trainer.extra_state["budget"] = {**asdict(plan), "why": plan.why()}
     if trainer.dist.is_main:
         atomic_write_text(run.config, dump_config(cfg))
@@ -188,22 +196,33 @@ def plan_budget(run: RunDir, cfg: Config, trainer: Trainer) -> None:
         run.event("budget", plan.why(), step=trainer.step, **asdict(plan))
     if cfg.train.warmup_steps - 1 < REPLAN_MIN_STEPS or cfg.train.schedule in SHAPED_FROM_START:
         return  # too few warm-up steps to measure on, or a schedule shaped by the count: the probe's stands
+    seen = [0.0, 0]  # wall time and steps since the first step, at the last re-plan
 
-    def again(t: Trainer, window_s: float, window_steps: int) -> None:
-        """At the end of the warm-up: the count from what the run's steps really cost."""
+    def again(t: Trainer, since_first_s: float, since_first_steps: int) -> int | None:
+        """The count from what the steps since the last count really cost; the next step to
+        re-plan at, or None (also when the count was changed from outside, by `lmforge ctl`)."""
+        if cfg.train.steps != cfg.train.budget_steps:
+            return None
         left = plan.budget_s - (time.perf_counter() - started)
+        window_s, window_steps = since_first_s - seen[0], since_first_steps - seen[1]
+        seen[:] = [since_first_s, since_first_steps]
         steps = max(t.step + 1, replan_steps(t, plan, left, window_s, window_steps))
         why = (f"{steps} steps fit train.time_budget={plan.budget_s:g}s: re-planned at step {t.step} from "
                f"{window_s / max(1, window_steps) * 1e3:.1f} ms per step as run (callbacks and logging "
-               f"included; the probe measured {plan.step_s * 1e3:.1f} ms), {plan.steps} planned before")
+               f"included; the probe measured {plan.step_s * 1e3:.1f} ms), {cfg.train.steps} planned before")
+        if t.step == cfg.train.warmup_steps:  # weigh the compiled loss once, before its cost is sunk
+            t.loss_fn.replan(steps * t.plan.accum)
+        replanned_from = cfg.train.steps
         cfg.train.steps = cfg.train.budget_steps = steps
-        t.loss_fn.replan(steps * t.plan.accum)
+        cfg.train.budget_replans = [*cfg.train.budget_replans, (t.step, steps)]
         t.extra_state["budget"].update(steps=steps, why=why)
         if t.dist.is_main:
             atomic_write_text(run.config, dump_config(cfg))
-            run.event("budget", why, step=t.step, steps=steps, replanned_from=plan.steps)
+            run.event("budget", why, step=t.step, steps=steps, replanned_from=replanned_from)
+        later = t.step + max(REPLAN_MIN_STEPS, round(REPLAN_EVERY * steps))
+        return later if cfg.train.schedule in REPLANNED_MIDRUN and later < steps else None
 
-    trainer.replan = again
+    trainer.replan, trainer.replan_at = again, cfg.train.warmup_steps
 
 
 def build_trainer(run: RunDir, cfg: Config, resume: bool, show_progress: bool = True,
