@@ -19,7 +19,9 @@ def test_quick_is_the_default_run_on_a_time_budget():
     quick, default = load_config(preset="quick"), load_config(preset="default")
     assert quick.train.time_budget and quick.train.schedule == "linear" and quick.train.min_lr == 0
     assert quick.data == default.data and quick.tokenizer == default.tokenizer and quick.eval == default.eval
-    assert quick.model.model_copy(update={"block_size": default.model.block_size}) == default.model
+    assert quick.model.family == "llama" and default.model.family == "gpt"
+    same_size = {"block_size": default.model.block_size, "family": default.model.family}
+    assert quick.model.model_copy(update=same_size) == default.model
 
 
 def test_default_when_nothing_given_is_the_default_preset():
