@@ -174,3 +174,27 @@ def test_chinese_report_renders_in_chromium(smoke_run, tmp_path):
     bare.write_text(re.sub(r"@font-face\{[^}]*\}", "", html))
     without = screenshot(bare, tmp_path / "bare.png")
     assert (np.abs(with_font[:300].astype(int) - without[:300]).max(axis=-1) > 60).mean() > 0.005
+
+
+def test_make_runs_quick_preset_end_to_end_shrunk(tmp_path):
+    """What `make run` runs (the quick preset: LLaMA block, time budget), made small: it plans its
+    steps, re-plans them while it trains, ends with the LR at zero and beats the untrained model."""
+    import yaml
+
+    run = tmp_path / "quick"
+    proc = lmforge("run", "--preset", "quick", "-o", str(run), "data.max_docs=6", "tokenizer.vocab_size=300",
+                   "model.n_layer=1", "model.n_embd=32", "train.time_budget=12", "train.warmup_steps=10",
+                   "train.eval_interval=100", "train.log_interval=1", "eval.max_tokens=1500", "eval.samples=0",
+                   "eval.tasks=[]", "eval.bootstrap_rounds=0", "monitor.stats_interval=0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    train = yaml.safe_load((run / "config.yaml").read_text())["train"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["family"] == "llama"
+    replans = train["budget_replans"]
+    assert len(replans) >= 3 and replans[0][0] == 0 and replans[1][0] == 10
+    assert train["steps"] == train["budget_steps"] == replans[-1][1]
+    ev = json.loads((run / "eval.json").read_text())
+    assert ev["training"]["steps"] == train["steps"] and "re-planned" in ev["training"]["budget"]["why"]
+    assert ev["splits"]["val"]["bits_per_byte"] < ev["untrained"]["val"]["bits_per_byte"]
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in logged if "lr" in r and "loss" in r]
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-9) and max(lrs) == pytest.approx(3e-3)
