@@ -88,9 +88,10 @@ def probe(trainer: Trainer, steps: int = PROBE_STEPS) -> tuple[float, float]:
 
 
 def replan_steps(trainer: Trainer, plan: BudgetPlan, left_s: float, window_s: float, window_steps: int) -> int:
-    """The step count again, from what the last steps really cost: the probe times bare steps, while the run's steps also pay for the callbacks
-    (monitor, doctor) and logging, which on a tiny model more than doubled a step (measured: 2.9
-    ms probed, about 5 ms run; checkpoint saves fall outside the warm-up and are still unseen). `window_s` is the wall time of the last
+    """The step count again, from what the last steps really cost: the probe times bare steps,
+    while the run's steps also pay for the callbacks (monitor, doctor), logging and checkpoint
+    saves, which on a tiny model more than doubled a step (measured: 2.9 ms probed, about 5 ms
+    run), and a shared machine's speed drifts. `window_s` is the wall time of the last
     `window_steps` steps, validation passes included (taken out at the probe's measure of
     them); `left_s` is what remains of the budget."""
     evals = trainer.step // trainer.cfg.eval_interval - (trainer.step - window_steps) // trainer.cfg.eval_interval

@@ -201,7 +201,8 @@ def plan_budget(run: RunDir, cfg: Config, trainer: Trainer) -> None:
     def again(t: Trainer, since_first_s: float, since_first_steps: int) -> int | None:
         """The count from what the steps since the last count really cost; the next step to
         re-plan at, or None (also when the count was changed from outside, by `lmforge ctl`)."""
-        if cfg.train.steps != cfg.train.budget_steps:
+        before = cfg.train.steps
+        if before != cfg.train.budget_steps:
             return None
         left = plan.budget_s - (time.perf_counter() - started)
         window_s, window_steps = since_first_s - seen[0], since_first_steps - seen[1]
@@ -209,16 +210,15 @@ def plan_budget(run: RunDir, cfg: Config, trainer: Trainer) -> None:
         steps = max(t.step + 1, replan_steps(t, plan, left, window_s, window_steps))
         why = (f"{steps} steps fit train.time_budget={plan.budget_s:g}s: re-planned at step {t.step} from "
                f"{window_s / max(1, window_steps) * 1e3:.1f} ms per step as run (callbacks and logging "
-               f"included; the probe measured {plan.step_s * 1e3:.1f} ms), {cfg.train.steps} planned before")
+               f"included; the probe measured {plan.step_s * 1e3:.1f} ms), {before} planned before")
         if t.step == cfg.train.warmup_steps:  # weigh the compiled loss once, before its cost is sunk
             t.loss_fn.replan(steps * t.plan.accum)
-        replanned_from = cfg.train.steps
         cfg.train.steps = cfg.train.budget_steps = steps
         cfg.train.budget_replans = [*cfg.train.budget_replans, (t.step, steps)]
         t.extra_state["budget"].update(steps=steps, why=why)
         if t.dist.is_main:
             atomic_write_text(run.config, dump_config(cfg))
-            run.event("budget", why, step=t.step, steps=steps, replanned_from=replanned_from)
+            run.event("budget", why, step=t.step, steps=steps, replanned_from=before)
         later = t.step + max(REPLAN_MIN_STEPS, round(REPLAN_EVERY * steps))
         return later if cfg.train.schedule in REPLANNED_MIDRUN and later < steps else None
 
