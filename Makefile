@@ -3,27 +3,35 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+DEV     := $(VENV)/.installed-dev
 # torch is pinned here (a CPU build on this machine); pyproject.toml holds the range.
 TORCH   ?= torch==2.13.0
 
-.PHONY: install run test test-slow test-floors bench lint docs golden clean
+.PHONY: install dev run test test-slow test-floors bench lint docs golden clean
 
+# install: what `make run` needs; dev adds the test and lint tools (about 10 s more of a fresh install)
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e .
 	touch $(STAMP)
+
+dev: $(DEV)
+
+$(DEV): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(DEV)
 
 run: install  # the quick preset: the default run on a time budget, under five minutes with the install (README)
 	$(BIN)/lmforge run --preset quick $(ARGS)
 
-test: install
+test: dev
 	$(BIN)/pytest -q $(ARGS)
 
-test-slow: install
+test-slow: dev
 	$(BIN)/pip install --quiet -e ".[cluster,mlflow]"  # ray, for the data.executor=ray test; MLflow's store and resume
 	$(BIN)/pytest -q -m slow $(ARGS)
 
@@ -46,10 +54,10 @@ docs: install
 	$(BIN)/python -m lmforge.config.doc > docs/config.md
 
 # the golden loss curve (docs/training.md): rewrite it when a change to training is intended
-golden: install
+golden: dev
 	$(BIN)/python -m tests.golden.smoke_curve --write
 
-lint: install
+lint: dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
 
