@@ -219,6 +219,8 @@ def plan_budget(run: RunDir, cfg: Config, trainer: Trainer) -> None:
         if t.dist.is_main:
             atomic_write_text(run.config, dump_config(cfg))
             run.event("budget", why, step=t.step, steps=steps, replanned_from=before)
+            if abs(steps - before) >= 0.05 * before:  # the progress line's total moves: say why
+                console.print(f"train: {why}")
         later = t.step + max(REPLAN_MIN_STEPS, round(REPLAN_EVERY * steps))
         return later if cfg.train.schedule in REPLANNED_MIDRUN and later < steps else None
 
