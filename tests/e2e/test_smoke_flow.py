@@ -187,8 +187,9 @@ def test_make_runs_quick_preset_end_to_end_shrunk(tmp_path):
                    "train.eval_interval=100", "train.log_interval=1", "eval.max_tokens=1500", "eval.samples=0",
                    "eval.tasks=[]", "eval.bootstrap_rounds=0", "monitor.stats_interval=0")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    train = yaml.safe_load((run / "config.yaml").read_text())["train"]
-    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["family"] == "llama"
+    recorded = yaml.safe_load((run / "config.yaml").read_text())
+    train = recorded["train"]
+    assert recorded["model"]["family"] == "llama"
     replans = train["budget_replans"]
     assert len(replans) >= 3 and replans[0][0] == 0 and replans[1][0] == 10
     assert train["steps"] == train["budget_steps"] == replans[-1][1]
