@@ -92,21 +92,29 @@ def nanogpt_round(work: Path, steps: int, skip: int) -> float:
     return statistics.median(times[skip:]) / 1e3
 
 
-def lmforge_round(run_root: Path, steps: int, skip: int, profile: bool = False, extra: tuple[str, ...] = ()) -> float:
+def lmforge_round(run_root: Path, steps: int, skip: int, profile: bool = False, extra: tuple[str, ...] = (),
+                  glibc_malloc: bool = False) -> dict[str, float]:
     """Runs in a fresh process (like nanoGPT's) so neither inherits the other's allocator state."""
     code = ("import sys, json; from bench.fp32_vs_nanogpt import lmforge_steps; "
-            f"print(json.dumps(lmforge_steps({str(run_root)!r}, {steps}, {skip}, {profile}, {tuple(extra)!r})))")
+            f"print(json.dumps(lmforge_steps({str(run_root)!r}, {steps}, {skip}, {profile}, {tuple(extra)!r}, "
+            f"{glibc_malloc})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                          cwd=Path(__file__).resolve().parents[1])
     if out.returncode:
         raise SystemExit(f"lmforge failed:\n{out.stderr[-3000:]}")
     if profile:
         print(out.stderr[-6000:])
-    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def lmforge_steps(run_root: str, steps: int, skip: int, profile: bool, extra: tuple[str, ...] = ()) -> float:
-    """Median seconds between consecutive step-end events of the one Trainer, fp32."""
+def lmforge_steps(run_root: str, steps: int, skip: int, profile: bool, extra: tuple[str, ...] = (),
+                  glibc_malloc: bool = False) -> dict[str, float]:
+    """Median seconds between consecutive step-end events of the one Trainer, fp32, and the minor
+    page faults per step over the same steps. `glibc_malloc` leaves glibc's allocator settings as
+    they are instead of `runtime.keep_freed_memory`'s (to measure what that saves)."""
+    import resource
+
+    import lmforge.train.stage
     from lmforge.config.load import load_config
     from lmforge.rundir import RunDir
     from lmforge.train.loop import Callback
@@ -115,9 +123,14 @@ def lmforge_steps(run_root: str, steps: int, skip: int, profile: bool, extra: tu
     class Clock(Callback):
         def __init__(self) -> None:
             self.marks: list[float] = []
+            self.faults: list[int] = []
 
         def on_step_end(self, trainer: object, metrics: dict) -> None:
             self.marks.append(time.perf_counter())
+            self.faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+    if glibc_malloc:
+        lmforge.train.stage.keep_freed_memory = lambda: False
 
     over = [f"model.{k}={v}" for k, v in SHAPE.items() if k != "batch_size"]
     cfg = load_config(None, "default", [*over, f"train.batch_size={SHAPE['batch_size']}", "train.dtype=float32",
@@ -138,10 +151,11 @@ def lmforge_steps(run_root: str, steps: int, skip: int, profile: bool, extra: tu
                 for _ in range(30):
                     trainer.train_step()
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
-            return 0.0
+            return {}
         trainer.fit()
     gaps = np.diff(clock.marks)
-    return float(np.median(gaps[skip:]))
+    faults = (clock.faults[-1] - clock.faults[skip]) / (len(clock.faults) - 1 - skip)
+    return {"step_s": float(np.median(gaps[skip:])), "faults_per_step": faults}
 
 
 def main() -> None:
@@ -169,7 +183,7 @@ def main() -> None:
         rows: dict[str, list[float]] = {"nanogpt": [], "lmforge": []}
         for r in range(args.rounds):
             rows["nanogpt"].append(nanogpt_round(work, args.steps, args.skip))
-            rows["lmforge"].append(lmforge_round(root, args.steps, args.skip, extra=tuple(args.extra)))
+            rows["lmforge"].append(lmforge_round(root, args.steps, args.skip, extra=tuple(args.extra))["step_s"])
             print(f"round {r + 1}: nanoGPT {rows['nanogpt'][-1] * 1e3:.1f} ms/step, "
                   f"lmforge {rows['lmforge'][-1] * 1e3:.1f} ms/step", flush=True)
     med = {k: statistics.median(v) for k, v in rows.items()}

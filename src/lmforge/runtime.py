@@ -4,6 +4,7 @@ threads, and whether torch.compile can generate kernels here."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import importlib.util
 import os
@@ -62,6 +63,29 @@ def can_compile(device: torch.device) -> bool:
     if device.type == "cpu":
         return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "c++", "g++", "clang++") if c)
     return False
+
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed heap memory for reuse instead of giving it back to the kernel.
+
+    A CPU training step frees and re-allocates the same activation buffers every step. glibc's
+    defaults serve blocks over 128 KiB with mmap and trim the heap top once 128 KiB lie free, so
+    those buffers come back as fresh pages the kernel must fault in and zero: about 1,000 page
+    faults a step at a 4-layer, width-128 model, about one once this is set. (PyTorch's performance
+    tuning guide swaps in jemalloc or tcmalloc for the same reason; this needs no preload.) mmap
+    only from 32 MiB, glibc's own cap on its adaptive threshold; trim only when 1 GiB lies free.
+    Does nothing off glibc; True if it took."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
 
 
 def setup_threads(threads: int) -> None:

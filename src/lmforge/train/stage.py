@@ -24,7 +24,7 @@ from lmforge.console import console, say, show
 from lmforge.errors import Interrupted, LmforgeError
 from lmforge.models.registry import build_model, count_parameters
 from lmforge.rundir import RunDir, atomic_write_json, atomic_write_text, clear_temp, file_sha256, run_of
-from lmforge.runtime import setup_threads
+from lmforge.runtime import keep_freed_memory, setup_threads
 from lmforge.tokens.loader import build_loader
 from lmforge.tokens.store import META, load_doc_starts, load_tokens, read_meta
 from lmforge.tokens.stream import StreamWindows
@@ -81,6 +81,8 @@ def new_trainer(run: RunDir, cfg: Config, callbacks: list[Callback] | None = Non
     device = device_for(cfg.train, info)
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 matmuls for float32 runs on Ampere and later
+    else:
+        keep_freed_memory()
     if cfg.train.doc_mask and cfg.model.family not in MASKABLE:
         raise LmforgeError(f"train.doc_mask needs an attention model ({', '.join(MASKABLE)}); "
                            f"model.family is '{cfg.model.family}'", "set train.doc_mask=false")
