@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from lmforge.tokens.loader import (
     document_mask,
     sequential_windows,
     shard_bounds,
+    spread_windows,
 )
 
 DATA = np.arange(5000, dtype=np.uint32)  # token i has id i, so a window's ids are its positions
@@ -106,6 +109,21 @@ def test_too_little_data_is_reported() -> None:
         EpochWindows(DATA[:100], 16, 8, seed=0)
     with pytest.raises(LmforgeError, match="unknown loader"):
         build_loader("shuffled", DATA, 16, 2, seed=0)
+
+
+def test_spread_windows_sample_the_whole_split_the_same_way_each_time() -> None:
+    batches = list(spread_windows(DATA, 50, 4, 10))
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    assert [len(b[0]) for b in batches] == [4, 4, 2] and torch.equal(y, x + 1)
+    starts = x[:, 0].tolist()
+    assert starts[0] == 0 and starts[-1] >= 4800  # from the first window to the last full one
+    assert all(b - a >= 50 for a, b in itertools.pairwise(starts))  # non-overlapping, in order
+    again = torch.cat([b[0] for b in spread_windows(DATA, 50, 4, 10)])
+    assert torch.equal(x, again)
+    # asking for more windows than the split holds gives every full window once
+    every = torch.cat([b[0] for b in spread_windows(DATA[:501], 50, 4, 99)])
+    assert every[:, 0].tolist() == list(range(0, 500, 50))
 
 
 def test_sequential_windows_predict_every_token_once() -> None:

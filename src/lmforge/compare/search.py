@@ -36,7 +36,7 @@ BASE = ["tokenizer.kind=char", "tokenizer.vocab_size=256", "model.n_layer=2", "m
         "train.keep_checkpoints=1", "train.threads=1", "train.min_lr=1.0e-4", "monitor.console=none"]
 # LR, width, warmup and weight decay: 3 x 3 x 2 x 2 = 36 grid points
 SPACE: dict[str, dict[str, Any]] = {
-    "train.lr": {"float": [3.0e-3, 3.0e-2], "log": True, "grid": 3},
+    "train.lr": {"float": [1.0e-3, 1.0e-2], "log": True, "grid": 3},
     "model.n_embd": {"int": [16, 48], "step": 16},
     "train.warmup_steps": {"int": [0, 20], "step": 20},
     "train.weight_decay": {"float": [0.0, 0.2], "grid": 2},

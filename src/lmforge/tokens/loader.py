@@ -4,6 +4,7 @@
 - EpochWindows: the split cut into non-overlapping windows, shuffled afresh each epoch, each
   window seen once per epoch.
 - sequential_windows (evaluation): non-overlapping windows in order, every token predicted once.
+- spread_windows (validation during training): a fixed sample of windows spread over the whole split.
 
 Both training loaders have the same interface (`next`, `state_dict`, `load_state_dict`,
 `batch_size`, `block_size`, `gen`, `batches`). Their position is part of every checkpoint, and
@@ -174,6 +175,25 @@ def sequential_windows(data: np.ndarray, block_size: int, batch_size: int,
         else:  # the last, shorter window goes alone
             for x, y in zip(xs, ys):
                 yield x[None], y[None]
+
+
+def spread_windows(data: np.ndarray, block_size: int, batch_size: int,
+                   windows: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """`windows` non-overlapping full windows at evenly spaced places over the whole split, the
+    same every call: a validation estimate on a sample of the split, not on its first pages (a
+    split's start is one document's title and cast list, unlike the rest). All full windows when
+    the split holds no more than asked."""
+    full = (len(data) - 1) // block_size
+    if full < 1:
+        yield from sequential_windows(data, block_size, batch_size)
+        return
+    picks = np.arange(full) if windows >= full else np.linspace(0, full - 1, windows).round().astype(np.int64)
+    starts = picks * block_size
+    for i in range(0, len(starts), batch_size):
+        rows = starts[i: i + batch_size]
+        xs = np.stack([data[s: s + block_size] for s in rows]).astype(np.int64)
+        ys = np.stack([data[s + 1: s + 1 + block_size] for s in rows]).astype(np.int64)
+        yield torch.from_numpy(xs), torch.from_numpy(ys)
 
 
 class MixedWindows:

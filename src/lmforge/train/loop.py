@@ -29,7 +29,7 @@ from lmforge.config.schema import TrainConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.loss import IGNORE_INDEX, LossFn, lm_loss
 from lmforge.runtime import autocast
-from lmforge.tokens.loader import RandomWindows, sequential_windows
+from lmforge.tokens.loader import RandomWindows, spread_windows
 from lmforge.train import checkpoint as ckpt
 from lmforge.train import sharded
 from lmforge.train.distributed import DistInfo, all_reduce_sum, barrier, unwrap
@@ -44,13 +44,12 @@ if TYPE_CHECKING:
 @torch.no_grad()
 def estimate_loss(model: nn.Module, data: np.ndarray, block_size: int, batch_size: int,
                   batches: int, device: torch.device, dtype: str) -> float:
-    """Mean loss over the first `batches` sequential windows of a split (the same windows each time)."""
+    """Mean loss over `batches` batches of windows spread evenly over a split (the same windows
+    each time)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for i, (x, y) in enumerate(sequential_windows(data, block_size, batch_size)):
-        if i >= batches:
-            break
+    for x, y in spread_windows(data, block_size, batch_size, batches * batch_size):
         with autocast(device, dtype):
             logits = model(x.to(device))
         total += lm_loss(logits, y.to(device), "sum").item()

@@ -14,7 +14,7 @@ from torch import nn
 
 from lmforge.models.loss import IGNORE_INDEX, lm_loss
 from lmforge.runtime import autocast
-from lmforge.tokens.loader import sequential_windows
+from lmforge.tokens.loader import spread_windows
 
 RATE, AS_MASK, AS_RANDOM = 0.15, 0.8, 0.1
 
@@ -76,15 +76,14 @@ class MaskedWindows:
 @torch.no_grad()
 def masked_loss(model: nn.Module, data: np.ndarray, block_size: int, batch_size: int, batches: int,
                 dtype: str, seed: int = 0) -> float:
-    """Masked-LM loss on the first `batches` sequential windows, masked the same way every call."""
+    """Masked-LM loss on `batches` batches of windows spread over the split, masked the same way
+    every call."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     total, count = 0.0, 0
-    for i, (x, _) in enumerate(sequential_windows(data, block_size - 1, batch_size)):
-        if i >= batches:
-            break
+    for x, _ in spread_windows(data, block_size - 1, batch_size, batches * batch_size):
         inputs, targets = mask_tokens(with_cls(x, model.cls_id), model.mask_id, model.text_vocab, gen)
         with autocast(device, dtype):
             logits = model(inputs.to(device))
