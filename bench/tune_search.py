@@ -110,7 +110,7 @@ def main() -> None:
     record["versions"] = {"optuna": optuna.__version__, "torch": torch.__version__,
                           "python": platform.python_version()}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(record, separators=(",", ":"), default=str) + "\n")
     shutil.copyfile(args.out / "compare" / "search.png", RESULTS / f"{args.name}.png")
     print(table(record))
     for step, f in record.get("fidelity", {}).items():
