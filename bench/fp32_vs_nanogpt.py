@@ -92,6 +92,42 @@ def nanogpt_round(work: Path, steps: int, skip: int) -> float:
     return statistics.median(times[skip:]) / 1e3
 
 
+def nanogpt_profile(work: Path, vocab: int, skip: int) -> None:
+    """The op profile of nanoGPT's step, in a fresh process: its model.py's GPT and optimizer
+    settings, train.py's batch sampling, loss, gradient clip at 1.0 and AdamW step, 30 steps."""
+    code = f"""
+import sys, numpy as np, torch
+from torch.profiler import ProfilerActivity, profile
+sys.path.insert(0, {str(work)!r})
+from model import GPT, GPTConfig
+s = {SHAPE!r}
+data = np.memmap({str(work / "data" / "lmforge" / "train.bin")!r}, dtype=np.uint16, mode="r")
+model = GPT(GPTConfig(block_size=s["block_size"], vocab_size={vocab}, n_layer=s["n_layer"], n_head=s["n_head"],
+                      n_embd=s["n_embd"], dropout=0.0, bias=False))
+opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+def step():
+    ix = torch.randint(len(data) - s["block_size"], (s["batch_size"],))
+    x = torch.stack([torch.from_numpy(data[i:i + s["block_size"]].astype(np.int64)) for i in ix])
+    y = torch.stack([torch.from_numpy(data[i + 1:i + 1 + s["block_size"]].astype(np.int64)) for i in ix])
+    _, loss = model(x, y)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+for _ in range({skip}):
+    step()
+with profile(activities=[ProfilerActivity.CPU]) as prof:
+    for _ in range(30):
+        step()
+print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=work)
+    if out.returncode:
+        raise SystemExit(f"nanoGPT's profile failed:\n{out.stderr[-3000:]}")
+    print("nanoGPT's step (its model.py, train.py's clip and AdamW), 30 steps:")
+    print(out.stdout[-6000:])
+
+
 def lmforge_round(run_root: Path, steps: int, skip: int, profile: bool = False, extra: tuple[str, ...] = (),
                   glibc_malloc: bool = False) -> dict[str, float]:
     """Runs in a fresh process (like nanoGPT's) so neither inherits the other's allocator state."""
@@ -103,6 +139,7 @@ def lmforge_round(run_root: Path, steps: int, skip: int, profile: bool = False, 
     if out.returncode:
         raise SystemExit(f"lmforge failed:\n{out.stderr[-3000:]}")
     if profile:
+        print("lmforge's step (Trainer.train_step), 30 steps:")
         print(out.stderr[-6000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -164,7 +201,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--skip", type=int, default=20)
-    ap.add_argument("--profile", action="store_true", help="print lmforge's op profile and stop")
+    ap.add_argument("--profile", action="store_true", help="print lmforge's and nanoGPT's op profiles and stop")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                     help="an lmforge config override for its side only, e.g. train.compile=true")
@@ -176,10 +213,11 @@ def main() -> None:
           f"nanoGPT at {args.nanogpt}")
     with tempfile.TemporaryDirectory() as tmp:
         root = prepare_tokens(Path(tmp))
+        work = nanogpt_workdir(args.nanogpt, root, Path(tmp) / "nanogpt")
         if args.profile:
             lmforge_round(root, args.steps, args.skip, profile=True, extra=tuple(args.extra))
+            nanogpt_profile(work, json.loads((root / "tokens" / "meta.json").read_text())["vocab_size"], args.skip)
             return
-        work = nanogpt_workdir(args.nanogpt, root, Path(tmp) / "nanogpt")
         rows: dict[str, list[float]] = {"nanogpt": [], "lmforge": []}
         for r in range(args.rounds):
             rows["nanogpt"].append(nanogpt_round(work, args.steps, args.skip))
