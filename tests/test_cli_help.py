@@ -57,6 +57,21 @@ def test_help_shows_every_text_it_was_given(path, command):
     assert "<bool>" not in out, "a flag takes no value; its help must not show a type"
 
 
+GROUPS = [(p, c) for p, c in COMMANDS if getattr(c, "commands", None)]
+
+
+@pytest.mark.parametrize("path,group", GROUPS, ids=[" ".join(p) or "lmforge" for p, _ in GROUPS])
+def test_command_summaries_are_not_broken_where_the_docstring_wraps(path, group):
+    """On a terminal wide enough, each command's summary sits on its row whole: the table once broke
+    the doctor's summary after "gradients," because its docstring's line ended there."""
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400", "NO_COLOR": "1"})
+    rows = {ln.split()[1]: " ".join(ln.strip("│ ").split()[1:]) for ln in result.output.splitlines()
+            if ln.startswith("│ ") and len(ln.split()) > 1}
+    for name, sub in group.commands.items():
+        summary = (sub.short_help or sub.help or "").split("\n\n")[0]
+        assert rows.get(name) == " ".join(summary.split()), f"`{name}`'s summary is broken or cut"
+
+
 def test_commands_with_overrides_are_found():
     """The test above checks the commands it should: the ones named in the issue among them."""
     with_overrides = {" ".join(p) for p, c in COMMANDS if _takes_overrides(c)}

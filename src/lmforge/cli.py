@@ -21,7 +21,14 @@ from lmforge.rundir import RunDir
 
 class _CleanHelp:
     """Help without a value type beside flags: typer prints `--force <bool>`, which reads as if the
-    flag took a value (it takes none). A flag's empty metavar leaves that column blank."""
+    flag took a value (it takes none). A flag's empty metavar leaves that column blank. And a
+    command's summary in its group's table as one line: typer keeps the line breaks of a
+    docstring's first paragraph there, which split a summary mid-sentence."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        if self.short_help is None and self.help:  # type: ignore[attr-defined]
+            self.short_help = " ".join(self.help.split("\n\n")[0].split())  # type: ignore[attr-defined]
 
     def get_params(self, ctx: Any) -> list[Any]:
         params = super().get_params(ctx)  # type: ignore[misc]
