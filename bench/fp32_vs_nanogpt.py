@@ -13,7 +13,11 @@ bookkeeping included). Systems alternate round by round; each figure is the medi
 the per-round median, the first `--skip` steps of every round left out.
 
   .venv/bin/python bench/fp32_vs_nanogpt.py --nanogpt PATH [--rounds 3] [--steps 120] [--skip 20]
-      [--profile] [--out bench/results/fp32_vs_nanogpt.json] [--set train.compile=true ...]
+      [--profile | --interleave] [--out bench/results/fp32_vs_nanogpt.json] [--set train.compile=true ...]
+
+--profile prints both steps' op profiles. --interleave alternates nanoGPT's step (its model.py, with
+train.py's batch, LR, clip and AdamW as a function) and lmforge's `Trainer.train_step` step by step in
+one process, so both meet the same machine: whole rounds in turn can land in different states of a VM.
 Emulate a CPU without AVX-512/bf16: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 (printed below).
 """
 
@@ -31,7 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,56 +98,102 @@ def nanogpt_round(work: Path, steps: int, skip: int) -> float:
     return statistics.median(times[skip:]) / 1e3
 
 
-def nanogpt_profile(work: Path, vocab: int, skip: int) -> None:
-    """The op profile of nanoGPT's step, in a fresh process: its model.py's GPT and optimizer
-    settings, train.py's batch sampling, loss, gradient clip at 1.0 and AdamW step, 30 steps."""
-    code = f"""
-import sys, numpy as np, torch
-from torch.profiler import ProfilerActivity, profile
-sys.path.insert(0, {str(work)!r})
-from model import GPT, GPTConfig
-s = {SHAPE!r}
-data = np.memmap({str(work / "data" / "lmforge" / "train.bin")!r}, dtype=np.uint16, mode="r")
-model = GPT(GPTConfig(block_size=s["block_size"], vocab_size={vocab}, n_layer=s["n_layer"], n_head=s["n_head"],
-                      n_embd=s["n_embd"], dropout=0.0, bias=False))
-opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
-def step():
-    ix = torch.randint(len(data) - s["block_size"], (s["batch_size"],))
-    x = torch.stack([torch.from_numpy(data[i:i + s["block_size"]].astype(np.int64)) for i in ix])
-    y = torch.stack([torch.from_numpy(data[i + 1:i + 1 + s["block_size"]].astype(np.int64)) for i in ix])
-    _, loss = model(x, y)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-for _ in range({skip}):
-    step()
-with profile(activities=[ProfilerActivity.CPU]) as prof:
-    for _ in range(30):
+def nanogpt_stepper(work: str, vocab: int) -> Callable[[], float]:
+    """One iteration of nanoGPT's train.py as a function, from its own model.py: a batch sampled as
+    its get_batch does, the LR set, forward, backward, clip at 1.0, AdamW step, zero_grad and
+    loss.item() (train.py logs every iteration here)."""
+    sys.path.insert(0, work)
+    from model import GPT, GPTConfig  # nanoGPT's model.py, copied unmodified into `work`
+
+    data = np.memmap(Path(work) / "data" / "lmforge" / "train.bin", dtype=np.uint16, mode="r")
+    size, rows = SHAPE["block_size"], SHAPE["batch_size"]
+    model = GPT(GPTConfig(block_size=size, vocab_size=vocab, n_layer=SHAPE["n_layer"], n_head=SHAPE["n_head"],
+                          n_embd=SHAPE["n_embd"], dropout=0.0, bias=False))
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+
+    def step() -> float:
+        ix = torch.randint(len(data) - size, (rows,))
+        x = torch.stack([torch.from_numpy(data[i:i + size].astype(np.int64)) for i in ix])
+        y = torch.stack([torch.from_numpy(data[i + 1:i + 1 + size].astype(np.int64)) for i in ix])
+        for group in opt.param_groups:
+            group["lr"] = 1e-3
+        _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    return step
+
+
+def nanogpt_profile(work: str, vocab: int, skip: int) -> None:
+    """nanoGPT's step under torch.profiler, 30 steps after `skip` (run in a fresh process)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = nanogpt_stepper(work, vocab)
+    for _ in range(skip):
         step()
-print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=work)
-    if out.returncode:
-        raise SystemExit(f"nanoGPT's profile failed:\n{out.stderr[-3000:]}")
-    print("nanoGPT's step (its model.py, train.py's clip and AdamW), 30 steps:")
-    print(out.stdout[-6000:])
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(30):
+            step()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
 
 
-def lmforge_round(run_root: Path, steps: int, skip: int, profile: bool = False, extra: tuple[str, ...] = (),
-                  glibc_malloc: bool = False) -> dict[str, float]:
-    """Runs in a fresh process (like nanoGPT's) so neither inherits the other's allocator state."""
-    code = ("import sys, json; from bench.fp32_vs_nanogpt import lmforge_steps; "
-            f"print(json.dumps(lmforge_steps({str(run_root)!r}, {steps}, {skip}, {profile}, {tuple(extra)!r}, "
-            f"{glibc_malloc})))")
+def interleaved_steps(run_root: str, work: str, vocab: int, steps: int, skip: int,
+                      extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """nanoGPT's step and lmforge's `Trainer.train_step`, alternating step by step in one process
+    (ABBA order), so that both meet the same machine: on a VM whose speed shifts by a third for
+    seconds at a time, whole rounds in turn can land in different states. Both share lmforge's
+    malloc settings here, so this compares the step code alone (bench/cpu_allocator.py measures
+    the malloc settings)."""
+    nano = nanogpt_stepper(work, vocab)
+    with tempfile.TemporaryDirectory() as ck:
+        trainer = lmforge_trainer(run_root, steps + skip, extra, [], Path(ck))
+        times: dict[str, list[float]] = {"nanogpt": [], "lmforge": []}
+        for i in range(steps + skip):
+            order = [("nanogpt", nano), ("lmforge", trainer.train_step)]
+            for name, fn in order if i % 2 == 0 else order[::-1]:
+                started = time.perf_counter()
+                fn()
+                if i >= skip:
+                    times[name].append(time.perf_counter() - started)
+    windows = [statistics.median(times["nanogpt"][k:k + 20]) / statistics.median(times["lmforge"][k:k + 20])
+               for k in range(0, steps - 19, 20)]
+    return {"median_s": {k: statistics.median(v) for k, v in times.items()}, "window_ratios": windows}
+
+
+def in_fresh_process(call: str, cwd: Path | None = None) -> str:
+    """stdout of `call` (an expression over this module) run by a new interpreter."""
+    code = f"import json; from bench.fp32_vs_nanogpt import *; print(json.dumps({call}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                          cwd=Path(__file__).resolve().parents[1])
     if out.returncode:
-        raise SystemExit(f"lmforge failed:\n{out.stderr[-3000:]}")
-    if profile:
-        print("lmforge's step (Trainer.train_step), 30 steps:")
-        print(out.stderr[-6000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        raise SystemExit(f"{call.split('(')[0]} failed:\n{out.stderr[-3000:]}")
+    return out.stdout
+
+
+def lmforge_round(run_root: Path, steps: int, skip: int, extra: tuple[str, ...] = (),
+                  glibc_malloc: bool = False) -> dict[str, float]:
+    """Runs in a fresh process (like nanoGPT's) so neither inherits the other's allocator state."""
+    out = in_fresh_process(f"lmforge_steps({str(run_root)!r}, {steps}, {skip}, False, {tuple(extra)!r}, "
+                           f"{glibc_malloc})")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def lmforge_trainer(run_root: str, steps: int, extra: tuple[str, ...], callbacks: list[Any], ck: Path) -> Any:
+    """lmforge's trainer at nanoGPT's shape, fp32, logging every step, `steps` steps long."""
+    from lmforge.config.load import load_config
+    from lmforge.rundir import RunDir
+    from lmforge.train.stage import new_trainer
+
+    over = [f"model.{k}={v}" for k, v in SHAPE.items() if k != "batch_size"]
+    cfg = load_config(None, "default", [*over, f"train.batch_size={SHAPE['batch_size']}", "train.dtype=float32",
+                                        f"train.steps={steps}", "train.warmup_steps=10", "train.lr=1e-3",
+                                        "train.log_interval=1", "train.eval_interval=1000000",
+                                        "train.checkpoint_interval=1000000", "model.dropout=0.0",
+                                        "monitor.console=none", *extra])
+    return new_trainer(RunDir(run_root), cfg, callbacks, checkpoint_dir=ck, validate=False)
 
 
 def lmforge_steps(run_root: str, steps: int, skip: int, profile: bool, extra: tuple[str, ...] = (),
@@ -152,10 +204,7 @@ def lmforge_steps(run_root: str, steps: int, skip: int, profile: bool, extra: tu
     import resource
 
     import lmforge.train.stage
-    from lmforge.config.load import load_config
-    from lmforge.rundir import RunDir
     from lmforge.train.loop import Callback
-    from lmforge.train.stage import new_trainer
 
     class Clock(Callback):
         def __init__(self) -> None:
@@ -169,15 +218,9 @@ def lmforge_steps(run_root: str, steps: int, skip: int, profile: bool, extra: tu
     if glibc_malloc:
         lmforge.train.stage.keep_freed_memory = lambda: False
 
-    over = [f"model.{k}={v}" for k, v in SHAPE.items() if k != "batch_size"]
-    cfg = load_config(None, "default", [*over, f"train.batch_size={SHAPE['batch_size']}", "train.dtype=float32",
-                                        f"train.steps={steps}", "train.warmup_steps=10", "train.lr=1e-3",
-                                        "train.log_interval=1", "train.eval_interval=1000000",
-                                        "train.checkpoint_interval=1000000", "model.dropout=0.0",
-                                        "monitor.console=none", *extra])
     clock = Clock()
     with tempfile.TemporaryDirectory() as ck:
-        trainer = new_trainer(RunDir(run_root), cfg, [clock], checkpoint_dir=Path(ck), validate=False)
+        trainer = lmforge_trainer(run_root, steps, extra, [clock], Path(ck))
         if profile:
             from torch.profiler import ProfilerActivity
             from torch.profiler import profile as torch_profile
@@ -187,12 +230,34 @@ def lmforge_steps(run_root: str, steps: int, skip: int, profile: bool, extra: tu
             with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
                 for _ in range(30):
                     trainer.train_step()
-            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
+            print("lmforge's step (Trainer.train_step), 30 steps:")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
             return {}
         trainer.fit()
     gaps = np.diff(clock.marks)
     faults = (clock.faults[-1] - clock.faults[skip]) / (len(clock.faults) - 1 - skip)
     return {"step_s": float(np.median(gaps[skip:])), "faults_per_step": faults}
+
+
+def interleave(root: Path, work: Path, vocab: int, args: argparse.Namespace) -> None:
+    """--interleave: `--rounds` fresh processes, each alternating the two steps."""
+    rounds = []
+    for r in range(args.rounds):
+        out = in_fresh_process(f"interleaved_steps({str(root)!r}, {str(work)!r}, {vocab}, {args.steps}, "
+                               f"{args.skip}, {tuple(args.extra)!r})")
+        rounds.append(json.loads(out.strip().splitlines()[-1]))
+        med = rounds[-1]["median_s"]
+        print(f"round {r + 1}: nanoGPT {med['nanogpt'] * 1e3:.1f} ms/step, lmforge {med['lmforge'] * 1e3:.1f} "
+              f"ms/step, ratio {med['nanogpt'] / med['lmforge']:.3f}", flush=True)
+    ratios = [x["median_s"]["nanogpt"] / x["median_s"]["lmforge"] for x in rounds]
+    windows = sorted(w for x in rounds for w in x["window_ratios"])
+    print(f"interleaved: lmforge is {statistics.median(ratios):.3f}x nanoGPT's step speed (median of {len(ratios)} "
+          f"rounds, {min(ratios):.3f}-{max(ratios):.3f}); 20-step windows: median {statistics.median(windows):.3f}, "
+          f"middle half {windows[len(windows) // 4]:.3f}-{windows[3 * len(windows) // 4]:.3f}")
+    if args.out:
+        args.out.write_text(json.dumps({"cpu": cpu_line(), "torch": torch.__version__, "shape": SHAPE,
+                                        "mode": "interleaved", "lmforge_overrides": args.extra,
+                                        "rounds": rounds, "ratios": ratios}, indent=1))
 
 
 def main() -> None:
@@ -202,6 +267,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--skip", type=int, default=20)
     ap.add_argument("--profile", action="store_true", help="print lmforge's and nanoGPT's op profiles and stop")
+    ap.add_argument("--interleave", action="store_true",
+                    help="alternate nanoGPT's and lmforge's steps in one process, --rounds fresh processes")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                     help="an lmforge config override for its side only, e.g. train.compile=true")
@@ -214,10 +281,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = prepare_tokens(Path(tmp))
         work = nanogpt_workdir(args.nanogpt, root, Path(tmp) / "nanogpt")
+        vocab = json.loads((root / "tokens" / "meta.json").read_text())["vocab_size"]
         if args.profile:
-            lmforge_round(root, args.steps, args.skip, profile=True, extra=tuple(args.extra))
-            nanogpt_profile(work, json.loads((root / "tokens" / "meta.json").read_text())["vocab_size"], args.skip)
+            print(in_fresh_process(f"lmforge_steps({str(root)!r}, {args.steps}, {args.skip}, True, "
+                                   f"{tuple(args.extra)!r})"))
+            print("nanoGPT's step (its model.py; train.py's batch, clip and AdamW), 30 steps:")
+            print(in_fresh_process(f"nanogpt_profile({str(work)!r}, {vocab}, {args.skip})"))
             return
+        if args.interleave:
+            return interleave(root, work, vocab, args)
         rows: dict[str, list[float]] = {"nanogpt": [], "lmforge": []}
         for r in range(args.rounds):
             rows["nanogpt"].append(nanogpt_round(work, args.steps, args.skip))
