@@ -101,3 +101,16 @@ def test_a_budget_that_changes_the_count_mid_run_bends_the_decay_without_a_jump(
     edited = TrainConfig(schedule=name, steps=1000, warmup_steps=100, lr=1e-2, min_lr=1e-4,
                          budget_replans=[(0, 1200), (500, 800)])
     assert [lr_at(s, edited) for s in range(1000)] == [lr_at(s, as_planned) for s in range(1000)]
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "exponential"])
+def test_a_replan_that_leaves_one_step_still_ends_at_the_floor(name: str) -> None:
+    # seen on a loaded machine: the last re-plan, at step 29, left 30 steps, so step 29 was both
+    # where the new piece began and the last step; the LR stayed at 44% of its peak there
+    cfg = TrainConfig(schedule=name, steps=30, warmup_steps=10, lr=3e-3, min_lr=0.0,
+                      budget_replans=[(0, 354), (10, 80), (18, 29), (22, 66), (29, 30)])
+    curve = [lr_at(s, cfg) for s in range(30)]
+    assert curve[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in itertools.pairwise(curve[9:]))
+    # the same holds for a plain run one step longer than its warm-up
+    assert lr_at(10, TrainConfig(schedule=name, steps=11, warmup_steps=10, lr=3e-3, min_lr=0.0)) == pytest.approx(0.0, abs=1e-12)

@@ -41,11 +41,13 @@ def _progress(step: int, cfg: TrainConfig) -> float:
     floor at the last step."""
     done, pieces = 0.0, _plan(cfg)
     for i, (start, count) in enumerate(pieces):
-        at = step if i == len(pieces) - 1 else min(step, pieces[i + 1][0])
-        origin = max(start, cfg.warmup_steps)
-        done += (1.0 - done) * min(1.0, max(0.0, (at - origin) / max(1, count - 1 - origin)))
-        if at == step:
+        if step < start:
             break
+        at = min(step, pieces[i + 1][0]) if i + 1 < len(pieces) else step
+        origin = max(start, cfg.warmup_steps)
+        # a re-plan can leave only the step it was made at (count - 1 == origin): that step is the last
+        frac = 1.0 if at >= count - 1 else max(0.0, (at - origin) / max(1, count - 1 - origin))
+        done += (1.0 - done) * min(1.0, frac)
     return done
 
 
