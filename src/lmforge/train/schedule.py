@@ -37,8 +37,9 @@ def _plan(cfg: TrainConfig) -> list[tuple[int, int]]:
 def _progress(step: int, cfg: TrainConfig) -> float:
     """0 at the end of warmup, 1 at the last step. When a time budget changed the step count
     mid-run, the decay goes on from the progress it had reached at the change and covers the rest
-    over the new count's remaining steps: the LR bends there but never jumps, and reaches its
-    floor at the last step."""
+    over the new count's remaining steps: the LR bends there, and reaches its floor at the last
+    step. It jumps only when a re-plan leaves just the step it was made at (the budget is spent):
+    that step is the last, so it runs at the floor."""
     done, pieces = 0.0, _plan(cfg)
     for i, (start, count) in enumerate(pieces):
         if step < start:
