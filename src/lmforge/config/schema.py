@@ -399,8 +399,8 @@ class TrainConfig(Section):
                                      "gave there; when set, the run trains exactly that many and measures nothing")
     budget_replans: list[tuple[int, int]] = Field(
         default_factory=list, description="written by a time-budgeted run: [step, steps] for each count it "
-        "planned, from the probe's [0, n] on; the decay keeps its progress at each change, so the LR never "
-        "jumps (train/schedule.py). Used only while its last count is train.steps")
+        "planned, from the probe's [0, n] on; the decay keeps its progress at each change, so the LR bends "
+        "there instead of jumping (train/schedule.py). Used only while its last count is train.steps")
 
     @model_validator(mode="after")
     def _budget_schedule(self) -> TrainConfig:
