@@ -113,4 +113,5 @@ def test_a_replan_that_leaves_one_step_still_ends_at_the_floor(name: str) -> Non
     assert curve[-1] == pytest.approx(0.0, abs=1e-12)
     assert all(a >= b for a, b in itertools.pairwise(curve[9:]))
     # the same holds for a plain run one step longer than its warm-up
-    assert lr_at(10, TrainConfig(schedule=name, steps=11, warmup_steps=10, lr=3e-3, min_lr=0.0)) == pytest.approx(0.0, abs=1e-12)
+    plain = TrainConfig(schedule=name, steps=11, warmup_steps=10, lr=3e-3, min_lr=0.0)
+    assert lr_at(10, plain) == pytest.approx(0.0, abs=1e-12)

@@ -46,9 +46,9 @@ def _progress(step: int, cfg: TrainConfig) -> float:
             break
         at = min(step, pieces[i + 1][0]) if i + 1 < len(pieces) else step
         origin = max(start, cfg.warmup_steps)
-        # a re-plan can leave only the step it was made at (count - 1 == origin): that step is the last
+        # at or past the piece's last step it is done, also when a re-plan left only its own step
         frac = 1.0 if at >= count - 1 else max(0.0, (at - origin) / max(1, count - 1 - origin))
-        done += (1.0 - done) * min(1.0, frac)
+        done += (1.0 - done) * frac
     return done
 
 
