@@ -12,9 +12,9 @@ TORCH   ?= torch==2.13.0
 # install: what `make run` needs; dev adds the test and lint tools (about 10 s more of a fresh install)
 install: $(STAMP)
 
-# pip byte-compiles one file at a time; compileall does it on every core afterwards (a fresh install
-# on 2 cores: 113 s -> 84 s, docs/benchmarks.md). Files this Python cannot compile (torch ships one
-# in 3.12 syntax) are skipped, as pip skips them.
+# pip byte-compiles one file at a time; compileall does it on every core afterwards, which made a
+# fresh install on 2 cores about a fifth faster (docs/benchmarks.md). Files this Python cannot
+# compile (torch ships one in 3.12 syntax) are skipped, as pip skips them.
 COMPILE := $(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 
 $(STAMP): pyproject.toml

@@ -14,12 +14,15 @@ Usage (from the repository root):
                                           [--name tune_search] [--out runs/bench-tune-search]
                                           (--methods also takes SAMPLER+PRUNER pairs, e.g. gp+hyperband)
                                           [--set tune.startup_trials=10 --set tune.min_steps=15 ...]
+    .venv/bin/python bench/tune_search.py --pool NAME,NAME,...   (saved results, seeds pooled: how sure
+                                          the median is, with a bootstrap interval; nothing is trained)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import shutil
 import statistics
@@ -28,7 +31,7 @@ from pathlib import Path
 import optuna
 import torch
 
-from lmforge.compare.search import METHODS, run_compare_search, search_config, table
+from lmforge.compare.search import METHODS, run_compare_search, search_config, summary_rows, table
 from lmforge.config.schema import TuneConfig
 from lmforge.console import set_quiet
 from lmforge.rundir import RunDir
@@ -81,6 +84,26 @@ def fidelity(record: dict) -> dict[int, dict[str, float]]:
             for step, v in per_step.items()}
 
 
+def pool(names: list[str], method: str = "tpe+hyperband", goal: float = 1 / 3) -> None:
+    """Pool the seeds of saved results and say how sure the exact-reach median is: a percentile
+    bootstrap interval over seeds, and the share of seeds at or under the goal with Wilson's
+    interval (the median is under the goal exactly when more than half the seeds are)."""
+    import numpy as np
+
+    share = np.array([f for name in names
+                      for row in summary_rows(json.loads((RESULTS / f"{name}.json").read_text()))
+                      if row["method"] == method for f in row["reach_fraction"]])
+    n, hits = len(share), int((share <= goal).sum())
+    medians = np.median(np.random.default_rng(0).choice(share, size=(10_000, n)), axis=1)
+    low, high = np.percentile(medians, [2.5, 97.5])
+    z, p = 1.96, hits / n
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    print(f"{method} over {n} seeds ({', '.join(names)}): median share of the grid's compute to reach the "
+          f"grid's best {np.median(share):.3f}, 95% bootstrap interval {low:.3f}–{high:.3f}; missed in "
+          f"{int(np.isinf(share).sum())}; at or under {goal:.3f} in {hits} of {n} ({p:.2f}, Wilson 95% "
+          f"{centre - half:.2f}–{centre + half:.2f}); bootstrap medians at or under it: {(medians <= goal).mean():.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
@@ -91,7 +114,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-tune-search"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override, e.g. tune.startup_trials=10 (repeatable): other settings")
+    parser.add_argument("--pool", help="NAME,NAME,...: pool saved results' seeds instead of running searches")
     args = parser.parse_args()
+    if args.pool:
+        pool(args.pool.split(","))
+        return
     set_quiet(True)  # one line per search, not per trial
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     methods = args.methods.split(",")
