@@ -87,7 +87,7 @@ def fidelity(record: dict) -> dict[int, dict[str, float]]:
 def pool(names: list[str], method: str = "tpe+hyperband", goal: float = 1 / 3) -> None:
     """Pool the seeds of saved results and say how sure the exact-reach median is: a percentile
     bootstrap interval over seeds, and the share of seeds at or under the goal with Wilson's
-    interval (the median is under the goal exactly when more than half the seeds are)."""
+    interval (the median is at or under the goal only if at least half the seeds are)."""
     import numpy as np
 
     share = np.array([f for name in names
